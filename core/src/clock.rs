@@ -1,0 +1,139 @@
+//! Time as the strategies see it.
+//!
+//! Every decision is computed from the limiter's [`Clock`], and the timestamp is passed
+//! down to the storage. Storages never read their own time for a decision; their
+//! time-to-live only reclaims state that is already stale. So a [`ManualClock`] makes
+//! every strategy deterministic on every storage, remote ones included.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A point in time: whole milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The timestamp `millis` milliseconds after the Unix epoch.
+    pub const fn from_millis(millis: u64) -> Timestamp {
+        Timestamp(millis)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// This timestamp as a [`SystemTime`].
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.0)
+    }
+
+    /// The time from `earlier` to `self`, or zero when `earlier` is later.
+    pub const fn saturating_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+
+    /// `self` moved `millis` milliseconds forward, saturating.
+    pub const fn add_millis(self, millis: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add(millis))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}ms", self.0)
+    }
+}
+
+/// A source of the current time for rate-limit decisions.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The operating system's wall clock ([`SystemTime::now`]).
+///
+/// Wall time, not a monotonic clock, because several processes that share a remote
+/// storage must agree on what "now" is. A clock set before 1970 reads as the epoch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Timestamp(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A clock that only moves when told to, for tests. Clones share one time.
+///
+/// # Examples
+///
+/// ```
+/// use limiter_core::{Clock, ManualClock};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new(1_000);
+/// let shared = clock.clone();
+/// clock.advance(Duration::from_millis(500));
+/// assert_eq!(shared.now().as_millis(), 1_500);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock {
+    millis: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock reading `millis` milliseconds after the Unix epoch.
+    pub fn new(millis: u64) -> ManualClock {
+        ManualClock {
+            millis: Arc::new(AtomicU64::new(millis)),
+        }
+    }
+
+    /// Moves the clock forward by `by` (whole milliseconds), saturating.
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        let _ = self
+            .millis
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
+                Some(m.saturating_add(by))
+            });
+    }
+
+    /// Sets the clock to `millis` milliseconds after the Unix epoch.
+    pub fn set(&self, millis: u64) {
+        self.millis.store(millis, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.millis.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_is_near_system_time() {
+        let now = SystemClock.now().to_system_time();
+        let delta = SystemTime::now()
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO);
+        assert!(delta < Duration::from_secs(1), "{delta:?}");
+    }
+
+    #[test]
+    fn manual_clock_saturates() {
+        let clock = ManualClock::new(u64::MAX - 1);
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(clock.now().as_millis(), u64::MAX);
+    }
+}

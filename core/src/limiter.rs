@@ -1,0 +1,457 @@
+//! The `RateLimiter`: strategy + storage + clock.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::decision::{Decision, WindowStats};
+use crate::error::{Error, StorageError, StorageErrorKind};
+use crate::key::{self, Key};
+use crate::limit::RateLimit;
+use crate::storage::{self, BatchItem, NativeOp, Storage};
+use crate::strategy::{FixedWindow, Op, Strategy, Verdict};
+
+/// The default number of compare-and-set attempts per decision on the generic path.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 128;
+
+/// The default key namespace, as in Python's `limits`.
+pub const DEFAULT_NAMESPACE: &str = "LIMITER";
+
+/// Decides hits against rate limits, with one strategy, on one storage.
+///
+/// Cheap to clone: clones share the storage, strategy and clock.
+///
+/// Every method reads the clock once and passes that time down, so results are
+/// deterministic under a [`ManualClock`](crate::ManualClock).
+///
+/// # Cancel safety
+///
+/// Dropping a `hit` future before it completes may or may not have consumed the hit,
+/// as with any write to a remote store. Dropping a multi-limit
+/// [`hit_all`](Self::hit_all) on the generic path may leave some limits consumed.
+///
+/// # Examples
+///
+/// ```
+/// use limiter_core::{Key, RateLimit, RateLimiter};
+/// # use limiter_core::doc_support::TinyStorage as MemoryStorage;
+/// use std::sync::Arc;
+///
+/// # futures::executor::block_on(async {
+/// let limiter = RateLimiter::new(Arc::new(MemoryStorage::default()));
+/// let limits = limiter_core::parse_many("1 per second; 2 per minute")?;
+/// let key = Key::new(["user-42"]);
+/// let decision = limiter.hit_all(&limits, &key, 1).await?;
+/// assert!(decision.is_allowed());
+/// // The "1 per second" limit now rejects, and the minute limit is not consumed.
+/// assert!(!limiter.hit_all(&limits, &key, 1).await?.is_allowed());
+/// assert_eq!(limiter.stats(&limits[1], &key).await?.remaining, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct RateLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Arc<dyn Storage>,
+    strategy: Arc<dyn Strategy>,
+    clock: Arc<dyn Clock>,
+    namespace: String,
+    /// `escaped namespace / strategy name`, the start of every stored key.
+    prefix: String,
+    max_attempts: u32,
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("storage", &self.inner.storage)
+            .field("strategy", &self.inner.strategy.name())
+            .field("clock", &self.inner.clock)
+            .field("namespace", &self.inner.namespace)
+            .finish()
+    }
+}
+
+/// Builds a [`RateLimiter`].
+#[derive(Debug)]
+#[must_use]
+pub struct RateLimiterBuilder {
+    storage: Arc<dyn Storage>,
+    strategy: Arc<dyn Strategy>,
+    clock: Arc<dyn Clock>,
+    namespace: String,
+    max_attempts: u32,
+}
+
+impl RateLimiterBuilder {
+    /// The strategy. Default: [`FixedWindow`].
+    pub fn strategy(mut self, strategy: impl Strategy) -> Self {
+        self.strategy = Arc::new(strategy);
+        self
+    }
+
+    /// The strategy, shared. Default: [`FixedWindow`].
+    pub fn strategy_arc(mut self, strategy: Arc<dyn Strategy>) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The clock. Default: [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The first part of every stored key, so that several applications can share one
+    /// storage. Default: [`DEFAULT_NAMESPACE`] (`"LIMITER"`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How many compare-and-set attempts a decision makes on the generic path before it
+    /// fails with [`StorageErrorKind::Contention`]. Default: [`DEFAULT_MAX_ATTEMPTS`];
+    /// values below 1 count as 1.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Builds the limiter.
+    pub fn build(self) -> RateLimiter {
+        let mut prefix = key::escape(&self.namespace);
+        prefix.push('/');
+        key::escape_into(&mut prefix, self.strategy.name());
+        RateLimiter {
+            inner: Arc::new(Inner {
+                storage: self.storage,
+                strategy: self.strategy,
+                clock: self.clock,
+                namespace: self.namespace,
+                prefix,
+                max_attempts: self.max_attempts,
+            }),
+        }
+    }
+}
+
+impl RateLimiter {
+    /// A limiter with the [`FixedWindow`] strategy and the [`SystemClock`].
+    pub fn new(storage: Arc<dyn Storage>) -> RateLimiter {
+        RateLimiter::builder(storage).build()
+    }
+
+    /// A builder over `storage`, to choose the strategy, clock and namespace.
+    pub fn builder(storage: Arc<dyn Storage>) -> RateLimiterBuilder {
+        RateLimiterBuilder {
+            storage,
+            strategy: Arc::new(FixedWindow),
+            clock: Arc::new(SystemClock),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> &Arc<dyn Strategy> {
+        &self.inner.strategy
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The key namespace.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// The stored key for `key` under `limit`:
+    /// `namespace/strategy/identifiers…/amount/multiples/unit`, each user part escaped.
+    pub fn storage_key(&self, limit: &RateLimit, key: &Key) -> String {
+        key::storage_key(&self.inner.prefix, key, limit)
+    }
+
+    /// Consumes `cost` units of `limit` for `key` if they are available.
+    ///
+    /// A rejected hit consumes nothing. A cost above the limit's amount is rejected and
+    /// the decision says it can never pass.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroCost`] for a cost of 0; [`Error::Storage`] when the storage fails.
+    pub async fn hit(&self, limit: &RateLimit, key: &Key, cost: u64) -> Result<Decision, Error> {
+        check_cost(cost)?;
+        let now = self.inner.clock.now();
+        let stored = self.storage_key(limit, key);
+        let verdict = self.apply(&stored, limit, Op::Hit { cost }, now).await?;
+        Ok(Decision::new(*limit, cost, verdict, now))
+    }
+
+    /// Whether a hit of `cost` would pass now. Never changes anything.
+    ///
+    /// # Errors
+    ///
+    /// As for [`hit`](Self::hit).
+    pub async fn test(&self, limit: &RateLimit, key: &Key, cost: u64) -> Result<Decision, Error> {
+        check_cost(cost)?;
+        let now = self.inner.clock.now();
+        let stored = self.storage_key(limit, key);
+        let verdict = self.apply(&stored, limit, Op::Peek { cost }, now).await?;
+        Ok(Decision::new(*limit, cost, verdict, now))
+    }
+
+    /// Units remaining and the reset time of `limit` for `key`. Never changes anything.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the storage fails.
+    pub async fn stats(&self, limit: &RateLimit, key: &Key) -> Result<WindowStats, Error> {
+        let now = self.inner.clock.now();
+        let stored = self.storage_key(limit, key);
+        let verdict = self
+            .apply(&stored, limit, Op::Peek { cost: 1 }, now)
+            .await?;
+        Ok(WindowStats {
+            remaining: verdict.remaining,
+            reset_at: verdict.reset_at,
+            now,
+        })
+    }
+
+    /// Forgets everything counted for `limit` and `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the storage fails.
+    pub async fn clear(&self, limit: &RateLimit, key: &Key) -> Result<(), Error> {
+        let stored = self.storage_key(limit, key);
+        self.inner.storage.delete(&stored).await?;
+        Ok(())
+    }
+
+    /// Consumes `cost` of every limit in `limits` for `key`, all or nothing.
+    ///
+    /// When any limit rejects, none is consumed: a rejected `1 per second` leaves the
+    /// `2 per minute` beside it untouched. The decision names the limit that rejected
+    /// (the one with the longest wait), or, when all passed, the one with the fewest
+    /// units left. Repeated limits count once.
+    ///
+    /// On a storage with a native [`batch`](Storage::batch) this is one atomic step. On
+    /// the generic path the limits are consumed one by one and given back if a later
+    /// one rejects; in between, concurrent calls may see the earlier limits consumed
+    /// (so they may reject where they would have passed, but never pass where they
+    /// should reject).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoLimits`] for an empty `limits`; otherwise as [`hit`](Self::hit).
+    pub async fn hit_all(
+        &self,
+        limits: &[RateLimit],
+        key: &Key,
+        cost: u64,
+    ) -> Result<Decision, Error> {
+        check_cost(cost)?;
+        let limits = distinct(limits)?;
+        let now = self.inner.clock.now();
+        let keys: Vec<String> = limits.iter().map(|l| self.storage_key(l, key)).collect();
+
+        if let Some(builtin) = self.inner.strategy.builtin() {
+            let items: Vec<BatchItem<'_>> = keys
+                .iter()
+                .zip(&limits)
+                .map(|(key, limit)| BatchItem { key, limit })
+                .collect();
+            let native = self.inner.storage.batch(builtin, &items, cost, now).await?;
+            if let Some(verdicts) = native {
+                if verdicts.len() != limits.len() {
+                    return Err(StorageError::new(
+                        StorageErrorKind::Protocol,
+                        "batch",
+                        format!("{} verdicts for {} limits", verdicts.len(), limits.len()),
+                    )
+                    .into());
+                }
+                return combine(&limits, &verdicts, cost, now);
+            }
+        }
+
+        // Generic path: a cheap look first, so the common rejection writes nothing.
+        let mut verdicts = Vec::with_capacity(limits.len());
+        for (stored, limit) in keys.iter().zip(&limits) {
+            verdicts.push(self.apply(stored, limit, Op::Peek { cost }, now).await?);
+        }
+        if verdicts.iter().any(|v| !v.allowed) {
+            return combine(&limits, &verdicts, cost, now);
+        }
+        for i in 0..limits.len() {
+            let verdict = self
+                .apply(&keys[i], &limits[i], Op::Hit { cost }, now)
+                .await?;
+            verdicts[i] = verdict;
+            if !verdict.allowed {
+                // Lost a race: give back what this call already took.
+                for j in 0..i {
+                    let refund = Op::Refund { cost, at: now };
+                    self.apply(&keys[j], &limits[j], refund, now).await?;
+                }
+                return combine(&limits, &verdicts, cost, now);
+            }
+        }
+        combine(&limits, &verdicts, cost, now)
+    }
+
+    /// Whether [`hit_all`](Self::hit_all) would pass now. Never changes anything.
+    ///
+    /// # Errors
+    ///
+    /// As for [`hit_all`](Self::hit_all).
+    pub async fn test_all(
+        &self,
+        limits: &[RateLimit],
+        key: &Key,
+        cost: u64,
+    ) -> Result<Decision, Error> {
+        check_cost(cost)?;
+        let limits = distinct(limits)?;
+        let now = self.inner.clock.now();
+        let mut verdicts = Vec::with_capacity(limits.len());
+        for limit in &limits {
+            let stored = self.storage_key(limit, key);
+            verdicts.push(self.apply(&stored, limit, Op::Peek { cost }, now).await?);
+        }
+        combine(&limits, &verdicts, cost, now)
+    }
+
+    /// Applies `op` to one stored key: natively when the storage can, else through the
+    /// compare-and-set core.
+    async fn apply(
+        &self,
+        stored: &str,
+        limit: &RateLimit,
+        op: Op,
+        now: Timestamp,
+    ) -> Result<Verdict, StorageError> {
+        let inner = &*self.inner;
+        if let Some(builtin) = inner.strategy.builtin() {
+            let native_op = NativeOp {
+                key: stored,
+                limit,
+                op,
+                now,
+            };
+            if let Some(verdict) = storage::native(&*inner.storage, builtin, native_op).await? {
+                return Ok(verdict);
+            }
+        }
+        apply_with_cas(
+            &*inner.storage,
+            &*inner.strategy,
+            inner.max_attempts,
+            NativeOp {
+                key: stored,
+                limit,
+                op,
+                now,
+            },
+        )
+        .await
+    }
+}
+
+/// Runs `strategy` on `storage`'s compare-and-set core: read, decide, write if the
+/// state changed, and start over when another writer got there first.
+///
+/// This is the generic path the [`RateLimiter`] takes when a storage has no native
+/// operation; storage authors may call it to fall back from their own native code.
+///
+/// # Errors
+///
+/// The storage's errors; [`StorageErrorKind::Corrupt`] when the stored state does not
+/// decode; [`StorageErrorKind::Contention`] after `max_attempts` lost races.
+pub async fn apply_with_cas(
+    storage: &dyn Storage,
+    strategy: &dyn Strategy,
+    max_attempts: u32,
+    op: NativeOp<'_>,
+) -> Result<Verdict, StorageError> {
+    for _ in 0..max_attempts.max(1) {
+        let (mut state, version) = match storage.get(op.key).await? {
+            Some(current) => (current.value, Some(current.version)),
+            None => (Vec::new(), None),
+        };
+        let outcome = strategy
+            .apply(op.limit, &mut state, op.op, op.now)
+            .map_err(|e| {
+                StorageError::new(StorageErrorKind::Corrupt, "get", e.to_string()).with_key(op.key)
+            })?;
+        let Some(ttl) = outcome.write else {
+            return Ok(outcome.verdict);
+        };
+        if storage
+            .compare_and_set(op.key, version, &state, ttl)
+            .await?
+        {
+            return Ok(outcome.verdict);
+        }
+    }
+    Err(StorageError::new(
+        StorageErrorKind::Contention,
+        "compare_and_set",
+        format!("gave up after {max_attempts} attempts"),
+    )
+    .with_key(op.key))
+}
+
+fn check_cost(cost: u64) -> Result<(), Error> {
+    if cost == 0 {
+        Err(Error::ZeroCost)
+    } else {
+        Ok(())
+    }
+}
+
+/// `limits` without repeats, in first-seen order.
+fn distinct(limits: &[RateLimit]) -> Result<Vec<RateLimit>, Error> {
+    if limits.is_empty() {
+        return Err(Error::NoLimits);
+    }
+    let mut out: Vec<RateLimit> = Vec::with_capacity(limits.len());
+    for limit in limits {
+        if !out.contains(limit) {
+            out.push(*limit);
+        }
+    }
+    Ok(out)
+}
+
+/// One decision for several limits: the rejecting limit that waits longest (never
+/// passing counts as longest), or, when all pass, the one with the fewest units left.
+fn combine(
+    limits: &[RateLimit],
+    verdicts: &[Verdict],
+    cost: u64,
+    now: Timestamp,
+) -> Result<Decision, Error> {
+    let pairs = limits.iter().zip(verdicts);
+    let chosen = if verdicts.iter().any(|v| !v.allowed) {
+        pairs
+            .filter(|(_, v)| !v.allowed)
+            .max_by_key(|(_, v)| v.retry_at.map_or(u64::MAX, Timestamp::as_millis))
+    } else {
+        pairs.min_by_key(|(_, v)| v.remaining)
+    };
+    chosen
+        .map(|(limit, verdict)| Decision::new(*limit, cost, *verdict, now))
+        .ok_or(Error::NoLimits)
+}

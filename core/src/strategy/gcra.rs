@@ -1,0 +1,229 @@
+//! GCRA, the generic cell rate algorithm: a token bucket kept as one timestamp.
+
+use super::state::{read_words, write_words};
+use super::{never, ttl_until, BuiltIn, Op, Outcome, StateError, Strategy, Verdict};
+use crate::clock::Timestamp;
+use crate::limit::RateLimit;
+
+const TAG: u8 = 4;
+const NAME: &str = "gcra";
+
+/// GCRA: `amount` units per window, refilled smoothly, with a burst of `amount`.
+///
+/// Equivalent to a token bucket of capacity `amount` that gains one token every
+/// `window / amount`, but its state is a single "theoretical arrival time" (TAT). A
+/// hit of `cost` at `now` passes when `max(TAT, now) + cost × interval − now` is at most
+/// `amount × interval`, and then moves the TAT to that sum.
+///
+/// Time is counted in ticks of `1 / amount` milliseconds, so that the interval is
+/// exactly `window_ms` ticks and no rounding ever admits a unit too many.
+///
+/// State: tag `4`, then the TAT in ticks as `[high_word, low_word]` of a `u128`.
+///
+/// # Examples
+///
+/// ```
+/// use limiter_core::strategy::{Gcra, Op, Strategy};
+/// use limiter_core::{RateLimit, Timestamp};
+///
+/// let limit: RateLimit = "2 per second".parse()?;
+/// let mut state = Vec::new();
+/// let t = Timestamp::from_millis;
+/// let hit = Op::Hit { cost: 1 };
+/// assert!(Gcra.apply(&limit, &mut state, hit, t(0))?.verdict.allowed);
+/// assert!(Gcra.apply(&limit, &mut state, hit, t(0))?.verdict.allowed);
+/// let v = Gcra.apply(&limit, &mut state, hit, t(0))?.verdict;
+/// assert_eq!(v.retry_at, Some(t(500)), "one unit comes back every 500 ms");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gcra;
+
+/// `ticks / amount`, rounded up, as milliseconds.
+fn ticks_to_ms(ticks: u128, amount: u64) -> Timestamp {
+    let ms = ticks.div_ceil(u128::from(amount));
+    Timestamp::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+fn split(tat: u128) -> [u64; 2] {
+    let high = u64::try_from(tat >> 64).unwrap_or(u64::MAX);
+    let low = u64::try_from(tat & u128::from(u64::MAX)).unwrap_or(u64::MAX);
+    [high, low]
+}
+
+impl Strategy for Gcra {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn builtin(&self) -> Option<BuiltIn> {
+        Some(BuiltIn::Gcra)
+    }
+
+    fn apply(
+        &self,
+        limit: &RateLimit,
+        state: &mut Vec<u8>,
+        op: Op,
+        now: Timestamp,
+    ) -> Result<Outcome, StateError> {
+        let amount = limit.amount();
+        let interval = u128::from(limit.window_ms());
+        let capacity = u128::from(amount) * interval;
+        let now_ticks = u128::from(now.as_millis()) * u128::from(amount);
+        let stored = read_words::<2>(state, TAG, NAME)?
+            .map_or(0, |[high, low]| (u128::from(high) << 64) | u128::from(low));
+        let tat = stored.max(now_ticks);
+        let used_ticks = tat - now_ticks;
+        let remaining_at = |used: u128| {
+            u64::try_from(capacity.saturating_sub(used) / interval).unwrap_or(u64::MAX)
+        };
+        let reset_at = |tat: u128| {
+            if tat <= now_ticks {
+                now
+            } else {
+                ticks_to_ms(tat, amount)
+            }
+        };
+
+        match op {
+            Op::Hit { cost } | Op::Peek { cost } => {
+                if cost > amount {
+                    return Ok(never(remaining_at(used_ticks), reset_at(tat)));
+                }
+                let new_tat = tat + u128::from(cost) * interval;
+                if new_tat - now_ticks > capacity {
+                    return Ok(Outcome {
+                        verdict: Verdict {
+                            allowed: false,
+                            remaining: remaining_at(used_ticks),
+                            reset_at: reset_at(tat),
+                            retry_at: Some(ticks_to_ms(new_tat - capacity, amount)),
+                        },
+                        write: None,
+                    });
+                }
+                if matches!(op, Op::Peek { .. }) {
+                    return Ok(Outcome {
+                        verdict: Verdict {
+                            allowed: true,
+                            remaining: remaining_at(used_ticks),
+                            reset_at: reset_at(tat),
+                            retry_at: None,
+                        },
+                        write: None,
+                    });
+                }
+                write_words(state, TAG, &split(new_tat));
+                let reset = reset_at(new_tat);
+                Ok(Outcome {
+                    verdict: Verdict {
+                        allowed: true,
+                        remaining: remaining_at(new_tat - now_ticks),
+                        reset_at: reset,
+                        retry_at: None,
+                    },
+                    write: Some(ttl_until(now, reset)),
+                })
+            }
+            Op::Refund { cost, .. } => {
+                let new_tat = stored
+                    .saturating_sub(u128::from(cost) * interval)
+                    .max(now_ticks);
+                write_words(state, TAG, &split(new_tat));
+                let reset = reset_at(new_tat);
+                Ok(Outcome {
+                    verdict: Verdict {
+                        allowed: true,
+                        remaining: remaining_at(new_tat - now_ticks),
+                        reset_at: reset,
+                        retry_at: None,
+                    },
+                    write: Some(ttl_until(now, reset)),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limit::Unit;
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn admits_exactly_amount_at_one_instant_for_awkward_ratios() {
+        for (amount, window) in [
+            (3u64, 1_000u64),
+            (7, 10),
+            (50, 60_000),
+            (1_000, 1),
+            (u64::MAX, 1),
+        ] {
+            let l = RateLimit::new(amount, window, Unit::Millisecond).unwrap();
+            let mut s = Vec::new();
+            let big = amount.min(1_000_000);
+            let first = Gcra
+                .apply(&l, &mut s, Op::Hit { cost: big }, at(1_000_000))
+                .unwrap();
+            assert!(first.verdict.allowed);
+            if big == amount {
+                assert_eq!(first.verdict.remaining, 0);
+                assert!(
+                    !Gcra
+                        .apply(&l, &mut s, Op::Hit { cost: 1 }, at(1_000_000))
+                        .unwrap()
+                        .verdict
+                        .allowed
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refills_one_unit_per_interval() {
+        let l: RateLimit = RateLimit::new(4, 1_000, Unit::Millisecond).unwrap();
+        let mut s = Vec::new();
+        Gcra.apply(&l, &mut s, Op::Hit { cost: 4 }, at(10_000))
+            .unwrap();
+        let v = Gcra
+            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(10_249))
+            .unwrap()
+            .verdict;
+        assert!(!v.allowed);
+        assert_eq!(v.retry_at, Some(at(10_250)));
+        assert_eq!(v.reset_at, at(11_000));
+        let v = Gcra
+            .apply(&l, &mut s, Op::Peek { cost: 2 }, at(10_500))
+            .unwrap()
+            .verdict;
+        assert!(v.allowed);
+        assert_eq!(v.remaining, 2);
+    }
+
+    #[test]
+    fn refund_gives_units_back() {
+        let l = RateLimit::new(2, 1_000, Unit::Millisecond).unwrap();
+        let mut s = Vec::new();
+        Gcra.apply(&l, &mut s, Op::Hit { cost: 2 }, at(0)).unwrap();
+        Gcra.apply(&l, &mut s, Op::Refund { cost: 1, at: at(0) }, at(0))
+            .unwrap();
+        assert!(
+            Gcra.apply(&l, &mut s, Op::Hit { cost: 1 }, at(0))
+                .unwrap()
+                .verdict
+                .allowed
+        );
+        assert!(
+            !Gcra
+                .apply(&l, &mut s, Op::Hit { cost: 1 }, at(0))
+                .unwrap()
+                .verdict
+                .allowed
+        );
+    }
+}

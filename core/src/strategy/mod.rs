@@ -1,0 +1,276 @@
+//! Rate-limiting algorithms.
+//!
+//! A [`Strategy`] is a pure state machine: given a limit, the state stored for a key,
+//! an [`Op`] and the current time, it returns a [`Verdict`] and rewrites the state in
+//! place. It performs no I/O. The [`RateLimiter`](crate::RateLimiter) reads and writes
+//! the state through the [`Storage`](crate::Storage) core (a compare-and-set loop), or
+//! hands the whole decision to the storage when the storage runs that algorithm
+//! natively (see [`BuiltIn`]).
+//!
+//! | strategy | state per key | burst at a window edge | memory |
+//! |---|---|---|---|
+//! | [`FixedWindow`] | start and count | up to 2 × amount | O(1) |
+//! | [`MovingWindow`] | a log of hits | none (exact) | O(amount) |
+//! | [`SlidingWindow`] | two counts | small (weighted estimate) | O(1) |
+//! | [`Gcra`] | one timestamp | none (smooth) | O(1) |
+//!
+//! Shared rules, for every built-in:
+//! - A rejected hit consumes nothing.
+//! - A cost above the limit's amount is rejected, and the verdict says it can never pass
+//!   ([`Verdict::retry_at`] is `None`).
+//! - [`Verdict::reset_at`] is when the full amount is available again if no more hits
+//!   come (the current time when nothing is counted).
+
+mod fixed_window;
+mod gcra;
+mod moving_window;
+mod sliding_window;
+mod state;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use fixed_window::FixedWindow;
+pub use gcra::Gcra;
+pub use moving_window::MovingWindow;
+pub use sliding_window::SlidingWindow;
+
+use crate::clock::Timestamp;
+use crate::limit::RateLimit;
+
+/// An operation on one key's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Consume `cost` if the limit allows it; a rejected hit consumes nothing.
+    Hit {
+        /// Units to consume (at least 1).
+        cost: u64,
+    },
+    /// Answer whether a hit of `cost` would pass, changing nothing.
+    Peek {
+        /// Units the hit would consume.
+        cost: u64,
+    },
+    /// Give back `cost` units consumed by a hit admitted at `at`. Used to undo the part
+    /// of a multi-limit hit that was committed before another limit rejected it.
+    Refund {
+        /// Units to give back.
+        cost: u64,
+        /// The time of the hit being undone.
+        at: Timestamp,
+    },
+}
+
+impl Op {
+    /// The number of units the operation concerns.
+    pub fn cost(self) -> u64 {
+        match self {
+            Op::Hit { cost } | Op::Peek { cost } | Op::Refund { cost, .. } => cost,
+        }
+    }
+}
+
+/// What a strategy decided for one key and one limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whether the hit passes (for [`Op::Peek`]: would pass).
+    pub allowed: bool,
+    /// Units still available after this operation.
+    pub remaining: u64,
+    /// When the full amount is available again if no more hits come.
+    pub reset_at: Timestamp,
+    /// For a rejected hit, the earliest time the same hit can pass; `None` when the hit
+    /// was allowed, or when its cost exceeds the limit's amount so it can never pass.
+    pub retry_at: Option<Timestamp>,
+}
+
+/// A [`Verdict`] and whether the state must be written back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The decision.
+    pub verdict: Verdict,
+    /// `Some(ttl)` when the state buffer changed and must be stored, to be kept at
+    /// least `ttl`. `None` when nothing needs writing.
+    pub write: Option<Duration>,
+}
+
+/// The built-in algorithms, which a storage may run natively in one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BuiltIn {
+    /// [`FixedWindow`].
+    FixedWindow,
+    /// [`MovingWindow`].
+    MovingWindow,
+    /// [`SlidingWindow`].
+    SlidingWindow,
+    /// [`Gcra`].
+    Gcra,
+}
+
+impl BuiltIn {
+    /// Every built-in.
+    pub const ALL: [BuiltIn; 4] = [
+        BuiltIn::FixedWindow,
+        BuiltIn::MovingWindow,
+        BuiltIn::SlidingWindow,
+        BuiltIn::Gcra,
+    ];
+
+    /// The stable name: `fixed-window`, `moving-window`, `sliding-window-counter`, `gcra`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BuiltIn::FixedWindow => "fixed-window",
+            BuiltIn::MovingWindow => "moving-window",
+            BuiltIn::SlidingWindow => "sliding-window-counter",
+            BuiltIn::Gcra => "gcra",
+        }
+    }
+
+    /// The built-in named `name` (as [`name`](Self::name) returns it).
+    pub fn from_name(name: &str) -> Option<BuiltIn> {
+        BuiltIn::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// The strategy object for this built-in.
+    pub fn strategy(self) -> &'static dyn Strategy {
+        match self {
+            BuiltIn::FixedWindow => &FixedWindow,
+            BuiltIn::MovingWindow => &MovingWindow,
+            BuiltIn::SlidingWindow => &SlidingWindow,
+            BuiltIn::Gcra => &Gcra,
+        }
+    }
+}
+
+impl fmt::Display for BuiltIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Stored state that a strategy could not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode {strategy} state: {reason}")]
+pub struct StateError {
+    /// The strategy that read the state.
+    pub strategy: &'static str,
+    /// What was wrong.
+    pub reason: &'static str,
+}
+
+/// A rate-limiting algorithm, as a pure state machine over a byte buffer.
+///
+/// Implement it to add an algorithm of your own: every storage then runs it through its
+/// compare-and-set core, with no storage-specific code.
+///
+/// # Contract
+///
+/// - `state` holds the key's stored bytes, empty when the key has none. A state this
+///   strategy did not write is never passed (keys include [`name`](Self::name)).
+/// - The function is deterministic: it depends on its arguments only.
+/// - For [`Op::Peek`] it must not change `state`, and returns `write: None`.
+/// - When it changes `state` it returns `write: Some(ttl)`; the storage keeps the state
+///   at least `ttl`. Past that the state must no longer matter to any decision: TTLs
+///   only reclaim memory.
+/// - A rejected hit must leave `state` as it was.
+///
+/// # Examples
+///
+/// A strategy that allows `amount` hits ever, with no window:
+///
+/// ```
+/// use limiter_core::strategy::{Op, Outcome, StateError, Strategy, Verdict};
+/// use limiter_core::{RateLimit, Timestamp};
+/// use std::time::Duration;
+///
+/// #[derive(Debug)]
+/// struct Lifetime;
+///
+/// impl Strategy for Lifetime {
+///     fn name(&self) -> &'static str {
+///         "lifetime"
+///     }
+///
+///     fn apply(&self, limit: &RateLimit, state: &mut Vec<u8>, op: Op, now: Timestamp)
+///         -> Result<Outcome, StateError>
+///     {
+///         let used = match state.as_slice() {
+///             [] => 0,
+///             bytes => u64::from_le_bytes(bytes.try_into().map_err(|_| StateError {
+///                 strategy: "lifetime",
+///                 reason: "wrong length",
+///             })?),
+///         };
+///         let (allowed, used_after) = match op {
+///             Op::Hit { cost } | Op::Peek { cost } => {
+///                 let after = used.saturating_add(cost);
+///                 (after <= limit.amount(), if after <= limit.amount() { after } else { used })
+///             }
+///             Op::Refund { cost, .. } => (true, used.saturating_sub(cost)),
+///         };
+///         let write = !matches!(op, Op::Peek { .. }) && used_after != used;
+///         if write {
+///             *state = used_after.to_le_bytes().to_vec();
+///         }
+///         let verdict = Verdict {
+///             allowed,
+///             remaining: limit.amount().saturating_sub(used_after),
+///             reset_at: now,
+///             retry_at: None,
+///         };
+///         Ok(Outcome { verdict, write: write.then_some(Duration::from_secs(86_400 * 365)) })
+///     }
+/// }
+/// ```
+pub trait Strategy: Send + Sync + fmt::Debug + 'static {
+    /// A stable name, part of every stored key (so strategies never read each other's
+    /// state). Use lowercase words joined by `-`.
+    fn name(&self) -> &'static str;
+
+    /// The built-in this strategy is, which lets a storage run it natively.
+    /// Custom strategies keep the default, `None`.
+    fn builtin(&self) -> Option<BuiltIn> {
+        None
+    }
+
+    /// Applies `op` to `state` at time `now` under `limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError`] when `state` is not a state this strategy wrote.
+    fn apply(
+        &self,
+        limit: &RateLimit,
+        state: &mut Vec<u8>,
+        op: Op,
+        now: Timestamp,
+    ) -> Result<Outcome, StateError>;
+}
+
+/// How long state must outlive `until` (its last relevant instant) so that a storage's
+/// clock running a little behind ours never drops it early.
+const TTL_GRACE_MS: u64 = 1_000;
+
+/// The TTL to store state with, for state that stops mattering at `until`.
+pub(crate) fn ttl_until(now: Timestamp, until: Timestamp) -> Duration {
+    Duration::from_millis(
+        until
+            .as_millis()
+            .saturating_sub(now.as_millis())
+            .saturating_add(TTL_GRACE_MS),
+    )
+}
+
+/// The verdict for a cost above the limit's amount: rejected, and never passes.
+pub(crate) fn never(remaining: u64, reset_at: Timestamp) -> Outcome {
+    Outcome {
+        verdict: Verdict {
+            allowed: false,
+            remaining,
+            reset_at,
+            retry_at: None,
+        },
+        write: None,
+    }
+}
