@@ -1,1 +1,62 @@
-//! limiter (being written).
+//! **limiter**: async rate limiting for Rust services, with limits as data, four
+//! strategies and pluggable storages.
+//!
+//! ```
+//! use limiter::{Key, RateLimit, RateLimiter, MemoryStorage};
+//! use limiter::strategy::SlidingWindow;
+//! use std::sync::Arc;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let limiter = RateLimiter::builder(Arc::new(MemoryStorage::new()))
+//!     .strategy(SlidingWindow)
+//!     .build();
+//! let limits = limiter::parse_many("10 per second; 100 per minute")?;
+//! let decision = limiter.hit_all(&limits, &Key::from("203.0.113.9"), 1).await?;
+//! if decision.is_allowed() {
+//!     println!("{} left of {}", decision.remaining(), decision.limit());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `memory` | yes | [`MemoryStorage`], `memory://` |
+//! | `serde` | no | `Serialize`/`Deserialize` for [`RateLimit`] as its string form |
+//! | `full` | no | everything above |
+//!
+//! # Choosing a strategy
+//!
+//! See [`strategy`]: [`FixedWindow`](strategy::FixedWindow) is the cheapest,
+//! [`MovingWindow`](strategy::MovingWindow) exact, [`SlidingWindow`](strategy::SlidingWindow)
+//! a close O(1) estimate of it, and [`Gcra`](strategy::Gcra) smooths traffic with a burst.
+//!
+//! # Writing a storage or a strategy
+//!
+//! A storage implements [`Storage`]'s small required core (read with a version,
+//! compare-and-set, delete, check) and gets every strategy; the `limiter-conformance`
+//! crate checks it. A strategy implements [`Strategy`], a pure state machine, and runs
+//! on every storage.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod uri;
+
+#[doc(inline)]
+pub use limiter_core::{
+    apply_with_cas, async_trait, limit, parse_many, storage, strategy, BatchItem, BuiltIn, Clock,
+    Decision, Error, Key, ManualClock, NativeOp, ParseError, ParseErrorKind, RateLimit,
+    RateLimiter, RateLimiterBuilder, Storage, StorageError, StorageErrorKind, Strategy,
+    SystemClock, Timestamp, Unit, Version, Versioned, WindowStats, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_NAMESPACE,
+};
+
+#[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
+#[doc(inline)]
+pub use limiter_memory::{MemoryStorage, MemoryStorageBuilder};
+
+pub use uri::{storage_from_uri, UriError};

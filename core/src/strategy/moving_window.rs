@@ -124,7 +124,7 @@ impl Strategy for MovingWindow {
                         write: None,
                     });
                 }
-                compact(state, |ts| live(ts));
+                compact(state, live);
                 append(state, now_ms, cost);
                 let reset = reset_at(Some(now_ms.max(newest.unwrap_or(0))));
                 Ok(Outcome {
@@ -138,7 +138,7 @@ impl Strategy for MovingWindow {
                 })
             }
             Op::Refund { cost, at } => {
-                compact(state, |ts| live(ts));
+                compact(state, live);
                 let returned = take_units(state, at.as_millis(), cost);
                 let newest = records(state.get(1..).unwrap_or_default())
                     .map(|(ts, _)| ts)
@@ -179,7 +179,7 @@ fn compact(state: &mut Vec<u8>, keep: impl Fn(u64) -> bool) {
 /// Adds `units` at `ts`, merging with the last record when it has the same timestamp.
 fn append(state: &mut Vec<u8>, ts: u64, units: u64) {
     let len = state.len();
-    if len >= 1 + RECORD && word_at(&state[len - RECORD..len - 8]) == ts {
+    if len > RECORD && word_at(&state[len - RECORD..len - 8]) == ts {
         let merged = word_at(&state[len - 8..]).saturating_add(units);
         state[len - 8..].copy_from_slice(&merged.to_le_bytes());
         return;
@@ -192,7 +192,7 @@ fn append(state: &mut Vec<u8>, ts: u64, units: u64) {
 fn take_units(state: &mut Vec<u8>, ts: u64, mut units: u64) -> u64 {
     let mut taken = 0;
     let mut offset = state.len();
-    while units > 0 && offset >= 1 + RECORD {
+    while units > 0 && offset > RECORD {
         offset -= RECORD;
         if word_at(&state[offset..offset + 8]) != ts {
             continue;
