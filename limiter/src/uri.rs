@@ -89,7 +89,9 @@ const SCHEMES: &[(&str, &str)] = &[
 /// ```
 pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
     let Some((scheme, rest)) = uri.split_once("://") else {
-        return Err(UriError::Malformed { uri: uri.to_owned() });
+        return Err(UriError::Malformed {
+            uri: uri.to_owned(),
+        });
     };
     let scheme_lower = scheme.to_ascii_lowercase();
     let valid_scheme = !scheme.is_empty()
@@ -97,7 +99,9 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     if !valid_scheme {
-        return Err(UriError::Malformed { uri: uri.to_owned() });
+        return Err(UriError::Malformed {
+            uri: uri.to_owned(),
+        });
     }
     match scheme_lower.as_str() {
         #[cfg(feature = "memory")]
@@ -162,7 +166,9 @@ mod tests {
     use super::*;
 
     fn err(uri: &str) -> UriError {
-        futures_lite_block_on(storage_from_uri(uri)).err().expect("an error")
+        futures_lite_block_on(storage_from_uri(uri))
+            .err()
+            .expect("an error")
     }
 
     /// Runs a future that never waits (storage construction here does no I/O).
@@ -206,8 +212,16 @@ mod tests {
     fn memory_uri_parameters_are_checked() {
         assert!(futures_lite_block_on(storage_from_uri("memory://")).is_ok());
         assert!(futures_lite_block_on(storage_from_uri("MEMORY://?max_keys=5&shards=2")).is_ok());
-        for bad in ["memory://?max_keys=0", "memory://?max_keys=x", "memory://?colour=red", "memory://host"] {
-            assert!(matches!(err(bad), UriError::InvalidParameter { .. }), "{bad}");
+        for bad in [
+            "memory://?max_keys=0",
+            "memory://?max_keys=x",
+            "memory://?colour=red",
+            "memory://host",
+        ] {
+            assert!(
+                matches!(err(bad), UriError::InvalidParameter { .. }),
+                "{bad}"
+            );
         }
     }
 }

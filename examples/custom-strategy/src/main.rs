@@ -57,7 +57,11 @@ impl Strategy for CalendarWindow {
         let window = limit.window_ms();
         let index = now.as_millis() / window;
         let (stored_index, stored_count) = decode(state)?;
-        let used = if stored_index == index { stored_count } else { 0 };
+        let used = if stored_index == index {
+            stored_count
+        } else {
+            0
+        };
         let end = Timestamp::from_millis((index + 1).saturating_mul(window));
         let amount = limit.amount();
 
@@ -78,19 +82,31 @@ impl Strategy for CalendarWindow {
         let cost_fits = op.cost() <= amount;
         let verdict = Verdict {
             allowed,
-            remaining: amount - if matches!(op, Op::Peek { .. }) { used } else { used_after },
+            remaining: amount
+                - if matches!(op, Op::Peek { .. }) {
+                    used
+                } else {
+                    used_after
+                },
             reset_at: if used_after == 0 { now } else { end },
             retry_at: (!allowed && cost_fits).then_some(end),
         };
-        let changed = !matches!(op, Op::Peek { .. }) && (used_after != used || stored_index != index);
+        let changed =
+            !matches!(op, Op::Peek { .. }) && (used_after != used || stored_index != index);
         if !changed {
-            return Ok(Outcome { verdict, write: None });
+            return Ok(Outcome {
+                verdict,
+                write: None,
+            });
         }
         state.clear();
         state.extend_from_slice(&index.to_le_bytes());
         state.extend_from_slice(&used_after.to_le_bytes());
         let ttl = Duration::from_millis(end.as_millis() - now.as_millis());
-        Ok(Outcome { verdict, write: Some(ttl) })
+        Ok(Outcome {
+            verdict,
+            write: Some(ttl),
+        })
     }
 }
 
@@ -142,7 +158,10 @@ mod tests {
         assert!(limiter.hit(&limit, &key, 2).await.unwrap().is_allowed());
         let rejected = limiter.hit(&limit, &key, 1).await.unwrap();
         assert!(!rejected.is_allowed());
-        assert_eq!(rejected.retry_after(), Some(Duration::from_millis(hour - 1_000)));
+        assert_eq!(
+            rejected.retry_after(),
+            Some(Duration::from_millis(hour - 1_000))
+        );
         assert!(!limiter.hit(&limit, &key, 3).await.unwrap().can_ever_pass());
         clock.set(501 * hour);
         assert!(limiter.hit(&limit, &key, 2).await.unwrap().is_allowed());

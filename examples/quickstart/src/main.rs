@@ -35,7 +35,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     wait.as_millis()
                 )
             };
-            println!("round {round} {client:<14} {verdict}", client = name(client));
+            println!(
+                "round {round} {client:<14} {verdict}",
+                client = name(client)
+            );
         }
         // The first client is greedy: two more requests each round.
         for _ in 0..2 {

@@ -1,0 +1,179 @@
+//! The engine's own paths: the compare-and-set loop's bounds, corrupt state, and the
+//! rollback of a multi-limit hit that loses a race on the generic path. (What every
+//! storage must do is in the `limiter-conformance` suite.)
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use limiter_core::doc_support::TinyStorage;
+use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
+use limiter_core::{
+    async_trait, BuiltIn, Clock, Error, Key, ManualClock, RateLimit, RateLimiter, Storage,
+    StorageError, StorageErrorKind, Strategy, Version, Versioned,
+};
+
+/// Wraps [`TinyStorage`]; optionally loses every compare-and-set, and can run a hook
+/// on a chosen `get`.
+#[derive(Debug, Default)]
+struct Rigged {
+    inner: TinyStorage,
+    always_lose: bool,
+    cas_calls: AtomicU32,
+    /// Key whose second read first fills it up, as a concurrent client would.
+    race_key: std::sync::Mutex<Option<(String, Vec<u8>)>>,
+    race_reads: AtomicU32,
+    raced: AtomicBool,
+}
+
+#[async_trait]
+impl Storage for Rigged {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
+        let race = self.race_key.lock().unwrap().clone();
+        if let Some((race_key, full_state)) = race {
+            if race_key == key && self.race_reads.fetch_add(1, Ordering::SeqCst) == 1 {
+                let current = self.inner.get(key).await?.map(|v| v.version);
+                assert!(
+                    self.inner
+                        .compare_and_set(key, current, &full_state, Duration::from_secs(60))
+                        .await?
+                );
+                self.raced.store(true, Ordering::SeqCst);
+            }
+        }
+        self.inner.get(key).await
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StorageError> {
+        self.cas_calls.fetch_add(1, Ordering::SeqCst);
+        if self.always_lose {
+            return Ok(false);
+        }
+        self.inner.compare_and_set(key, expected, value, ttl).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.inner.delete(key).await
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        self.inner.check().await
+    }
+}
+
+fn limit(s: &str) -> RateLimit {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn endless_contention_is_a_bounded_error() {
+    let storage = Arc::new(Rigged {
+        always_lose: true,
+        ..Rigged::default()
+    });
+    let limiter = RateLimiter::builder(storage.clone())
+        .max_attempts(5)
+        .build();
+    let err = limiter
+        .hit(&limit("1/second"), &Key::from("a"), 1)
+        .await
+        .unwrap_err();
+    match err {
+        Error::Storage(e) => {
+            assert_eq!(e.kind(), StorageErrorKind::Contention);
+            assert!(e.to_string().contains("5 attempts"), "{e}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(storage.cas_calls.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn corrupt_state_is_reported_with_its_key() {
+    let storage = Arc::new(TinyStorage::default());
+    let limiter = RateLimiter::builder(storage.clone()).strategy(Gcra).build();
+    let (l, k) = (limit("1/second"), Key::from("a"));
+    let stored = limiter.storage_key(&l, &k);
+    assert!(storage
+        .compare_and_set(&stored, None, b"garbage", Duration::from_secs(1))
+        .await
+        .unwrap());
+    match limiter.hit(&l, &k, 1).await.unwrap_err() {
+        Error::Storage(e) => {
+            assert_eq!(e.kind(), StorageErrorKind::Corrupt);
+            assert_eq!(e.key(), Some(stored.as_str()));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn zero_cost_and_empty_limits_are_errors() {
+    let limiter = RateLimiter::new(Arc::new(TinyStorage::default()));
+    let (l, k) = (limit("1/second"), Key::from("a"));
+    assert!(matches!(limiter.hit(&l, &k, 0).await, Err(Error::ZeroCost)));
+    assert!(matches!(
+        limiter.test(&l, &k, 0).await,
+        Err(Error::ZeroCost)
+    ));
+    assert!(matches!(
+        limiter.hit_all(&[], &k, 1).await,
+        Err(Error::NoLimits)
+    ));
+    assert!(matches!(
+        limiter.test_all(&[], &k, 1).await,
+        Err(Error::NoLimits)
+    ));
+}
+
+/// Peek passes for both limits, the first is consumed, then a concurrent client fills
+/// the second before this call's hit on it: the first must be given back.
+#[tokio::test]
+async fn generic_hit_all_gives_back_what_it_took_when_it_loses_a_race() {
+    let strategies: [Arc<dyn Strategy>; 4] = [
+        Arc::new(FixedWindow),
+        Arc::new(MovingWindow),
+        Arc::new(SlidingWindow),
+        Arc::new(Gcra),
+    ];
+    for strategy in strategies {
+        let storage = Arc::new(Rigged::default());
+        let clock = ManualClock::new(1_700_000_000_000);
+        let limiter = RateLimiter::builder(storage.clone())
+            .strategy_arc(strategy.clone())
+            .clock(clock.clone())
+            .build();
+        let (minute, second) = (limit("5 per minute"), limit("1 per second"));
+        let key = Key::from("client");
+
+        // The state "1 per second" has after one hit now, built with the strategy itself.
+        let mut full = Vec::new();
+        strategy
+            .apply(
+                &second,
+                &mut full,
+                limiter_core::strategy::Op::Hit { cost: 1 },
+                clock.now(),
+            )
+            .unwrap();
+        *storage.race_key.lock().unwrap() = Some((limiter.storage_key(&second, &key), full));
+
+        let decision = limiter.hit_all(&[minute, second], &key, 1).await.unwrap();
+        let name = strategy.name();
+        assert!(storage.raced.load(Ordering::SeqCst), "{name}: the race ran");
+        assert!(!decision.is_allowed(), "{name}");
+        assert_eq!(decision.limit(), &second, "{name}");
+        assert_eq!(
+            limiter.stats(&minute, &key).await.unwrap().remaining,
+            5,
+            "{name}: the minute limit was given back"
+        );
+        assert_eq!(strategy.builtin().map(BuiltIn::name), Some(name));
+    }
+}
