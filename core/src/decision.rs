@@ -54,7 +54,8 @@ impl Decision {
         self.cost
     }
 
-    /// Units of [`limit`](Self::limit) still available after this decision.
+    /// Units of [`limit`](Self::limit) still available after this decision. For a
+    /// test, which consumes nothing, the units available now.
     pub fn remaining(&self) -> u64 {
         self.remaining
     }

@@ -244,7 +244,7 @@ impl RateLimiter {
     /// When any limit rejects, none is consumed: a rejected `1 per second` leaves the
     /// `2 per minute` beside it untouched. The decision names the limit that rejected
     /// (the one with the longest wait), or, when all passed, the one with the fewest
-    /// units left. Repeated limits count once.
+    /// units left; on ties, the first in `limits`. Repeated limits count once.
     ///
     /// On a storage with a native [`batch`](Storage::batch) this is one atomic step. On
     /// the generic path the limits are consumed one by one and given back if a later
@@ -436,7 +436,8 @@ fn distinct(limits: &[RateLimit]) -> Result<Vec<RateLimit>, Error> {
 }
 
 /// One decision for several limits: the rejecting limit that waits longest (never
-/// passing counts as longest), or, when all pass, the one with the fewest units left.
+/// passing counts as longest), or, when all pass, the one with the fewest units left;
+/// on ties, the first listed.
 fn combine(
     limits: &[RateLimit],
     verdicts: &[Verdict],
@@ -445,8 +446,10 @@ fn combine(
 ) -> Result<Decision, Error> {
     let pairs = limits.iter().zip(verdicts);
     let chosen = if verdicts.iter().any(|v| !v.allowed) {
+        // `max_by_key` keeps the last of equals: reversed, that is the first listed.
         pairs
             .filter(|(_, v)| !v.allowed)
+            .rev()
             .max_by_key(|(_, v)| v.retry_at.map_or(u64::MAX, Timestamp::as_millis))
     } else {
         pairs.min_by_key(|(_, v)| v.remaining)

@@ -24,6 +24,9 @@
 //! state layouts are documented on each strategy. The conformance suite
 //! (`limiter-conformance`) checks both layers and that they agree.
 //!
+//! An empty value means "no state" to every strategy, so a storage may keep an empty
+//! value as present or treat it as absent, as long as `get` and `compare_and_set` agree.
+//!
 //! Time-to-live values only reclaim memory: decisions never depend on whether a storage
 //! has expired a key yet, because strategies compare stored timestamps with the
 //! limiter's clock.

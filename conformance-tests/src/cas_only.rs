@@ -1,0 +1,76 @@
+//! [`CasOnly`]: a wrapper that hides a storage's native operations.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use limiter_core::{async_trait, Storage, StorageError, Version, Versioned};
+
+/// Forwards only the required core of [`Storage`] (`get`, `compare_and_set`, `delete`,
+/// `check`, `clear_all`) to the wrapped storage. The native operations keep their
+/// defaults and return `Ok(None)`, so a [`RateLimiter`](limiter_core::RateLimiter) over
+/// a `CasOnly` always takes the generic compare-and-set path.
+///
+/// The suite runs every case twice, once on the storage as given (`native::…`) and
+/// once wrapped in `CasOnly` (`cas_only::…`), so both of a storage's paths are tested.
+///
+/// # Examples
+///
+/// ```
+/// use limiter_conformance::{CasOnly, ReferenceStorage};
+/// use limiter_core::Storage;
+/// use std::sync::Arc;
+///
+/// let generic: Arc<dyn Storage> = Arc::new(CasOnly::new(Arc::new(ReferenceStorage::new())));
+/// # let _ = generic;
+/// ```
+pub struct CasOnly<S: ?Sized = dyn Storage> {
+    inner: Arc<S>,
+}
+
+impl<S: Storage + ?Sized> CasOnly<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<S>) -> CasOnly<S> {
+        CasOnly { inner }
+    }
+
+    /// The wrapped storage.
+    pub fn inner(&self) -> &Arc<S> {
+        &self.inner
+    }
+}
+
+impl<S: Storage + ?Sized> fmt::Debug for CasOnly<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CasOnly").field(&&*self.inner).finish()
+    }
+}
+
+#[async_trait]
+impl<S: Storage + ?Sized> Storage for CasOnly<S> {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
+        self.inner.get(key).await
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StorageError> {
+        self.inner.compare_and_set(key, expected, value, ttl).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.inner.delete(key).await
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        self.inner.check().await
+    }
+
+    async fn clear_all(&self) -> Result<(), StorageError> {
+        self.inner.clear_all().await
+    }
+}

@@ -1,0 +1,534 @@
+//! Randomised agreement: the storage's native path against its generic path, and the
+//! storage against a plain model built on [`Strategy::apply`].
+//!
+//! Each case runs two seeded sequences of [`STEPS`] random steps (hits, tests, stats,
+//! clears, multi-limit hits and tests with random costs from 1 to one above the
+//! amount, and clock advances from 0 to 1.5 windows) over 3 keys and 2 limits, and
+//! compares every decision (allowed, limit, cost, remaining, reset, retry) and, after
+//! every step, the bytes stored for the keys it touched.
+//!
+//! The seeds are fixed, so runs are reproducible; set `LIMITER_CONFORMANCE_SEED` to
+//! explore others. A failure prints the seed, the step number, the step and the steps
+//! before it.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use limiter_core::strategy::{Op, Strategy, Verdict};
+use limiter_core::{Decision, Key, RateLimit, Timestamp, WindowStats};
+
+use crate::ctx::Checked;
+use crate::rng::Rng;
+use crate::{Ctx, Mode};
+
+/// Steps per sequence.
+pub const STEPS: usize = 250;
+
+/// The two limits of each sequence.
+const LIMITS: [[&str; 2]; 2] = [
+    ["4 per second", "9 per 5 seconds"],
+    ["3 per 2 seconds", "7 per 10 seconds"],
+];
+
+/// The seed of sequence `variant` for the strategy under test.
+fn seed(ctx: &Ctx, variant: u64) -> u64 {
+    let base = match std::env::var("LIMITER_CONFORMANCE_SEED") {
+        Ok(text) => {
+            let text = text.trim();
+            let parsed = match text.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => text.parse(),
+            };
+            ctx.ok(
+                parsed,
+                format_args!("parsing LIMITER_CONFORMANCE_SEED={text:?}"),
+            )
+        }
+        Err(_) => 0x00C0_FFEE_5EED,
+    };
+    let strategy = ctx
+        .strategy()
+        .name()
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    base ^ strategy.rotate_left(17) ^ variant.wrapping_mul(0x9E37_79B9)
+}
+
+/// The keys and limits of one sequence.
+struct World {
+    keys: Vec<Key>,
+    limits: Vec<RateLimit>,
+}
+
+impl World {
+    fn new(ctx: &Ctx, variant: usize) -> World {
+        let tag = format!("seq{variant}");
+        World {
+            keys: vec![
+                Key::new([tag.as_str(), "alice"]),
+                Key::new([tag.as_str(), "bob", "/x"]),
+                Key::new([tag.as_str(), ""]),
+            ],
+            limits: LIMITS[variant % LIMITS.len()]
+                .iter()
+                .map(|text| ctx.limit(text))
+                .collect(),
+        }
+    }
+}
+
+/// One random step.
+#[derive(Debug, Clone)]
+enum Step {
+    Advance(u64),
+    Hit {
+        key: usize,
+        limit: usize,
+        cost: u64,
+    },
+    Test {
+        key: usize,
+        limit: usize,
+        cost: u64,
+    },
+    Stats {
+        key: usize,
+        limit: usize,
+    },
+    Clear {
+        key: usize,
+        limit: usize,
+    },
+    HitAll {
+        key: usize,
+        limits: Vec<usize>,
+        cost: u64,
+    },
+    TestAll {
+        key: usize,
+        limits: Vec<usize>,
+        cost: u64,
+    },
+}
+
+impl Step {
+    fn random(rng: &mut Rng, world: &World) -> Step {
+        let key = rng.index(world.keys.len());
+        let limit = rng.index(world.limits.len());
+        let amount = world.limits[limit].amount();
+        let max_amount = world
+            .limits
+            .iter()
+            .map(RateLimit::amount)
+            .max()
+            .unwrap_or(1);
+        match rng.range(0, 99) {
+            0..=14 => {
+                let window = world.limits[limit].window_ms();
+                if rng.chance(40) {
+                    Step::Advance(rng.range(0, window / 10))
+                } else {
+                    Step::Advance(rng.range(0, window * 3 / 2))
+                }
+            }
+            15..=49 => Step::Hit {
+                key,
+                limit,
+                cost: rng.range(1, amount + 1),
+            },
+            50..=57 => Step::Test {
+                key,
+                limit,
+                cost: rng.range(1, amount + 1),
+            },
+            58..=65 => Step::Stats { key, limit },
+            66..=68 => Step::Clear { key, limit },
+            69..=89 => {
+                let limits = limit_set(rng, limit);
+                Step::HitAll {
+                    key,
+                    limits,
+                    cost: rng.range(1, max_amount + 1),
+                }
+            }
+            _ => {
+                let limits = limit_set(rng, limit);
+                Step::TestAll {
+                    key,
+                    limits,
+                    cost: rng.range(1, max_amount + 1),
+                }
+            }
+        }
+    }
+
+    /// The `(key, limit)` pairs whose state the step reads or writes.
+    fn touched(&self) -> Vec<(usize, usize)> {
+        match self {
+            Step::Advance(_) => Vec::new(),
+            Step::Hit { key, limit, .. }
+            | Step::Test { key, limit, .. }
+            | Step::Stats { key, limit }
+            | Step::Clear { key, limit } => vec![(*key, *limit)],
+            Step::HitAll { key, limits, .. } | Step::TestAll { key, limits, .. } => {
+                limits.iter().map(|l| (*key, *l)).collect()
+            }
+        }
+    }
+}
+
+/// The limits of a multi-limit step: both in either order, with a duplicate, or one.
+fn limit_set(rng: &mut Rng, one: usize) -> Vec<usize> {
+    match rng.range(0, 3) {
+        0 => vec![0, 1],
+        1 => vec![1, 0],
+        2 => vec![0, 1, 0],
+        _ => vec![one],
+    }
+}
+
+/// What a decision says, in comparable form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct View {
+    allowed: bool,
+    limit: RateLimit,
+    cost: u64,
+    remaining: u64,
+    reset_at: Timestamp,
+    retry_after: Option<Duration>,
+    can_ever_pass: bool,
+    decided_at: Timestamp,
+}
+
+impl View {
+    fn of(d: &Decision) -> View {
+        View {
+            allowed: d.is_allowed(),
+            limit: *d.limit(),
+            cost: d.cost(),
+            remaining: d.remaining(),
+            reset_at: d.reset_timestamp(),
+            retry_after: d.retry_after(),
+            can_ever_pass: d.can_ever_pass(),
+            decided_at: d.decided_at(),
+        }
+    }
+
+    fn model(limit: RateLimit, cost: u64, v: &Verdict, now: Timestamp) -> View {
+        View {
+            allowed: v.allowed,
+            limit,
+            cost,
+            remaining: v.remaining,
+            reset_at: v.reset_at,
+            retry_after: if v.allowed {
+                None
+            } else {
+                v.retry_at.map(|at| at.saturating_since(now))
+            },
+            can_ever_pass: cost <= limit.amount(),
+            decided_at: now,
+        }
+    }
+}
+
+/// What one step returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Advanced,
+    Decision(View),
+    Stats(WindowStats),
+    Cleared,
+}
+
+fn pick_limits(world: &World, indices: &[usize]) -> Vec<RateLimit> {
+    indices.iter().map(|i| world.limits[*i]).collect()
+}
+
+/// Runs `step` through a limiter.
+async fn run(ctx: &Ctx, l: &Checked<'_>, world: &World, step: &Step) -> Seen {
+    match step {
+        Step::Advance(ms) => {
+            let _ = (ctx, ms);
+            Seen::Advanced
+        }
+        Step::Hit { key, limit, cost } => Seen::Decision(View::of(
+            &l.hit(&world.limits[*limit], &world.keys[*key], *cost).await,
+        )),
+        Step::Test { key, limit, cost } => Seen::Decision(View::of(
+            &l.test(&world.limits[*limit], &world.keys[*key], *cost)
+                .await,
+        )),
+        Step::Stats { key, limit } => {
+            Seen::Stats(l.stats(&world.limits[*limit], &world.keys[*key]).await)
+        }
+        Step::Clear { key, limit } => {
+            l.clear(&world.limits[*limit], &world.keys[*key]).await;
+            Seen::Cleared
+        }
+        Step::HitAll { key, limits, cost } => {
+            let limits = pick_limits(world, limits);
+            Seen::Decision(View::of(
+                &l.hit_all(&limits, &world.keys[*key], *cost).await,
+            ))
+        }
+        Step::TestAll { key, limits, cost } => {
+            let limits = pick_limits(world, limits);
+            Seen::Decision(View::of(
+                &l.test_all(&limits, &world.keys[*key], *cost).await,
+            ))
+        }
+    }
+}
+
+/// The stored bytes of a pair, with absent read as empty (as the strategies read it).
+async fn bytes(l: &Checked<'_>, world: &World, (key, limit): (usize, usize)) -> Vec<u8> {
+    l.stored(&world.limits[limit], &world.keys[key])
+        .await
+        .map(|v| v.value)
+        .unwrap_or_default()
+}
+
+/// A failure message with the sequence's context.
+fn context(seed: u64, index: usize, history: &[Step]) -> String {
+    let mut out = format!(
+        "sequence seed {seed:#x} (rerun with LIMITER_CONFORMANCE_SEED), step {index}: {:?}\n  \
+         steps before it:",
+        history.last()
+    );
+    let from = history.len().saturating_sub(9);
+    for (i, step) in history
+        .iter()
+        .enumerate()
+        .take(history.len().saturating_sub(1))
+        .skip(from)
+    {
+        let _ = write!(out, "\n    #{i}: {step:?}");
+    }
+    out
+}
+
+/// The same random sequence on the storage under test and, with the same clock, on
+/// [`CasOnly`](crate::CasOnly) over a second storage from the factory (another
+/// namespace): every decision and stats answer is identical, and so are the stored
+/// bytes after every step. In `native` mode this pins the storage's native operations
+/// (`fixed_window`, …, `batch`) to the generic path; in `cas_only` mode both sides are
+/// generic.
+pub async fn native_and_generic_paths_agree(ctx: &Ctx) {
+    let native = ctx.limiter();
+    let second = Mode::CasOnly.wrap(ctx.new_storage().await);
+    let generic = ctx.checked(
+        ctx.builder_on(second, ctx.strategy(), "-generic").build(),
+        "generic limiter",
+    );
+    for variant in 0..LIMITS.len() {
+        let world = World::new(ctx, variant);
+        let seed = seed(ctx, variant as u64);
+        let mut rng = Rng::new(seed);
+        let mut history = Vec::with_capacity(STEPS);
+        for index in 0..STEPS {
+            let step = Step::random(&mut rng, &world);
+            history.push(step.clone());
+            if let Step::Advance(ms) = step {
+                ctx.advance_ms(ms);
+            }
+            let a = run(ctx, &native, &world, &step).await;
+            let b = run(ctx, &generic, &world, &step).await;
+            ensure_eq!(
+                ctx,
+                a,
+                b,
+                "native path (actual) vs generic path (expected)\n{}",
+                context(seed, index, &history)
+            );
+            for pair in step.touched() {
+                let (a, b) = (
+                    bytes(&native, &world, pair).await,
+                    bytes(&generic, &world, pair).await,
+                );
+                ensure_eq!(
+                    ctx,
+                    a,
+                    b,
+                    "stored bytes of {:?} under {}: native (actual) vs generic (expected)\n{}",
+                    world.keys[pair.0],
+                    world.limits[pair.1],
+                    context(seed, index, &history)
+                );
+            }
+        }
+    }
+}
+
+/// The model: one byte buffer per stored key, driven by [`Strategy::apply`].
+struct Model {
+    strategy: &'static dyn Strategy,
+    states: HashMap<(usize, usize), Vec<u8>>,
+}
+
+impl Model {
+    fn apply(
+        &mut self,
+        ctx: &Ctx,
+        world: &World,
+        pair: (usize, usize),
+        op: Op,
+        now: Timestamp,
+    ) -> Verdict {
+        let old = self.states.get(&pair).cloned().unwrap_or_default();
+        let mut state = old.clone();
+        let outcome = self
+            .strategy
+            .apply(&world.limits[pair.1], &mut state, op, now);
+        let outcome = ctx.ok(outcome, "the model's own Strategy::apply");
+        if outcome.write.is_some() {
+            self.states.insert(pair, state);
+        }
+        outcome.verdict
+    }
+
+    /// Every answer the limiter may give to `step` (several only when limits tie).
+    fn step(&mut self, ctx: &Ctx, world: &World, step: &Step, now: Timestamp) -> Vec<Seen> {
+        match step {
+            Step::Advance(_) => vec![Seen::Advanced],
+            Step::Hit { key, limit, cost } | Step::Test { key, limit, cost } => {
+                let op = match step {
+                    Step::Hit { .. } => Op::Hit { cost: *cost },
+                    _ => Op::Peek { cost: *cost },
+                };
+                let v = self.apply(ctx, world, (*key, *limit), op, now);
+                vec![Seen::Decision(View::model(
+                    world.limits[*limit],
+                    *cost,
+                    &v,
+                    now,
+                ))]
+            }
+            Step::Stats { key, limit } => {
+                let v = self.apply(ctx, world, (*key, *limit), Op::Peek { cost: 1 }, now);
+                vec![Seen::Stats(WindowStats {
+                    remaining: v.remaining,
+                    reset_at: v.reset_at,
+                    now,
+                })]
+            }
+            Step::Clear { key, limit } => {
+                self.states.remove(&(*key, *limit));
+                vec![Seen::Cleared]
+            }
+            Step::HitAll { key, limits, cost } | Step::TestAll { key, limits, cost } => {
+                let mut distinct: Vec<usize> = Vec::new();
+                for l in limits {
+                    if !distinct
+                        .iter()
+                        .any(|d| world.limits[*d] == world.limits[*l])
+                    {
+                        distinct.push(*l);
+                    }
+                }
+                let peek = Op::Peek { cost: *cost };
+                let mut verdicts: Vec<Verdict> = distinct
+                    .iter()
+                    .map(|l| self.apply(ctx, world, (*key, *l), peek, now))
+                    .collect();
+                if matches!(step, Step::HitAll { .. }) && verdicts.iter().all(|v| v.allowed) {
+                    let hit = Op::Hit { cost: *cost };
+                    verdicts = distinct
+                        .iter()
+                        .map(|l| self.apply(ctx, world, (*key, *l), hit, now))
+                        .collect();
+                }
+                combine(world, &distinct, &verdicts, *cost, now)
+            }
+        }
+    }
+}
+
+/// The decisions `RateLimiter::hit_all` may return: the rejecting limit that waits
+/// longest (never passing counts as longest) or, when all pass, the one with the
+/// fewest units left; every limit that ties.
+fn combine(
+    world: &World,
+    limits: &[usize],
+    verdicts: &[Verdict],
+    cost: u64,
+    now: Timestamp,
+) -> Vec<Seen> {
+    let pairs: Vec<(RateLimit, &Verdict)> = limits
+        .iter()
+        .map(|l| world.limits[*l])
+        .zip(verdicts)
+        .collect();
+    let wait = |v: &Verdict| v.retry_at.map_or(u64::MAX, Timestamp::as_millis);
+    let chosen: Vec<&(RateLimit, &Verdict)> = if pairs.iter().any(|(_, v)| !v.allowed) {
+        let longest = pairs
+            .iter()
+            .filter(|(_, v)| !v.allowed)
+            .map(|(_, v)| wait(v))
+            .max();
+        pairs
+            .iter()
+            .filter(|(_, v)| !v.allowed && Some(wait(v)) == longest)
+            .collect()
+    } else {
+        let fewest = pairs.iter().map(|(_, v)| v.remaining).min();
+        pairs
+            .iter()
+            .filter(|(_, v)| Some(v.remaining) == fewest)
+            .collect()
+    };
+    chosen
+        .into_iter()
+        .map(|(limit, v)| Seen::Decision(View::model(*limit, cost, v, now)))
+        .collect()
+}
+
+/// A random sequence on the storage under test, checked against a model that applies
+/// the built-in strategy directly to an in-memory byte buffer per key: every answer
+/// must be the model's, and after every step the stored bytes of the touched keys must
+/// equal the model's buffer (absent reads as empty). This pins that the storage keeps
+/// state bytes exactly and that its native operations write the documented layout.
+pub async fn matches_the_reference_model(ctx: &Ctx) {
+    let l = ctx.limiter();
+    let mut model = Model {
+        strategy: ctx.strategy().strategy(),
+        states: HashMap::new(),
+    };
+    for variant in 0..LIMITS.len() {
+        let world = World::new(ctx, variant);
+        model.states.clear();
+        let seed = seed(ctx, variant as u64) ^ 0x004D_4F44_454C;
+        let mut rng = Rng::new(seed);
+        let mut history = Vec::with_capacity(STEPS);
+        for index in 0..STEPS {
+            let step = Step::random(&mut rng, &world);
+            history.push(step.clone());
+            if let Step::Advance(ms) = step {
+                ctx.advance_ms(ms);
+            }
+            let actual = run(ctx, &l, &world, &step).await;
+            let expected = model.step(ctx, &world, &step, ctx.now());
+            ensure!(
+                ctx,
+                expected.contains(&actual),
+                "answer differs from the model\n  expected: {}{expected:?}\n  actual:   {actual:?}\n{}",
+                if expected.len() > 1 { "one of " } else { "" },
+                context(seed, index, &history)
+            );
+            for pair in step.touched() {
+                let stored = bytes(&l, &world, pair).await;
+                let modelled = model.states.get(&pair).cloned().unwrap_or_default();
+                ensure_eq!(
+                    ctx,
+                    stored,
+                    modelled,
+                    "stored bytes of {:?} under {} vs the model's state\n{}",
+                    world.keys[pair.0],
+                    world.limits[pair.1],
+                    context(seed, index, &history)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! Behaviour specific to `MemoryStorage`: expiry, the key bound, native operations
+//! against the generic path, atomic batches and concurrency.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use limiter_core::strategy::{BuiltIn, FixedWindow, Gcra, MovingWindow, Op, SlidingWindow};
+use limiter_core::{
+    apply_with_cas, BatchItem, Key, ManualClock, NativeOp, RateLimit, RateLimiter, Storage,
+    StorageErrorKind, Strategy, Timestamp, Version,
+};
+use limiter_memory::MemoryStorage;
+
+fn limit(text: &str) -> RateLimit {
+    text.parse().expect("a valid limit")
+}
+
+fn limiter(storage: &Arc<MemoryStorage>, strategy: Arc<dyn Strategy>) -> RateLimiter {
+    RateLimiter::builder(storage.clone())
+        .strategy_arc(strategy)
+        .clock(ManualClock::new(1_000_000))
+        .build()
+}
+
+fn strategies() -> Vec<Arc<dyn Strategy>> {
+    vec![
+        Arc::new(FixedWindow),
+        Arc::new(MovingWindow),
+        Arc::new(SlidingWindow),
+        Arc::new(Gcra),
+    ]
+}
+
+async fn native(
+    storage: &MemoryStorage,
+    builtin: BuiltIn,
+    op: NativeOp<'_>,
+) -> Result<Option<limiter_core::strategy::Verdict>, limiter_core::StorageError> {
+    match builtin {
+        BuiltIn::FixedWindow => storage.fixed_window(op).await,
+        BuiltIn::MovingWindow => storage.moving_window(op).await,
+        BuiltIn::SlidingWindow => storage.sliding_window(op).await,
+        BuiltIn::Gcra => storage.gcra(op).await,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn expired_entries_read_as_absent_and_are_reclaimed() {
+    let storage = MemoryStorage::new();
+    let ttl = Duration::from_millis(60);
+    for i in 0..100 {
+        assert!(storage
+            .compare_and_set(&format!("short/{i}"), None, b"x", ttl)
+            .await
+            .unwrap());
+    }
+    storage
+        .compare_and_set("long", None, b"y", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(storage.len(), 101);
+    assert!(storage.get("short/0").await.unwrap().is_some());
+
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(storage.get("short/0").await.unwrap().is_none());
+    // Expecting "absent" succeeds on an expired key; the old version does not.
+    assert!(storage
+        .compare_and_set("short/1", None, b"z", ttl)
+        .await
+        .unwrap());
+    // The write above reclaimed `short/1` and swept up to 2 more of its shard.
+    let purged = storage.purge_expired();
+    assert!((96..=98).contains(&purged), "{purged}");
+    assert_eq!(storage.len(), 2);
+    assert_eq!(storage.get("long").await.unwrap().unwrap().value, b"y");
+}
+
+#[tokio::test]
+async fn writes_sweep_expired_entries_of_their_shard() {
+    let storage = Arc::new(MemoryStorage::builder().shards(1).build());
+    let short = Duration::from_millis(50);
+    let fill = |prefix: &'static str| {
+        let storage = storage.clone();
+        async move {
+            for i in 0..100 {
+                let key = format!("{prefix}/{i}");
+                assert!(storage.compare_and_set(&key, None, b"x", short).await.unwrap());
+            }
+        }
+    };
+    fill("short").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(storage.len(), 100, "nothing reclaimed without writes");
+
+    // New keys: each insertion examines 4 entries, so 60 cover the whole shard.
+    let limiter = limiter(&storage, Arc::new(FixedWindow));
+    let l = limit("1000 per hour");
+    for i in 0..60 {
+        let key = Key::from(format!("new-{i}"));
+        assert!(limiter.hit(&l, &key, 1).await.unwrap().is_allowed());
+    }
+    assert_eq!(storage.len(), 60);
+
+    // Updates of one key sweep too, more slowly (2 entries every 8 writes).
+    fill("again").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let key = Key::from("new-0");
+    for _ in 0..900 {
+        assert!(limiter.hit(&l, &key, 1).await.unwrap().is_allowed());
+    }
+    assert_eq!(storage.len(), 60);
+    assert_eq!(limiter.stats(&l, &key).await.unwrap().remaining, 99);
+}
+
+#[tokio::test]
+async fn max_keys_bounds_len_and_spares_recently_used_keys() {
+    let storage = Arc::new(MemoryStorage::builder().max_keys(1_000).shards(4).build());
+    let limiter = limiter(&storage, Arc::new(FixedWindow));
+    let l = limit("1000000 per hour");
+    let hot = Key::from("hot");
+    for i in 0..10_000 {
+        assert!(limiter.hit(&l, &hot, 1).await.unwrap().is_allowed());
+        let cold = Key::from(format!("cold-{i}"));
+        assert!(limiter.hit(&l, &cold, 1).await.unwrap().is_allowed());
+        if i % 1_000 == 0 {
+            assert!(storage.len() <= 1_000);
+        }
+    }
+    assert!(storage.len() <= 1_000);
+    // Each shard is full (250 keys each, 10,000 went in).
+    assert_eq!(storage.len(), 1_000);
+    // The hot key was never evicted: all its 10,000 hits are still counted.
+    let stats = limiter.stats(&l, &hot).await.unwrap();
+    assert_eq!(stats.remaining, 1_000_000 - 10_000);
+    // The oldest cold keys were evicted: a fresh hit on one counts from zero again.
+    let first = limiter.hit(&l, &Key::from("cold-0"), 1).await.unwrap();
+    assert_eq!(first.remaining(), 999_999);
+}
+
+#[tokio::test]
+async fn max_keys_below_shard_count_still_stores_keys() {
+    let storage = Arc::new(MemoryStorage::builder().max_keys(3).build());
+    assert_eq!(storage.shard_count(), 3);
+    let limiter = limiter(&storage, Arc::new(Gcra));
+    let l = limit("10 per minute");
+    for i in 0..100 {
+        limiter.hit(&l, &Key::from(format!("k{i}")), 1).await.unwrap();
+        assert!(storage.len() <= 3);
+    }
+    assert!(!storage.is_empty());
+}
+
+#[tokio::test]
+async fn native_operations_match_the_generic_path() {
+    let l = limit("5 per second");
+    let ops: Vec<(Op, u64)> = vec![
+        (Op::Hit { cost: 2 }, 0),
+        (Op::Peek { cost: 3 }, 10),
+        (Op::Hit { cost: 3 }, 20),
+        (Op::Hit { cost: 1 }, 30),
+        (Op::Refund { cost: 1, at: Timestamp::from_millis(20) }, 40),
+        (Op::Hit { cost: 1 }, 500),
+        (Op::Hit { cost: 6 }, 600),
+        (Op::Peek { cost: 1 }, 999),
+        (Op::Hit { cost: 4 }, 1_000),
+        (Op::Hit { cost: 2 }, 1_500),
+        (Op::Hit { cost: 5 }, 2_600),
+        (Op::Hit { cost: 5 }, 10_000),
+    ];
+    for builtin in BuiltIn::ALL {
+        let native_storage = MemoryStorage::new();
+        let generic_storage = MemoryStorage::new();
+        for (i, &(op, at)) in ops.iter().enumerate() {
+            let op = NativeOp {
+                key: "k",
+                limit: &l,
+                op,
+                now: Timestamp::from_millis(1_000_000 + at),
+            };
+            let fast = native(&native_storage, builtin, op).await.unwrap().unwrap();
+            let slow = apply_with_cas(&generic_storage, builtin.strategy(), 4, op)
+                .await
+                .unwrap();
+            assert_eq!(fast, slow, "{builtin} op {i}");
+            let a = native_storage.get("k").await.unwrap().map(|v| v.value);
+            let b = generic_storage.get("k").await.unwrap().map(|v| v.value);
+            assert_eq!(a, b, "{builtin} state after op {i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn peeks_and_rejections_create_no_entry() {
+    let storage = Arc::new(MemoryStorage::new());
+    for strategy in strategies() {
+        let limiter = limiter(&storage, strategy);
+        let l = limit("3 per minute");
+        let key = Key::from("nobody");
+        assert!(limiter.test(&l, &key, 1).await.unwrap().is_allowed());
+        limiter.stats(&l, &key).await.unwrap();
+        assert!(!limiter.hit(&l, &key, 4).await.unwrap().is_allowed());
+        assert_eq!(storage.len(), 0);
+        assert!(limiter.hit(&l, &key, 3).await.unwrap().is_allowed());
+        assert_eq!(storage.len(), 1);
+        storage.clear_all().await.unwrap();
+        assert!(storage.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn versions_never_repeat_for_a_key() {
+    let storage = MemoryStorage::new();
+    let ttl = Duration::from_secs(60);
+    assert!(storage.compare_and_set("k", None, b"1", ttl).await.unwrap());
+    assert!(!storage.compare_and_set("k", None, b"2", ttl).await.unwrap());
+    let v1 = storage.get("k").await.unwrap().unwrap().version;
+    assert!(storage.compare_and_set("k", Some(v1), b"3", ttl).await.unwrap());
+    assert!(!storage.compare_and_set("k", Some(v1), b"4", ttl).await.unwrap());
+    let v2 = storage.get("k").await.unwrap().unwrap();
+    assert_eq!(v2.value, b"3");
+    storage.delete("k").await.unwrap();
+    storage.delete("k").await.unwrap();
+    assert!(!storage
+        .compare_and_set("k", Some(v2.version), b"5", ttl)
+        .await
+        .unwrap());
+    assert!(storage.compare_and_set("k", None, b"6", ttl).await.unwrap());
+    let v3 = storage.get("k").await.unwrap().unwrap().version;
+    assert!(v3 != v1 && v3 != v2.version);
+    storage.clear_all().await.unwrap();
+    assert!(storage.compare_and_set("k", None, b"7", ttl).await.unwrap());
+    let v4: Version = storage.get("k").await.unwrap().unwrap().version;
+    assert!(![v1, v2.version, v3].contains(&v4));
+    storage.check().await.unwrap();
+}
+
+#[tokio::test]
+async fn corrupt_state_is_reported_with_its_key() {
+    let storage = MemoryStorage::new();
+    storage
+        .compare_and_set("k", None, b"garbage", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let l = limit("1 per second");
+    for builtin in BuiltIn::ALL {
+        let op = NativeOp {
+            key: "k",
+            limit: &l,
+            op: Op::Hit { cost: 1 },
+            now: Timestamp::from_millis(0),
+        };
+        let err = native(&storage, builtin, op).await.unwrap_err();
+        assert_eq!(err.kind(), StorageErrorKind::Corrupt);
+        assert_eq!(err.key(), Some("k"));
+        let items = [BatchItem { key: "k", limit: &l }];
+        let err = storage
+            .batch(builtin, &items, 1, Timestamp::from_millis(0))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), StorageErrorKind::Corrupt);
+    }
+}
+
+#[tokio::test]
+async fn batch_is_all_or_nothing() {
+    // One shard, so that every item shares it; and the default sharding.
+    for storage in [MemoryStorage::builder().shards(1).build(), MemoryStorage::new()] {
+        let (wide, narrow) = (limit("5 per minute"), limit("2 per minute"));
+        let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+        let at = Timestamp::from_millis(1_000);
+        for builtin in BuiltIn::ALL {
+            storage.clear_all().await.unwrap();
+            let items: Vec<BatchItem<'_>> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| BatchItem {
+                    key,
+                    limit: if i == 7 { &narrow } else { &wide },
+                })
+                .collect();
+            for round in 0..2 {
+                let verdicts = storage.batch(builtin, &items, 1, at).await.unwrap().unwrap();
+                assert!(verdicts.iter().all(|v| v.allowed), "{builtin} {round}");
+                assert_eq!(verdicts[7].remaining, 1 - round);
+                assert_eq!(verdicts[0].remaining, 4 - round);
+            }
+            let verdicts = storage.batch(builtin, &items, 1, at).await.unwrap().unwrap();
+            assert_eq!(verdicts.len(), 20);
+            assert!(!verdicts[7].allowed, "{builtin}");
+            assert!(verdicts[7].retry_at.is_some());
+            // Nothing was consumed: the other keys still have 3 left.
+            for (i, key) in keys.iter().enumerate().filter(|&(i, _)| i != 7) {
+                let op = NativeOp {
+                    key,
+                    limit: &wide,
+                    op: Op::Peek { cost: 1 },
+                    now: at,
+                };
+                let peek = native(&storage, builtin, op).await.unwrap().unwrap();
+                assert_eq!(peek.remaining, 3, "{builtin} key {i}");
+                assert_eq!(verdicts[i].remaining, 3);
+            }
+            // A rejected batch creates no entry for keys seen for the first time.
+            let fresh = [
+                BatchItem { key: "fresh", limit: &wide },
+                BatchItem { key: "k7", limit: &narrow },
+            ];
+            let verdicts = storage.batch(builtin, &fresh, 1, at).await.unwrap().unwrap();
+            assert!(verdicts[0].allowed && !verdicts[1].allowed);
+            assert_eq!(storage.get("fresh").await.unwrap(), None);
+        }
+    }
+}
+
+#[tokio::test]
+async fn batch_with_a_repeated_key_consumes_nothing_when_it_fails() {
+    let storage = MemoryStorage::builder().shards(1).build();
+    let l = limit("1 per minute");
+    let items = [BatchItem { key: "k", limit: &l }, BatchItem { key: "k", limit: &l }];
+    let at = Timestamp::from_millis(0);
+    for builtin in BuiltIn::ALL {
+        storage.clear_all().await.unwrap();
+        let verdicts = storage.batch(builtin, &items, 1, at).await.unwrap().unwrap();
+        assert!(!verdicts[1].allowed, "{builtin}");
+        let op = NativeOp {
+            key: "k",
+            limit: &l,
+            op: Op::Peek { cost: 1 },
+            now: at,
+        };
+        assert!(native(&storage, builtin, op).await.unwrap().unwrap().allowed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_hits_admit_exactly_the_limit() {
+    let storage = Arc::new(MemoryStorage::new());
+    for strategy in strategies() {
+        let name = strategy.name();
+        let limiter = limiter(&storage, strategy);
+        let l = limit("50 per hour");
+        let key = Key::from("contended");
+        let admitted = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..500)
+            .map(|_| {
+                let (limiter, key, admitted) = (limiter.clone(), key.clone(), admitted.clone());
+                tokio::spawn(async move {
+                    if limiter.hit(&l, &key, 1).await.unwrap().is_allowed() {
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(admitted.load(Ordering::Relaxed), 50, "{name}");
+
+        // `hit_all`: the narrow limit admits 50 and the wide one counts exactly those.
+        let limits = [limit("50 per hour"), limit("1000 per hour")];
+        let key = Key::from("contended-all");
+        let admitted = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..500)
+            .map(|_| {
+                let (limiter, key, admitted) = (limiter.clone(), key.clone(), admitted.clone());
+                tokio::spawn(async move {
+                    if limiter.hit_all(&limits, &key, 1).await.unwrap().is_allowed() {
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(admitted.load(Ordering::Relaxed), 50, "{name} hit_all");
+        let wide = limiter.stats(&limits[1], &key).await.unwrap();
+        assert_eq!(wide.remaining, 950, "{name} hit_all consumed only admitted hits");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_hits_on_many_keys_with_a_bound() {
+    let storage = Arc::new(MemoryStorage::builder().max_keys(500).shards(8).build());
+    let limiter = limiter(&storage, Arc::new(SlidingWindow));
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let l = limit("100 per minute");
+                for i in 0..2_000 {
+                    let key = Key::from(format!("{t}-{}", i % 700));
+                    limiter.hit(&l, &key, 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(storage.len() <= 500);
+}
