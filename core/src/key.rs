@@ -5,8 +5,6 @@
 //! identifier lists can never produce the same key: `["a/b", "c"]` and `["a", "b/c"]`
 //! stay apart.
 
-use std::fmt::Write as _;
-
 use crate::limit::RateLimit;
 
 /// The identifiers a limit is counted against, such as a client address and a route.
@@ -104,19 +102,38 @@ pub(crate) fn escape(part: &str) -> String {
 
 /// The stored key for `key` under `limit`; `prefix` is the escaped
 /// `namespace/strategy` part.
+///
+/// On every hit's path, so it formats by hand: one allocation, no `fmt` machinery.
 pub(crate) fn storage_key(prefix: &str, key: &Key, limit: &RateLimit) -> String {
-    let mut out = String::with_capacity(prefix.len() + key.escaped.len() + 32);
+    let unit = limit.unit().name();
+    let mut out = String::with_capacity(prefix.len() + key.escaped.len() + unit.len() + 43);
     out.push_str(prefix);
     out.push_str(&key.escaped);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        "/{}/{}/{}",
-        limit.amount(),
-        limit.multiples(),
-        limit.unit()
-    );
+    out.push('/');
+    push_decimal(&mut out, limit.amount());
+    out.push('/');
+    push_decimal(&mut out, limit.multiples());
+    out.push('/');
+    out.push_str(unit);
     out
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // `n % 10` is below 10, so the cast cannot truncate.
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[start..] {
+        out.push(char::from(d));
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +174,15 @@ mod tests {
             }
         }
         assert_eq!(escape("50%/x"), "50%25%2Fx");
+    }
+
+    #[test]
+    fn decimals_are_formatted_exactly() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, u64::MAX] {
+            let mut out = String::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
     }
 
     #[test]

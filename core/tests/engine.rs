@@ -2,6 +2,8 @@
 //! rollback of a multi-limit hit that loses a race on the generic path. (What every
 //! storage must do is in the `limiter-conformance` suite.)
 
+#![allow(clippy::unwrap_used)] // a test: a panic is the failure report
+
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
