@@ -65,7 +65,12 @@ impl Clock for SystemClock {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);
-        Timestamp(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
+        // Seconds and sub-second millis: `as_millis` would divide a u128, which is slow.
+        let millis = since_epoch
+            .as_secs()
+            .saturating_mul(1_000)
+            .saturating_add(u64::from(since_epoch.subsec_millis()));
+        Timestamp(millis)
     }
 }
 
