@@ -393,7 +393,8 @@ pub async fn apply_with_cas(
         let outcome = strategy
             .apply(op.limit, &mut state, op.op, op.now)
             .map_err(|e| {
-                StorageError::new(StorageErrorKind::Corrupt, "get", e.to_string()).with_key(op.key)
+                StorageError::new(StorageErrorKind::Corrupt, "apply", e.to_string())
+                    .with_key(op.key)
             })?;
         let Some(ttl) = outcome.write else {
             return Ok(outcome.verdict);

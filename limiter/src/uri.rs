@@ -166,13 +166,11 @@ mod tests {
     use super::*;
 
     fn err(uri: &str) -> UriError {
-        futures_lite_block_on(storage_from_uri(uri))
-            .err()
-            .expect("an error")
+        block_on(storage_from_uri(uri)).expect_err("an error")
     }
 
     /// Runs a future that never waits (storage construction here does no I/O).
-    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
@@ -209,9 +207,27 @@ mod tests {
 
     #[cfg(feature = "memory")]
     #[test]
+    fn memory_uri_bounds_the_key_count() {
+        let storage = block_on(storage_from_uri("memory://?max_keys=2&shards=1")).unwrap();
+        let keys = ["a", "b", "c", "d"];
+        block_on(async {
+            for key in keys {
+                let ttl = std::time::Duration::from_secs(60);
+                assert!(storage.compare_and_set(key, None, b"x", ttl).await.unwrap());
+            }
+            let mut present = 0;
+            for key in keys {
+                present += usize::from(storage.get(key).await.unwrap().is_some());
+            }
+            assert_eq!(present, 2);
+        });
+    }
+
+    #[cfg(feature = "memory")]
+    #[test]
     fn memory_uri_parameters_are_checked() {
-        assert!(futures_lite_block_on(storage_from_uri("memory://")).is_ok());
-        assert!(futures_lite_block_on(storage_from_uri("MEMORY://?max_keys=5&shards=2")).is_ok());
+        assert!(block_on(storage_from_uri("memory://")).is_ok());
+        assert!(block_on(storage_from_uri("MEMORY://?max_keys=5&shards=2")).is_ok());
         for bad in [
             "memory://?max_keys=0",
             "memory://?max_keys=x",

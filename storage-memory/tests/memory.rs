@@ -86,7 +86,10 @@ async fn writes_sweep_expired_entries_of_their_shard() {
         async move {
             for i in 0..100 {
                 let key = format!("{prefix}/{i}");
-                assert!(storage.compare_and_set(&key, None, b"x", short).await.unwrap());
+                assert!(storage
+                    .compare_and_set(&key, None, b"x", short)
+                    .await
+                    .unwrap());
             }
         }
     };
@@ -103,15 +106,15 @@ async fn writes_sweep_expired_entries_of_their_shard() {
     }
     assert_eq!(storage.len(), 60);
 
-    // Updates of one key sweep too, more slowly (2 entries every 8 writes).
+    // Updates of one key sweep too, more slowly (2 entries every 32 writes).
     fill("again").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let key = Key::from("new-0");
-    for _ in 0..900 {
+    let (key, l) = (Key::from("new-0"), limit("10000 per hour"));
+    for _ in 0..4_000 {
         assert!(limiter.hit(&l, &key, 1).await.unwrap().is_allowed());
     }
-    assert_eq!(storage.len(), 60);
-    assert_eq!(limiter.stats(&l, &key).await.unwrap().remaining, 99);
+    assert_eq!(storage.len(), 61);
+    assert_eq!(limiter.stats(&l, &key).await.unwrap().remaining, 6_000);
 }
 
 #[tokio::test]
@@ -146,7 +149,10 @@ async fn max_keys_below_shard_count_still_stores_keys() {
     let limiter = limiter(&storage, Arc::new(Gcra));
     let l = limit("10 per minute");
     for i in 0..100 {
-        limiter.hit(&l, &Key::from(format!("k{i}")), 1).await.unwrap();
+        limiter
+            .hit(&l, &Key::from(format!("k{i}")), 1)
+            .await
+            .unwrap();
         assert!(storage.len() <= 3);
     }
     assert!(!storage.is_empty());
@@ -160,7 +166,13 @@ async fn native_operations_match_the_generic_path() {
         (Op::Peek { cost: 3 }, 10),
         (Op::Hit { cost: 3 }, 20),
         (Op::Hit { cost: 1 }, 30),
-        (Op::Refund { cost: 1, at: Timestamp::from_millis(20) }, 40),
+        (
+            Op::Refund {
+                cost: 1,
+                at: Timestamp::from_millis(20),
+            },
+            40,
+        ),
         (Op::Hit { cost: 1 }, 500),
         (Op::Hit { cost: 6 }, 600),
         (Op::Peek { cost: 1 }, 999),
@@ -216,8 +228,14 @@ async fn versions_never_repeat_for_a_key() {
     assert!(storage.compare_and_set("k", None, b"1", ttl).await.unwrap());
     assert!(!storage.compare_and_set("k", None, b"2", ttl).await.unwrap());
     let v1 = storage.get("k").await.unwrap().unwrap().version;
-    assert!(storage.compare_and_set("k", Some(v1), b"3", ttl).await.unwrap());
-    assert!(!storage.compare_and_set("k", Some(v1), b"4", ttl).await.unwrap());
+    assert!(storage
+        .compare_and_set("k", Some(v1), b"3", ttl)
+        .await
+        .unwrap());
+    assert!(!storage
+        .compare_and_set("k", Some(v1), b"4", ttl)
+        .await
+        .unwrap());
     let v2 = storage.get("k").await.unwrap().unwrap();
     assert_eq!(v2.value, b"3");
     storage.delete("k").await.unwrap();
@@ -254,7 +272,10 @@ async fn corrupt_state_is_reported_with_its_key() {
         let err = native(&storage, builtin, op).await.unwrap_err();
         assert_eq!(err.kind(), StorageErrorKind::Corrupt);
         assert_eq!(err.key(), Some("k"));
-        let items = [BatchItem { key: "k", limit: &l }];
+        let items = [BatchItem {
+            key: "k",
+            limit: &l,
+        }];
         let err = storage
             .batch(builtin, &items, 1, Timestamp::from_millis(0))
             .await
@@ -266,7 +287,10 @@ async fn corrupt_state_is_reported_with_its_key() {
 #[tokio::test]
 async fn batch_is_all_or_nothing() {
     // One shard, so that every item shares it; and the default sharding.
-    for storage in [MemoryStorage::builder().shards(1).build(), MemoryStorage::new()] {
+    for storage in [
+        MemoryStorage::builder().shards(1).build(),
+        MemoryStorage::new(),
+    ] {
         let (wide, narrow) = (limit("5 per minute"), limit("2 per minute"));
         let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
         let at = Timestamp::from_millis(1_000);
@@ -281,12 +305,20 @@ async fn batch_is_all_or_nothing() {
                 })
                 .collect();
             for round in 0..2 {
-                let verdicts = storage.batch(builtin, &items, 1, at).await.unwrap().unwrap();
+                let verdicts = storage
+                    .batch(builtin, &items, 1, at)
+                    .await
+                    .unwrap()
+                    .unwrap();
                 assert!(verdicts.iter().all(|v| v.allowed), "{builtin} {round}");
                 assert_eq!(verdicts[7].remaining, 1 - round);
                 assert_eq!(verdicts[0].remaining, 4 - round);
             }
-            let verdicts = storage.batch(builtin, &items, 1, at).await.unwrap().unwrap();
+            let verdicts = storage
+                .batch(builtin, &items, 1, at)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(verdicts.len(), 20);
             assert!(!verdicts[7].allowed, "{builtin}");
             assert!(verdicts[7].retry_at.is_some());
@@ -304,10 +336,20 @@ async fn batch_is_all_or_nothing() {
             }
             // A rejected batch creates no entry for keys seen for the first time.
             let fresh = [
-                BatchItem { key: "fresh", limit: &wide },
-                BatchItem { key: "k7", limit: &narrow },
+                BatchItem {
+                    key: "fresh",
+                    limit: &wide,
+                },
+                BatchItem {
+                    key: "k7",
+                    limit: &narrow,
+                },
             ];
-            let verdicts = storage.batch(builtin, &fresh, 1, at).await.unwrap().unwrap();
+            let verdicts = storage
+                .batch(builtin, &fresh, 1, at)
+                .await
+                .unwrap()
+                .unwrap();
             assert!(verdicts[0].allowed && !verdicts[1].allowed);
             assert_eq!(storage.get("fresh").await.unwrap(), None);
         }
@@ -318,11 +360,24 @@ async fn batch_is_all_or_nothing() {
 async fn batch_with_a_repeated_key_consumes_nothing_when_it_fails() {
     let storage = MemoryStorage::builder().shards(1).build();
     let l = limit("1 per minute");
-    let items = [BatchItem { key: "k", limit: &l }, BatchItem { key: "k", limit: &l }];
+    let items = [
+        BatchItem {
+            key: "k",
+            limit: &l,
+        },
+        BatchItem {
+            key: "k",
+            limit: &l,
+        },
+    ];
     let at = Timestamp::from_millis(0);
     for builtin in BuiltIn::ALL {
         storage.clear_all().await.unwrap();
-        let verdicts = storage.batch(builtin, &items, 1, at).await.unwrap().unwrap();
+        let verdicts = storage
+            .batch(builtin, &items, 1, at)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!verdicts[1].allowed, "{builtin}");
         let op = NativeOp {
             key: "k",
@@ -330,7 +385,13 @@ async fn batch_with_a_repeated_key_consumes_nothing_when_it_fails() {
             op: Op::Peek { cost: 1 },
             now: at,
         };
-        assert!(native(&storage, builtin, op).await.unwrap().unwrap().allowed);
+        assert!(
+            native(&storage, builtin, op)
+                .await
+                .unwrap()
+                .unwrap()
+                .allowed
+        );
     }
 }
 
@@ -366,7 +427,12 @@ async fn concurrent_hits_admit_exactly_the_limit() {
             .map(|_| {
                 let (limiter, key, admitted) = (limiter.clone(), key.clone(), admitted.clone());
                 tokio::spawn(async move {
-                    if limiter.hit_all(&limits, &key, 1).await.unwrap().is_allowed() {
+                    if limiter
+                        .hit_all(&limits, &key, 1)
+                        .await
+                        .unwrap()
+                        .is_allowed()
+                    {
                         admitted.fetch_add(1, Ordering::Relaxed);
                     }
                 })
@@ -377,7 +443,10 @@ async fn concurrent_hits_admit_exactly_the_limit() {
         }
         assert_eq!(admitted.load(Ordering::Relaxed), 50, "{name} hit_all");
         let wide = limiter.stats(&limits[1], &key).await.unwrap();
-        assert_eq!(wide.remaining, 950, "{name} hit_all consumed only admitted hits");
+        assert_eq!(
+            wide.remaining, 950,
+            "{name} hit_all consumed only admitted hits"
+        );
     }
 }
 

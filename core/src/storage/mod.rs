@@ -17,7 +17,9 @@
 //!    [`sliding_window`](Storage::sliding_window), [`gcra`](Storage::gcra)) and one for
 //!    a multi-limit [`batch`](Storage::batch). A storage overrides them to decide in one
 //!    step (under a lock, in a server-side script). Each returns `Ok(None)` by default,
-//!    which sends the limiter to the generic path over layer 1.
+//!    which sends the limiter to the generic path over layer 1. In-process storages can
+//!    also answer through [`native_immediate`](Storage::native_immediate), which skips
+//!    the future (and its allocation) altogether.
 //!
 //! A native operation must give the same [`Verdict`] and leave the same state bytes as
 //! the built-in [`Strategy::apply`](crate::Strategy::apply) would on the same input: the
@@ -135,6 +137,21 @@ pub trait Storage: Send + Sync + fmt::Debug {
         Err(StorageError::unsupported("clear_all"))
     }
 
+    /// Runs the native operation for `builtin` right away, without a future, or
+    /// returns `None` (the default) to go through the async native operations.
+    ///
+    /// For in-process storages that never wait: it spares every decision the boxed
+    /// future of an async trait call. The result must be what the async native
+    /// operation for `builtin` would return.
+    fn native_immediate(
+        &self,
+        builtin: BuiltIn,
+        op: NativeOp<'_>,
+    ) -> Option<Result<Verdict, StorageError>> {
+        let _ = (builtin, op);
+        None
+    }
+
     /// Runs [`FixedWindow`](crate::strategy::FixedWindow) natively, or returns `Ok(None)`.
     ///
     /// # Errors
@@ -197,12 +214,16 @@ pub trait Storage: Send + Sync + fmt::Debug {
     }
 }
 
-/// Runs `op` on `storage`'s native operation for `builtin`.
+/// Runs `op` on `storage`'s native operation for `builtin`: the immediate one if the
+/// storage has it, else the async one.
 pub(crate) async fn native(
     storage: &dyn Storage,
     builtin: BuiltIn,
     op: NativeOp<'_>,
 ) -> Result<Option<Verdict>, StorageError> {
+    if let Some(result) = storage.native_immediate(builtin, op) {
+        return result.map(Some);
+    }
     match builtin {
         BuiltIn::FixedWindow => storage.fixed_window(op).await,
         BuiltIn::MovingWindow => storage.moving_window(op).await,
