@@ -131,9 +131,8 @@ fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &d in &digits[start..] {
-        out.push(char::from(d));
-    }
+    // ASCII digits are always UTF-8; one `push_str` beats a `push` per digit.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
 #[cfg(test)]
