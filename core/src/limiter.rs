@@ -190,11 +190,7 @@ impl RateLimiter {
     ///
     /// [`Error::ZeroCost`] for a cost of 0; [`Error::Storage`] when the storage fails.
     pub async fn hit(&self, limit: &RateLimit, key: &Key, cost: u64) -> Result<Decision, Error> {
-        check_cost(cost)?;
-        let now = self.inner.clock.now();
-        let stored = self.storage_key(limit, key);
-        let verdict = self.apply(&stored, limit, Op::Hit { cost }, now).await?;
-        Ok(Decision::new(*limit, cost, verdict, now))
+        self.decide_one(limit, key, Op::Hit { cost }).await
     }
 
     /// Whether a hit of `cost` would pass now. Never changes anything.
@@ -203,11 +199,7 @@ impl RateLimiter {
     ///
     /// As for [`hit`](Self::hit).
     pub async fn test(&self, limit: &RateLimit, key: &Key, cost: u64) -> Result<Decision, Error> {
-        check_cost(cost)?;
-        let now = self.inner.clock.now();
-        let stored = self.storage_key(limit, key);
-        let verdict = self.apply(&stored, limit, Op::Peek { cost }, now).await?;
-        Ok(Decision::new(*limit, cost, verdict, now))
+        self.decide_one(limit, key, Op::Peek { cost }).await
     }
 
     /// Units remaining and the reset time of `limit` for `key`. Never changes anything.
@@ -287,10 +279,7 @@ impl RateLimiter {
         }
 
         // Generic path: a cheap look first, so the common rejection writes nothing.
-        let mut verdicts = Vec::with_capacity(limits.len());
-        for (stored, limit) in keys.iter().zip(&limits) {
-            verdicts.push(self.apply(stored, limit, Op::Peek { cost }, now).await?);
-        }
+        let mut verdicts = self.peek_all(&keys, &limits, cost, now).await?;
         if verdicts.iter().any(|v| !v.allowed) {
             return combine(&limits, &verdicts, cost, now);
         }
@@ -325,12 +314,33 @@ impl RateLimiter {
         check_cost(cost)?;
         let limits = distinct(limits)?;
         let now = self.inner.clock.now();
-        let mut verdicts = Vec::with_capacity(limits.len());
-        for limit in &limits {
-            let stored = self.storage_key(limit, key);
-            verdicts.push(self.apply(&stored, limit, Op::Peek { cost }, now).await?);
-        }
+        let keys: Vec<String> = limits.iter().map(|l| self.storage_key(l, key)).collect();
+        let verdicts = self.peek_all(&keys, &limits, cost, now).await?;
         combine(&limits, &verdicts, cost, now)
+    }
+
+    /// One hit or peek of `op.cost()` on one limit.
+    async fn decide_one(&self, limit: &RateLimit, key: &Key, op: Op) -> Result<Decision, Error> {
+        check_cost(op.cost())?;
+        let now = self.inner.clock.now();
+        let stored = self.storage_key(limit, key);
+        let verdict = self.apply(&stored, limit, op, now).await?;
+        Ok(Decision::new(*limit, op.cost(), verdict, now))
+    }
+
+    /// Peeks every `(key, limit)` pair, in order.
+    async fn peek_all(
+        &self,
+        keys: &[String],
+        limits: &[RateLimit],
+        cost: u64,
+        now: Timestamp,
+    ) -> Result<Vec<Verdict>, StorageError> {
+        let mut verdicts = Vec::with_capacity(limits.len());
+        for (stored, limit) in keys.iter().zip(limits) {
+            verdicts.push(self.apply(stored, limit, Op::Peek { cost }, now).await?);
+        }
+        Ok(verdicts)
     }
 
     /// Applies `op` to one stored key: natively when the storage can, else through the

@@ -86,6 +86,21 @@ impl Strategy for Gcra {
             }
         };
 
+        // Writes `new_tat` (never below now) and answers an allowed operation.
+        let store = |state: &mut Vec<u8>, new_tat: u128| {
+            write_words(state, TAG, &split(new_tat));
+            let reset = reset_at(new_tat);
+            Outcome {
+                verdict: Verdict {
+                    allowed: true,
+                    remaining: remaining_at(new_tat - now_ticks),
+                    reset_at: reset,
+                    retry_at: None,
+                },
+                write: Some(ttl_until(now, reset)),
+            }
+        };
+
         match op {
             Op::Hit { cost } | Op::Peek { cost } => {
                 if cost > amount {
@@ -114,33 +129,13 @@ impl Strategy for Gcra {
                         write: None,
                     });
                 }
-                write_words(state, TAG, &split(new_tat));
-                let reset = reset_at(new_tat);
-                Ok(Outcome {
-                    verdict: Verdict {
-                        allowed: true,
-                        remaining: remaining_at(new_tat - now_ticks),
-                        reset_at: reset,
-                        retry_at: None,
-                    },
-                    write: Some(ttl_until(now, reset)),
-                })
+                Ok(store(state, new_tat))
             }
             Op::Refund { cost, .. } => {
                 let new_tat = stored
                     .saturating_sub(u128::from(cost) * interval)
                     .max(now_ticks);
-                write_words(state, TAG, &split(new_tat));
-                let reset = reset_at(new_tat);
-                Ok(Outcome {
-                    verdict: Verdict {
-                        allowed: true,
-                        remaining: remaining_at(new_tat - now_ticks),
-                        reset_at: reset,
-                        retry_at: None,
-                    },
-                    write: Some(ttl_until(now, reset)),
-                })
+                Ok(store(state, new_tat))
             }
         }
     }
