@@ -39,10 +39,20 @@ const NAME: &str = "gcra";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Gcra;
 
-/// `ticks / amount`, rounded up, as milliseconds.
-fn ticks_to_ms(ticks: u128, amount: u64) -> Timestamp {
-    let ms = ticks.div_ceil(u128::from(amount));
-    Timestamp::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+/// `n / d` (`d > 0`), in 64 bits when both fit: a 128-bit division is a slow library
+/// call, and on the hot path the operands are differences that nearly always fit.
+fn div(n: u128, d: u128) -> u128 {
+    match (u64::try_from(n), u64::try_from(d)) {
+        (Ok(n), Ok(d)) => u128::from(n / d),
+        _ => n / d,
+    }
+}
+
+/// The instant `ticks` ticks after `now` (`ticks / amount` ms, rounded up).
+fn after(now: Timestamp, ticks: u128, amount: u64) -> Timestamp {
+    let amount = u128::from(amount);
+    let ms = div(ticks + amount - 1, amount);
+    now.add_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 fn split(tat: u128) -> [u64; 2] {
@@ -76,15 +86,10 @@ impl Strategy for Gcra {
         let tat = stored.max(now_ticks);
         let used_ticks = tat - now_ticks;
         let remaining_at = |used: u128| {
-            u64::try_from(capacity.saturating_sub(used) / interval).unwrap_or(u64::MAX)
+            u64::try_from(div(capacity.saturating_sub(used), interval)).unwrap_or(u64::MAX)
         };
-        let reset_at = |tat: u128| {
-            if tat <= now_ticks {
-                now
-            } else {
-                ticks_to_ms(tat, amount)
-            }
-        };
+        // `now_ticks` is a whole number of milliseconds, so counting from it is exact.
+        let reset_at = |tat: u128| after(now, tat.saturating_sub(now_ticks), amount);
 
         // Writes `new_tat` (never below now) and answers an allowed operation.
         let store = |state: &mut Vec<u8>, new_tat: u128| {
@@ -113,7 +118,7 @@ impl Strategy for Gcra {
                             allowed: false,
                             remaining: remaining_at(used_ticks),
                             reset_at: reset_at(tat),
-                            retry_at: Some(ticks_to_ms(new_tat - capacity, amount)),
+                            retry_at: Some(after(now, new_tat - capacity - now_ticks, amount)),
                         },
                         write: None,
                     });
