@@ -17,9 +17,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let limits = limiter::parse_many("3 per second; 5 per minute")?;
     println!("limits: {}", join(&limits));
 
-    let clients = [Key::from("203.0.113.9"), Key::from("198.51.100.7")];
+    let clients = ["203.0.113.9", "198.51.100.7"].map(|ip| (ip, Key::from(ip)));
     for round in 1..=4 {
-        for client in &clients {
+        for (name, client) in &clients {
             let decision = limiter.hit_all(&limits, client, 1).await?;
             let verdict = if decision.is_allowed() {
                 format!(
@@ -35,37 +35,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     wait.as_millis()
                 )
             };
-            println!(
-                "round {round} {client:<14} {verdict}",
-                client = name(client)
-            );
+            println!("round {round} {name:<14} {verdict}");
         }
         // The first client is greedy: two more requests each round.
         for _ in 0..2 {
-            limiter.hit_all(&limits, &clients[0], 1).await?;
+            limiter.hit_all(&limits, &clients[0].1, 1).await?;
         }
         tokio::time::sleep(Duration::from_millis(350)).await;
     }
 
-    for client in &clients {
+    for (name, client) in &clients {
         let stats = limiter.stats(&limits[1], client).await?;
         println!(
-            "{:<14} {} of {} left, full again in {} s",
-            name(client),
+            "{name:<14} {} of {} left, full again in {} s",
             stats.remaining,
             limits[1],
             stats.reset_after().as_secs()
         );
     }
     Ok(())
-}
-
-fn name(key: &Key) -> &'static str {
-    if *key == Key::from("203.0.113.9") {
-        "203.0.113.9"
-    } else {
-        "198.51.100.7"
-    }
 }
 
 fn join(limits: &[limiter::RateLimit]) -> String {
