@@ -24,6 +24,7 @@ fi
 if have_component clippy clippy; then
   step "cargo clippy (warnings denied)"
   cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+  cargo clippy -p limiter --no-default-features --all-targets --locked -- -D warnings
 else
   echo "warning: clippy is not installed and cannot be added; skipping lints" >&2
 fi
@@ -33,6 +34,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --lock
 
 step "cargo test"
 cargo test --workspace --all-features --locked
+cargo test -p limiter --no-default-features --lib --locked
 
 step "examples"
 cargo run --quiet --locked -p example-quickstart >/dev/null

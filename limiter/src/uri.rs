@@ -103,6 +103,8 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
             uri: uri.to_owned(),
         });
     }
+    #[cfg(not(feature = "memory"))]
+    let _ = rest;
     match scheme_lower.as_str() {
         #[cfg(feature = "memory")]
         "memory" => memory(uri, rest),
@@ -125,6 +127,7 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
 }
 
 /// Splits `a=1&b=2` into pairs; an empty query gives none.
+#[cfg(feature = "memory")]
 fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query
         .split('&')
@@ -202,6 +205,15 @@ mod tests {
                 UriError::FeatureDisabled { feature: f, .. } => assert_eq!(f, feature),
                 other => panic!("{uri}: unexpected {other:?}"),
             }
+        }
+    }
+
+    #[cfg(not(feature = "memory"))]
+    #[test]
+    fn memory_without_its_feature_names_the_feature() {
+        match err("memory://") {
+            UriError::FeatureDisabled { feature, .. } => assert_eq!(feature, "memory"),
+            other => panic!("unexpected {other:?}"),
         }
     }
 
