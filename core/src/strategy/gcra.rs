@@ -18,7 +18,10 @@ const NAME: &str = "gcra";
 /// Time is counted in ticks of `1 / amount` milliseconds, so that the interval is
 /// exactly `window_ms` ticks and no rounding ever admits a unit too many.
 ///
-/// State: tag `4`, then the TAT in ticks as `[high_word, low_word]` of a `u128`.
+/// State: tag `4`, then the TAT as `[milliseconds, ticks]`: whole milliseconds since
+/// the Unix epoch plus `ticks < amount` ticks. Every word stays far below 2⁵³ for
+/// realistic limits, so a server-side script with floating-point numbers can keep the
+/// same layout.
 ///
 /// # Examples
 ///
@@ -55,10 +58,15 @@ fn after(now: Timestamp, ticks: u128, amount: u64) -> Timestamp {
     now.add_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
-fn split(tat: u128) -> [u64; 2] {
-    let high = u64::try_from(tat >> 64).unwrap_or(u64::MAX);
-    let low = u64::try_from(tat & u128::from(u64::MAX)).unwrap_or(u64::MAX);
-    [high, low]
+/// `tat` ticks as `[milliseconds, ticks below amount]`.
+fn split(tat: u128, amount: u64) -> [u64; 2] {
+    let amount = u128::from(amount);
+    let ms = div(tat, amount);
+    let ticks = tat - ms * amount;
+    [
+        u64::try_from(ms).unwrap_or(u64::MAX),
+        u64::try_from(ticks).unwrap_or(u64::MAX),
+    ]
 }
 
 impl Strategy for Gcra {
@@ -81,8 +89,9 @@ impl Strategy for Gcra {
         let interval = u128::from(limit.window_ms());
         let capacity = u128::from(amount) * interval;
         let now_ticks = u128::from(now.as_millis()) * u128::from(amount);
-        let stored = read_words::<2>(state, TAG, NAME)?
-            .map_or(0, |[high, low]| (u128::from(high) << 64) | u128::from(low));
+        let stored = read_words::<2>(state, TAG, NAME)?.map_or(0, |[ms, ticks]| {
+            u128::from(ms) * u128::from(amount) + u128::from(ticks)
+        });
         let tat = stored.max(now_ticks);
         let used_ticks = tat - now_ticks;
         let remaining_at = |used: u128| {
@@ -93,7 +102,7 @@ impl Strategy for Gcra {
 
         // Writes `new_tat` (never below now) and answers an allowed operation.
         let store = |state: &mut Vec<u8>, new_tat: u128| {
-            write_words(state, TAG, &split(new_tat));
+            write_words(state, TAG, &split(new_tat, amount));
             let reset = reset_at(new_tat);
             Outcome {
                 verdict: Verdict {
@@ -182,6 +191,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn state_is_milliseconds_and_ticks() {
+        let l = RateLimit::new(3, 1_000, Unit::Millisecond).unwrap();
+        let mut s = Vec::new();
+        Gcra.apply(&l, &mut s, Op::Hit { cost: 1 }, at(5_000))
+            .unwrap();
+        // TAT = 5,000 ms + 1,000/3 ms = 5,333 ms + 1 tick of 1/3 ms.
+        let mut expected = vec![TAG];
+        expected.extend_from_slice(&5_333u64.to_le_bytes());
+        expected.extend_from_slice(&1u64.to_le_bytes());
+        assert_eq!(s, expected);
     }
 
     #[test]
