@@ -60,3 +60,8 @@ pub use limiter_core::{
 pub use limiter_memory::{MemoryStorage, MemoryStorageBuilder};
 
 pub use uri::{storage_from_uri, UriError};
+
+/// The README's examples, compiled and run as doctests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
