@@ -340,7 +340,7 @@ impl limiter_core::Strategy for Builtin {
         state: &mut Vec<u8>,
         op: limiter_core::strategy::Op,
         now: Timestamp,
-    ) -> Result<limiter_core::strategy::Outcome, limiter_core::strategy::StateError> {
+    ) -> Result<limiter_core::strategy::Transition, limiter_core::strategy::StateError> {
         self.0.apply(limit, state, op, now)
     }
 }

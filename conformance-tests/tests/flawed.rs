@@ -74,7 +74,7 @@ impl Flawed {
                 };
                 apply_with_cas(self, strategy, 128, late).await.map(Some)
             }
-            Flaw::PeekWrites if matches!(op.op, Op::Peek { .. }) => {
+            Flaw::PeekWrites if matches!(op.op, Op::Test { .. }) => {
                 let verdict = apply_with_cas(self, strategy, 128, op).await?;
                 if let Some(current) = self.get(op.key).await? {
                     let ttl = Duration::from_secs(60);

@@ -1,6 +1,6 @@
 //! What a limiter call answers.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
@@ -10,6 +10,7 @@ use crate::strategy::Verdict;
 /// into `X-RateLimit-*` and `Retry-After` headers.
 ///
 /// A rejection is a `Decision`, not an error.
+#[must_use = "a decision says whether the hit passed"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     allowed: bool,
@@ -60,13 +61,9 @@ impl Decision {
         self.remaining
     }
 
-    /// When the limit's full amount is available again if no more hits come.
-    pub fn reset_at(&self) -> SystemTime {
-        self.reset_at.to_system_time()
-    }
-
-    /// [`reset_at`](Self::reset_at) as a [`Timestamp`].
-    pub fn reset_timestamp(&self) -> Timestamp {
+    /// When the limit's full amount is available again if no more hits come
+    /// ([`Timestamp::to_system_time`] converts it).
+    pub fn reset_at(&self) -> Timestamp {
         self.reset_at
     }
 
@@ -95,6 +92,7 @@ impl Decision {
 }
 
 /// The state of one limit for one key, without consuming anything.
+#[must_use]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowStats {
     /// Units available now.

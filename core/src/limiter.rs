@@ -199,7 +199,7 @@ impl RateLimiter {
     ///
     /// As for [`hit`](Self::hit).
     pub async fn test(&self, limit: &RateLimit, key: &Key, cost: u64) -> Result<Decision, Error> {
-        self.decide_one(limit, key, Op::Peek { cost }).await
+        self.decide_one(limit, key, Op::Test { cost }).await
     }
 
     /// Units remaining and the reset time of `limit` for `key`. Never changes anything.
@@ -211,7 +211,7 @@ impl RateLimiter {
         let now = self.inner.clock.now();
         let stored = self.storage_key(limit, key);
         let verdict = self
-            .apply(&stored, limit, Op::Peek { cost: 1 }, now)
+            .apply(&stored, limit, Op::Test { cost: 1 }, now)
             .await?;
         Ok(WindowStats {
             remaining: verdict.remaining,
@@ -338,7 +338,7 @@ impl RateLimiter {
     ) -> Result<Vec<Verdict>, StorageError> {
         let mut verdicts = Vec::with_capacity(limits.len());
         for (stored, limit) in keys.iter().zip(limits) {
-            verdicts.push(self.apply(stored, limit, Op::Peek { cost }, now).await?);
+            verdicts.push(self.apply(stored, limit, Op::Test { cost }, now).await?);
         }
         Ok(verdicts)
     }

@@ -313,7 +313,7 @@ impl MemoryStorage {
 
         let mut verdicts = Vec::with_capacity(items.len());
         for i in 0..items.len() {
-            verdicts.push(run(i, Op::Peek { cost })?);
+            verdicts.push(run(i, Op::Test { cost })?);
         }
         if verdicts.iter().any(|v| !v.allowed) {
             return Ok(verdicts);

@@ -149,7 +149,7 @@ async fn max_keys_below_shard_count_still_stores_keys() {
     let limiter = limiter(&storage, Arc::new(Gcra));
     let l = limit("10 per minute");
     for i in 0..100 {
-        limiter
+        let _ = limiter
             .hit(&l, &Key::from(format!("k{i}")), 1)
             .await
             .unwrap();
@@ -163,7 +163,7 @@ async fn native_operations_match_the_generic_path() {
     let l = limit("5 per second");
     let ops: Vec<(Op, u64)> = vec![
         (Op::Hit { cost: 2 }, 0),
-        (Op::Peek { cost: 3 }, 10),
+        (Op::Test { cost: 3 }, 10),
         (Op::Hit { cost: 3 }, 20),
         (Op::Hit { cost: 1 }, 30),
         (
@@ -175,7 +175,7 @@ async fn native_operations_match_the_generic_path() {
         ),
         (Op::Hit { cost: 1 }, 500),
         (Op::Hit { cost: 6 }, 600),
-        (Op::Peek { cost: 1 }, 999),
+        (Op::Test { cost: 1 }, 999),
         (Op::Hit { cost: 4 }, 1_000),
         (Op::Hit { cost: 2 }, 1_500),
         (Op::Hit { cost: 5 }, 2_600),
@@ -211,7 +211,7 @@ async fn peeks_and_rejections_create_no_entry() {
         let l = limit("3 per minute");
         let key = Key::from("nobody");
         assert!(limiter.test(&l, &key, 1).await.unwrap().is_allowed());
-        limiter.stats(&l, &key).await.unwrap();
+        let _ = limiter.stats(&l, &key).await.unwrap();
         assert!(!limiter.hit(&l, &key, 4).await.unwrap().is_allowed());
         assert_eq!(storage.len(), 0);
         assert!(limiter.hit(&l, &key, 3).await.unwrap().is_allowed());
@@ -327,7 +327,7 @@ async fn batch_is_all_or_nothing() {
                 let op = NativeOp {
                     key,
                     limit: &wide,
-                    op: Op::Peek { cost: 1 },
+                    op: Op::Test { cost: 1 },
                     now: at,
                 };
                 let peek = native(&storage, builtin, op).await.unwrap().unwrap();
@@ -382,7 +382,7 @@ async fn batch_with_a_repeated_key_consumes_nothing_when_it_fails() {
         let op = NativeOp {
             key: "k",
             limit: &l,
-            op: Op::Peek { cost: 1 },
+            op: Op::Test { cost: 1 },
             now: at,
         };
         assert!(
@@ -461,7 +461,7 @@ async fn concurrent_hits_on_many_keys_with_a_bound() {
                 let l = limit("100 per minute");
                 for i in 0..2_000 {
                     let key = Key::from(format!("{t}-{}", i % 700));
-                    limiter.hit(&l, &key, 1).await.unwrap();
+                    let _ = limiter.hit(&l, &key, 1).await.unwrap();
                 }
             })
         })

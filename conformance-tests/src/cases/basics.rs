@@ -83,7 +83,7 @@ pub async fn up_to_limit_then_one_over(ctx: &Ctx) {
     ensure_eq!(
         ctx,
         stats.reset_at,
-        over.reset_timestamp(),
+        over.reset_at(),
         "stats.reset_at vs the rejected hit's reset"
     );
 }
@@ -326,7 +326,7 @@ pub async fn test_never_mutates(ctx: &Ctx) {
     let other = ctx.limit("3 per hour");
     let key = Key::from("tested");
     let absent = Key::from("never-hit");
-    l.hit(&limit, &key, 2).await;
+    let _ = l.hit(&limit, &key, 2).await;
     ctx.advance_ms(1_500);
     let stats_before = l.stats(&limit, &key).await;
     let stored_before = l.stored(&limit, &key).await;
@@ -339,10 +339,10 @@ pub async fn test_never_mutates(ctx: &Ctx) {
             cost <= 3,
             "test of cost {cost} with 3 left"
         );
-        l.test_all(&[limit, other], &key, cost).await;
-        l.test(&limit, &absent, cost).await;
-        l.stats(&limit, &absent).await;
-        l.stats(&limit, &key).await;
+        let _ = l.test_all(&[limit, other], &key, cost).await;
+        let _ = l.test(&limit, &absent, cost).await;
+        let _ = l.stats(&limit, &absent).await;
+        let _ = l.stats(&limit, &key).await;
     }
     ensure_eq!(
         ctx,
@@ -421,7 +421,7 @@ pub async fn stats_on_empty_and_full_windows(ctx: &Ctx) {
     ensure_eq!(
         ctx,
         Some(full.reset_at),
-        last.map(|d| d.reset_timestamp()),
+        last.map(|d| d.reset_at()),
         "stats.reset_at vs the last hit's reset"
     );
 }
@@ -433,7 +433,7 @@ pub async fn rejected_hits_consume_nothing(ctx: &Ctx) {
     let l = ctx.limiter();
     let limit = ctx.limit("10 per minute");
     let key = Key::from("rejected");
-    l.hit(&limit, &key, 5).await;
+    let _ = l.hit(&limit, &key, 5).await;
     ctx.advance_ms(2_000);
     let stats = l.stats(&limit, &key).await;
     let stored = l.stored(&limit, &key).await.map(|v| v.value);
@@ -477,9 +477,9 @@ pub async fn clear_forgets_only_that_key_and_limit(ctx: &Ctx) {
     let two = ctx.limit("2 per minute");
     let three = ctx.limit("3 per minute");
     let (a, b) = (Key::from("a"), Key::from("b"));
-    l.hit(&two, &a, 2).await;
-    l.hit(&two, &b, 1).await;
-    l.hit(&three, &a, 1).await;
+    let _ = l.hit(&two, &a, 2).await;
+    let _ = l.hit(&two, &b, 1).await;
+    let _ = l.hit(&three, &a, 1).await;
     l.clear(&two, &a).await;
     ensure_eq!(
         ctx,

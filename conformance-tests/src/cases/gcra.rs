@@ -81,7 +81,7 @@ pub async fn gcra_rounds_awkward_intervals_up(ctx: &Ctx) {
     let l = ctx.limiter();
     let limit = ctx.limit("3 per second");
     let key = Key::from("thirds");
-    l.hit(&limit, &key, 3).await;
+    let _ = l.hit(&limit, &key, 3).await;
     let d = l.hit(&limit, &key, 1).await;
     ensure!(ctx, !d.is_allowed(), "4th hit allowed: {d:?}");
     ensure_eq!(

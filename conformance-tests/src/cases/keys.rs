@@ -19,7 +19,7 @@ pub async fn namespaces_are_isolated(ctx: &Ctx) {
     );
     let limit = ctx.limit("2 per minute");
     let key = Key::new(["10.0.0.1", "/login"]);
-    a.hit(&limit, &key, 2).await;
+    let _ = a.hit(&limit, &key, 2).await;
     ensure_eq!(
         ctx,
         b.stats(&limit, &key).await.remaining,
@@ -44,7 +44,7 @@ pub async fn limits_are_isolated(ctx: &Ctx) {
     let l = ctx.limiter();
     let key = Key::from("shared-identifiers");
     let full = ctx.limit("2 per minute");
-    l.hit(&full, &key, 2).await;
+    let _ = l.hit(&full, &key, 2).await;
     for text in [
         "2 per 60 seconds",
         "3 per minute",
@@ -75,7 +75,7 @@ pub async fn strategies_are_isolated(ctx: &Ctx) {
     let l = ctx.limiter();
     let limit = ctx.limit("3 per minute");
     let key = Key::from("strategy-isolation");
-    l.hit(&limit, &key, 3).await;
+    let _ = l.hit(&limit, &key, 3).await;
     for other in BuiltIn::ALL {
         if other == ctx.strategy() {
             continue;

@@ -208,7 +208,7 @@ impl View {
             limit: *d.limit(),
             cost: d.cost(),
             remaining: d.remaining(),
-            reset_at: d.reset_timestamp(),
+            reset_at: d.reset_at(),
             retry_after: d.retry_after(),
             can_ever_pass: d.can_ever_pass(),
             decided_at: d.decided_at(),
@@ -395,7 +395,7 @@ impl Model {
             Step::Hit { key, limit, cost } | Step::Test { key, limit, cost } => {
                 let op = match step {
                     Step::Hit { .. } => Op::Hit { cost: *cost },
-                    _ => Op::Peek { cost: *cost },
+                    _ => Op::Test { cost: *cost },
                 };
                 let v = self.apply(ctx, world, (*key, *limit), op, now);
                 vec![Seen::Decision(View::model(
@@ -406,7 +406,7 @@ impl Model {
                 ))]
             }
             Step::Stats { key, limit } => {
-                let v = self.apply(ctx, world, (*key, *limit), Op::Peek { cost: 1 }, now);
+                let v = self.apply(ctx, world, (*key, *limit), Op::Test { cost: 1 }, now);
                 vec![Seen::Stats(WindowStats {
                     remaining: v.remaining,
                     reset_at: v.reset_at,
@@ -427,7 +427,7 @@ impl Model {
                         distinct.push(*l);
                     }
                 }
-                let peek = Op::Peek { cost: *cost };
+                let peek = Op::Test { cost: *cost };
                 let mut verdicts: Vec<Verdict> = distinct
                     .iter()
                     .map(|l| self.apply(ctx, world, (*key, *l), peek, now))

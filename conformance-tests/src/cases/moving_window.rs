@@ -14,7 +14,7 @@ pub async fn moving_window_boundary_is_half_open(ctx: &Ctx) {
     let limit = ctx.limit("3 per minute");
     let key = Key::from("boundary");
     ctx.set_offset_ms(10_000);
-    l.hit(&limit, &key, 3).await;
+    let _ = l.hit(&limit, &key, 3).await;
     ctx.set_offset_ms(69_999);
     let d = l.hit(&limit, &key, 1).await;
     ensure!(ctx, !d.is_allowed(), "hit at t+window-1ms allowed: {d:?}");

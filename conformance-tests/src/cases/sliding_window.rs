@@ -17,7 +17,7 @@ pub async fn sliding_window_weights_the_previous_window(ctx: &Ctx) {
     let limit = ctx.limit("10 per minute");
     let key = Key::from("weights");
     for _ in 0..10 {
-        l.hit(&limit, &key, 1).await;
+        let _ = l.hit(&limit, &key, 1).await;
     }
     // (offset, remaining, reset offset): once nothing counts, the reset is now.
     for (offset, remaining, reset) in [
@@ -55,7 +55,7 @@ pub async fn sliding_window_counts_both_windows(ctx: &Ctx) {
     let l = ctx.limiter();
     let limit = ctx.limit("10 per minute");
     let key = Key::from("both");
-    l.hit(&limit, &key, 10).await;
+    let _ = l.hit(&limit, &key, 10).await;
     ctx.set_offset_ms(61_000);
     let d = l.hit(&limit, &key, 1).await;
     ensure!(ctx, d.is_allowed(), "hit with 1 left rejected: {d:?}");
@@ -80,7 +80,7 @@ pub async fn sliding_window_is_fresh_after_two_idle_windows(ctx: &Ctx) {
     let l = ctx.limiter();
     let limit = ctx.limit("5 per second");
     let key = Key::from("idle");
-    l.hit(&limit, &key, 5).await;
+    let _ = l.hit(&limit, &key, 5).await;
     ctx.set_offset_ms(1_500);
     ensure_eq!(
         ctx,

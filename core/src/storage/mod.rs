@@ -197,7 +197,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
     ///
     /// If every item passes, each is consumed and the verdicts are those of the hits.
     /// Otherwise nothing is consumed and the verdicts are those of
-    /// [`Op::Peek`] for each item. Verdicts come in the order of `items`.
+    /// [`Op::Test`] for each item. Verdicts come in the order of `items`.
     ///
     /// # Errors
     ///

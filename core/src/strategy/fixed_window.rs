@@ -1,7 +1,7 @@
 //! Fixed window: a counter that starts with the first hit and resets a window later.
 
 use super::state::{read_words, write_words};
-use super::{never, ttl_until, BuiltIn, Op, Outcome, StateError, Strategy, Verdict};
+use super::{never, ttl_until, BuiltIn, Op, StateError, Strategy, Transition, Verdict};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
@@ -51,7 +51,7 @@ impl Strategy for FixedWindow {
         state: &mut Vec<u8>,
         op: Op,
         now: Timestamp,
-    ) -> Result<Outcome, StateError> {
+    ) -> Result<Transition, StateError> {
         let amount = limit.amount();
         let window = limit.window_ms();
         let now_ms = now.as_millis();
@@ -79,24 +79,24 @@ impl Strategy for FixedWindow {
                     retry_at: None,
                 };
                 if !same_window {
-                    return Ok(Outcome {
+                    return Ok(Transition {
                         verdict,
                         write: None,
                     });
                 }
                 write_words(state, TAG, &[start, count]);
-                Ok(Outcome {
+                Ok(Transition {
                     verdict,
                     write: Some(ttl_until(now, end)),
                 })
             }
-            Op::Hit { cost } | Op::Peek { cost } => {
+            Op::Hit { cost } | Op::Test { cost } => {
                 let remaining = amount.saturating_sub(count);
                 if cost > amount {
                     return Ok(never(remaining, reset_at(count)));
                 }
                 if cost > remaining {
-                    return Ok(Outcome {
+                    return Ok(Transition {
                         verdict: Verdict {
                             allowed: false,
                             remaining,
@@ -113,8 +113,8 @@ impl Strategy for FixedWindow {
                     reset_at: end,
                     retry_at: None,
                 };
-                if matches!(op, Op::Peek { .. }) {
-                    return Ok(Outcome {
+                if matches!(op, Op::Test { .. }) {
+                    return Ok(Transition {
                         verdict: Verdict {
                             remaining,
                             reset_at: reset_at(count),
@@ -124,7 +124,7 @@ impl Strategy for FixedWindow {
                     });
                 }
                 write_words(state, TAG, &[start, after]);
-                Ok(Outcome {
+                Ok(Transition {
                     verdict,
                     write: Some(ttl_until(now, end)),
                 })

@@ -1,7 +1,7 @@
 //! GCRA, the generic cell rate algorithm: a token bucket kept as one timestamp.
 
 use super::state::{read_words, write_words};
-use super::{never, ttl_until, BuiltIn, Op, Outcome, StateError, Strategy, Verdict};
+use super::{never, ttl_until, BuiltIn, Op, StateError, Strategy, Transition, Verdict};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
@@ -84,7 +84,7 @@ impl Strategy for Gcra {
         state: &mut Vec<u8>,
         op: Op,
         now: Timestamp,
-    ) -> Result<Outcome, StateError> {
+    ) -> Result<Transition, StateError> {
         let amount = limit.amount();
         let interval = u128::from(limit.window_ms());
         let capacity = u128::from(amount) * interval;
@@ -104,7 +104,7 @@ impl Strategy for Gcra {
         let store = |state: &mut Vec<u8>, new_tat: u128| {
             write_words(state, TAG, &split(new_tat, amount));
             let reset = reset_at(new_tat);
-            Outcome {
+            Transition {
                 verdict: Verdict {
                     allowed: true,
                     remaining: remaining_at(new_tat - now_ticks),
@@ -116,13 +116,13 @@ impl Strategy for Gcra {
         };
 
         match op {
-            Op::Hit { cost } | Op::Peek { cost } => {
+            Op::Hit { cost } | Op::Test { cost } => {
                 if cost > amount {
                     return Ok(never(remaining_at(used_ticks), reset_at(tat)));
                 }
                 let new_tat = tat + u128::from(cost) * interval;
                 if new_tat - now_ticks > capacity {
-                    return Ok(Outcome {
+                    return Ok(Transition {
                         verdict: Verdict {
                             allowed: false,
                             remaining: remaining_at(used_ticks),
@@ -132,8 +132,8 @@ impl Strategy for Gcra {
                         write: None,
                     });
                 }
-                if matches!(op, Op::Peek { .. }) {
-                    return Ok(Outcome {
+                if matches!(op, Op::Test { .. }) {
+                    return Ok(Transition {
                         verdict: Verdict {
                             allowed: true,
                             remaining: remaining_at(used_ticks),
@@ -213,14 +213,14 @@ mod tests {
         Gcra.apply(&l, &mut s, Op::Hit { cost: 4 }, at(10_000))
             .unwrap();
         let v = Gcra
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(10_249))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(10_249))
             .unwrap()
             .verdict;
         assert!(!v.allowed);
         assert_eq!(v.retry_at, Some(at(10_250)));
         assert_eq!(v.reset_at, at(11_000));
         let v = Gcra
-            .apply(&l, &mut s, Op::Peek { cost: 2 }, at(10_500))
+            .apply(&l, &mut s, Op::Test { cost: 2 }, at(10_500))
             .unwrap()
             .verdict;
         assert!(v.allowed);

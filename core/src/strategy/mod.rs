@@ -25,7 +25,7 @@ mod fixed_window;
 mod gcra;
 mod moving_window;
 mod sliding_window;
-mod state;
+pub mod state;
 
 use std::fmt;
 use std::time::Duration;
@@ -46,8 +46,9 @@ pub enum Op {
         /// Units to consume (at least 1).
         cost: u64,
     },
-    /// Answer whether a hit of `cost` would pass, changing nothing.
-    Peek {
+    /// Answer whether a hit of `cost` would pass, changing nothing (the limiter's
+    /// [`test`](crate::RateLimiter::test)).
+    Test {
         /// Units the hit would consume.
         cost: u64,
     },
@@ -65,7 +66,7 @@ impl Op {
     /// The number of units the operation concerns.
     pub fn cost(self) -> u64 {
         match self {
-            Op::Hit { cost } | Op::Peek { cost } | Op::Refund { cost, .. } => cost,
+            Op::Hit { cost } | Op::Test { cost } | Op::Refund { cost, .. } => cost,
         }
     }
 }
@@ -73,7 +74,7 @@ impl Op {
 /// What a strategy decided for one key and one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
-    /// Whether the hit passes (for [`Op::Peek`]: would pass).
+    /// Whether the hit passes (for [`Op::Test`]: would pass).
     pub allowed: bool,
     /// Units still available after this operation.
     pub remaining: u64,
@@ -86,7 +87,7 @@ pub struct Verdict {
 
 /// A [`Verdict`] and whether the state must be written back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Transition {
     /// The decision.
     pub verdict: Verdict,
     /// `Some(ttl)` when the state buffer changed and must be stored, to be kept at
@@ -169,7 +170,7 @@ pub struct StateError {
 /// - `state` holds the key's stored bytes, empty when the key has none. A state this
 ///   strategy did not write is never passed (keys include [`name`](Self::name)).
 /// - The function is deterministic: it depends on its arguments only.
-/// - For [`Op::Peek`] it must not change `state`, and returns `write: None`.
+/// - For [`Op::Test`] it must not change `state`, and returns `write: None`.
 /// - When it changes `state` it returns `write: Some(ttl)`; the storage keeps the state
 ///   at least `ttl`. Past that the state must no longer matter to any decision: TTLs
 ///   only reclaim memory.
@@ -180,7 +181,7 @@ pub struct StateError {
 /// A strategy that allows `amount` hits ever, with no window:
 ///
 /// ```
-/// use limiter_core::strategy::{Op, Outcome, StateError, Strategy, Verdict};
+/// use limiter_core::strategy::{Op, Transition, StateError, Strategy, Verdict};
 /// use limiter_core::{RateLimit, Timestamp};
 /// use std::time::Duration;
 ///
@@ -193,7 +194,7 @@ pub struct StateError {
 ///     }
 ///
 ///     fn apply(&self, limit: &RateLimit, state: &mut Vec<u8>, op: Op, now: Timestamp)
-///         -> Result<Outcome, StateError>
+///         -> Result<Transition, StateError>
 ///     {
 ///         let used = match state.as_slice() {
 ///             [] => 0,
@@ -203,13 +204,13 @@ pub struct StateError {
 ///             })?),
 ///         };
 ///         let (allowed, used_after) = match op {
-///             Op::Hit { cost } | Op::Peek { cost } => {
+///             Op::Hit { cost } | Op::Test { cost } => {
 ///                 let after = used.saturating_add(cost);
 ///                 (after <= limit.amount(), if after <= limit.amount() { after } else { used })
 ///             }
 ///             Op::Refund { cost, .. } => (true, used.saturating_sub(cost)),
 ///         };
-///         let write = !matches!(op, Op::Peek { .. }) && used_after != used;
+///         let write = !matches!(op, Op::Test { .. }) && used_after != used;
 ///         if write {
 ///             *state = used_after.to_le_bytes().to_vec();
 ///         }
@@ -219,7 +220,7 @@ pub struct StateError {
 ///             reset_at: now,
 ///             retry_at: None,
 ///         };
-///         Ok(Outcome { verdict, write: write.then_some(Duration::from_secs(86_400 * 365)) })
+///         Ok(Transition { verdict, write: write.then_some(Duration::from_secs(86_400 * 365)) })
 ///     }
 /// }
 /// ```
@@ -245,7 +246,7 @@ pub trait Strategy: Send + Sync + fmt::Debug + 'static {
         state: &mut Vec<u8>,
         op: Op,
         now: Timestamp,
-    ) -> Result<Outcome, StateError>;
+    ) -> Result<Transition, StateError>;
 }
 
 /// How long state must outlive `until` (its last relevant instant) so that a storage's
@@ -263,8 +264,8 @@ pub(crate) fn ttl_until(now: Timestamp, until: Timestamp) -> Duration {
 }
 
 /// The verdict for a cost above the limit's amount: rejected, and never passes.
-pub(crate) fn never(remaining: u64, reset_at: Timestamp) -> Outcome {
-    Outcome {
+pub(crate) fn never(remaining: u64, reset_at: Timestamp) -> Transition {
+    Transition {
         verdict: Verdict {
             allowed: false,
             remaining,

@@ -1,7 +1,7 @@
 //! Moving window: an exact log of the hits inside the trailing window.
 
 use super::state::{check_tag, word_at};
-use super::{never, ttl_until, BuiltIn, Op, Outcome, StateError, Strategy, Verdict};
+use super::{never, ttl_until, BuiltIn, Op, StateError, Strategy, Transition, Verdict};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
@@ -144,7 +144,7 @@ impl Strategy for MovingWindow {
         state: &mut Vec<u8>,
         op: Op,
         now: Timestamp,
-    ) -> Result<Outcome, StateError> {
+    ) -> Result<Transition, StateError> {
         let amount = limit.amount();
         let window = limit.window_ms();
         let now_ms = now.as_millis();
@@ -164,16 +164,16 @@ impl Strategy for MovingWindow {
                     state.extend_from_slice(&[0; HEADER - 1]);
                 }
                 Op::Refund { .. } => {
-                    return Ok(Outcome {
+                    return Ok(Transition {
                         verdict: empty,
                         write: None,
                     })
                 }
-                Op::Hit { cost } | Op::Peek { cost } if cost > amount => {
+                Op::Hit { cost } | Op::Test { cost } if cost > amount => {
                     return Ok(never(amount, now))
                 }
                 _ => {
-                    return Ok(Outcome {
+                    return Ok(Transition {
                         verdict: empty,
                         write: None,
                     })
@@ -195,7 +195,7 @@ impl Strategy for MovingWindow {
         let remaining = amount.saturating_sub(used);
 
         match op {
-            Op::Hit { cost } | Op::Peek { cost } => {
+            Op::Hit { cost } | Op::Test { cost } => {
                 if cost > amount {
                     return Ok(never(remaining, reset_at));
                 }
@@ -210,7 +210,7 @@ impl Strategy for MovingWindow {
                                 freed = freed.saturating_add(units);
                                 (freed >= need).then(|| expires(ts))
                             });
-                    return Ok(Outcome {
+                    return Ok(Transition {
                         verdict: Verdict {
                             allowed: false,
                             remaining,
@@ -220,8 +220,8 @@ impl Strategy for MovingWindow {
                         write: None,
                     });
                 }
-                if matches!(op, Op::Peek { .. }) {
-                    return Ok(Outcome {
+                if matches!(op, Op::Test { .. }) {
+                    return Ok(Transition {
                         verdict: Verdict {
                             allowed: true,
                             remaining,
@@ -242,7 +242,7 @@ impl Strategy for MovingWindow {
                 let head = log.compact(head);
                 log.write_header(head, used);
                 let reset = expires(ts);
-                Ok(Outcome {
+                Ok(Transition {
                     verdict: Verdict {
                         allowed: true,
                         remaining: amount.saturating_sub(used),
@@ -273,7 +273,7 @@ impl Strategy for MovingWindow {
                 log.write_header(head, used);
                 let newest = (head < log.len).then(|| log.record(log.len - 1).0);
                 let reset = newest.map_or(now, expires);
-                Ok(Outcome {
+                Ok(Transition {
                     verdict: Verdict {
                         allowed: true,
                         remaining: amount.saturating_sub(used),
@@ -310,12 +310,12 @@ mod tests {
                 .unwrap();
         }
         let peek = MovingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(109_999))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(109_999))
             .unwrap();
         assert!(!peek.verdict.allowed);
         assert_eq!(peek.verdict.retry_at, Some(at(110_000)));
         let peek = MovingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(110_000))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(110_000))
             .unwrap();
         assert!(peek.verdict.allowed);
         assert_eq!(peek.verdict.remaining, 10);
@@ -381,7 +381,7 @@ mod tests {
             .apply(&l, &mut s, Op::Refund { cost: 2, at: at(5) }, at(6))
             .unwrap();
         let v = MovingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(6))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(6))
             .unwrap()
             .verdict;
         assert_eq!(v.remaining, 2);
@@ -393,11 +393,11 @@ mod tests {
         let l = per_minute(3);
         let mut s = vec![TAG, 1, 2, 3];
         assert!(MovingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(0))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(0))
             .is_err());
         let mut s = vec![9];
         assert!(MovingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(0))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(0))
             .is_err());
     }
 
@@ -423,7 +423,7 @@ mod tests {
         let l = per_minute(2);
         let mut s = Vec::new();
         let peek = MovingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(0))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(0))
             .unwrap();
         assert_eq!(peek.write, None);
         assert!(s.is_empty());
@@ -437,13 +437,13 @@ mod tests {
                 .unwrap();
             assert!(!hit.verdict.allowed);
             MovingWindow
-                .apply(&l, &mut s, Op::Peek { cost: 1 }, at(t))
+                .apply(&l, &mut s, Op::Test { cost: 1 }, at(t))
                 .unwrap();
             assert_eq!(s, before);
         }
         // Even when the peek sees every record expired.
         MovingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(90_000))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(90_000))
             .unwrap();
         assert_eq!(s, before);
     }
@@ -460,7 +460,7 @@ mod tests {
             .apply(&l, &mut s, Op::Hit { cost: 1 }, at(5_000))
             .unwrap();
         let v = MovingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(69_999))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(69_999))
             .unwrap();
         assert!(!v.verdict.allowed);
         assert_eq!(v.verdict.retry_at, Some(at(70_000)));
@@ -474,7 +474,7 @@ mod tests {
         s.extend_from_slice(&5u64.to_le_bytes());
         s.extend_from_slice(&0u64.to_le_bytes());
         assert!(MovingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(0))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(0))
             .is_err());
     }
 
@@ -506,19 +506,19 @@ mod tests {
             let cost = 1 + next(8);
             let op = match next(10) {
                 0..=5 => Op::Hit { cost },
-                6..=8 => Op::Peek { cost },
+                6..=8 => Op::Test { cost },
                 _ => match last_hit {
                     Some((at, cost)) => Op::Refund {
                         cost,
                         at: Timestamp::from_millis(at),
                     },
-                    None => Op::Peek { cost },
+                    None => Op::Test { cost },
                 },
             };
             let got = MovingWindow.apply(&l, &mut s, op, at(now)).unwrap().verdict;
             let ctx = format!("step {step} now {now} op {op:?}");
             match op {
-                Op::Hit { cost } | Op::Peek { cost } => {
+                Op::Hit { cost } | Op::Test { cost } => {
                     let fits = used + cost <= 7;
                     assert_eq!(got.allowed, fits, "{ctx}");
                     if fits && matches!(op, Op::Hit { .. }) {

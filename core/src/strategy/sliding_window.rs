@@ -2,7 +2,7 @@
 //! previous window's.
 
 use super::state::{read_words, write_words};
-use super::{never, ttl_until, BuiltIn, Op, Outcome, StateError, Strategy, Verdict};
+use super::{never, ttl_until, BuiltIn, Op, StateError, Strategy, Transition, Verdict};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
@@ -35,7 +35,7 @@ const NAME: &str = "sliding-window-counter";
 /// let t = Timestamp::from_millis;
 /// SlidingWindow.apply(&limit, &mut state, Op::Hit { cost: 10 }, t(0))?;
 /// // 15 s into the next window, 45/60 of the previous 10 hits still count: 7.
-/// let v = SlidingWindow.apply(&limit, &mut state, Op::Peek { cost: 1 }, t(75_000))?.verdict;
+/// let v = SlidingWindow.apply(&limit, &mut state, Op::Test { cost: 1 }, t(75_000))?.verdict;
 /// assert_eq!(v.remaining, 3);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -145,7 +145,7 @@ impl Strategy for SlidingWindow {
         state: &mut Vec<u8>,
         op: Op,
         now: Timestamp,
-    ) -> Result<Outcome, StateError> {
+    ) -> Result<Transition, StateError> {
         let amount = limit.amount();
         let window = limit.window_ms();
         let now_ms = now.as_millis();
@@ -155,13 +155,13 @@ impl Strategy for SlidingWindow {
         let ts = Timestamp::from_millis;
 
         match op {
-            Op::Hit { cost } | Op::Peek { cost } => {
+            Op::Hit { cost } | Op::Test { cost } => {
                 let reset_at = ts(w.reset_at(now_ms, window, amount));
                 if cost > amount {
                     return Ok(never(remaining, reset_at));
                 }
                 if cost > remaining {
-                    return Ok(Outcome {
+                    return Ok(Transition {
                         verdict: Verdict {
                             allowed: false,
                             remaining,
@@ -171,8 +171,8 @@ impl Strategy for SlidingWindow {
                         write: None,
                     });
                 }
-                if matches!(op, Op::Peek { .. }) {
-                    return Ok(Outcome {
+                if matches!(op, Op::Test { .. }) {
+                    return Ok(Transition {
                         verdict: Verdict {
                             allowed: true,
                             remaining,
@@ -192,7 +192,7 @@ impl Strategy for SlidingWindow {
                 } else if at >= w.start.saturating_sub(window) {
                     w.previous = w.previous.saturating_sub(cost);
                 } else {
-                    return Ok(Outcome {
+                    return Ok(Transition {
                         verdict: Verdict {
                             allowed: true,
                             remaining,
@@ -218,12 +218,12 @@ impl SlidingWindow {
         window: u64,
         amount: u64,
         remaining: u64,
-    ) -> Outcome {
+    ) -> Transition {
         write_words(state, TAG, &[w.start, w.current, w.previous]);
         let now_ms = now.as_millis();
         // The state matters until the current window has also become the previous.
         let until = Timestamp::from_millis(w.start.saturating_add(window.saturating_mul(2)));
-        Outcome {
+        Transition {
             verdict: Verdict {
                 allowed: true,
                 remaining,
@@ -257,17 +257,17 @@ mod tests {
             .unwrap();
         // 1 s into the next window: floor(10 × 59/60) = 9 counted.
         let v = SlidingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(61_000))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(61_000))
             .unwrap()
             .verdict;
         assert_eq!(v.remaining, 1);
         let v = SlidingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(90_000))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(90_000))
             .unwrap()
             .verdict;
         assert_eq!(v.remaining, 5);
         let v = SlidingWindow
-            .apply(&l, &mut s, Op::Peek { cost: 1 }, at(120_000))
+            .apply(&l, &mut s, Op::Test { cost: 1 }, at(120_000))
             .unwrap()
             .verdict;
         assert_eq!(v.remaining, 10);
@@ -299,12 +299,12 @@ mod tests {
                 let now = 1_000 + gap + 5;
                 for cost in 1..=amount {
                     let v = SlidingWindow
-                        .apply(&l, &mut s.clone(), Op::Peek { cost }, at(now))
+                        .apply(&l, &mut s.clone(), Op::Test { cost }, at(now))
                         .unwrap()
                         .verdict;
                     let passes = |t: u64| {
                         SlidingWindow
-                            .apply(&l, &mut s.clone(), Op::Peek { cost }, at(t))
+                            .apply(&l, &mut s.clone(), Op::Test { cost }, at(t))
                             .unwrap()
                             .verdict
                             .allowed
@@ -321,7 +321,7 @@ mod tests {
                     }
                     let empty = |t: u64| {
                         SlidingWindow
-                            .apply(&l, &mut s.clone(), Op::Peek { cost: 1 }, at(t))
+                            .apply(&l, &mut s.clone(), Op::Test { cost: 1 }, at(t))
                             .unwrap()
                             .verdict
                             .remaining

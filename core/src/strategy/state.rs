@@ -6,7 +6,7 @@
 use super::StateError;
 
 /// Reads a state of exactly `N` words tagged `tag`; `None` for an empty state.
-pub(crate) fn read_words<const N: usize>(
+pub fn read_words<const N: usize>(
     state: &[u8],
     tag: u8,
     strategy: &'static str,
@@ -29,7 +29,7 @@ pub(crate) fn read_words<const N: usize>(
 }
 
 /// Checks the tag byte and returns the bytes after it.
-pub(crate) fn check_tag<'a>(
+pub fn check_tag<'a>(
     state: &'a [u8],
     tag: u8,
     strategy: &'static str,
@@ -44,7 +44,7 @@ pub(crate) fn check_tag<'a>(
 }
 
 /// Replaces `state` with `tag` followed by `words`, reusing its allocation.
-pub(crate) fn write_words(state: &mut Vec<u8>, tag: u8, words: &[u64]) {
+pub fn write_words(state: &mut Vec<u8>, tag: u8, words: &[u64]) {
     state.clear();
     state.push(tag);
     for word in words {
@@ -53,7 +53,7 @@ pub(crate) fn write_words(state: &mut Vec<u8>, tag: u8, words: &[u64]) {
 }
 
 /// The little-endian `u64` in the first 8 bytes of `chunk` (zero-padded if shorter).
-pub(crate) fn word_at(chunk: &[u8]) -> u64 {
+pub fn word_at(chunk: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     for (b, c) in bytes.iter_mut().zip(chunk) {
         *b = *c;

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter::strategy::{Op, Outcome, StateError, Strategy, Verdict};
+use limiter::strategy::{Op, StateError, Strategy, Transition, Verdict};
 use limiter::{Key, ManualClock, MemoryStorage, RateLimit, RateLimiter, Timestamp};
 
 /// A fixed window whose boundaries are multiples of the window length since the Unix
@@ -53,7 +53,7 @@ impl Strategy for CalendarWindow {
         state: &mut Vec<u8>,
         op: Op,
         now: Timestamp,
-    ) -> Result<Outcome, StateError> {
+    ) -> Result<Transition, StateError> {
         let window = limit.window_ms();
         let index = now.as_millis() / window;
         let (stored_index, stored_count) = decode(state)?;
@@ -66,7 +66,7 @@ impl Strategy for CalendarWindow {
         let amount = limit.amount();
 
         let (allowed, used_after) = match op {
-            Op::Hit { cost } | Op::Peek { cost } => {
+            Op::Hit { cost } | Op::Test { cost } => {
                 let after = used.saturating_add(cost);
                 if after <= amount {
                     (true, after)
@@ -83,7 +83,7 @@ impl Strategy for CalendarWindow {
         let verdict = Verdict {
             allowed,
             remaining: amount
-                - if matches!(op, Op::Peek { .. }) {
+                - if matches!(op, Op::Test { .. }) {
                     used
                 } else {
                     used_after
@@ -92,9 +92,9 @@ impl Strategy for CalendarWindow {
             retry_at: (!allowed && cost_fits).then_some(end),
         };
         let changed =
-            !matches!(op, Op::Peek { .. }) && (used_after != used || stored_index != index);
+            !matches!(op, Op::Test { .. }) && (used_after != used || stored_index != index);
         if !changed {
-            return Ok(Outcome {
+            return Ok(Transition {
                 verdict,
                 write: None,
             });
@@ -103,7 +103,7 @@ impl Strategy for CalendarWindow {
         state.extend_from_slice(&index.to_le_bytes());
         state.extend_from_slice(&used_after.to_le_bytes());
         let ttl = Duration::from_millis(end.as_millis() - now.as_millis());
-        Ok(Outcome {
+        Ok(Transition {
             verdict,
             write: Some(ttl),
         })

@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         // The first client is greedy: two more requests each round.
         for _ in 0..2 {
-            limiter.hit_all(&limits, &clients[0].1, 1).await?;
+            let _ = limiter.hit_all(&limits, &clients[0].1, 1).await?;
         }
         tokio::time::sleep(Duration::from_millis(350)).await;
     }
