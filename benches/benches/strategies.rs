@@ -31,7 +31,7 @@ use futures::FutureExt;
 use governor::{Quota, RateLimiter as Governor};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, Op, SlidingWindow};
 use limiter_core::{
-    BuiltIn, Clock, Key, NativeOp, RateLimit, RateLimiter, Storage, Strategy, SystemClock,
+    BuiltIn, Clock, Key, KeyOp, Native, RateLimit, RateLimiter, Storage, Strategy, SystemClock,
 };
 use limiter_memory::MemoryStorage;
 
@@ -157,17 +157,20 @@ fn breakdown(c: &mut Criterion) {
     });
     group.bench_function("storage_gcra", |b| {
         b.iter(|| {
-            let op = NativeOp {
+            let op = KeyOp {
                 key: &stored,
                 limit: &limit,
                 op: Op::Hit { cost: 1 },
                 now,
             };
-            black_box(storage.native_immediate(BuiltIn::Gcra, op).is_some())
+            black_box(matches!(
+                storage.apply(BuiltIn::Gcra, op),
+                Native::Ready(Ok(_))
+            ))
         });
     });
     group.bench_function("storage_key", |b| {
-        b.iter(|| black_box(limiter.storage_key(&limit, &key).len()));
+        b.iter(|| black_box(limiter.storage_key(&limit, &key).as_str().len()));
     });
     group.bench_function("system_clock", |b| {
         b.iter(|| black_box(SystemClock.now()));

@@ -4,11 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::{async_trait, Storage, StorageError, Version, Versioned};
+use limiter_core::{async_trait, Storage, StorageError, StorageKey, Timestamp, Version, Versioned};
 
 /// Forwards only the required core of [`Storage`] (`get`, `compare_and_set`, `delete`,
 /// `check`, `clear_all`) to the wrapped storage. The native operations keep their
-/// defaults and return `Ok(None)`, so a [`RateLimiter`](limiter_core::RateLimiter) over
+/// defaults and decline ([`Native::Declined`](limiter_core::Native::Declined)), so a [`RateLimiter`](limiter_core::RateLimiter) over
 /// a `CasOnly` always takes the generic compare-and-set path.
 ///
 /// The suite runs every case twice, once on the storage as given (`native::…`) and
@@ -48,21 +48,28 @@ impl<S: Storage + ?Sized> fmt::Debug for CasOnly<S> {
 
 #[async_trait]
 impl<S: Storage + ?Sized> Storage for CasOnly<S> {
-    async fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
-        self.inner.get(key).await
+    async fn get(
+        &self,
+        key: &StorageKey,
+        now: Timestamp,
+    ) -> Result<Option<Versioned>, StorageError> {
+        self.inner.get(key, now).await
     }
 
     async fn compare_and_set(
         &self,
-        key: &str,
+        key: &StorageKey,
         expected: Option<Version>,
         value: &[u8],
         ttl: Duration,
+        now: Timestamp,
     ) -> Result<bool, StorageError> {
-        self.inner.compare_and_set(key, expected, value, ttl).await
+        self.inner
+            .compare_and_set(key, expected, value, ttl, now)
+            .await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
         self.inner.delete(key).await
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use limiter_core::strategy::BuiltIn;
 use limiter_core::{
     Clock, Decision, Error, Key, ManualClock, RateLimit, RateLimiter, RateLimiterBuilder, Storage,
-    Timestamp, Versioned, WindowStats,
+    StorageKey, Timestamp, Versioned, WindowStats,
 };
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -181,9 +181,10 @@ impl Ctx {
         &self.namespace
     }
 
-    /// A raw storage key inside this case's namespace, for storage-level cases.
-    pub fn raw_key(&self, name: &str) -> String {
-        format!("{}/raw/{name}", self.namespace)
+    /// A raw storage key inside this case's namespace, for storage-level cases: group
+    /// `namespace/raw`, limit part `name`.
+    pub fn raw_key(&self, name: &str) -> StorageKey {
+        StorageKey::new(&format!("{}/raw", self.namespace), name)
     }
 
     /// The case's clock.
@@ -309,9 +310,10 @@ impl Ctx {
         );
     }
 
-    /// Reads `key` from the storage under test, failing the case on error.
-    pub async fn get(&self, key: &str) -> Option<Versioned> {
-        let result = self.storage.get(key).await;
+    /// Reads `key` from the storage under test at the case's time, failing the case on
+    /// error.
+    pub async fn get(&self, key: &StorageKey) -> Option<Versioned> {
+        let result = self.storage.get(key, self.now()).await;
         self.ok(result, format_args!("get({key:?})"))
     }
 }
@@ -369,7 +371,7 @@ impl Checked<'_> {
     }
 
     /// The stored key of `limit` for `key`.
-    pub fn storage_key(&self, limit: &RateLimit, key: &Key) -> String {
+    pub fn storage_key(&self, limit: &RateLimit, key: &Key) -> StorageKey {
         self.inner.storage_key(limit, key)
     }
 
@@ -419,7 +421,8 @@ impl Checked<'_> {
     /// The stored value of `limit` for `key`, read through the limiter's storage.
     pub async fn stored(&self, limit: &RateLimit, key: &Key) -> Option<Versioned> {
         let stored = self.storage_key(limit, key);
-        let result = self.inner.storage().get(&stored).await;
+        let now = self.inner.clock().now();
+        let result = self.inner.storage().get(&stored, now).await;
         self.ctx
             .ok(result, format_args!("{}: get({stored:?})", self.name))
     }

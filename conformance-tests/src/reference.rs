@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use limiter_core::{async_trait, Storage, StorageError, Version, Versioned};
+use limiter_core::{async_trait, Storage, StorageError, StorageKey, Timestamp, Version, Versioned};
 
 /// How many writes pass between two sweeps of expired entries.
 const SWEEP_EVERY: u64 = 1_024;
@@ -114,31 +114,38 @@ impl ReferenceStorage {
 
 #[async_trait]
 impl Storage for ReferenceStorage {
-    async fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
+    async fn get(
+        &self,
+        key: &StorageKey,
+        _now: Timestamp,
+    ) -> Result<Option<Versioned>, StorageError> {
         let mut state = self.lock();
-        Ok(state.live(key, Instant::now()).map(|entry| Versioned {
-            value: entry.value.clone(),
-            version: entry.version,
-        }))
+        Ok(state
+            .live(key.as_str(), Instant::now())
+            .map(|entry| Versioned {
+                value: entry.value.clone(),
+                version: entry.version,
+            }))
     }
 
     async fn compare_and_set(
         &self,
-        key: &str,
+        key: &StorageKey,
         expected: Option<Version>,
         value: &[u8],
         ttl: Duration,
+        _now: Timestamp,
     ) -> Result<bool, StorageError> {
         let now = Instant::now();
         let mut state = self.lock();
-        let current = state.live(key, now).map(|entry| entry.version);
+        let current = state.live(key.as_str(), now).map(|entry| entry.version);
         if current != expected {
             return Ok(false);
         }
         state.last_version += 1;
         let version = Version(state.last_version);
         state.entries.insert(
-            key.to_owned(),
+            key.as_str().to_owned(),
             Entry {
                 value: value.to_vec(),
                 version,
@@ -153,8 +160,8 @@ impl Storage for ReferenceStorage {
         Ok(true)
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.lock().entries.remove(key);
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+        self.lock().entries.remove(key.as_str());
         Ok(())
     }
 

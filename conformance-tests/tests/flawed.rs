@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use limiter_conformance::{cases, Capabilities, Ctx, Mode, ReferenceStorage, Setup};
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{
-    apply_with_cas, async_trait, BatchItem, NativeOp, Storage, StorageError, Timestamp, Version,
-    Versioned,
+    apply_with_cas, async_trait, BatchItem, KeyOp, Native, Storage, StorageError, StorageErrorKind,
+    StorageKey, Timestamp, Version, Versioned,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +25,14 @@ enum Flaw {
     NeverExpires,
     /// Keys are lower-cased.
     LowercasesKeys,
-    /// Native operations run one millisecond late.
+    /// Native operations run one millisecond late, answered through a future.
     NativeOffByOne,
+    /// Native operations run one millisecond late, answered at once.
+    ReadyOffByOne,
     /// Native `batch` hits every limit, even when one rejects.
     BatchNotAllOrNothing,
-    /// Native operations rewrite the state on a peek.
-    PeekWrites,
+    /// Native operations rewrite the state on a test.
+    TestWrites,
 }
 
 /// A stored value: bytes, version, expiry.
@@ -52,45 +54,55 @@ impl Flawed {
         }
     }
 
-    fn key(&self, key: &str) -> String {
+    fn key(&self, key: &StorageKey) -> String {
         if self.flaw == Flaw::LowercasesKeys {
-            key.to_lowercase()
+            key.as_str().to_lowercase()
         } else {
-            key.to_owned()
+            key.as_str().to_owned()
         }
     }
 
-    async fn native(
-        &self,
-        builtin: BuiltIn,
-        op: NativeOp<'_>,
-    ) -> Result<Option<Verdict>, StorageError> {
-        let strategy = builtin.strategy();
-        match self.flaw {
-            Flaw::NativeOffByOne => {
-                let late = NativeOp {
-                    now: op.now.add_millis(1),
-                    ..op
-                };
-                apply_with_cas(self, strategy, 128, late).await.map(Some)
-            }
-            Flaw::PeekWrites if matches!(op.op, Op::Test { .. }) => {
-                let verdict = apply_with_cas(self, strategy, 128, op).await?;
-                if let Some(current) = self.get(op.key).await? {
-                    let ttl = Duration::from_secs(60);
-                    self.compare_and_set(op.key, Some(current.version), &current.value, ttl)
-                        .await?;
-                }
-                Ok(Some(verdict))
-            }
-            _ => Ok(None),
+    fn next_version(&self) -> u64 {
+        let mut counter = self.counter.lock().unwrap_or_else(PoisonError::into_inner);
+        *counter += 1;
+        *counter
+    }
+
+    /// Runs `builtin` under the map's lock, one millisecond late.
+    fn late(&self, builtin: BuiltIn, op: KeyOp<'_>) -> Result<Verdict, StorageError> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = self.key(op.key);
+        let mut state = map.get(&key).map(|e| e.0.clone()).unwrap_or_default();
+        let late = op.now.add_millis(1);
+        let transition = builtin
+            .strategy()
+            .apply(op.limit, &mut state, op.op, late)
+            .map_err(|e| StorageError::new(StorageErrorKind::Corrupt, "late", e.to_string()))?;
+        if let Some(ttl) = transition.write {
+            let version = self.next_version();
+            map.insert(key, (state, version, Some(Instant::now() + ttl)));
         }
+        Ok(transition.verdict)
+    }
+
+    async fn test_writes(&self, builtin: BuiltIn, op: KeyOp<'_>) -> Result<Verdict, StorageError> {
+        let verdict = apply_with_cas(self, builtin.strategy(), 128, op).await?;
+        if let Some(current) = self.get(op.key, op.now).await? {
+            let ttl = Duration::from_secs(60);
+            self.compare_and_set(op.key, Some(current.version), &current.value, ttl, op.now)
+                .await?;
+        }
+        Ok(verdict)
     }
 }
 
 #[async_trait]
 impl Storage for Flawed {
-    async fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
+    async fn get(
+        &self,
+        key: &StorageKey,
+        _now: Timestamp,
+    ) -> Result<Option<Versioned>, StorageError> {
         if self.flaw == Flaw::IgnoresVersion {
             tokio::task::yield_now().await;
         }
@@ -108,12 +120,13 @@ impl Storage for Flawed {
 
     async fn compare_and_set(
         &self,
-        key: &str,
+        key: &StorageKey,
         expected: Option<Version>,
         value: &[u8],
         ttl: Duration,
+        now: Timestamp,
     ) -> Result<bool, StorageError> {
-        let current = self.get(key).await?.map(|v| v.version);
+        let current = self.get(key, now).await?.map(|v| v.version);
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if current != expected && self.flaw != Flaw::IgnoresVersion {
             return Ok(false);
@@ -121,9 +134,7 @@ impl Storage for Flawed {
         let version = if self.flaw == Flaw::PerKeyVersions {
             current.map_or(1, |v| v.0 + 1)
         } else {
-            let mut counter = self.counter.lock().unwrap_or_else(PoisonError::into_inner);
-            *counter += 1;
-            *counter
+            self.next_version()
         };
         let value = if self.flaw == Flaw::LossyValues {
             String::from_utf8_lossy(value).into_owned().into_bytes()
@@ -135,7 +146,7 @@ impl Storage for Flawed {
         Ok(true)
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         map.remove(&self.key(key));
         Ok(())
@@ -145,43 +156,40 @@ impl Storage for Flawed {
         Ok(())
     }
 
-    async fn fixed_window(&self, op: NativeOp<'_>) -> Result<Option<Verdict>, StorageError> {
-        self.native(BuiltIn::FixedWindow, op).await
+    fn apply<'a>(&'a self, builtin: BuiltIn, op: KeyOp<'a>) -> Native<'a, Verdict> {
+        match self.flaw {
+            Flaw::NativeOffByOne => Native::pending(async move { self.late(builtin, op) }),
+            Flaw::ReadyOffByOne => Native::Ready(self.late(builtin, op)),
+            Flaw::TestWrites if matches!(op.op, Op::Test { .. }) => {
+                Native::pending(self.test_writes(builtin, op))
+            }
+            _ => Native::Declined,
+        }
     }
 
-    async fn moving_window(&self, op: NativeOp<'_>) -> Result<Option<Verdict>, StorageError> {
-        self.native(BuiltIn::MovingWindow, op).await
-    }
-
-    async fn sliding_window(&self, op: NativeOp<'_>) -> Result<Option<Verdict>, StorageError> {
-        self.native(BuiltIn::SlidingWindow, op).await
-    }
-
-    async fn gcra(&self, op: NativeOp<'_>) -> Result<Option<Verdict>, StorageError> {
-        self.native(BuiltIn::Gcra, op).await
-    }
-
-    async fn batch(
-        &self,
+    fn batch<'a>(
+        &'a self,
         strategy: BuiltIn,
-        items: &[BatchItem<'_>],
+        items: &'a [BatchItem<'a>],
         cost: u64,
         now: Timestamp,
-    ) -> Result<Option<Vec<Verdict>>, StorageError> {
+    ) -> Native<'a, Vec<Verdict>> {
         if self.flaw != Flaw::BatchNotAllOrNothing {
-            return Ok(None);
+            return Native::Declined;
         }
-        let mut verdicts = Vec::new();
-        for item in items {
-            let op = NativeOp {
-                key: item.key,
-                limit: item.limit,
-                op: Op::Hit { cost },
-                now,
-            };
-            verdicts.push(apply_with_cas(self, strategy.strategy(), 128, op).await?);
-        }
-        Ok(Some(verdicts))
+        Native::pending(async move {
+            let mut verdicts = Vec::new();
+            for item in items {
+                let op = KeyOp {
+                    key: item.key,
+                    limit: item.limit,
+                    op: Op::Hit { cost },
+                    now,
+                };
+                verdicts.push(apply_with_cas(self, strategy.strategy(), 128, op).await?);
+            }
+            Ok(verdicts)
+        })
     }
 }
 
@@ -228,6 +236,7 @@ macro_rules! caught {
 
 const FIXED: Option<BuiltIn> = Some(BuiltIn::FixedWindow);
 const MOVING: Option<BuiltIn> = Some(BuiltIn::MovingWindow);
+const SLIDING: Option<BuiltIn> = Some(BuiltIn::SlidingWindow);
 const GCRA: Option<BuiltIn> = Some(BuiltIn::Gcra);
 
 #[test]
@@ -296,7 +305,25 @@ fn normalised_keys_are_caught() {
 }
 
 #[test]
-fn off_by_one_native_paths_are_caught() {
+fn off_by_one_native_paths_are_caught_whether_ready_or_pending() {
+    caught!(
+        ReadyOffByOne,
+        Native,
+        MOVING,
+        moving_window::moving_window_boundary_is_half_open
+    );
+    caught!(
+        ReadyOffByOne,
+        Native,
+        SLIDING,
+        model::native_and_generic_paths_agree
+    );
+    caught!(
+        ReadyOffByOne,
+        Native,
+        GCRA,
+        model::matches_the_reference_model
+    );
     caught!(
         NativeOffByOne,
         Native,
@@ -341,6 +368,6 @@ fn batches_that_are_not_all_or_nothing_are_caught() {
 }
 
 #[test]
-fn writing_peeks_are_caught() {
-    caught!(PeekWrites, Native, MOVING, basics::test_never_mutates);
+fn writing_tests_are_caught() {
+    caught!(TestWrites, Native, MOVING, basics::test_never_mutates);
 }

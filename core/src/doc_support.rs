@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
+use crate::key::StorageKey;
 use crate::storage::{Storage, Version, Versioned};
 
 /// A single-mutex map implementing only the required storage core. No expiry.
@@ -30,25 +32,30 @@ impl TinyStorage {
 
 #[crate::async_trait]
 impl Storage for TinyStorage {
-    async fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
-        Ok(self.lock("get")?.get(key).cloned())
+    async fn get(
+        &self,
+        key: &StorageKey,
+        _now: Timestamp,
+    ) -> Result<Option<Versioned>, StorageError> {
+        Ok(self.lock("get")?.get(key.as_str()).cloned())
     }
 
     async fn compare_and_set(
         &self,
-        key: &str,
+        key: &StorageKey,
         expected: Option<Version>,
         value: &[u8],
         _ttl: Duration,
+        _now: Timestamp,
     ) -> Result<bool, StorageError> {
         let mut map = self.lock("compare_and_set")?;
-        let current = map.get(key).map(|v| v.version);
+        let current = map.get(key.as_str()).map(|v| v.version);
         if current != expected {
             return Ok(false);
         }
         let version = Version(self.next_version.fetch_add(1, Ordering::Relaxed));
         map.insert(
-            key.to_owned(),
+            key.as_str().to_owned(),
             Versioned {
                 value: value.to_vec(),
                 version,
@@ -57,8 +64,8 @@ impl Storage for TinyStorage {
         Ok(true)
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.lock("delete")?.remove(key);
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+        self.lock("delete")?.remove(key.as_str());
         Ok(())
     }
 

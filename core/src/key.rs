@@ -1,9 +1,9 @@
 //! Keys: who or what a limit applies to.
 //!
-//! A stored key is `namespace/strategy/identifier/…/amount/multiples/unit`. Every part
-//! that comes from the user is escaped (`%` → `%25`, `/` → `%2F`), so two different
-//! identifier lists can never produce the same key: `["a/b", "c"]` and `["a", "b/c"]`
-//! stay apart.
+//! A stored key ([`StorageKey`]) is `namespace/strategy/identifier/…/amount/multiples/unit`.
+//! Every part that comes from the user is escaped (`%` → `%25`, `/` → `%2F`, `{` → `%7B`,
+//! `}` → `%7D`), so two different identifier lists can never produce the same key:
+//! `["a/b", "c"]` and `["a", "b/c"]` stay apart.
 
 use crate::limit::RateLimit;
 
@@ -82,12 +82,14 @@ impl<const N: usize> From<[&str; N]> for Key {
     }
 }
 
-/// Appends `part` to `out`, escaping `%` and `/`.
+/// Appends `part` to `out`, escaping `%`, `/`, `{` and `}`.
 pub(crate) fn escape_into(out: &mut String, part: &str) {
     for c in part.chars() {
         match c {
             '%' => out.push_str("%25"),
             '/' => out.push_str("%2F"),
+            '{' => out.push_str("%7B"),
+            '}' => out.push_str("%7D"),
             c => out.push(c),
         }
     }
@@ -100,22 +102,122 @@ pub(crate) fn escape(part: &str) -> String {
     out
 }
 
+/// The key a storage keeps one limit's state under, with its structure.
+///
+/// # Layout
+///
+/// ```text
+/// namespace/strategy/identifier…/amount/multiples/unit
+/// \______________ group _______/ \____ limit _____/
+/// ```
+///
+/// - The **group** is the escaped namespace, the escaped strategy name and each escaped
+///   identifier of the [`Key`], joined by `/`. It is shared by every limit one client is
+///   counted against under one strategy, so every key of one
+///   [`RateLimiter::hit_all`](crate::RateLimiter::hit_all) has the same group.
+/// - The **limit** part is the limit's amount and multiples in decimal and its unit's
+///   name ([`Unit::name`](crate::Unit::name)), joined by `/`. It never contains anything
+///   a client chose.
+/// - Escaping replaces `%` with `%25`, `/` with `%2F`, `{` with `%7B` and `}` with
+///   `%7D` in every part that comes from the user (namespace, strategy name,
+///   identifiers). It is injective, so distinct keys never share a stored key, and the
+///   whole key contains no `{` or `}`: a Redis Cluster storage can store a key as
+///   `{group}/limit` so that all of one client's limits hash to one slot, and no
+///   identifier can move the tag.
+///
+/// [`as_str`](Self::as_str) is `group + "/" + limit`. The layout is part of the storage
+/// contract: stored keys stay the same across versions of a major release.
+///
+/// # Examples
+///
+/// ```
+/// use limiter_core::{Key, RateLimit, RateLimiter};
+/// # use limiter_core::doc_support::TinyStorage;
+/// use std::sync::Arc;
+///
+/// let limiter = RateLimiter::new(Arc::new(TinyStorage::default()));
+/// let limit: RateLimit = "10 per 2 minutes".parse()?;
+/// let key = limiter.storage_key(&limit, &Key::new(["10.0.0.1", "/{login}"]));
+/// assert_eq!(key.as_str(), "LIMITER/fixed-window/10.0.0.1/%2F%7Blogin%7D/10/2/minute");
+/// assert_eq!(key.group(), "LIMITER/fixed-window/10.0.0.1/%2F%7Blogin%7D");
+/// assert_eq!(key.limit_part(), "10/2/minute");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorageKey {
+    text: String,
+    group_len: usize,
+}
+
+impl StorageKey {
+    /// A key outside the limiter's layout, for tests and tools: `group` and `name`
+    /// escaped like identifiers and joined by `/`, with `name` as the limit part.
+    ///
+    /// ```
+    /// use limiter_core::StorageKey;
+    ///
+    /// let key = StorageKey::new("tests/a", "b{1}");
+    /// assert_eq!(key.as_str(), "tests%2Fa/b%7B1%7D");
+    /// assert_eq!(key.group(), "tests%2Fa");
+    /// ```
+    pub fn new(group: &str, name: &str) -> StorageKey {
+        let mut text = String::with_capacity(group.len() + name.len() + 1);
+        escape_into(&mut text, group);
+        let group_len = text.len();
+        text.push('/');
+        escape_into(&mut text, name);
+        StorageKey { text, group_len }
+    }
+
+    /// The whole key: `group/limit`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The part shared by one client's limits under one strategy:
+    /// `namespace/strategy/identifier…`, escaped.
+    pub fn group(&self) -> &str {
+        self.text.get(..self.group_len).unwrap_or_default()
+    }
+
+    /// The part that names the limit: `amount/multiples/unit`.
+    pub fn limit_part(&self) -> &str {
+        self.text.get(self.group_len + 1..).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for StorageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl AsRef<str> for StorageKey {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
 /// The stored key for `key` under `limit`; `prefix` is the escaped
 /// `namespace/strategy` part.
 ///
 /// On every hit's path, so it formats by hand: one allocation, no `fmt` machinery.
-pub(crate) fn storage_key(prefix: &str, key: &Key, limit: &RateLimit) -> String {
+pub(crate) fn storage_key(prefix: &str, key: &Key, limit: &RateLimit) -> StorageKey {
     let unit = limit.unit().name();
     let mut out = String::with_capacity(prefix.len() + key.escaped.len() + unit.len() + 43);
     out.push_str(prefix);
     out.push_str(&key.escaped);
+    let group_len = out.len();
     out.push('/');
     push_decimal(&mut out, limit.amount());
     out.push('/');
     push_decimal(&mut out, limit.multiples());
     out.push('/');
     out.push_str(unit);
-    out
+    StorageKey {
+        text: out,
+        group_len,
+    }
 }
 
 /// Appends `n` in decimal.
@@ -147,10 +249,13 @@ mod tests {
     #[test]
     fn stored_key_layout() {
         let key = Key::new(["127.0.0.1", "root"]);
+        let stored = storage_key("LIMITER/fixed-window", &key, &limit());
         assert_eq!(
-            storage_key("LIMITER/fixed-window", &key, &limit()),
+            stored.as_str(),
             "LIMITER/fixed-window/127.0.0.1/root/1/1/minute"
         );
+        assert_eq!(stored.group(), "LIMITER/fixed-window/127.0.0.1/root");
+        assert_eq!(stored.limit_part(), "1/1/minute");
     }
 
     #[test]
@@ -163,7 +268,7 @@ mod tests {
             &["a/b/c"],
             &["", "a/b/c"],
         ];
-        let keys: Vec<String> = lists
+        let keys: Vec<StorageKey> = lists
             .iter()
             .map(|ids| storage_key("N", &Key::new(ids.iter()), &limit()))
             .collect();
@@ -173,6 +278,7 @@ mod tests {
             }
         }
         assert_eq!(escape("50%/x"), "50%25%2Fx");
+        assert_eq!(escape("{a}"), "%7Ba%7D");
     }
 
     #[test]
@@ -182,6 +288,17 @@ mod tests {
             push_decimal(&mut out, n);
             assert_eq!(out, n.to_string());
         }
+    }
+
+    #[test]
+    fn braces_never_reach_the_stored_key() {
+        let key = Key::new(["{tag}", "}{"]);
+        let stored = storage_key("N", &key, &limit());
+        assert!(!stored.as_str().contains(['{', '}']), "{stored}");
+        assert_ne!(
+            storage_key("N", &Key::new(["{a}"]), &limit()),
+            storage_key("N", &Key::new(["%7Ba%7D"]), &limit())
+        );
     }
 
     #[test]

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::decision::{Decision, WindowStats};
 use crate::error::{Error, StorageError, StorageErrorKind};
-use crate::key::{self, Key};
+use crate::key::{self, Key, StorageKey};
 use crate::limit::RateLimit;
-use crate::storage::{self, BatchItem, NativeOp, Storage};
+use crate::storage::{BatchItem, KeyOp, Native, Storage};
 use crate::strategy::{FixedWindow, Op, Strategy, Verdict};
+
+mod backoff;
 
 /// The default number of compare-and-set attempts per decision on the generic path.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 128;
@@ -114,7 +116,9 @@ impl RateLimiterBuilder {
 
     /// How many compare-and-set attempts a decision makes on the generic path before it
     /// fails with [`StorageErrorKind::Contention`]. Default: [`DEFAULT_MAX_ATTEMPTS`];
-    /// values below 1 count as 1.
+    /// values below 1 count as 1. After each lost race the decision backs off for a
+    /// random number of scheduler turns that doubles with each loss (up to 256), so a
+    /// burst on one hot key spreads out instead of failing.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
@@ -177,7 +181,8 @@ impl RateLimiter {
 
     /// The stored key for `key` under `limit`:
     /// `namespace/strategy/identifiers…/amount/multiples/unit`, each user part escaped.
-    pub fn storage_key(&self, limit: &RateLimit, key: &Key) -> String {
+    /// See [`StorageKey`] for the layout.
+    pub fn storage_key(&self, limit: &RateLimit, key: &Key) -> StorageKey {
         key::storage_key(&self.inner.prefix, key, limit)
     }
 
@@ -256,7 +261,7 @@ impl RateLimiter {
         check_cost(cost)?;
         let limits = distinct(limits)?;
         let now = self.inner.clock.now();
-        let keys: Vec<String> = limits.iter().map(|l| self.storage_key(l, key)).collect();
+        let keys: Vec<StorageKey> = limits.iter().map(|l| self.storage_key(l, key)).collect();
 
         if let Some(builtin) = self.inner.strategy.builtin() {
             let items: Vec<BatchItem<'_>> = keys
@@ -264,8 +269,9 @@ impl RateLimiter {
                 .zip(&limits)
                 .map(|(key, limit)| BatchItem { key, limit })
                 .collect();
-            let native = self.inner.storage.batch(builtin, &items, cost, now).await?;
-            if let Some(verdicts) = native {
+            let native = self.inner.storage.batch(builtin, &items, cost, now);
+            if let Some(verdicts) = native.resolve().await {
+                let verdicts = verdicts?;
                 if verdicts.len() != limits.len() {
                     return Err(StorageError::new(
                         StorageErrorKind::Protocol,
@@ -279,25 +285,37 @@ impl RateLimiter {
         }
 
         // Generic path: a cheap look first, so the common rejection writes nothing.
-        let mut verdicts = self.peek_all(&keys, &limits, cost, now).await?;
+        let mut verdicts = self.test_each(&keys, &limits, cost, now).await?;
         if verdicts.iter().any(|v| !v.allowed) {
             return combine(&limits, &verdicts, cost, now);
         }
         for i in 0..limits.len() {
-            let verdict = self
+            let hit = self
                 .apply(&keys[i], &limits[i], Op::Hit { cost }, now)
-                .await?;
-            verdicts[i] = verdict;
-            if !verdict.allowed {
-                // Lost a race: give back what this call already took.
-                for j in 0..i {
-                    let refund = Op::Refund { cost, at: now };
-                    self.apply(&keys[j], &limits[j], refund, now).await?;
-                }
+                .await;
+            let lost = !matches!(hit, Ok(verdict) if verdict.allowed);
+            if lost {
+                // A rejection (a lost race) or a storage error: give back what this call
+                // already took, best effort, then report the first problem.
+                self.refund(&keys[..i], &limits[..i], cost, now).await;
+            }
+            verdicts[i] = hit?;
+            if lost {
                 return combine(&limits, &verdicts, cost, now);
             }
         }
         combine(&limits, &verdicts, cost, now)
+    }
+
+    /// Gives back `cost` of each limit, ignoring errors: used to undo the part of a
+    /// multi-limit hit that went through before another limit rejected or failed.
+    async fn refund(&self, keys: &[StorageKey], limits: &[RateLimit], cost: u64, now: Timestamp) {
+        for (key, limit) in keys.iter().zip(limits) {
+            let refund = Op::Refund { cost, at: now };
+            // Best effort: the caller reports the first error, and a refund that
+            // fails leaves the limit consumed, which never over-admits.
+            let _ = self.apply(key, limit, refund, now).await;
+        }
     }
 
     /// Whether [`hit_all`](Self::hit_all) would pass now. Never changes anything.
@@ -314,8 +332,8 @@ impl RateLimiter {
         check_cost(cost)?;
         let limits = distinct(limits)?;
         let now = self.inner.clock.now();
-        let keys: Vec<String> = limits.iter().map(|l| self.storage_key(l, key)).collect();
-        let verdicts = self.peek_all(&keys, &limits, cost, now).await?;
+        let keys: Vec<StorageKey> = limits.iter().map(|l| self.storage_key(l, key)).collect();
+        let verdicts = self.test_each(&keys, &limits, cost, now).await?;
         combine(&limits, &verdicts, cost, now)
     }
 
@@ -328,10 +346,10 @@ impl RateLimiter {
         Ok(Decision::new(*limit, op.cost(), verdict, now))
     }
 
-    /// Peeks every `(key, limit)` pair, in order.
-    async fn peek_all(
+    /// Tests every `(key, limit)` pair, in order.
+    async fn test_each(
         &self,
-        keys: &[String],
+        keys: &[StorageKey],
         limits: &[RateLimit],
         cost: u64,
         now: Timestamp,
@@ -347,35 +365,26 @@ impl RateLimiter {
     /// compare-and-set core.
     async fn apply(
         &self,
-        stored: &str,
+        key: &StorageKey,
         limit: &RateLimit,
         op: Op,
         now: Timestamp,
     ) -> Result<Verdict, StorageError> {
         let inner = &*self.inner;
+        let op = KeyOp {
+            key,
+            limit,
+            op,
+            now,
+        };
         if let Some(builtin) = inner.strategy.builtin() {
-            let native_op = NativeOp {
-                key: stored,
-                limit,
-                op,
-                now,
-            };
-            if let Some(verdict) = storage::native(&*inner.storage, builtin, native_op).await? {
-                return Ok(verdict);
+            match inner.storage.apply(builtin, op) {
+                Native::Ready(result) => return result,
+                Native::Pending(future) => return future.await,
+                Native::Declined => {}
             }
         }
-        apply_with_cas(
-            &*inner.storage,
-            &*inner.strategy,
-            inner.max_attempts,
-            NativeOp {
-                key: stored,
-                limit,
-                op,
-                now,
-            },
-        )
-        .await
+        apply_with_cas(&*inner.storage, &*inner.strategy, inner.max_attempts, op).await
     }
 }
 
@@ -385,6 +394,10 @@ impl RateLimiter {
 /// This is the generic path the [`RateLimiter`] takes when a storage has no native
 /// operation; storage authors may call it to fall back from their own native code.
 ///
+/// After each lost race it backs off for a random number of scheduler turns (yields to
+/// the async runtime, whichever it is), doubling the range with each loss up to 256
+/// turns, so that a burst of writers on one key ends in decisions rather than errors.
+///
 /// # Errors
 ///
 /// The storage's errors; [`StorageErrorKind::Corrupt`] when the stored state does not
@@ -393,35 +406,37 @@ pub async fn apply_with_cas(
     storage: &dyn Storage,
     strategy: &dyn Strategy,
     max_attempts: u32,
-    op: NativeOp<'_>,
+    op: KeyOp<'_>,
 ) -> Result<Verdict, StorageError> {
+    let mut backoff = backoff::Backoff::new();
     for _ in 0..max_attempts.max(1) {
-        let (mut state, version) = match storage.get(op.key).await? {
+        let (mut state, version) = match storage.get(op.key, op.now).await? {
             Some(current) => (current.value, Some(current.version)),
             None => (Vec::new(), None),
         };
-        let outcome = strategy
+        let transition = strategy
             .apply(op.limit, &mut state, op.op, op.now)
             .map_err(|e| {
                 StorageError::new(StorageErrorKind::Corrupt, "apply", e.to_string())
-                    .with_key(op.key)
+                    .with_key(op.key.as_str())
             })?;
-        let Some(ttl) = outcome.write else {
-            return Ok(outcome.verdict);
+        let Some(ttl) = transition.write else {
+            return Ok(transition.verdict);
         };
         if storage
-            .compare_and_set(op.key, version, &state, ttl)
+            .compare_and_set(op.key, version, &state, ttl, op.now)
             .await?
         {
-            return Ok(outcome.verdict);
+            return Ok(transition.verdict);
         }
+        backoff.wait().await;
     }
     Err(StorageError::new(
         StorageErrorKind::Contention,
         "compare_and_set",
         format!("gave up after {max_attempts} attempts"),
     )
-    .with_key(op.key))
+    .with_key(op.key.as_str()))
 }
 
 fn check_cost(cost: u64) -> Result<(), Error> {

@@ -48,8 +48,8 @@ mod uri;
 #[doc(inline)]
 pub use limiter_core::{
     apply_with_cas, async_trait, limit, parse_many, storage, strategy, BatchItem, BuiltIn, Clock,
-    Decision, Error, Key, ManualClock, NativeOp, ParseError, ParseErrorKind, RateLimit,
-    RateLimiter, RateLimiterBuilder, Storage, StorageError, StorageErrorKind, Strategy,
+    Decision, Error, Key, KeyOp, ManualClock, Native, ParseError, ParseErrorKind, RateLimit,
+    RateLimiter, RateLimiterBuilder, Storage, StorageError, StorageErrorKind, StorageKey, Strategy,
     SystemClock, Timestamp, Unit, Version, Versioned, WindowStats, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_NAMESPACE,
 };

@@ -64,10 +64,14 @@
 //! A key always lives in the same shard, so a deleted and re-created key never gets a
 //! version it had before (no ABA), and no counter is shared between cores.
 //!
-//! **Expiry.** Each entry records when its time-to-live ends, in monotonic time
-//! ([`Instant`], read once per operation). TTLs only reclaim memory: decisions use the
-//! limiter's clock (passed in [`NativeOp::now`]). An expired entry reads as absent at
-//! once. Its memory is reclaimed incrementally, with no background thread: inserting a
+//! **Expiry.** Each entry records when its time-to-live ends on the limiter's clock:
+//! every call carries the limiter's time ([`KeyOp::now`], and the `now` of `get` and
+//! `compare_and_set`), and the storage reads no clock of its own. So under a
+//! [`ManualClock`](limiter_core::ManualClock) nothing expires until the clock moves,
+//! however much real time passes, and a hit costs one clock read in all. Limiters that
+//! share one `MemoryStorage` should share one clock: a caller whose clock runs ahead
+//! reclaims the keys of the others as it would its own. An expired entry reads as
+//! absent at once. Its memory is reclaimed incrementally, with no background thread: inserting a
 //! key examines the next 4 entries of its shard at a sweep cursor (keys only
 //! accumulate through insertions, so expired keys stay about as few as live ones), one
 //! update in 32 examines the next 2, an eviction first looks for expired entries, a
@@ -100,13 +104,14 @@ mod shard;
 
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use foldhash::quality::RandomState;
 use limiter_core::async_trait;
 use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
 use limiter_core::{
-    BatchItem, NativeOp, Storage, StorageError, StorageErrorKind, Timestamp, Version, Versioned,
+    BatchItem, KeyOp, Native, Storage, StorageError, StorageErrorKind, StorageKey, Timestamp,
+    Version, Versioned,
 };
 use parking_lot::{Mutex, MutexGuard};
 
@@ -133,8 +138,6 @@ pub struct MemoryStorage {
     shard_count: u64,
     hasher: RandomState,
     max_keys: Option<usize>,
-    /// The origin of the entries' expiry times.
-    epoch: Instant,
 }
 
 impl fmt::Debug for MemoryStorage {
@@ -199,7 +202,6 @@ impl MemoryStorageBuilder {
             shards,
             hasher,
             max_keys: self.max_keys,
-            epoch: Instant::now(),
         }
     }
 }
@@ -236,10 +238,11 @@ impl MemoryStorage {
         self.shards.iter().all(|s| s.0.lock().len() == 0)
     }
 
-    /// Removes every expired key now and returns how many were removed. Takes time
-    /// proportional to the number of keys, one shard lock at a time.
-    pub fn purge_expired(&self) -> usize {
-        let now = self.now();
+    /// Removes every key expired at `now` (the limiters' time, as their
+    /// [`Clock`](limiter_core::Clock) reads it) and returns how many were removed. Takes
+    /// time proportional to the number of keys, one shard lock at a time.
+    pub fn purge_expired(&self, now: Timestamp) -> usize {
+        let now = now.as_millis();
         self.shards.iter().map(|s| s.0.lock().purge(now)).sum()
     }
 
@@ -251,11 +254,6 @@ impl MemoryStorage {
     /// The number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
-    }
-
-    /// Milliseconds of monotonic time since this storage was created.
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn hash(&self, key: &str) -> u64 {
@@ -275,13 +273,14 @@ impl MemoryStorage {
     }
 
     /// Every native operation: one shard lock, the built-in applied in place.
-    fn native(&self, builtin: BuiltIn, op: &NativeOp<'_>) -> Result<Verdict, StorageError> {
-        let hash = self.hash(op.key);
-        let now = self.now();
+    fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
+        let key = op.key.as_str();
+        let hash = self.hash(key);
         let strategy = builtin.strategy();
+        let now = op.now.as_millis();
         self.lock(hash)
-            .apply(strategy, op.key, hash, op.limit, op.op, op.now, now)
-            .map_err(|e| corrupt(operation_name(builtin), op.key, &e))
+            .apply(strategy, key, hash, op.limit, op.op, op.now, now)
+            .map_err(|e| corrupt(builtin, key, &e))
     }
 
     fn batch_now(
@@ -292,11 +291,14 @@ impl MemoryStorage {
         at: Timestamp,
     ) -> Result<Vec<Verdict>, StorageError> {
         let strategy = builtin.strategy();
-        let hashes: Vec<u64> = items.iter().map(|item| self.hash(item.key)).collect();
+        let hashes: Vec<u64> = items
+            .iter()
+            .map(|item| self.hash(item.key.as_str()))
+            .collect();
         let mut shard_ids: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
         shard_ids.sort_unstable();
         shard_ids.dedup();
-        let now = self.now();
+        let now = at.as_millis();
         // Ascending shard order: two batches never wait for each other in a cycle.
         let mut guards: Vec<MutexGuard<'_, Shard>> =
             shard_ids.iter().map(|&s| self.shards[s].0.lock()).collect();
@@ -306,9 +308,10 @@ impl MemoryStorage {
             let slot = shard_ids
                 .binary_search(&self.shard_of(hash))
                 .unwrap_or_default();
+            let key = item.key.as_str();
             guards[slot]
-                .apply(strategy, item.key, hash, item.limit, op, at, now)
-                .map_err(|e| corrupt("batch", item.key, &e))
+                .apply(strategy, key, hash, item.limit, op, at, now)
+                .map_err(|e| corrupt(builtin, key, &e))
         };
 
         let mut verdicts = Vec::with_capacity(items.len());
@@ -335,26 +338,20 @@ impl MemoryStorage {
     }
 }
 
-fn operation_name(builtin: BuiltIn) -> &'static str {
-    match builtin {
-        BuiltIn::FixedWindow => "fixed_window",
-        BuiltIn::MovingWindow => "moving_window",
-        BuiltIn::SlidingWindow => "sliding_window",
-        BuiltIn::Gcra => "gcra",
-        _ => "native",
-    }
-}
-
-fn corrupt(operation: &'static str, key: &str, error: &StateError) -> StorageError {
-    StorageError::new(StorageErrorKind::Corrupt, operation, error.to_string()).with_key(key)
+fn corrupt(builtin: BuiltIn, key: &str, error: &StateError) -> StorageError {
+    StorageError::new(StorageErrorKind::Corrupt, builtin.name(), error.to_string()).with_key(key)
 }
 
 #[async_trait]
 impl Storage for MemoryStorage {
-    async fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
+    async fn get(
+        &self,
+        key: &StorageKey,
+        now: Timestamp,
+    ) -> Result<Option<Versioned>, StorageError> {
+        let key = key.as_str();
         let hash = self.hash(key);
-        let now = self.now();
-        let found = self.lock(hash).get(key, hash, now);
+        let found = self.lock(hash).get(key, hash, now.as_millis());
         Ok(found.map(|(value, version)| Versioned {
             value,
             version: Version(version),
@@ -363,13 +360,15 @@ impl Storage for MemoryStorage {
 
     async fn compare_and_set(
         &self,
-        key: &str,
+        key: &StorageKey,
         expected: Option<Version>,
         value: &[u8],
         ttl: Duration,
+        now: Timestamp,
     ) -> Result<bool, StorageError> {
+        let key = key.as_str();
         let hash = self.hash(key);
-        let now = self.now();
+        let now = now.as_millis();
         let expected = expected.map(|v| v.0);
         let expires = deadline(now, ttl);
         Ok(self
@@ -377,7 +376,8 @@ impl Storage for MemoryStorage {
             .compare_and_set(key, hash, expected, value, expires, now))
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+        let key = key.as_str();
         let hash = self.hash(key);
         self.lock(hash).delete(key, hash);
         Ok(())
@@ -394,37 +394,17 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn native_immediate(
-        &self,
-        builtin: BuiltIn,
-        op: NativeOp<'_>,
-    ) -> Option<Result<Verdict, StorageError>> {
-        Some(self.native(builtin, &op))
+    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Native<'a, Verdict> {
+        Native::Ready(self.native(strategy, &op))
     }
 
-    async fn fixed_window(&self, op: NativeOp<'_>) -> Result<Option<Verdict>, StorageError> {
-        self.native(BuiltIn::FixedWindow, &op).map(Some)
-    }
-
-    async fn moving_window(&self, op: NativeOp<'_>) -> Result<Option<Verdict>, StorageError> {
-        self.native(BuiltIn::MovingWindow, &op).map(Some)
-    }
-
-    async fn sliding_window(&self, op: NativeOp<'_>) -> Result<Option<Verdict>, StorageError> {
-        self.native(BuiltIn::SlidingWindow, &op).map(Some)
-    }
-
-    async fn gcra(&self, op: NativeOp<'_>) -> Result<Option<Verdict>, StorageError> {
-        self.native(BuiltIn::Gcra, &op).map(Some)
-    }
-
-    async fn batch(
-        &self,
+    fn batch<'a>(
+        &'a self,
         strategy: BuiltIn,
-        items: &[BatchItem<'_>],
+        items: &'a [BatchItem<'a>],
         cost: u64,
         now: Timestamp,
-    ) -> Result<Option<Vec<Verdict>>, StorageError> {
-        self.batch_now(strategy, items, cost, now).map(Some)
+    ) -> Native<'a, Vec<Verdict>> {
+        Native::Ready(self.batch_now(strategy, items, cost, now))
     }
 }

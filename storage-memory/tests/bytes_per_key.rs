@@ -56,7 +56,7 @@ fn bytes_per_fixed_window_key() {
     println!(
         "{per_key:.0} bytes per key ({KEYS} fixed-window keys like {example:?}, {} bytes; \
          RSS {before} -> {after})",
-        example.len()
+        example.as_str().len()
     );
     assert!(per_key > 50.0, "implausibly low: {per_key}");
     assert!(per_key < 400.0, "{per_key} bytes per key");

@@ -5,10 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::strategy::{BuiltIn, FixedWindow, Gcra, MovingWindow, Op, SlidingWindow};
+use limiter_core::strategy::{
+    BuiltIn, FixedWindow, Gcra, MovingWindow, Op, SlidingWindow, Verdict,
+};
 use limiter_core::{
-    apply_with_cas, BatchItem, Key, ManualClock, NativeOp, RateLimit, RateLimiter, Storage,
-    StorageErrorKind, Strategy, Timestamp, Version,
+    apply_with_cas, BatchItem, Key, KeyOp, ManualClock, Native, RateLimit, RateLimiter, Storage,
+    StorageError, StorageErrorKind, StorageKey, Strategy, Timestamp, Version,
 };
 use limiter_memory::MemoryStorage;
 
@@ -32,18 +34,39 @@ fn strategies() -> Vec<Arc<dyn Strategy>> {
     ]
 }
 
+/// A raw key for the tests of the storage's own methods.
+fn key(name: &str) -> StorageKey {
+    StorageKey::new("tests", name)
+}
+
+fn at(ms: u64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+/// The storage's native answer, which must never be a decline.
 async fn native(
     storage: &MemoryStorage,
     builtin: BuiltIn,
-    op: NativeOp<'_>,
-) -> Result<Option<limiter_core::strategy::Verdict>, limiter_core::StorageError> {
-    match builtin {
-        BuiltIn::FixedWindow => storage.fixed_window(op).await,
-        BuiltIn::MovingWindow => storage.moving_window(op).await,
-        BuiltIn::SlidingWindow => storage.sliding_window(op).await,
-        BuiltIn::Gcra => storage.gcra(op).await,
-        _ => unreachable!(),
-    }
+    op: KeyOp<'_>,
+) -> Result<Verdict, StorageError> {
+    let answer = storage.apply(builtin, op);
+    assert!(matches!(answer, Native::Ready(_)), "{builtin}: {answer:?}");
+    answer.resolve().await.expect("answered")
+}
+
+/// The storage's native batch, which must never be a decline.
+async fn batch(
+    storage: &MemoryStorage,
+    builtin: BuiltIn,
+    items: &[BatchItem<'_>],
+    cost: u64,
+    now: Timestamp,
+) -> Result<Vec<Verdict>, StorageError> {
+    storage
+        .batch(builtin, items, cost, now)
+        .resolve()
+        .await
+        .expect("answered")
 }
 
 #[tokio::test]
@@ -52,49 +75,81 @@ async fn expired_entries_read_as_absent_and_are_reclaimed() {
     let ttl = Duration::from_millis(60);
     for i in 0..100 {
         assert!(storage
-            .compare_and_set(&format!("short/{i}"), None, b"x", ttl)
+            .compare_and_set(&key(&format!("short/{i}")), None, b"x", ttl, at(0))
             .await
             .unwrap());
     }
     storage
-        .compare_and_set("long", None, b"y", Duration::from_secs(60))
+        .compare_and_set(&key("long"), None, b"y", Duration::from_secs(60), at(0))
         .await
         .unwrap();
     assert_eq!(storage.len(), 101);
-    assert!(storage.get("short/0").await.unwrap().is_some());
+    assert!(storage
+        .get(&key("short/0"), at(60))
+        .await
+        .unwrap()
+        .is_some());
 
-    tokio::time::sleep(Duration::from_millis(120)).await;
-    assert!(storage.get("short/0").await.unwrap().is_none());
+    // Expiry follows the callers' time, not the storage's.
+    assert!(storage
+        .get(&key("short/0"), at(120))
+        .await
+        .unwrap()
+        .is_none());
     // Expecting "absent" succeeds on an expired key; the old version does not.
     assert!(storage
-        .compare_and_set("short/1", None, b"z", ttl)
+        .compare_and_set(&key("short/1"), None, b"z", ttl, at(120))
         .await
         .unwrap());
     // The write above reclaimed `short/1` and swept up to 2 more of its shard.
-    let purged = storage.purge_expired();
+    let purged = storage.purge_expired(at(120));
     assert!((96..=98).contains(&purged), "{purged}");
     assert_eq!(storage.len(), 2);
-    assert_eq!(storage.get("long").await.unwrap().unwrap().value, b"y");
+    let long = storage.get(&key("long"), at(120)).await.unwrap();
+    assert_eq!(long.unwrap().value, b"y");
+}
+
+/// Under a frozen clock nothing expires, however much real time passes: a rejected
+/// client stays rejected.
+#[tokio::test]
+async fn a_frozen_manual_clock_governs_expiry() {
+    let storage = Arc::new(MemoryStorage::new());
+    for strategy in strategies() {
+        let limiter = limiter(&storage, strategy.clone());
+        let (l, client) = (limit("1 per 100 milliseconds"), Key::from("frozen"));
+        assert!(limiter.hit(&l, &client, 1).await.unwrap().is_allowed());
+        assert!(!limiter.hit(&l, &client, 1).await.unwrap().is_allowed());
+    }
+    // Longer than every state's time-to-live (100 ms + 1 s of grace, 1.1 s more for
+    // the sliding window's previous window).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for strategy in strategies() {
+        let limiter = limiter(&storage, strategy.clone());
+        let (l, client) = (limit("1 per 100 milliseconds"), Key::from("frozen"));
+        let third = limiter.hit(&l, &client, 1).await.unwrap();
+        assert!(!third.is_allowed(), "{}", strategy.name());
+    }
 }
 
 #[tokio::test]
 async fn writes_sweep_expired_entries_of_their_shard() {
     let storage = Arc::new(MemoryStorage::builder().shards(1).build());
     let short = Duration::from_millis(50);
+    // The limiter below reads 1,000,000 ms: write at 999,900, so that 50 ms later the
+    // keys have expired for it.
     let fill = |prefix: &'static str| {
         let storage = storage.clone();
         async move {
             for i in 0..100 {
-                let key = format!("{prefix}/{i}");
+                let name = key(&format!("{prefix}/{i}"));
                 assert!(storage
-                    .compare_and_set(&key, None, b"x", short)
+                    .compare_and_set(&name, None, b"x", short, at(999_900))
                     .await
                     .unwrap());
             }
         }
     };
     fill("short").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(storage.len(), 100, "nothing reclaimed without writes");
 
     // New keys: each insertion examines 4 entries, so 60 cover the whole shard.
@@ -108,7 +163,6 @@ async fn writes_sweep_expired_entries_of_their_shard() {
 
     // Updates of one key sweep too, more slowly (2 entries every 32 writes).
     fill("again").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let (key, l) = (Key::from("new-0"), limit("10000 per hour"));
     for _ in 0..4_000 {
         assert!(limiter.hit(&l, &key, 1).await.unwrap().is_allowed());
@@ -184,20 +238,22 @@ async fn native_operations_match_the_generic_path() {
     for builtin in BuiltIn::ALL {
         let native_storage = MemoryStorage::new();
         let generic_storage = MemoryStorage::new();
-        for (i, &(op, at)) in ops.iter().enumerate() {
-            let op = NativeOp {
-                key: "k",
+        let k = key("k");
+        for (i, &(op, offset)) in ops.iter().enumerate() {
+            let op = KeyOp {
+                key: &k,
                 limit: &l,
                 op,
-                now: Timestamp::from_millis(1_000_000 + at),
+                now: Timestamp::from_millis(1_000_000 + offset),
             };
-            let fast = native(&native_storage, builtin, op).await.unwrap().unwrap();
+            let fast = native(&native_storage, builtin, op).await.unwrap();
             let slow = apply_with_cas(&generic_storage, builtin.strategy(), 4, op)
                 .await
                 .unwrap();
             assert_eq!(fast, slow, "{builtin} op {i}");
-            let a = native_storage.get("k").await.unwrap().map(|v| v.value);
-            let b = generic_storage.get("k").await.unwrap().map(|v| v.value);
+            let now = op.now;
+            let a = native_storage.get(&k, now).await.unwrap().map(|v| v.value);
+            let b = generic_storage.get(&k, now).await.unwrap().map(|v| v.value);
             assert_eq!(a, b, "{builtin} state after op {i}");
         }
     }
@@ -225,31 +281,58 @@ async fn peeks_and_rejections_create_no_entry() {
 async fn versions_never_repeat_for_a_key() {
     let storage = MemoryStorage::new();
     let ttl = Duration::from_secs(60);
-    assert!(storage.compare_and_set("k", None, b"1", ttl).await.unwrap());
-    assert!(!storage.compare_and_set("k", None, b"2", ttl).await.unwrap());
-    let v1 = storage.get("k").await.unwrap().unwrap().version;
     assert!(storage
-        .compare_and_set("k", Some(v1), b"3", ttl)
+        .compare_and_set(&key("k"), None, b"1", ttl, at(1_000))
         .await
         .unwrap());
     assert!(!storage
-        .compare_and_set("k", Some(v1), b"4", ttl)
+        .compare_and_set(&key("k"), None, b"2", ttl, at(1_000))
         .await
         .unwrap());
-    let v2 = storage.get("k").await.unwrap().unwrap();
+    let v1 = storage
+        .get(&key("k"), at(1_000))
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    assert!(storage
+        .compare_and_set(&key("k"), Some(v1), b"3", ttl, at(1_000))
+        .await
+        .unwrap());
+    assert!(!storage
+        .compare_and_set(&key("k"), Some(v1), b"4", ttl, at(1_000))
+        .await
+        .unwrap());
+    let v2 = storage.get(&key("k"), at(1_000)).await.unwrap().unwrap();
     assert_eq!(v2.value, b"3");
-    storage.delete("k").await.unwrap();
-    storage.delete("k").await.unwrap();
+    storage.delete(&key("k")).await.unwrap();
+    storage.delete(&key("k")).await.unwrap();
     assert!(!storage
-        .compare_and_set("k", Some(v2.version), b"5", ttl)
+        .compare_and_set(&key("k"), Some(v2.version), b"5", ttl, at(1_000))
         .await
         .unwrap());
-    assert!(storage.compare_and_set("k", None, b"6", ttl).await.unwrap());
-    let v3 = storage.get("k").await.unwrap().unwrap().version;
+    assert!(storage
+        .compare_and_set(&key("k"), None, b"6", ttl, at(1_000))
+        .await
+        .unwrap());
+    let v3 = storage
+        .get(&key("k"), at(1_000))
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
     assert!(v3 != v1 && v3 != v2.version);
     storage.clear_all().await.unwrap();
-    assert!(storage.compare_and_set("k", None, b"7", ttl).await.unwrap());
-    let v4: Version = storage.get("k").await.unwrap().unwrap().version;
+    assert!(storage
+        .compare_and_set(&key("k"), None, b"7", ttl, at(1_000))
+        .await
+        .unwrap());
+    let v4: Version = storage
+        .get(&key("k"), at(1_000))
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
     assert!(![v1, v2.version, v3].contains(&v4));
     storage.check().await.unwrap();
 }
@@ -257,27 +340,25 @@ async fn versions_never_repeat_for_a_key() {
 #[tokio::test]
 async fn corrupt_state_is_reported_with_its_key() {
     let storage = MemoryStorage::new();
+    let k = key("k");
+    let ttl = Duration::from_secs(60);
     storage
-        .compare_and_set("k", None, b"garbage", Duration::from_secs(60))
+        .compare_and_set(&k, None, b"garbage", ttl, at(0))
         .await
         .unwrap();
     let l = limit("1 per second");
     for builtin in BuiltIn::ALL {
-        let op = NativeOp {
-            key: "k",
+        let op = KeyOp {
+            key: &k,
             limit: &l,
             op: Op::Hit { cost: 1 },
             now: Timestamp::from_millis(0),
         };
         let err = native(&storage, builtin, op).await.unwrap_err();
         assert_eq!(err.kind(), StorageErrorKind::Corrupt);
-        assert_eq!(err.key(), Some("k"));
-        let items = [BatchItem {
-            key: "k",
-            limit: &l,
-        }];
-        let err = storage
-            .batch(builtin, &items, 1, Timestamp::from_millis(0))
+        assert_eq!(err.key(), Some(k.as_str()));
+        let items = [BatchItem { key: &k, limit: &l }];
+        let err = batch(&storage, builtin, &items, 1, at(0))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), StorageErrorKind::Corrupt);
@@ -292,7 +373,8 @@ async fn batch_is_all_or_nothing() {
         MemoryStorage::new(),
     ] {
         let (wide, narrow) = (limit("5 per minute"), limit("2 per minute"));
-        let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+        let keys: Vec<StorageKey> = (0..20).map(|i| key(&format!("k{i}"))).collect();
+        let (fresh_key, k7) = (key("fresh"), key("k7"));
         let at = Timestamp::from_millis(1_000);
         for builtin in BuiltIn::ALL {
             storage.clear_all().await.unwrap();
@@ -305,53 +387,41 @@ async fn batch_is_all_or_nothing() {
                 })
                 .collect();
             for round in 0..2 {
-                let verdicts = storage
-                    .batch(builtin, &items, 1, at)
-                    .await
-                    .unwrap()
-                    .unwrap();
+                let verdicts = batch(&storage, builtin, &items, 1, at).await.unwrap();
                 assert!(verdicts.iter().all(|v| v.allowed), "{builtin} {round}");
                 assert_eq!(verdicts[7].remaining, 1 - round);
                 assert_eq!(verdicts[0].remaining, 4 - round);
             }
-            let verdicts = storage
-                .batch(builtin, &items, 1, at)
-                .await
-                .unwrap()
-                .unwrap();
+            let verdicts = batch(&storage, builtin, &items, 1, at).await.unwrap();
             assert_eq!(verdicts.len(), 20);
             assert!(!verdicts[7].allowed, "{builtin}");
             assert!(verdicts[7].retry_at.is_some());
             // Nothing was consumed: the other keys still have 3 left.
             for (i, key) in keys.iter().enumerate().filter(|&(i, _)| i != 7) {
-                let op = NativeOp {
+                let op = KeyOp {
                     key,
                     limit: &wide,
                     op: Op::Test { cost: 1 },
                     now: at,
                 };
-                let peek = native(&storage, builtin, op).await.unwrap().unwrap();
+                let peek = native(&storage, builtin, op).await.unwrap();
                 assert_eq!(peek.remaining, 3, "{builtin} key {i}");
                 assert_eq!(verdicts[i].remaining, 3);
             }
             // A rejected batch creates no entry for keys seen for the first time.
             let fresh = [
                 BatchItem {
-                    key: "fresh",
+                    key: &fresh_key,
                     limit: &wide,
                 },
                 BatchItem {
-                    key: "k7",
+                    key: &k7,
                     limit: &narrow,
                 },
             ];
-            let verdicts = storage
-                .batch(builtin, &fresh, 1, at)
-                .await
-                .unwrap()
-                .unwrap();
+            let verdicts = batch(&storage, builtin, &fresh, 1, at).await.unwrap();
             assert!(verdicts[0].allowed && !verdicts[1].allowed);
-            assert_eq!(storage.get("fresh").await.unwrap(), None);
+            assert_eq!(storage.get(&fresh_key, at).await.unwrap(), None);
         }
     }
 }
@@ -360,38 +430,23 @@ async fn batch_is_all_or_nothing() {
 async fn batch_with_a_repeated_key_consumes_nothing_when_it_fails() {
     let storage = MemoryStorage::builder().shards(1).build();
     let l = limit("1 per minute");
+    let k = key("k");
     let items = [
-        BatchItem {
-            key: "k",
-            limit: &l,
-        },
-        BatchItem {
-            key: "k",
-            limit: &l,
-        },
+        BatchItem { key: &k, limit: &l },
+        BatchItem { key: &k, limit: &l },
     ];
     let at = Timestamp::from_millis(0);
     for builtin in BuiltIn::ALL {
         storage.clear_all().await.unwrap();
-        let verdicts = storage
-            .batch(builtin, &items, 1, at)
-            .await
-            .unwrap()
-            .unwrap();
+        let verdicts = batch(&storage, builtin, &items, 1, at).await.unwrap();
         assert!(!verdicts[1].allowed, "{builtin}");
-        let op = NativeOp {
-            key: "k",
+        let op = KeyOp {
+            key: &k,
             limit: &l,
             op: Op::Test { cost: 1 },
             now: at,
         };
-        assert!(
-            native(&storage, builtin, op)
-                .await
-                .unwrap()
-                .unwrap()
-                .allowed
-        );
+        assert!(native(&storage, builtin, op).await.unwrap().allowed);
     }
 }
 

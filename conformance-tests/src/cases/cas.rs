@@ -13,17 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::strategy::BuiltIn;
-use limiter_core::{Key, Version};
+use limiter_core::{Key, StorageKey, Version};
 
 use crate::Ctx;
 
 /// The time-to-live of raw keys written by these cases.
 const TTL: Duration = Duration::from_secs(60);
 
-async fn cas(ctx: &Ctx, key: &str, expected: Option<Version>, value: &[u8]) -> bool {
+async fn cas(ctx: &Ctx, key: &StorageKey, expected: Option<Version>, value: &[u8]) -> bool {
     let result = ctx
         .storage()
-        .compare_and_set(key, expected, value, TTL)
+        .compare_and_set(key, expected, value, TTL, ctx.now())
         .await;
     ctx.ok(
         result,
@@ -35,7 +35,7 @@ async fn cas(ctx: &Ctx, key: &str, expected: Option<Version>, value: &[u8]) -> b
 }
 
 /// Writes `value` to the absent `key` and returns its version.
-async fn create(ctx: &Ctx, key: &str, value: &[u8]) -> Version {
+async fn create(ctx: &Ctx, key: &StorageKey, value: &[u8]) -> Version {
     ensure!(
         ctx,
         cas(ctx, key, None, value).await,
@@ -47,7 +47,7 @@ async fn create(ctx: &Ctx, key: &str, value: &[u8]) -> Version {
     }
 }
 
-async fn delete(ctx: &Ctx, key: &str) {
+async fn delete(ctx: &Ctx, key: &StorageKey) {
     let result = ctx.storage().delete(key).await;
     ctx.ok(result, format_args!("delete({key:?})"));
 }
@@ -352,11 +352,11 @@ pub async fn concurrent_writers_have_one_winner(ctx: &Ctx) {
         };
         let handles: Vec<_> = (0..64u32)
             .map(|i| {
-                let (storage, key) = (Arc::clone(ctx.storage()), key.clone());
+                let (storage, key, now) = (Arc::clone(ctx.storage()), key.clone(), ctx.now());
                 tokio::spawn(async move {
                     let value = format!("{round}-{i}").into_bytes();
                     storage
-                        .compare_and_set(&key, expected, &value, TTL)
+                        .compare_and_set(&key, expected, &value, TTL, now)
                         .await
                         .map(|won| won.then_some(value))
                 })

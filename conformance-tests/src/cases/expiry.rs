@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::strategy::BuiltIn;
-use limiter_core::{Key, SystemClock};
+use limiter_core::{Clock, Key, StorageKey, SystemClock, Versioned};
 use tokio::time::{sleep_until, Instant};
 
 use crate::Ctx;
@@ -42,7 +42,13 @@ pub async fn state_expires_after_its_ttl(ctx: &Ctx) {
     let raw = ctx.raw_key("expiring");
     let written = ctx
         .storage()
-        .compare_and_set(&raw, None, b"raw", Duration::from_secs(1))
+        .compare_and_set(
+            &raw,
+            None,
+            b"raw",
+            Duration::from_secs(1),
+            SystemClock.now(),
+        )
         .await;
     ensure!(
         ctx,
@@ -55,7 +61,7 @@ pub async fn state_expires_after_its_ttl(ctx: &Ctx) {
     for (what, stored) in &keys {
         ensure!(
             ctx,
-            ctx.get(stored).await.is_some(),
+            get_now(ctx, stored).await.is_some(),
             "{what}: {stored:?} absent right after the write"
         );
     }
@@ -63,7 +69,7 @@ pub async fn state_expires_after_its_ttl(ctx: &Ctx) {
     for (what, stored) in &keys {
         ensure!(
             ctx,
-            ctx.get(stored).await.is_some(),
+            get_now(ctx, stored).await.is_some(),
             "{what}: {stored:?} gone 600 ms after the write, before its time-to-live"
         );
     }
@@ -71,10 +77,16 @@ pub async fn state_expires_after_its_ttl(ctx: &Ctx) {
     for (what, stored) in &keys {
         ensure!(
             ctx,
-            ctx.get(stored).await.is_none(),
+            get_now(ctx, stored).await.is_none(),
             "{what}: {stored:?} still present {:?} after its write, past its time-to-live \
              plus the expiry margin",
             written.elapsed()
         );
     }
+}
+
+/// Reads `key` at the system clock's time, as the real-time limiters of this case do.
+async fn get_now(ctx: &Ctx, key: &StorageKey) -> Option<Versioned> {
+    let result = ctx.storage().get(key, SystemClock.now()).await;
+    ctx.ok(result, format_args!("get({key:?})"))
 }
