@@ -6,9 +6,10 @@
 //! | `memory://?max_keys=100000&shards=64` | the same, bounded to 100,000 keys, 64 shards | `memory` |
 //!
 //! The Redis (`redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`,
-//! `redis+sentinel://`) and Memcached (`memcached://`) schemes are reserved for their
-//! storages; until those are compiled in, such a URI is a
-//! [`UriError::FeatureDisabled`] that names the feature to enable.
+//! `redis+sentinel://`) and Memcached (`memcached://`) schemes are reserved for
+//! storages that limiter does not ship yet; such a URI is a
+//! [`UriError::BackendUnavailable`]. `memory://` in a build without the `memory`
+//! feature is a [`UriError::FeatureDisabled`] that names the feature to enable.
 
 use std::sync::Arc;
 
@@ -42,6 +43,15 @@ pub enum UriError {
         /// The cargo feature that adds it.
         feature: &'static str,
     },
+    /// The scheme belongs to a storage backend that this build of limiter does not
+    /// include, and no cargo feature adds it yet.
+    #[error("the {backend} backend is not available in this build of limiter (storage scheme {scheme:?})")]
+    BackendUnavailable {
+        /// The scheme found.
+        scheme: String,
+        /// The backend the scheme is reserved for, such as `redis`.
+        backend: &'static str,
+    },
     /// A query parameter is unknown or its value is invalid.
     #[error("invalid parameter {name:?} in storage uri {uri:?}: {reason}")]
     InvalidParameter {
@@ -54,15 +64,24 @@ pub enum UriError {
     },
 }
 
-/// The schemes of storages that exist, and the feature that compiles each in.
-const SCHEMES: &[(&str, &str)] = &[
-    ("memory", "memory"),
-    ("redis", "redis"),
-    ("rediss", "redis"),
-    ("redis+unix", "redis"),
-    ("redis+cluster", "redis"),
-    ("redis+sentinel", "redis"),
-    ("memcached", "memcached"),
+/// Where the storage for a scheme comes from.
+#[derive(Clone, Copy)]
+enum Backend {
+    /// Compiled in by this cargo feature of the limiter crate.
+    Feature(&'static str),
+    /// Reserved for this backend, which no build of limiter includes yet.
+    Unavailable(&'static str),
+}
+
+/// Every scheme limiter recognizes, and where its storage comes from.
+const SCHEMES: &[(&str, Backend)] = &[
+    ("memory", Backend::Feature("memory")),
+    ("redis", Backend::Unavailable("redis")),
+    ("rediss", Backend::Unavailable("redis")),
+    ("redis+unix", Backend::Unavailable("redis")),
+    ("redis+cluster", Backend::Unavailable("redis")),
+    ("redis+sentinel", Backend::Unavailable("redis")),
+    ("memcached", Backend::Unavailable("memcached")),
 ];
 
 /// A ready storage for `uri`, such as `memory://`.
@@ -72,8 +91,8 @@ const SCHEMES: &[(&str, &str)] = &[
 ///
 /// # Errors
 ///
-/// [`UriError`] for a malformed URI, an unknown scheme, a scheme whose feature is off,
-/// or a bad parameter.
+/// [`UriError`] for a malformed URI, an unknown scheme, a scheme whose feature is off
+/// or whose backend this build does not include, or a bad parameter.
 ///
 /// # Examples
 ///
@@ -109,9 +128,13 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
         #[cfg(feature = "memory")]
         "memory" => memory(uri, rest),
         other => match SCHEMES.iter().find(|(s, _)| *s == other) {
-            Some((_, feature)) => Err(UriError::FeatureDisabled {
+            Some((_, Backend::Feature(feature))) => Err(UriError::FeatureDisabled {
                 scheme: other.to_owned(),
                 feature,
+            }),
+            Some((_, Backend::Unavailable(backend))) => Err(UriError::BackendUnavailable {
+                scheme: other.to_owned(),
+                backend,
             }),
             None => Err(UriError::UnknownScheme {
                 scheme: scheme.to_owned(),
@@ -195,26 +218,56 @@ mod tests {
     }
 
     #[test]
-    fn backends_not_compiled_in_name_their_feature() {
-        for (uri, feature) in [
-            ("redis://127.0.0.1:6379", "redis"),
-            ("redis+cluster://127.0.0.1:7000", "redis"),
-            ("memcached://127.0.0.1:11211", "memcached"),
+    fn reserved_backends_are_unavailable_without_naming_a_feature() {
+        for (uri, scheme, backend) in [
+            ("redis://127.0.0.1:6379", "redis", "redis"),
+            ("rediss://127.0.0.1:6380", "rediss", "redis"),
+            ("redis+unix:///run/redis.sock", "redis+unix", "redis"),
+            ("redis+cluster://127.0.0.1:7000", "redis+cluster", "redis"),
+            (
+                "redis+sentinel://127.0.0.1:26379/main",
+                "redis+sentinel",
+                "redis",
+            ),
+            ("REDIS://127.0.0.1", "redis", "redis"),
+            ("memcached://127.0.0.1:11211", "memcached", "memcached"),
         ] {
-            match err(uri) {
-                UriError::FeatureDisabled { feature: f, .. } => assert_eq!(f, feature),
-                other => panic!("{uri}: unexpected {other:?}"),
-            }
+            let e = err(uri);
+            assert_eq!(
+                e,
+                UriError::BackendUnavailable {
+                    scheme: scheme.to_owned(),
+                    backend,
+                },
+                "{uri}"
+            );
+            let message = e.to_string();
+            assert!(
+                message.contains(&format!(
+                    "the {backend} backend is not available in this build of limiter"
+                )),
+                "{uri}: {message}"
+            );
+            assert!(message.contains(scheme), "{uri}: {message}");
+            assert!(!message.contains("feature"), "{uri}: {message}");
         }
     }
 
     #[cfg(not(feature = "memory"))]
     #[test]
     fn memory_without_its_feature_names_the_feature() {
-        match err("memory://") {
-            UriError::FeatureDisabled { feature, .. } => assert_eq!(feature, "memory"),
-            other => panic!("unexpected {other:?}"),
-        }
+        let e = err("memory://");
+        assert_eq!(
+            e,
+            UriError::FeatureDisabled {
+                scheme: "memory".to_owned(),
+                feature: "memory",
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            r#"storage scheme "memory" needs the limiter crate's "memory" feature"#
+        );
     }
 
     #[cfg(feature = "memory")]
