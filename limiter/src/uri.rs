@@ -92,8 +92,8 @@ const SCHEMES: &[(&str, Backend)] = &[
 /// | `shards` | [`MemoryStorageBuilder::shards`](crate::MemoryStorageBuilder::shards) | 1 to 65,536 |
 ///
 /// Values are plain decimal digits: `+5`, ` 5`, `5.0` and an empty value are errors,
-/// and so is a value out of range (it is not clamped). Any other parameter is an
-/// error.
+/// and so is a value out of range (it is not clamped). A parameter given twice and
+/// any other parameter are errors.
 ///
 /// The Redis (`redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`,
 /// `redis+sentinel://`) and Memcached (`memcached://`) schemes are reserved for
@@ -221,6 +221,8 @@ fn memory(uri: &str, rest: &str) -> Result<Arc<dyn Storage>, UriError> {
         return Err(invalid(host, "memory:// takes no host or path".to_owned()));
     }
     let mut builder = limiter_memory::MemoryStorage::builder();
+    // The parameters given so far, with their values.
+    let mut seen: Vec<(&str, &str)> = Vec::new();
     for (name, value) in query_pairs(query) {
         let (max, set): (usize, fn(Builder, usize) -> Builder) = match name {
             "max_keys" => (usize::MAX, Builder::max_keys),
@@ -232,6 +234,16 @@ fn memory(uri: &str, rest: &str) -> Result<Arc<dyn Storage>, UriError> {
                 ))
             }
         };
+        if let Some((_, first)) = seen.iter().find(|(seen_name, _)| *seen_name == name) {
+            return Err(invalid(
+                name,
+                format!(
+                    "given more than once ({first:?}, then {value:?}); \
+                     give each parameter at most once"
+                ),
+            ));
+        }
+        seen.push((name, value));
         let number = whole_number(value, 1, max).map_err(|reason| invalid(name, reason))?;
         builder = set(builder, number);
     }
@@ -423,6 +435,25 @@ mod tests {
                     "{too_large} is out of range; expected a whole number of at least 1, at most {}",
                     usize::MAX
                 ),
+            ),
+            // Each parameter at most once, even with the same value.
+            (
+                "memory://?max_keys=5&max_keys=6".into(),
+                "max_keys",
+                r#"given more than once ("5", then "6"); give each parameter at most once"#
+                    .into(),
+            ),
+            (
+                "memory://?shards=2&max_keys=5&shards=2".into(),
+                "shards",
+                r#"given more than once ("2", then "2"); give each parameter at most once"#
+                    .into(),
+            ),
+            (
+                "memory://?max_keys=5&max_keys=x".into(),
+                "max_keys",
+                r#"given more than once ("5", then "x"); give each parameter at most once"#
+                    .into(),
             ),
             // Only known parameters, and no host or path.
             (
