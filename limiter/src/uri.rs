@@ -41,7 +41,8 @@ pub enum UriError {
         /// The backend the scheme is reserved for, such as `redis`.
         backend: &'static str,
     },
-    /// A query parameter is unknown or its value is invalid.
+    /// A query parameter is unknown, given more than once, or has an invalid value;
+    /// or the URI has a host or path that its storage does not take.
     #[error("invalid parameter {name:?} in storage uri {uri:?}: {reason}")]
     InvalidParameter {
         /// The parameter's name.
