@@ -1,14 +1,4 @@
-//! Choosing a storage by URI.
-//!
-//! | URI | storage | cargo feature |
-//! |---|---|---|
-//! | `memory://` | [`MemoryStorage`](crate::MemoryStorage) | `memory` (default) |
-//! | `memory://?max_keys=100000&shards=64` | the same, bounded to 100,000 keys, 64 shards | `memory` |
-//!
-//! The Redis (`redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`,
-//! `redis+sentinel://`) and Memcached (`memcached://`) schemes are reserved for their
-//! storages; until those are compiled in, such a URI is a
-//! [`UriError::FeatureDisabled`] that names the feature to enable.
+//! Choosing a storage by URI: [`storage_from_uri`].
 
 use std::sync::Arc;
 
@@ -42,7 +32,17 @@ pub enum UriError {
         /// The cargo feature that adds it.
         feature: &'static str,
     },
-    /// A query parameter is unknown or its value is invalid.
+    /// The scheme belongs to a storage backend that this build of limiter does not
+    /// include, and no cargo feature adds it yet.
+    #[error("the {backend} backend is not available in this build of limiter (storage scheme {scheme:?})")]
+    BackendUnavailable {
+        /// The scheme found.
+        scheme: String,
+        /// The backend the scheme is reserved for, such as `redis`.
+        backend: &'static str,
+    },
+    /// A query parameter is unknown, given more than once, or has an invalid value;
+    /// or the URI has a host or path that its storage does not take.
     #[error("invalid parameter {name:?} in storage uri {uri:?}: {reason}")]
     InvalidParameter {
         /// The parameter's name.
@@ -54,15 +54,24 @@ pub enum UriError {
     },
 }
 
-/// The schemes of storages that exist, and the feature that compiles each in.
-const SCHEMES: &[(&str, &str)] = &[
-    ("memory", "memory"),
-    ("redis", "redis"),
-    ("rediss", "redis"),
-    ("redis+unix", "redis"),
-    ("redis+cluster", "redis"),
-    ("redis+sentinel", "redis"),
-    ("memcached", "memcached"),
+/// Where the storage for a scheme comes from.
+#[derive(Clone, Copy)]
+enum Backend {
+    /// Compiled in by this cargo feature of the limiter crate.
+    Feature(&'static str),
+    /// Reserved for this backend, which no build of limiter includes yet.
+    Unavailable(&'static str),
+}
+
+/// Every scheme limiter recognizes, and where its storage comes from.
+const SCHEMES: &[(&str, Backend)] = &[
+    ("memory", Backend::Feature("memory")),
+    ("redis", Backend::Unavailable("redis")),
+    ("rediss", Backend::Unavailable("redis")),
+    ("redis+unix", Backend::Unavailable("redis")),
+    ("redis+cluster", Backend::Unavailable("redis")),
+    ("redis+sentinel", Backend::Unavailable("redis")),
+    ("memcached", Backend::Unavailable("memcached")),
 ];
 
 /// A ready storage for `uri`, such as `memory://`.
@@ -70,10 +79,33 @@ const SCHEMES: &[(&str, &str)] = &[
 /// The function is `async` because storages behind a network connect before they are
 /// returned.
 ///
+/// | URI | storage | cargo feature |
+/// |---|---|---|
+/// | `memory://` | [`MemoryStorage`](crate::MemoryStorage) | `memory` (default) |
+/// | `memory://?max_keys=100000&shards=64` | the same, bounded to 100,000 keys, 64 shards | `memory` |
+///
+/// The scheme is case-insensitive. `memory://` takes no host or path, and two
+/// optional query parameters:
+///
+/// | parameter | meaning | allowed values |
+/// |---|---|---|
+/// | `max_keys` | [`MemoryStorageBuilder::max_keys`](crate::MemoryStorageBuilder::max_keys) | 1 or more |
+/// | `shards` | [`MemoryStorageBuilder::shards`](crate::MemoryStorageBuilder::shards) | 1 to 65,536 |
+///
+/// Values are plain decimal digits: `+5`, ` 5`, `5.0` and an empty value are errors,
+/// and so is a value out of range (it is not clamped). A parameter given twice and
+/// any other parameter are errors.
+///
+/// The Redis (`redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`,
+/// `redis+sentinel://`) and Memcached (`memcached://`) schemes are reserved for
+/// storages that limiter does not ship yet; such a URI is a
+/// [`UriError::BackendUnavailable`]. `memory://` in a build without the `memory`
+/// feature is a [`UriError::FeatureDisabled`] that names the feature to enable.
+///
 /// # Errors
 ///
-/// [`UriError`] for a malformed URI, an unknown scheme, a scheme whose feature is off,
-/// or a bad parameter.
+/// [`UriError`] for a malformed URI, an unknown scheme, a scheme whose feature is off
+/// or whose backend this build does not include, or a bad parameter.
 ///
 /// # Examples
 ///
@@ -109,9 +141,13 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
         #[cfg(feature = "memory")]
         "memory" => memory(uri, rest),
         other => match SCHEMES.iter().find(|(s, _)| *s == other) {
-            Some((_, feature)) => Err(UriError::FeatureDisabled {
+            Some((_, Backend::Feature(feature))) => Err(UriError::FeatureDisabled {
                 scheme: other.to_owned(),
                 feature,
+            }),
+            Some((_, Backend::Unavailable(backend))) => Err(UriError::BackendUnavailable {
+                scheme: other.to_owned(),
+                backend,
             }),
             None => Err(UriError::UnknownScheme {
                 scheme: scheme.to_owned(),
@@ -135,31 +171,82 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
+/// The most shards `memory://?shards=` accepts, as [`MemoryStorageBuilder::shards`]
+/// documents.
+///
+/// [`MemoryStorageBuilder::shards`]: crate::MemoryStorageBuilder::shards
+#[cfg(feature = "memory")]
+const MAX_SHARDS: usize = 65_536;
+
+/// The value of a numeric parameter: plain ASCII decimal digits (no sign, no
+/// whitespace, not empty) for a number from `min` to `max`; otherwise the reason it
+/// is rejected.
+#[cfg(feature = "memory")]
+fn whole_number(value: &str, min: usize, max: usize) -> Result<usize, String> {
+    let range = if max == usize::MAX {
+        format!("a whole number of at least {min}")
+    } else {
+        format!("a whole number from {min} to {max}")
+    };
+    if value.is_empty() {
+        return Err(format!("no value given; expected {range}"));
+    }
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{value:?} is not a plain decimal number; expected {range}, \
+             written with the digits 0-9 only (no sign or spaces)"
+        ));
+    }
+    match value.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        // Only digits, so the number does not fit in a usize; say where the top is
+        // when `range` does not.
+        Err(_) if max == usize::MAX => Err(format!(
+            "{value} is out of range; expected {range}, at most {max}"
+        )),
+        _ => Err(format!("{value} is out of range; expected {range}")),
+    }
+}
+
 #[cfg(feature = "memory")]
 fn memory(uri: &str, rest: &str) -> Result<Arc<dyn Storage>, UriError> {
+    use limiter_memory::MemoryStorageBuilder as Builder;
+
     let (host, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let invalid = |name: &str, reason: &str| UriError::InvalidParameter {
+    let invalid = |name: &str, reason: String| UriError::InvalidParameter {
         name: name.to_owned(),
         uri: uri.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
     if !host.is_empty() && host != "/" {
-        return Err(invalid(host, "memory:// takes no host or path"));
+        return Err(invalid(host, "memory:// takes no host or path".to_owned()));
     }
     let mut builder = limiter_memory::MemoryStorage::builder();
+    // The parameters given so far, with their values.
+    let mut seen: Vec<(&str, &str)> = Vec::new();
     for (name, value) in query_pairs(query) {
-        let number = || {
-            value
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| invalid(name, "expected a whole number above 0"))
+        let (max, set): (usize, fn(Builder, usize) -> Builder) = match name {
+            "max_keys" => (usize::MAX, Builder::max_keys),
+            "shards" => (MAX_SHARDS, Builder::shards),
+            _ => {
+                return Err(invalid(
+                    name,
+                    "unknown parameter (known: max_keys, shards)".to_owned(),
+                ))
+            }
         };
-        builder = match name {
-            "max_keys" => builder.max_keys(number()?),
-            "shards" => builder.shards(number()?),
-            _ => return Err(invalid(name, "unknown parameter (known: max_keys, shards)")),
-        };
+        if let Some((_, first)) = seen.iter().find(|(seen_name, _)| *seen_name == name) {
+            return Err(invalid(
+                name,
+                format!(
+                    "given more than once ({first:?}, then {value:?}); \
+                     give each parameter at most once"
+                ),
+            ));
+        }
+        seen.push((name, value));
+        let number = whole_number(value, 1, max).map_err(|reason| invalid(name, reason))?;
+        builder = set(builder, number);
     }
     Ok(Arc::new(builder.build()))
 }
@@ -195,26 +282,56 @@ mod tests {
     }
 
     #[test]
-    fn backends_not_compiled_in_name_their_feature() {
-        for (uri, feature) in [
-            ("redis://127.0.0.1:6379", "redis"),
-            ("redis+cluster://127.0.0.1:7000", "redis"),
-            ("memcached://127.0.0.1:11211", "memcached"),
+    fn reserved_backends_are_unavailable_without_naming_a_feature() {
+        for (uri, scheme, backend) in [
+            ("redis://127.0.0.1:6379", "redis", "redis"),
+            ("rediss://127.0.0.1:6380", "rediss", "redis"),
+            ("redis+unix:///run/redis.sock", "redis+unix", "redis"),
+            ("redis+cluster://127.0.0.1:7000", "redis+cluster", "redis"),
+            (
+                "redis+sentinel://127.0.0.1:26379/main",
+                "redis+sentinel",
+                "redis",
+            ),
+            ("REDIS://127.0.0.1", "redis", "redis"),
+            ("memcached://127.0.0.1:11211", "memcached", "memcached"),
         ] {
-            match err(uri) {
-                UriError::FeatureDisabled { feature: f, .. } => assert_eq!(f, feature),
-                other => panic!("{uri}: unexpected {other:?}"),
-            }
+            let e = err(uri);
+            assert_eq!(
+                e,
+                UriError::BackendUnavailable {
+                    scheme: scheme.to_owned(),
+                    backend,
+                },
+                "{uri}"
+            );
+            let message = e.to_string();
+            assert!(
+                message.contains(&format!(
+                    "the {backend} backend is not available in this build of limiter"
+                )),
+                "{uri}: {message}"
+            );
+            assert!(message.contains(scheme), "{uri}: {message}");
+            assert!(!message.contains("feature"), "{uri}: {message}");
         }
     }
 
     #[cfg(not(feature = "memory"))]
     #[test]
     fn memory_without_its_feature_names_the_feature() {
-        match err("memory://") {
-            UriError::FeatureDisabled { feature, .. } => assert_eq!(feature, "memory"),
-            other => panic!("unexpected {other:?}"),
-        }
+        let e = err("memory://");
+        assert_eq!(
+            e,
+            UriError::FeatureDisabled {
+                scheme: "memory".to_owned(),
+                feature: "memory",
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            r#"storage scheme "memory" needs the limiter crate's "memory" feature"#
+        );
     }
 
     #[cfg(feature = "memory")]
@@ -237,19 +354,153 @@ mod tests {
 
     #[cfg(feature = "memory")]
     #[test]
-    fn memory_uri_parameters_are_checked() {
-        assert!(block_on(storage_from_uri("memory://")).is_ok());
-        assert!(block_on(storage_from_uri("MEMORY://?max_keys=5&shards=2")).is_ok());
-        for bad in [
-            "memory://?max_keys=0",
-            "memory://?max_keys=x",
-            "memory://?colour=red",
-            "memory://host",
+    fn memory_uris_with_valid_parameters_are_accepted() {
+        let largest = format!("memory://?max_keys={}", usize::MAX);
+        for good in [
+            "memory://",
+            "memory:///",
+            "memory://?",
+            "MEMORY://?max_keys=5&shards=2",
+            "memory://?shards=2&max_keys=5",
+            "memory://?max_keys=1",
+            "memory://?shards=1",
+            "memory://?shards=65536",
+            "memory://?max_keys=007",
+            "memory://?&max_keys=5&&shards=3&",
+            &largest,
         ] {
-            assert!(
-                matches!(err(bad), UriError::InvalidParameter { .. }),
-                "{bad}"
+            if let Err(e) = block_on(storage_from_uri(good)) {
+                panic!("{good}: {e}");
+            }
+        }
+    }
+
+    #[cfg(feature = "memory")]
+    #[test]
+    fn memory_uris_with_bad_parameters_are_errors_naming_the_parameter() {
+        let not_digits = |value: &str, range: &str| {
+            format!(
+                "{value:?} is not a plain decimal number; expected a whole number {range}, \
+                 written with the digits 0-9 only (no sign or spaces)"
+            )
+        };
+        let keys = "of at least 1";
+        let shards = "from 1 to 65536";
+        let too_large = format!("{}0", usize::MAX);
+        let cases: Vec<(String, &str, String)> = vec![
+            // Numbers are plain ASCII decimal digits.
+            ("memory://?max_keys=+5".into(), "max_keys", not_digits("+5", keys)),
+            ("memory://?max_keys=-5".into(), "max_keys", not_digits("-5", keys)),
+            ("memory://?shards=+2".into(), "shards", not_digits("+2", shards)),
+            ("memory://?max_keys= 5".into(), "max_keys", not_digits(" 5", keys)),
+            ("memory://?max_keys=5%20".into(), "max_keys", not_digits("5%20", keys)),
+            ("memory://?max_keys=x".into(), "max_keys", not_digits("x", keys)),
+            ("memory://?shards=1.5".into(), "shards", not_digits("1.5", shards)),
+            ("memory://?shards=\u{663}".into(), "shards", not_digits("\u{663}", shards)),
+            (
+                "memory://?max_keys=".into(),
+                "max_keys",
+                "no value given; expected a whole number of at least 1".into(),
+            ),
+            (
+                "memory://?shards".into(),
+                "shards",
+                "no value given; expected a whole number from 1 to 65536".into(),
+            ),
+            // Out of range is an error, not clamped.
+            (
+                "memory://?max_keys=0".into(),
+                "max_keys",
+                "0 is out of range; expected a whole number of at least 1".into(),
+            ),
+            (
+                "memory://?shards=0".into(),
+                "shards",
+                "0 is out of range; expected a whole number from 1 to 65536".into(),
+            ),
+            (
+                "memory://?shards=65537".into(),
+                "shards",
+                "65537 is out of range; expected a whole number from 1 to 65536".into(),
+            ),
+            (
+                "memory://?shards=99999999999999999999999".into(),
+                "shards",
+                "99999999999999999999999 is out of range; expected a whole number from 1 to 65536"
+                    .into(),
+            ),
+            (
+                format!("memory://?max_keys={too_large}"),
+                "max_keys",
+                format!(
+                    "{too_large} is out of range; expected a whole number of at least 1, at most {}",
+                    usize::MAX
+                ),
+            ),
+            // Each parameter at most once, even with the same value.
+            (
+                "memory://?max_keys=5&max_keys=6".into(),
+                "max_keys",
+                r#"given more than once ("5", then "6"); give each parameter at most once"#
+                    .into(),
+            ),
+            (
+                "memory://?shards=2&max_keys=5&shards=2".into(),
+                "shards",
+                r#"given more than once ("2", then "2"); give each parameter at most once"#
+                    .into(),
+            ),
+            (
+                "memory://?max_keys=5&max_keys=x".into(),
+                "max_keys",
+                r#"given more than once ("5", then "x"); give each parameter at most once"#
+                    .into(),
+            ),
+            // Only known parameters, and no host or path.
+            (
+                "memory://?colour=red".into(),
+                "colour",
+                "unknown parameter (known: max_keys, shards)".into(),
+            ),
+            (
+                "memory://?max_keys=5&Shards=2".into(),
+                "Shards",
+                "unknown parameter (known: max_keys, shards)".into(),
+            ),
+            (
+                "memory://?=5".into(),
+                "",
+                "unknown parameter (known: max_keys, shards)".into(),
+            ),
+            (
+                "memory://host".into(),
+                "host",
+                "memory:// takes no host or path".into(),
+            ),
+        ];
+        for (uri, name, reason) in cases {
+            assert_eq!(
+                err(&uri),
+                UriError::InvalidParameter {
+                    name: name.to_owned(),
+                    uri: uri.clone(),
+                    reason,
+                },
+                "{uri}"
             );
         }
+    }
+
+    #[cfg(feature = "memory")]
+    #[test]
+    fn memory_parameter_errors_read_well() {
+        assert_eq!(
+            err("memory://?max_keys=+5").to_string(),
+            r#"invalid parameter "max_keys" in storage uri "memory://?max_keys=+5": "+5" is not a plain decimal number; expected a whole number of at least 1, written with the digits 0-9 only (no sign or spaces)"#
+        );
+        assert_eq!(
+            err("memory://?shards=65537").to_string(),
+            r#"invalid parameter "shards" in storage uri "memory://?shards=65537": 65537 is out of range; expected a whole number from 1 to 65536"#
+        );
     }
 }
