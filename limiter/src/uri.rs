@@ -338,15 +338,19 @@ mod tests {
     #[test]
     fn memory_uri_bounds_the_key_count() {
         let storage = block_on(storage_from_uri("memory://?max_keys=2&shards=1")).unwrap();
-        let keys = ["a", "b", "c", "d"];
+        let keys = ["a", "b", "c", "d"].map(|name| limiter_core::StorageKey::new("t", name));
+        let now = limiter_core::Timestamp::from_millis(0);
         block_on(async {
-            for key in keys {
+            for key in &keys {
                 let ttl = std::time::Duration::from_secs(60);
-                assert!(storage.compare_and_set(key, None, b"x", ttl).await.unwrap());
+                assert!(storage
+                    .compare_and_set(key, None, b"x", ttl, now)
+                    .await
+                    .unwrap());
             }
             let mut present = 0;
-            for key in keys {
-                present += usize::from(storage.get(key).await.unwrap().is_some());
+            for key in &keys {
+                present += usize::from(storage.get(key, now).await.unwrap().is_some());
             }
             assert_eq!(present, 2);
         });

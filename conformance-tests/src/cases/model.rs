@@ -361,10 +361,11 @@ pub async fn native_and_generic_paths_agree(ctx: &Ctx) {
     }
 }
 
-/// The model: one byte buffer per stored key, driven by [`Strategy::apply`].
+/// The model: one byte buffer per stored key, driven by [`Strategy::apply`], with the
+/// time on the limiter's clock until which the storage must keep it.
 struct Model {
     strategy: &'static dyn Strategy,
-    states: HashMap<(usize, usize), Vec<u8>>,
+    states: HashMap<(usize, usize), (Vec<u8>, Timestamp)>,
 }
 
 impl Model {
@@ -376,16 +377,36 @@ impl Model {
         op: Op,
         now: Timestamp,
     ) -> Verdict {
-        let old = self.states.get(&pair).cloned().unwrap_or_default();
-        let mut state = old.clone();
+        let mut state = self.live(pair, now).to_vec();
         let outcome = self
             .strategy
             .apply(&world.limits[pair.1], &mut state, op, now);
         let outcome = ctx.ok(outcome, "the model's own Strategy::apply");
-        if outcome.write.is_some() {
-            self.states.insert(pair, state);
+        if let Some(ttl) = outcome.write {
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            self.states.insert(pair, (state, now.add_millis(ttl_ms)));
         }
         outcome.verdict
+    }
+
+    /// The state of `pair` at `now`: empty once its time-to-live has passed on the
+    /// limiter's clock (a storage may drop it then, and it must no longer matter).
+    fn live(&self, pair: (usize, usize), now: Timestamp) -> &[u8] {
+        match self.states.get(&pair) {
+            Some((state, until)) if now < *until => state,
+            _ => &[],
+        }
+    }
+
+    /// Whether `stored` is what a storage may hold for `pair` at `now`: the model's
+    /// state, or nothing once that state's time-to-live has passed.
+    fn allows(&self, pair: (usize, usize), now: Timestamp, stored: &[u8]) -> bool {
+        match self.states.get(&pair) {
+            Some((state, until)) => {
+                stored == state.as_slice() || (now >= *until && stored.is_empty())
+            }
+            None => stored.is_empty(),
+        }
     }
 
     /// Every answer the limiter may give to `step` (several only when limits tie).
@@ -518,14 +539,16 @@ pub async fn matches_the_reference_model(ctx: &Ctx) {
             );
             for pair in step.touched() {
                 let stored = bytes(&l, &world, pair).await;
-                let modelled = model.states.get(&pair).cloned().unwrap_or_default();
-                ensure_eq!(
+                let modelled = model.states.get(&pair).map(|(state, _)| state.clone());
+                ensure!(
                     ctx,
-                    stored,
-                    modelled,
-                    "stored bytes of {:?} under {} vs the model's state\n{}",
+                    model.allows(pair, ctx.now(), &stored),
+                    "stored bytes of {:?} under {} vs the model's state\n  expected: {:?}\n  \
+                     actual:   {:?}\n{}",
                     world.keys[pair.0],
                     world.limits[pair.1],
+                    modelled.unwrap_or_default(),
+                    stored,
                     context(seed, index, &history)
                 );
             }
