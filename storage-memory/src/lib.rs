@@ -100,6 +100,7 @@ mod shard;
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foldhash::quality::RandomState;
@@ -110,7 +111,7 @@ use limiter_core::{
 };
 use parking_lot::{Mutex, MutexGuard};
 
-use shard::{deadline, Shard};
+use shard::{deadline, Bound, Shard};
 
 /// The most shards a storage has.
 const MAX_SHARDS: usize = 1 << 16;
@@ -128,11 +129,13 @@ struct Padded(Mutex<Shard>);
 ///
 /// Cheap to share behind an [`Arc`](std::sync::Arc); all methods take `&self`.
 pub struct MemoryStorage {
-    shards: Box<[Padded]>,
+    shards: Arc<[Padded]>,
     /// `shards.len()` as a `u64`, for shard selection.
     shard_count: u64,
     hasher: RandomState,
     max_keys: Option<usize>,
+    /// The key count shared by the shards, when `max_keys` bounds it.
+    bound: Option<Arc<Bound>>,
     /// The origin of the entries' expiry times.
     epoch: Instant,
 }
@@ -183,22 +186,23 @@ impl MemoryStorageBuilder {
             count = count.min(max);
         }
         let hasher = RandomState::default();
+        // One key count for all the shards: any shard may hold any share of the bound.
+        let bound = self.max_keys.map(|max| Arc::new(Bound::new(max)));
         let shards = (0..count)
             .map(|i| {
-                let cap = match self.max_keys {
-                    // Split exactly: the caps add up to `max`.
-                    Some(max) => max / count + usize::from(i < max % count),
-                    None => usize::MAX,
-                };
                 let seed = std::hash::BuildHasher::hash_one(&hasher, i);
-                Padded(Mutex::new(Shard::new(cap, seed)))
+                Padded(Mutex::new(Shard::new(usize::MAX, bound.clone(), seed)))
             })
-            .collect::<Box<[Padded]>>();
+            .collect::<Arc<[Padded]>>();
+        if let Some(bound) = &bound {
+            bound.set_shards(&shards);
+        }
         MemoryStorage {
             shard_count: count as u64,
             shards,
             hasher,
             max_keys: self.max_keys,
+            bound,
             epoch: Instant::now(),
         }
     }
@@ -225,15 +229,24 @@ impl MemoryStorage {
     }
 
     /// The number of keys stored, including expired keys not yet reclaimed (see
-    /// [`purge_expired`](Self::purge_expired)). Locks each shard in turn, so under
-    /// concurrent writes it is a snapshot of no single instant.
+    /// [`purge_expired`](Self::purge_expired)). With
+    /// [`max_keys`](MemoryStorageBuilder::max_keys), one read of the shared key count,
+    /// which never exceeds the bound (an insertion under way counts from the moment it
+    /// reserves its place). Unbounded, it locks each shard in turn, so under concurrent
+    /// writes it is a snapshot of no single instant.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.0.lock().len()).sum()
+        match &self.bound {
+            Some(bound) => bound.keys(),
+            None => self.shards.iter().map(|s| s.0.lock().len()).sum(),
+        }
     }
 
     /// Whether no key is stored (expired keys not yet reclaimed count as stored).
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(|s| s.0.lock().len() == 0)
+        match &self.bound {
+            Some(bound) => bound.keys() == 0,
+            None => self.shards.iter().all(|s| s.0.lock().len() == 0),
+        }
     }
 
     /// Removes every expired key now and returns how many were removed. Takes time
@@ -306,9 +319,12 @@ impl MemoryStorage {
             let slot = shard_ids
                 .binary_search(&self.shard_of(hash))
                 .unwrap_or_default();
-            guards[slot]
-                .apply(strategy, item.key, hash, item.limit, op, at, now)
-                .map_err(|e| corrupt("batch", item.key, &e))
+            apply_holding(&mut guards, slot, |shard, evict_held| {
+                shard.apply_with(
+                    strategy, item.key, hash, item.limit, op, at, now, evict_held,
+                )
+            })
+            .map_err(|e| corrupt("batch", item.key, &e))
         };
 
         let mut verdicts = Vec::with_capacity(items.len());
@@ -332,6 +348,31 @@ impl MemoryStorage {
             verdicts[i] = verdict;
         }
         Ok(verdicts)
+    }
+}
+
+/// Runs `apply` on the shard of `guards[slot]`, with an eviction from the other
+/// locked shards (the one with the most entries) at hand for a new key in a full
+/// storage: those shards cannot be locked again to make room.
+fn apply_holding<T>(
+    guards: &mut [MutexGuard<'_, Shard>],
+    slot: usize,
+    apply: impl FnOnce(&mut Shard, &mut dyn FnMut(u64) -> bool) -> T,
+) -> T {
+    let (before, rest) = guards.split_at_mut(slot.min(guards.len()));
+    match rest.split_first_mut() {
+        Some((shard, after)) => {
+            let mut evict_held = |now: u64| {
+                before
+                    .iter_mut()
+                    .chain(after.iter_mut())
+                    .max_by_key(|other| other.len())
+                    .is_some_and(|other| other.evict_one(now))
+            };
+            apply(shard, &mut evict_held)
+        }
+        // Unreachable: `slot` is the position of a locked shard.
+        None => apply(&mut Shard::new(1, None, 0), &mut |_| false),
     }
 }
 
