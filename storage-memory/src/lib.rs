@@ -74,22 +74,54 @@
 //! read of an expired key removes it, and [`MemoryStorage::purge_expired`] removes
 //! them all. Each of these costs O(1) per operation.
 //!
-//! **Bound.** With [`max_keys`](MemoryStorageBuilder::max_keys), the bound is split
-//! exactly between the shards, so [`len`](MemoryStorage::len) never exceeds it. A new
-//! key in a full shard evicts an expired entry if a short sweep finds one, else the
-//! least recently used of 8 entries of that shard sampled at random (approximate LRU,
-//! as in Redis: O(1) per insert; a hit only stores an access tick). A shard can fill
-//! up before the whole storage does, so eviction may start slightly below `max_keys`.
+//! **Bound.** With [`max_keys`](MemoryStorageBuilder::max_keys), the shards share one
+//! atomic count of the keys stored in all of them; any shard may hold any share of
+//! the bound. What `max_keys` guarantees:
+//!
+//! - [`len`](MemoryStorage::len) never exceeds `max_keys`, under any concurrency: a
+//!   new key first reserves its place in the shared count, which never goes above the
+//!   bound, and every entry that leaves (deleted, expired, evicted, cleared) gives its
+//!   place back.
+//! - **Nothing is evicted below the bound.** As long as fewer than `max_keys` keys are
+//!   stored (expired ones not yet reclaimed count as stored), a new key is simply
+//!   added, whatever the number of shards and however the keys spread over them.
+//! - **At the bound, one key out for one key in.** A new key then evicts one entry and
+//!   takes its place: an expired entry if a short sweep of the inserting shard finds
+//!   one, else the least recently used of 8 entries of that shard sampled at random
+//!   (approximate LRU, as in Redis: O(1) per insert; a hit only stores an access
+//!   tick). If the inserting shard holds no entry, the victim comes from another shard:
+//!   one that an atomic batch already holds, else the first one, from a random start,
+//!   whose lock is free at that moment (`try_lock`, so that no shard lock ever waits
+//!   for another). Recency is compared within a shard only, so with few keys per
+//!   shard the choice is close to random.
+//!
 //! Evicting a live key forgets what it counted: the bound trades exactness under
-//! memory pressure for bounded memory.
+//! memory pressure for bounded memory. Updating an existing key never evicts. In a
+//! full storage, a new key whose shard is empty while every other shard with entries
+//! stays locked for a thousand attempts is not stored (its hit is decided but not
+//! counted); only pathological contention between batches can cause that.
+//!
+//! `max_keys` bounds keys, not bytes: see **Memory** for what a key costs.
 //!
 //! **Memory.** About **180 bytes per key** for fixed-window keys such as
 //! `LIMITER/fixed-window/10.0.0.0/100/1/minute` (42 bytes), measured as the growth of
 //! the process's resident set over 100,000 keys (glibc's allocator, x86-64):
 //! `cargo test -p limiter-memory --release --test bytes_per_key -- --nocapture`. That
 //! is the table bucket (80 bytes, at the table's load factor), the key's allocation
-//! (64 bytes for 42), and the hash list used for sampling (8 bytes). Longer keys and
-//! moving-window logs cost more.
+//! (64 bytes for 42), and the hash list used for sampling (8 bytes). Longer keys cost
+//! more. Fixed-window, sliding-window and GCRA states are stored inside the entry, so
+//! their keys cost about the same whatever the limit.
+//!
+//! **Moving-window logs grow with the limit's amount.** A moving-window key keeps a
+//! 16-byte record per millisecond with admitted hits in its window, so up to
+//! `amount × 16` bytes of live records on the heap, on top of the figure above (up to
+//! twice that while expired records wait to be dropped in bulk; the buffer keeps its
+//! capacity while the key lives). A key under `1000000 per hour` can hold 16 MB;
+//! 100,000 keys under `1000 per minute`, 1.6 GB.
+//! [`max_keys`](MemoryStorageBuilder::max_keys) counts such a key as one, so with
+//! moving windows the memory bound is about `max_keys × (180 + 32 × amount)` bytes for
+//! the largest amount in use: choose `max_keys` from that, or prefer the sliding-window
+//! or GCRA strategies (constant size) for large amounts.
 //!
 //! **Atomic batches.** [`Storage::batch`] locks the shards of all its keys, in
 //! ascending shard order so that concurrent batches cannot deadlock, peeks every limit,
@@ -166,6 +198,18 @@ pub struct MemoryStorageBuilder {
 impl MemoryStorageBuilder {
     /// Keeps at most `max_keys` keys (at least 1), evicting approximately the least
     /// recently used. Default: unbounded (expired keys are still reclaimed).
+    ///
+    /// [`len`](MemoryStorage::len) never exceeds `max_keys`, and no key is evicted
+    /// while fewer than `max_keys` are stored, whatever the number of shards: eviction
+    /// only starts at the bound, one key out for each new key in (see the crate docs,
+    /// **Bound**).
+    ///
+    /// This bounds keys, not bytes. A fixed-window, sliding-window or GCRA key costs
+    /// about 180 bytes, but a moving-window key keeps a 16-byte record per millisecond
+    /// with admitted hits in its window: up to `amount × 16` bytes of live records (16
+    /// MB for `1000000 per hour`), and up to twice that before expired records are
+    /// dropped. With moving windows the memory bound is therefore about
+    /// `max_keys × (180 + 32 × amount)` bytes for the largest amount in use.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = Some(max_keys.max(1));
         self
