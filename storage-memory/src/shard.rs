@@ -731,6 +731,43 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_key_count_follows_every_insertion_and_removal() {
+        let bound = Arc::new(Bound::new(30));
+        let mut shard = Shard::new(usize::MAX, Some(bound.clone()), 5);
+        let check = |shard: &Shard| {
+            shard.check_invariants();
+            assert_eq!(bound.keys(), shard.len());
+        };
+        // Colliding hashes (overflow entries), two lifetimes.
+        for i in 0..30u64 {
+            let expires = if i % 3 == 0 { 10 } else { u64::MAX };
+            put(&mut shard, &format!("k{i}"), i % 7, expires);
+            check(&shard);
+        }
+        // At the bound: one out for one in.
+        for i in 30..60u64 {
+            put(&mut shard, &format!("k{i}"), i % 7, u64::MAX);
+            check(&shard);
+            assert_eq!(shard.len(), 30);
+        }
+        for i in (0..60u64).step_by(4) {
+            shard.delete(&format!("k{i}"), i % 7);
+            check(&shard);
+        }
+        let _ = shard.get("k1", 1, 20);
+        shard.sweep(u64::MAX - 1, 5);
+        check(&shard);
+        shard.purge(u64::MAX);
+        check(&shard);
+        assert_eq!(shard.len(), 0);
+        put(&mut shard, "again", 1, u64::MAX);
+        check(&shard);
+        shard.clear();
+        check(&shard);
+        assert_eq!(bound.keys(), 0);
+    }
+
+    #[test]
     fn sweep_and_purge_remove_only_expired() {
         let mut shard = Shard::new(usize::MAX, None, 1);
         for i in 0..100u64 {
