@@ -78,22 +78,54 @@
 //! read of an expired key removes it, and [`MemoryStorage::purge_expired`] removes
 //! them all. Each of these costs O(1) per operation.
 //!
-//! **Bound.** With [`max_keys`](MemoryStorageBuilder::max_keys), the bound is split
-//! exactly between the shards, so [`len`](MemoryStorage::len) never exceeds it. A new
-//! key in a full shard evicts an expired entry if a short sweep finds one, else the
-//! least recently used of 8 entries of that shard sampled at random (approximate LRU,
-//! as in Redis: O(1) per insert; a hit only stores an access tick). A shard can fill
-//! up before the whole storage does, so eviction may start slightly below `max_keys`.
+//! **Bound.** With [`max_keys`](MemoryStorageBuilder::max_keys), the shards share one
+//! atomic count of the keys stored in all of them; any shard may hold any share of
+//! the bound. What `max_keys` guarantees:
+//!
+//! - [`len`](MemoryStorage::len) never exceeds `max_keys`, under any concurrency: a
+//!   new key first reserves its place in the shared count, which never goes above the
+//!   bound, and every entry that leaves (deleted, expired, evicted, cleared) gives its
+//!   place back.
+//! - **Nothing is evicted below the bound.** As long as fewer than `max_keys` keys are
+//!   stored (expired ones not yet reclaimed count as stored), a new key is simply
+//!   added, whatever the number of shards and however the keys spread over them.
+//! - **At the bound, one key out for one key in.** A new key then evicts one entry and
+//!   takes its place: an expired entry if a short sweep of the inserting shard finds
+//!   one, else the least recently used of 8 entries of that shard sampled at random
+//!   (approximate LRU, as in Redis: O(1) per insert; a hit only stores an access
+//!   tick). If the inserting shard holds no entry, the victim comes from another shard:
+//!   one that an atomic batch already holds, else the first one, from a random start,
+//!   whose lock is free at that moment (`try_lock`, so that no shard lock ever waits
+//!   for another). Recency is compared within a shard only, so with few keys per
+//!   shard the choice is close to random.
+//!
 //! Evicting a live key forgets what it counted: the bound trades exactness under
-//! memory pressure for bounded memory.
+//! memory pressure for bounded memory. Updating an existing key never evicts. In a
+//! full storage, a new key whose shard is empty while every other shard with entries
+//! stays locked for a thousand attempts is not stored (its hit is decided but not
+//! counted); only pathological contention between batches can cause that.
+//!
+//! `max_keys` bounds keys, not bytes: see **Memory** for what a key costs.
 //!
 //! **Memory.** About **180 bytes per key** for fixed-window keys such as
 //! `LIMITER/fixed-window/10.0.0.0/100/1/minute` (42 bytes), measured as the growth of
 //! the process's resident set over 100,000 keys (glibc's allocator, x86-64):
 //! `cargo test -p limiter-memory --release --test bytes_per_key -- --nocapture`. That
 //! is the table bucket (80 bytes, at the table's load factor), the key's allocation
-//! (64 bytes for 42), and the hash list used for sampling (8 bytes). Longer keys and
-//! moving-window logs cost more.
+//! (64 bytes for 42), and the hash list used for sampling (8 bytes). Longer keys cost
+//! more. Fixed-window, sliding-window and GCRA states are stored inside the entry, so
+//! their keys cost about the same whatever the limit.
+//!
+//! **Moving-window logs grow with the limit's amount.** A moving-window key keeps a
+//! 16-byte record per millisecond with admitted hits in its window, so up to
+//! `amount × 16` bytes of live records on the heap, on top of the figure above (up to
+//! twice that while expired records wait to be dropped in bulk; the buffer keeps its
+//! capacity while the key lives). A key under `1000000 per hour` can hold 16 MB;
+//! 100,000 keys under `1000 per minute`, 1.6 GB.
+//! [`max_keys`](MemoryStorageBuilder::max_keys) counts such a key as one, so with
+//! moving windows the memory bound is about `max_keys × (180 + 32 × amount)` bytes for
+//! the largest amount in use: choose `max_keys` from that, or prefer the sliding-window
+//! or GCRA strategies (constant size) for large amounts.
 //!
 //! **Atomic batches.** [`Storage::batch`] locks the shards of all its keys, in
 //! ascending shard order so that concurrent batches cannot deadlock, peeks every limit,
@@ -104,6 +136,7 @@ mod shard;
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use foldhash::quality::RandomState;
@@ -115,7 +148,7 @@ use limiter_core::{
 };
 use parking_lot::{Mutex, MutexGuard};
 
-use shard::{deadline, Shard};
+use shard::{deadline, Bound, Shard};
 
 /// The most shards a storage has.
 const MAX_SHARDS: usize = 1 << 16;
@@ -133,11 +166,13 @@ struct Padded(Mutex<Shard>);
 ///
 /// Cheap to share behind an [`Arc`](std::sync::Arc); all methods take `&self`.
 pub struct MemoryStorage {
-    shards: Box<[Padded]>,
+    shards: Arc<[Padded]>,
     /// `shards.len()` as a `u64`, for shard selection.
     shard_count: u64,
     hasher: RandomState,
     max_keys: Option<usize>,
+    /// The key count shared by the shards, when `max_keys` bounds it.
+    bound: Option<Arc<Bound>>,
 }
 
 impl fmt::Debug for MemoryStorage {
@@ -166,6 +201,18 @@ pub struct MemoryStorageBuilder {
 impl MemoryStorageBuilder {
     /// Keeps at most `max_keys` keys (at least 1), evicting approximately the least
     /// recently used. Default: unbounded (expired keys are still reclaimed).
+    ///
+    /// [`len`](MemoryStorage::len) never exceeds `max_keys`, and no key is evicted
+    /// while fewer than `max_keys` are stored, whatever the number of shards: eviction
+    /// only starts at the bound, one key out for each new key in (see the crate docs,
+    /// **Bound**).
+    ///
+    /// This bounds keys, not bytes. A fixed-window, sliding-window or GCRA key costs
+    /// about 180 bytes, but a moving-window key keeps a 16-byte record per millisecond
+    /// with admitted hits in its window: up to `amount × 16` bytes of live records (16
+    /// MB for `1000000 per hour`), and up to twice that before expired records are
+    /// dropped. With moving windows the memory bound is therefore about
+    /// `max_keys × (180 + 32 × amount)` bytes for the largest amount in use.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = Some(max_keys.max(1));
         self
@@ -186,22 +233,23 @@ impl MemoryStorageBuilder {
             count = count.min(max);
         }
         let hasher = RandomState::default();
+        // One key count for all the shards: any shard may hold any share of the bound.
+        let bound = self.max_keys.map(|max| Arc::new(Bound::new(max)));
         let shards = (0..count)
             .map(|i| {
-                let cap = match self.max_keys {
-                    // Split exactly: the caps add up to `max`.
-                    Some(max) => max / count + usize::from(i < max % count),
-                    None => usize::MAX,
-                };
                 let seed = std::hash::BuildHasher::hash_one(&hasher, i);
-                Padded(Mutex::new(Shard::new(cap, seed)))
+                Padded(Mutex::new(Shard::new(usize::MAX, bound.clone(), seed)))
             })
-            .collect::<Box<[Padded]>>();
+            .collect::<Arc<[Padded]>>();
+        if let Some(bound) = &bound {
+            bound.set_shards(&shards);
+        }
         MemoryStorage {
             shard_count: count as u64,
             shards,
             hasher,
             max_keys: self.max_keys,
+            bound,
         }
     }
 }
@@ -227,15 +275,24 @@ impl MemoryStorage {
     }
 
     /// The number of keys stored, including expired keys not yet reclaimed (see
-    /// [`purge_expired`](Self::purge_expired)). Locks each shard in turn, so under
-    /// concurrent writes it is a snapshot of no single instant.
+    /// [`purge_expired`](Self::purge_expired)). With
+    /// [`max_keys`](MemoryStorageBuilder::max_keys), one read of the shared key count,
+    /// which never exceeds the bound (an insertion under way counts from the moment it
+    /// reserves its place). Unbounded, it locks each shard in turn, so under concurrent
+    /// writes it is a snapshot of no single instant.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.0.lock().len()).sum()
+        match &self.bound {
+            Some(bound) => bound.keys(),
+            None => self.shards.iter().map(|s| s.0.lock().len()).sum(),
+        }
     }
 
     /// Whether no key is stored (expired keys not yet reclaimed count as stored).
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(|s| s.0.lock().len() == 0)
+        match &self.bound {
+            Some(bound) => bound.keys() == 0,
+            None => self.shards.iter().all(|s| s.0.lock().len() == 0),
+        }
     }
 
     /// Removes every key expired at `now` (the limiters' time, as their
@@ -309,9 +366,10 @@ impl MemoryStorage {
                 .binary_search(&self.shard_of(hash))
                 .unwrap_or_default();
             let key = item.key.as_str();
-            guards[slot]
-                .apply(strategy, key, hash, item.limit, op, at, now)
-                .map_err(|e| corrupt(builtin, key, &e))
+            apply_holding(&mut guards, slot, |shard, evict_held| {
+                shard.apply_with(strategy, key, hash, item.limit, op, at, now, evict_held)
+            })
+            .map_err(|e| corrupt(builtin, key, &e))
         };
 
         let mut verdicts = Vec::with_capacity(items.len());
@@ -335,6 +393,31 @@ impl MemoryStorage {
             verdicts[i] = verdict;
         }
         Ok(verdicts)
+    }
+}
+
+/// Runs `apply` on the shard of `guards[slot]`, with an eviction from the other
+/// locked shards (the one with the most entries) at hand for a new key in a full
+/// storage: those shards cannot be locked again to make room.
+fn apply_holding<T>(
+    guards: &mut [MutexGuard<'_, Shard>],
+    slot: usize,
+    apply: impl FnOnce(&mut Shard, &mut dyn FnMut(u64) -> bool) -> T,
+) -> T {
+    let (before, rest) = guards.split_at_mut(slot.min(guards.len()));
+    match rest.split_first_mut() {
+        Some((shard, after)) => {
+            let mut evict_held = |now: u64| {
+                before
+                    .iter_mut()
+                    .chain(after.iter_mut())
+                    .max_by_key(|other| other.len())
+                    .is_some_and(|other| other.evict_one(now))
+            };
+            apply(shard, &mut evict_held)
+        }
+        // Unreachable: `slot` is the position of a locked shard.
+        None => apply(&mut Shard::new(1, None, 0), &mut |_| false),
     }
 }
 

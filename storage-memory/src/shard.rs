@@ -18,9 +18,21 @@
 //! `order` lists the hashes of the table's entries densely (each entry knows its
 //! position; removal is `swap_remove`). It gives O(1) uniform random samples for LRU
 //! eviction and a cursor for the incremental expiry sweep.
+//!
+//! # The key bound
+//!
+//! The shards of a bounded storage share one [`Bound`]: an atomic count of the keys
+//! stored in all of them. A shard reserves a place in that count before it inserts a
+//! key, and gives it back whenever an entry leaves it (deletion, expiry, eviction,
+//! clearing), so the count is never below the number of stored keys and never above
+//! the bound. Eviction starts only when a reservation finds the count at the bound:
+//! the inserting shard then evicts one of its own entries, or, when it has none, one
+//! of another shard (see [`Shard::make_room`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use limiter_core::strategy::{Op, StateError, Strategy, Verdict};
@@ -45,9 +57,67 @@ const SWEEP_EVERY: u64 = 32;
 /// How many random entries an eviction compares.
 const EVICTION_SAMPLE: usize = 8;
 
+/// How many times an insertion into a full storage looks for an entry to evict before
+/// it gives up (see [`Shard::make_room`]).
+const ROOM_ATTEMPTS: usize = 1_000;
+
 /// The longest state kept inside the entry rather than on the heap: every fixed-window
 /// (17 bytes), sliding-window (25 bytes) and GCRA (17 bytes) state fits.
 const INLINE: usize = 30;
+
+/// The bound on the keys of a storage, shared by its shards.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    /// The most keys the storage holds (at least 1).
+    max: usize,
+    /// The keys stored in all shards, plus places reserved by insertions under way
+    /// (each reservation is used or given back before its shard lock is released).
+    keys: AtomicUsize,
+    /// The storage's shards, to evict from another shard than the inserting one. Weak,
+    /// since the shards hold this bound.
+    shards: OnceLock<Weak<[crate::Padded]>>,
+}
+
+impl Bound {
+    /// A bound of `max` keys (at least 1), its shards not yet known.
+    pub(crate) fn new(max: usize) -> Bound {
+        Bound {
+            max: max.max(1),
+            keys: AtomicUsize::new(0),
+            shards: OnceLock::new(),
+        }
+    }
+
+    /// Makes eviction from any of `shards` possible (called once, after building).
+    pub(crate) fn set_shards(&self, shards: &Arc<[crate::Padded]>) {
+        let _ = self.shards.set(Arc::downgrade(shards));
+    }
+
+    /// The number of keys stored, with the places reserved by insertions under way.
+    pub(crate) fn keys(&self) -> usize {
+        self.keys.load(Ordering::Acquire)
+    }
+
+    /// Takes one place if the storage is below its bound; whether it did.
+    fn reserve(&self) -> bool {
+        self.keys
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `n` places.
+    fn release(&self, n: usize) {
+        if n > 0 {
+            let _ = self
+                .keys
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |k| {
+                    Some(k.saturating_sub(n))
+                });
+        }
+    }
+}
 
 /// A [`Hasher`] that passes a `u64` through: table keys are already foldhash values.
 #[derive(Debug, Default, Clone, Copy)]
@@ -151,8 +221,10 @@ pub(crate) struct Shard {
     overflow: Vec<(u64, Entry)>,
     /// The hashes of `table`'s entries, densely.
     order: Vec<u64>,
-    /// The most entries this shard keeps (at least 1).
+    /// The most entries this shard keeps (at least 1), whatever the storage's bound.
     cap: usize,
+    /// The storage's key bound, if it has one.
+    bound: Option<Arc<Bound>>,
     /// Access counter for LRU ages.
     tick: u32,
     /// The last version handed out. Keys never move between shards, so a per-shard
@@ -197,13 +269,15 @@ fn to_u32(n: usize) -> u32 {
 }
 
 impl Shard {
-    /// An empty shard keeping at most `cap` keys, with eviction sampling seeded by `seed`.
-    pub(crate) fn new(cap: usize, seed: u64) -> Shard {
+    /// An empty shard keeping at most `cap` keys itself, and sharing the storage's
+    /// `bound` if there is one, with eviction sampling seeded by `seed`.
+    pub(crate) fn new(cap: usize, bound: Option<Arc<Bound>>, seed: u64) -> Shard {
         Shard {
             table: HashMap::default(),
             overflow: Vec::new(),
             order: Vec::new(),
             cap: cap.clamp(1, MAX_ENTRIES - 1),
+            bound,
             tick: 0,
             version: 0,
             cursor: 0,
@@ -264,7 +338,7 @@ impl Shard {
                 if expected.is_some() {
                     return false;
                 }
-                self.insert(key, hash, Value::new(value), expires, now);
+                return self.insert(key, hash, Value::new(value), expires, now, &mut |_| false);
             }
         }
         true
@@ -277,6 +351,7 @@ impl Shard {
 
     /// Removes every entry. Versions keep counting up.
     pub(crate) fn clear(&mut self) {
+        self.released(self.len());
         self.table = HashMap::default();
         self.overflow = Vec::new();
         self.order = Vec::new();
@@ -296,6 +371,24 @@ impl Shard {
         op: Op,
         at: Timestamp,
         now: u64,
+    ) -> Result<Verdict, StateError> {
+        self.apply_with(strategy, key, hash, limit, op, at, now, &mut |_| false)
+    }
+
+    /// [`apply`](Self::apply) for a caller that also holds the locks of other shards
+    /// (an atomic batch): `evict_held(now)` evicts one entry of one of those shards and
+    /// says whether it did, since this shard cannot lock them to make room.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply_with(
+        &mut self,
+        strategy: &dyn Strategy,
+        key: &str,
+        hash: u64,
+        limit: &RateLimit,
+        op: Op,
+        at: Timestamp,
+        now: u64,
+        evict_held: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Verdict, StateError> {
         let tick = self.next_tick();
         if let Some(entry) = find_mut(&mut self.table, &mut self.overflow, key, hash) {
@@ -329,7 +422,7 @@ impl Shard {
         let outcome = strategy.apply(limit, &mut self.scratch, op, at)?;
         if let Some(ttl) = outcome.write {
             let value = Value::new(&self.scratch);
-            self.insert(key, hash, value, deadline(now, ttl), now);
+            self.insert(key, hash, value, deadline(now, ttl), now, evict_held);
         }
         Ok(outcome.verdict)
     }
@@ -341,13 +434,20 @@ impl Shard {
         }
     }
 
-    /// Adds an entry for a key known to be absent, evicting first if the shard is full,
-    /// then sweeps a few entries.
-    fn insert(&mut self, key: &str, hash: u64, value: Value, expires: u64, now: u64) {
-        while self.len() >= self.cap {
-            if !self.evict(now) {
-                break;
-            }
+    /// Adds an entry for a key known to be absent, evicting first if the storage or the
+    /// shard is full, then sweeps a few entries. Whether it added the entry (see
+    /// [`make_room`](Self::make_room) for when it cannot).
+    fn insert(
+        &mut self,
+        key: &str,
+        hash: u64,
+        value: Value,
+        expires: u64,
+        now: u64,
+        evict_held: &mut dyn FnMut(u64) -> bool,
+    ) -> bool {
+        if !self.make_room(now, evict_held) {
+            return false;
         }
         self.version = self.version.wrapping_add(1);
         let mut entry = Entry {
@@ -366,6 +466,75 @@ impl Shard {
             self.table.insert(hash, entry);
         }
         self.sweep(now, SWEEP_ON_INSERT);
+        true
+    }
+
+    /// Makes room for one more entry and, in a bounded storage, reserves its place in
+    /// the shared key count; whether it could.
+    ///
+    /// Below the bound this only takes a place: nothing is evicted, however the keys
+    /// are spread over the shards. At the bound it evicts one entry (an expired one if
+    /// a short sweep finds one, else approximately the least recently used) and tries
+    /// again: from this shard if it has entries, else from a shard the caller holds
+    /// (`evict_held`), else from another shard, which it only `try_lock`s, so that no
+    /// two shard locks ever wait for each other. A holder of a shard with entries
+    /// evicts from its own shard or another one it holds, without waiting, so the
+    /// shards it tries are soon free; after [`ROOM_ATTEMPTS`] failed attempts it gives
+    /// up, and the key is not stored.
+    fn make_room(&mut self, now: u64, evict_held: &mut dyn FnMut(u64) -> bool) -> bool {
+        while self.len() >= self.cap {
+            if !self.evict(now) {
+                return false;
+            }
+        }
+        let Some(bound) = self.bound.clone() else {
+            return true;
+        };
+        for attempt in 0..ROOM_ATTEMPTS {
+            if bound.reserve() {
+                return true;
+            }
+            let evicted = (self.len() > 0 && self.evict(now))
+                || evict_held(now)
+                || self.evict_elsewhere(&bound, now);
+            if !evicted && attempt > 0 {
+                std::thread::yield_now();
+            }
+        }
+        false
+    }
+
+    /// Evicts one entry of another shard that is not locked at the moment, trying the
+    /// shards from a random one on; whether it did.
+    fn evict_elsewhere(&mut self, bound: &Bound, now: u64) -> bool {
+        let Some(shards) = bound.shards.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        let count = shards.len();
+        if count < 2 {
+            return false;
+        }
+        let start = usize::try_from(self.random() % count as u64).unwrap_or(0);
+        // This shard's own lock is held, so `try_lock` skips it.
+        (0..count).any(|i| {
+            shards
+                .get((start + i) % count)
+                .and_then(|other| other.0.try_lock())
+                .is_some_and(|mut other| other.len() > 0 && other.evict(now))
+        })
+    }
+
+    /// Evicts one entry if the shard has any, for a batch that holds its lock; whether
+    /// it did.
+    pub(crate) fn evict_one(&mut self, now: u64) -> bool {
+        self.len() > 0 && self.evict(now)
+    }
+
+    /// Gives back `n` places of the shared key count, for entries that left.
+    fn released(&self, n: usize) {
+        if let Some(bound) = &self.bound {
+            bound.release(n);
+        }
     }
 
     /// Removes `key` and returns its entry.
@@ -378,6 +547,7 @@ impl Shard {
             .overflow
             .iter()
             .position(|(h, e)| *h == hash && &*e.key == key)?;
+        self.released(1);
         Some(self.overflow.swap_remove(at).1)
     }
 
@@ -385,6 +555,7 @@ impl Shard {
     /// overflow entry with the same hash into the table.
     fn remove_from_table(&mut self, hash: u64) -> Option<Entry> {
         let removed = self.table.remove(&hash)?;
+        self.released(1);
         let pos = removed.pos as usize;
         if pos < self.order.len() {
             self.order.swap_remove(pos);
@@ -441,7 +612,9 @@ impl Shard {
         }
         let before = self.overflow.len();
         self.overflow.retain(|(_, e)| e.live(now));
-        removed + before - self.overflow.len()
+        let dropped = before - self.overflow.len();
+        self.released(dropped);
+        removed + dropped
     }
 
     fn random(&mut self) -> u64 {
@@ -492,7 +665,11 @@ impl Shard {
         match victim {
             Some(hash) => self.remove_from_table(hash).is_some(),
             // Only overflow entries left (they always have a table entry, so never).
-            None => self.overflow.pop().is_some(),
+            None => {
+                let popped = self.overflow.pop().is_some();
+                self.released(usize::from(popped));
+                popped
+            }
         }
     }
 
@@ -527,7 +704,7 @@ mod tests {
 
     #[test]
     fn colliding_hashes_overflow_and_survive_removals() {
-        let mut shard = Shard::new(usize::MAX, 7);
+        let mut shard = Shard::new(usize::MAX, None, 7);
         let keys: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
         let hash = |i: usize| (i % 10) as u64;
         for (i, key) in keys.iter().enumerate() {
@@ -554,8 +731,45 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_key_count_follows_every_insertion_and_removal() {
+        let bound = Arc::new(Bound::new(30));
+        let mut shard = Shard::new(usize::MAX, Some(bound.clone()), 5);
+        let check = |shard: &Shard| {
+            shard.check_invariants();
+            assert_eq!(bound.keys(), shard.len());
+        };
+        // Colliding hashes (overflow entries), two lifetimes.
+        for i in 0..30u64 {
+            let expires = if i % 3 == 0 { 10 } else { u64::MAX };
+            put(&mut shard, &format!("k{i}"), i % 7, expires);
+            check(&shard);
+        }
+        // At the bound: one out for one in.
+        for i in 30..60u64 {
+            put(&mut shard, &format!("k{i}"), i % 7, u64::MAX);
+            check(&shard);
+            assert_eq!(shard.len(), 30);
+        }
+        for i in (0..60u64).step_by(4) {
+            shard.delete(&format!("k{i}"), i % 7);
+            check(&shard);
+        }
+        let _ = shard.get("k1", 1, 20);
+        shard.sweep(u64::MAX - 1, 5);
+        check(&shard);
+        shard.purge(u64::MAX);
+        check(&shard);
+        assert_eq!(shard.len(), 0);
+        put(&mut shard, "again", 1, u64::MAX);
+        check(&shard);
+        shard.clear();
+        check(&shard);
+        assert_eq!(bound.keys(), 0);
+    }
+
+    #[test]
     fn sweep_and_purge_remove_only_expired() {
-        let mut shard = Shard::new(usize::MAX, 1);
+        let mut shard = Shard::new(usize::MAX, None, 1);
         for i in 0..100u64 {
             put(
                 &mut shard,
@@ -576,7 +790,7 @@ mod tests {
 
     #[test]
     fn eviction_keeps_the_cap_and_spares_recent_keys() {
-        let mut shard = Shard::new(16, 3);
+        let mut shard = Shard::new(16, None, 3);
         for i in 0..1_000u64 {
             put(&mut shard, "hot", u64::MAX, u64::MAX);
             put(&mut shard, &format!("k{i}"), i, u64::MAX);

@@ -186,7 +186,7 @@ async fn max_keys_bounds_len_and_spares_recently_used_keys() {
         }
     }
     assert!(storage.len() <= 1_000);
-    // Each shard is full (250 keys each, 10,000 went in).
+    // The storage is full (10,000 keys went in).
     assert_eq!(storage.len(), 1_000);
     // The hot key was never evicted: all its 10,000 hits are still counted.
     let stats = limiter.stats(&l, &hot).await.unwrap();
