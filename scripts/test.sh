@@ -3,14 +3,15 @@
 #
 # Usage: bash scripts/test.sh
 #
-# It installs and starts whatever the tests need (nothing beyond the Rust toolchain
-# yet; Redis and Memcached servers join here with their storages), then runs, in order:
-# formatting, clippy with warnings denied, documentation with warnings denied, and
-# every test (unit, integration, conformance, doctests, examples).
+# It installs and starts whatever the tests need (each scripts/services/*.sh starts
+# one kind of server on loopback ports and exports where it listens; all are stopped
+# when this script exits), then runs, in order: formatting, clippy with warnings
+# denied, documentation with warnings denied, every test (unit, integration,
+# conformance, doctests), the core's tests again in an optimised build with overflow
+# checks on, and the examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-step() { printf '\n==> %s\n' "$*"; }
+source scripts/lib.sh
 
 have_component() { cargo "$1" --version >/dev/null 2>&1 || rustup component add "$2" >/dev/null 2>&1; }
 
@@ -32,9 +33,18 @@ fi
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked --quiet
 
+for service in scripts/services/*.sh; do
+  [ -e "$service" ] || continue
+  step "start $(basename "$service" .sh)"
+  source "$service"
+done
+
 step "cargo test"
 cargo test --workspace --all-features --locked
 cargo test -p limiter --no-default-features --lib --locked
+
+step "core tests, optimised, overflow checks on"
+cargo test -p limiter-core --profile release-checked --locked
 
 step "examples"
 cargo run --quiet --locked -p example-quickstart >/dev/null
