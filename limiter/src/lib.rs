@@ -25,6 +25,7 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryStorage`], `memory://` |
+//! | `memcached` | no | `MemcachedStorage`, `memcached://` |
 //! | `serde` | no | `Serialize`/`Deserialize` for [`RateLimit`] as its string form |
 //! | `full` | no | everything above |
 //!
@@ -58,6 +59,11 @@ pub use limiter_core::{
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 #[doc(inline)]
 pub use limiter_memory::{MemoryStorage, MemoryStorageBuilder};
+
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+#[doc(inline)]
+pub use limiter_memcached::{MemcachedConfig, MemcachedConfigError, MemcachedStorage};
 
 pub use uri::{storage_from_uri, UriError};
 
