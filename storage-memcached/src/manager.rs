@@ -1,6 +1,6 @@
 //! The connection pool's manager: opens connections to one server and tells broken ones.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,9 @@ pub(crate) struct Shared {
     generation: AtomicU64,
     /// The last error opening a connection, for error messages.
     last_connect_error: Mutex<Option<String>>,
+    /// Whether the last attempt to open a connection failed: callers that find no idle
+    /// connection then fail at once instead of waiting for the next attempt.
+    down: AtomicBool,
     /// Woken when opening a connection fails, so that callers waiting for one give up
     /// at once instead of at the end of the connect timeout.
     connect_failed: Notify,
@@ -43,7 +46,13 @@ impl Shared {
         if let Ok(mut last) = self.last_connect_error.lock() {
             *last = Some(error.to_string());
         }
+        self.down.store(true, Ordering::Release);
         self.connect_failed.notify_waiters();
+    }
+
+    /// Whether the last attempt to open a connection failed.
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
     }
 
     /// Completes when an attempt to open a connection fails after this call.
@@ -91,6 +100,7 @@ impl bb8::ManageConnection for Manager {
                 )))
             }
         };
+        self.shared.down.store(false, Ordering::Release);
         Ok(Conn {
             client,
             generation,

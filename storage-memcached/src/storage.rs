@@ -336,6 +336,16 @@ impl Inner {
         };
         // Made before asking the pool, so that no failure in between is missed.
         let connect_failed = server.shared.connect_failed();
+        // A server whose last connection attempt failed is not waited for: an idle
+        // connection is taken if there is one, and otherwise the call fails at once
+        // (the pool keeps trying to connect in the background, and the first success
+        // ends this).
+        let known_down = server.shared.is_down();
+        let fail_now = async move {
+            if !known_down {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             biased;
             got = server.pool.get() => match got {
@@ -356,6 +366,7 @@ impl Inner {
                     }
                 }
             },
+            () = fail_now => Err(cannot_connect(&server.shared)),
             () = connect_failed => Err(cannot_connect(&server.shared)),
             () = tokio::time::sleep_until(deadline) => Err((
                 StorageErrorKind::Timeout,
