@@ -137,6 +137,19 @@ impl MemcachedStorage {
         key::encode(self.inner.config.key_prefix(), key.as_str())
     }
 
+    /// Not part of the API: one Memcached increment (`ma <key> N<ttl> v`, creating the
+    /// key) through the same pools, key encoding and deadline as every storage call.
+    /// The throughput bench measures decisions against it.
+    #[doc(hidden)]
+    pub async fn raw_increment(&self, key: &StorageKey) -> Result<(), StorageError> {
+        let (encoded, server) = self.inner.locate(key);
+        let command = Command::Increment { vivify: "N60" };
+        self.inner
+            .run("increment", server, &encoded, Some(key), command)
+            .await
+            .map(|_| ())
+    }
+
     /// The name of the server (`host:port` or socket path) that holds `key`.
     pub fn server_for(&self, key: &StorageKey) -> &str {
         let (_, server) = self.inner.locate(key);
@@ -162,13 +175,15 @@ enum Command<'a> {
     Version,
     /// `flush_all`
     FlushAll,
+    /// `ma <key> N<ttl> v`: the yardstick of the throughput bench.
+    Increment { vivify: &'a str },
 }
 
 impl Command<'_> {
     /// Whether sending it twice does no harm, so that it may be retried on a fresh
     /// connection when a reused one turns out to be closed.
     fn idempotent(&self) -> bool {
-        !matches!(self, Command::Set { .. })
+        !matches!(self, Command::Set { .. } | Command::Increment { .. })
     }
 }
 
@@ -200,6 +215,10 @@ async fn execute(client: &mut Client, key: &str, command: &Command<'_>) -> Resul
         },
         Command::Version => client.version().await.map(|_| Reply::Done),
         Command::FlushAll => client.flush_all().await.map(|_| Reply::Done),
+        Command::Increment { vivify } => client
+            .meta_increment(key, false, None, Some(1), Some(&[vivify, "v"]))
+            .await
+            .map(|_| Reply::Done),
     }
 }
 
