@@ -121,7 +121,7 @@ macro_rules! case_table {
                     group: stringify!($group),
                     file: stringify!($file),
                     name: stringify!($case),
-                    exclusive: false $(|| crate::__private::is_exclusive(stringify!($flag)))?,
+                    exclusive: false $(|| crate::__limiter_conformance_flag!($flag))?,
                 },
             )*)*
         ];
@@ -144,14 +144,24 @@ pub(crate) const fn ms(ms: u64) -> std::time::Duration {
     std::time::Duration::from_millis(ms)
 }
 
-/// The value for the strategy under test, among one per built-in.
-pub(crate) fn pick<T>(ctx: &crate::Ctx, fixed: T, moving: T, sliding: T, gcra: T) -> T {
-    use limiter_core::strategy::BuiltIn;
-    match ctx.strategy() {
-        BuiltIn::FixedWindow => fixed,
-        BuiltIn::MovingWindow => moving,
-        BuiltIn::SlidingWindow => sliding,
-        BuiltIn::Gcra => gcra,
-        other => ctx.fail(format_args!("no expectation for strategy {other}")),
+/// One expected value per built-in strategy, for cases whose expectation depends on it.
+pub(crate) struct PerStrategy<T> {
+    pub(crate) fixed: T,
+    pub(crate) moving: T,
+    pub(crate) sliding: T,
+    pub(crate) gcra: T,
+}
+
+impl<T> PerStrategy<T> {
+    /// The value for the strategy under test.
+    pub(crate) fn get(self, ctx: &crate::Ctx) -> T {
+        use limiter_core::strategy::BuiltIn;
+        match ctx.strategy() {
+            BuiltIn::FixedWindow => self.fixed,
+            BuiltIn::MovingWindow => self.moving,
+            BuiltIn::SlidingWindow => self.sliding,
+            BuiltIn::Gcra => self.gcra,
+            other => ctx.fail(format_args!("no expectation for strategy {other}")),
+        }
     }
 }
