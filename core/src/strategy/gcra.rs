@@ -27,6 +27,9 @@ const NAME: &str = "gcra";
 /// ticks, with `ticks < A`. A wrong length or tag, `ticks ≥ A`, or a TAT past
 /// `Timestamp::MAX × A + C` (one window past [`Timestamp::MAX`], more than any
 /// write produces) is a [`StateError`]. An empty state is `TAT = 0`.
+/// For realistic times every word is far below 2⁵³, so a script engine with
+/// double-precision numbers can keep the layout; only within one window of
+/// `Timestamp::MAX` can the milliseconds word exceed it.
 ///
 /// 1. **Effective time** `t = max(now, ⌈(TAT − C) / A⌉)` in ms (the second term only
 ///    when `TAT > C`), and `n = t × A` ticks. This never changes the verdict of a

@@ -134,7 +134,8 @@ pub struct Verdict {
     /// When the full amount is available again if no more hits come.
     pub reset_at: Timestamp,
     /// For a rejected hit, the earliest time the same hit can pass; `None` when the hit
-    /// was allowed, or when its cost exceeds the limit's amount so it can never pass.
+    /// was allowed, or when it can never pass: its cost exceeds the limit's amount, or
+    /// the earliest such time lies past [`Timestamp::MAX`].
     pub retry_at: Option<Timestamp>,
 }
 
