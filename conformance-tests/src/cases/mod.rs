@@ -26,6 +26,7 @@ pub mod model;
 pub mod moving_window;
 pub mod multi_limit;
 pub mod sliding_window;
+pub mod time;
 
 /// The case list. Invokes the macro named by its input with every case, grouped.
 #[doc(hidden)]
@@ -60,6 +61,11 @@ macro_rules! __limiter_conformance_cases {
                 keys::awkward_identifiers_work_and_are_isolated,
                 model::native_and_generic_paths_agree,
                 model::matches_the_reference_model,
+                time::a_clock_stepping_back_counts_at_the_keys_time,
+                time::clocks_thirty_seconds_apart_stay_within_the_bound,
+                time::limits_hold_at_the_end_of_time,
+                time::the_largest_amount_is_exact,
+                time::a_late_undo_never_leaves_more_room_than_no_hit,
             ],
             fixed_window: [
                 fixed_window::fixed_window_starts_at_the_first_hit,

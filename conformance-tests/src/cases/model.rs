@@ -3,7 +3,8 @@
 //!
 //! Each case runs two seeded sequences of [`STEPS`] random steps (hits, tests, stats,
 //! clears, multi-limit hits and tests with random costs from 1 to one above the
-//! amount, and clock advances from 0 to 1.5 windows) over 3 keys and 2 limits, and
+//! amount, clock advances from 0 to 1.5 windows, and steps back of up to 400 ms, as
+//! from a process whose clock runs a little behind) over 3 keys and 2 limits, and
 //! compares every decision (allowed, limit, cost, remaining, reset, retry) and, after
 //! every step, the bytes stored for the keys it touched.
 //!
@@ -82,6 +83,8 @@ impl World {
 #[derive(Debug, Clone)]
 enum Step {
     Advance(u64),
+    /// The clock steps back, as another process's clock a little behind would.
+    Rewind(u64),
     Hit {
         key: usize,
         limit: usize,
@@ -126,7 +129,11 @@ impl Step {
         match rng.range(0, 99) {
             0..=14 => {
                 let window = world.limits[limit].window_ms();
-                if rng.chance(40) {
+                if rng.chance(25) {
+                    // Less than the state's second of grace, so that nothing a
+                    // storage may have dropped matters again.
+                    Step::Rewind(rng.range(1, 400))
+                } else if rng.chance(40) {
                     Step::Advance(rng.range(0, window / 10))
                 } else {
                     Step::Advance(rng.range(0, window * 3 / 2))
@@ -166,7 +173,7 @@ impl Step {
     /// The `(key, limit)` pairs whose state the step reads or writes.
     fn touched(&self) -> Vec<(usize, usize)> {
         match self {
-            Step::Advance(_) => Vec::new(),
+            Step::Advance(_) | Step::Rewind(_) => Vec::new(),
             Step::Hit { key, limit, .. }
             | Step::Test { key, limit, .. }
             | Step::Stats { key, limit }
@@ -249,8 +256,8 @@ fn pick_limits(world: &World, indices: &[usize]) -> Vec<RateLimit> {
 /// Runs `step` through a limiter.
 async fn run(ctx: &Ctx, l: &Checked<'_>, world: &World, step: &Step) -> Seen {
     match step {
-        Step::Advance(ms) => {
-            let _ = (ctx, ms);
+        Step::Advance(_) | Step::Rewind(_) => {
+            let _ = ctx;
             Seen::Advanced
         }
         Step::Hit { key, limit, cost } => Seen::Decision(View::of(
@@ -344,8 +351,10 @@ async fn drive<O: Oracle>(ctx: &Ctx, l: &Checked<'_>, salt: u64, oracle: &mut O)
         for index in 0..STEPS {
             let step = Step::random(&mut rng, &world);
             history.push(step.clone());
-            if let Step::Advance(ms) = step {
-                ctx.advance_ms(ms);
+            match step {
+                Step::Advance(ms) => ctx.advance_ms(ms),
+                Step::Rewind(ms) => ctx.set_offset_ms(ctx.elapsed_ms().saturating_sub(ms)),
+                _ => {}
             }
             let actual = run(ctx, l, &world, &step).await;
             let expected = oracle.expect(ctx, &world, &step).await;
@@ -428,6 +437,9 @@ pub async fn native_and_generic_paths_agree(ctx: &Ctx) {
 struct Model {
     strategy: &'static dyn Strategy,
     states: HashMap<(usize, usize), (Vec<u8>, Timestamp)>,
+    /// The latest time of the sequence so far: a storage may have dropped every state
+    /// whose time-to-live ended before it.
+    latest: Timestamp,
 }
 
 impl Model {
@@ -460,12 +472,12 @@ impl Model {
         }
     }
 
-    /// Whether `stored` is what a storage may hold for `pair` at `now`: the model's
-    /// state, or nothing once that state's time-to-live has passed.
-    fn allows(&self, pair: (usize, usize), now: Timestamp, stored: &[u8]) -> bool {
+    /// Whether `stored` is what a storage may hold for `pair`: the model's state, or
+    /// nothing once that state's time-to-live has passed at some time of the sequence.
+    fn allows(&self, pair: (usize, usize), stored: &[u8]) -> bool {
         match self.states.get(&pair) {
             Some((state, until)) => {
-                stored == state.as_slice() || (now >= *until && stored.is_empty())
+                stored == state.as_slice() || (self.latest >= *until && stored.is_empty())
             }
             None => stored.is_empty(),
         }
@@ -474,7 +486,7 @@ impl Model {
     /// Every answer the limiter may give to `step` (several only when limits tie).
     fn step(&mut self, ctx: &Ctx, world: &World, step: &Step, now: Timestamp) -> Vec<Seen> {
         match step {
-            Step::Advance(_) => vec![Seen::Advanced],
+            Step::Advance(_) | Step::Rewind(_) => vec![Seen::Advanced],
             Step::Hit { key, limit, cost } | Step::Test { key, limit, cost } => {
                 let op = match step {
                     Step::Hit { .. } => Op::Hit { cost: *cost },
@@ -572,20 +584,22 @@ impl Oracle for Model {
 
     fn reset(&mut self) {
         self.states.clear();
+        self.latest = Timestamp::ZERO;
     }
 
     async fn expect(&mut self, ctx: &Ctx, world: &World, step: &Step) -> Vec<Seen> {
+        self.latest = self.latest.max(ctx.now());
         self.step(ctx, world, step, ctx.now())
     }
 
     async fn check_bytes(
         &mut self,
-        ctx: &Ctx,
+        _ctx: &Ctx,
         _world: &World,
         pair: (usize, usize),
         stored: &[u8],
     ) -> Result<(), Vec<u8>> {
-        if self.allows(pair, ctx.now(), stored) {
+        if self.allows(pair, stored) {
             Ok(())
         } else {
             Err(self
@@ -607,6 +621,7 @@ pub async fn matches_the_reference_model(ctx: &Ctx) {
     let mut model = Model {
         strategy: ctx.strategy().strategy(),
         states: HashMap::new(),
+        latest: Timestamp::ZERO,
     };
     drive(ctx, &ctx.limiter(), 0x004D_4F44_454C, &mut model).await;
 }
