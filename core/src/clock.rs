@@ -3,7 +3,10 @@
 //! Every decision is computed from the limiter's [`Clock`], and the timestamp is passed
 //! down to the storage. Storages never read their own time for a decision; their
 //! time-to-live only reclaims state that is already stale. So a [`ManualClock`] makes
-//! every strategy deterministic on every storage, remote ones included.
+//! every strategy deterministic on every storage. In-process storages also expire
+//! state on the limiter's time; a network storage's server expires it in real time,
+//! which changes no decision while less real time has passed since a write than the
+//! write's time-to-live (the state's relevance plus a second of grace).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
