@@ -102,7 +102,10 @@ impl MemcachedStorage {
                 };
                 let pool = Pool::builder()
                     .max_size(config.pool_size())
-                    .connection_timeout(config.connect_timeout())
+                    // Waiting for a busy pool is bounded by the command timeout (every
+                    // call's deadline); opening a connection by the connect timeout
+                    // (`Manager::connect`).
+                    .connection_timeout(config.connect_timeout().max(config.command_timeout()))
                     .test_on_check_out(false)
                     // The connection used last is the one most likely still open.
                     .queue_strategy(QueueStrategy::Lifo)
@@ -376,8 +379,9 @@ impl Inner {
                         Err((
                             StorageErrorKind::Timeout,
                             format!(
-                                "all {} connections busy for the connect timeout ({connect_timeout:?})",
-                                state.connections
+                                "all {} connections stayed busy for {:?}",
+                                state.connections,
+                                connect_timeout.max(self.config.command_timeout()),
                             ),
                         ))
                     } else {
@@ -387,10 +391,19 @@ impl Inner {
             },
             () = fail_now => Err(cannot_connect(&server.shared)),
             () = connect_failed => Err(cannot_connect(&server.shared)),
-            () = tokio::time::sleep_until(deadline) => Err((
-                StorageErrorKind::Timeout,
-                format!("no connection within the command timeout ({:?})", self.config.command_timeout()),
-            )),
+            () = tokio::time::sleep_until(deadline) => {
+                let state = server.pool.state();
+                Err((
+                    StorageErrorKind::Timeout,
+                    format!(
+                        "no connection within the command timeout ({:?}); {} of {} open, {} idle",
+                        self.config.command_timeout(),
+                        state.connections,
+                        self.config.pool_size(),
+                        state.idle_connections,
+                    ),
+                ))
+            }
         }
     }
 

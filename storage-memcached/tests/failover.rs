@@ -334,6 +334,51 @@ async fn hung_server_times_out_only_its_keys_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_server_works() {
+    let bin = common::env_url("LIMITER_MEMCACHED_BIN");
+    let path = std::env::temp_dir().join(format!("limiter-memcached-{}.sock", std::process::id()));
+    let path = path.to_str().expect("a UTF-8 temp path").to_owned();
+    let _ = std::fs::remove_file(&path);
+    let _server = Command::new(&bin)
+        .args([
+            "-u", "nobody", "-s", &path, "-a", "0766", "-m", "16", "-t", "1",
+        ])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {bin} on {path}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::UnixStream::connect(&path).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "memcached on {path} did not start"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    let storage = MemcachedStorage::from_uri(&format!("memcached://{path}"))
+        .await
+        .expect("a valid uri");
+    assert_eq!(storage.config().server_names(), [path.clone()]);
+    storage.check().await.expect("the socket server answers");
+    let key = StorageKey::new("unix", "socket");
+    write_and_read(&storage, &key).await;
+    let limiter = RateLimiter::new(std::sync::Arc::new(storage));
+    let limit = "1 per minute".parse().expect("a limit");
+    let key = Key::from("over-a-socket");
+    assert!(limiter
+        .hit(&limit, &key, 1)
+        .await
+        .expect("hit")
+        .is_allowed());
+    assert!(!limiter
+        .hit(&limit, &key, 1)
+        .await
+        .expect("hit")
+        .is_allowed());
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_server_fails_fast_with_the_connect_error() {
     // Nothing listens on this port.
     let storage = MemcachedStorage::from_uri(
