@@ -25,6 +25,8 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryStorage`], `memory://` |
+//! | `redis` | no | `RedisStorage` (Redis standalone, Cluster, Sentinel, Unix socket), the `redis…://` URIs |
+//! | `redis-tls` | no | TLS for the Redis storage, `rediss://` |
 //! | `serde` | no | `Serialize`/`Deserialize` for [`RateLimit`] as its string form |
 //! | `full` | no | everything above |
 //!
@@ -58,6 +60,11 @@ pub use limiter_core::{
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 #[doc(inline)]
 pub use limiter_memory::{MemoryStorage, MemoryStorageBuilder};
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc(inline)]
+pub use limiter_redis::{RedisConfig, RedisError, RedisStorage, Topology as RedisTopology};
 
 pub use uri::{storage_from_uri, UriError};
 

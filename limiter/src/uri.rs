@@ -41,6 +41,12 @@ pub enum UriError {
         /// The backend the scheme is reserved for, such as `redis`.
         backend: &'static str,
     },
+    /// A Redis URI that the Redis storage rejected, or a Redis server it could not
+    /// connect to.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    #[error(transparent)]
+    Redis(#[from] limiter_redis::RedisError),
     /// A query parameter is unknown, given more than once, or has an invalid value;
     /// or the URI has a host or path that its storage does not take.
     #[error("invalid parameter {name:?} in storage uri {uri:?}: {reason}")]
@@ -66,11 +72,11 @@ enum Backend {
 /// Every scheme limiter recognizes, and where its storage comes from.
 const SCHEMES: &[(&str, Backend)] = &[
     ("memory", Backend::Feature("memory")),
-    ("redis", Backend::Unavailable("redis")),
-    ("rediss", Backend::Unavailable("redis")),
-    ("redis+unix", Backend::Unavailable("redis")),
-    ("redis+cluster", Backend::Unavailable("redis")),
-    ("redis+sentinel", Backend::Unavailable("redis")),
+    ("redis", Backend::Feature("redis")),
+    ("rediss", Backend::Feature("redis")),
+    ("redis+unix", Backend::Feature("redis")),
+    ("redis+cluster", Backend::Feature("redis")),
+    ("redis+sentinel", Backend::Feature("redis")),
     ("memcached", Backend::Unavailable("memcached")),
 ];
 
@@ -83,6 +89,11 @@ const SCHEMES: &[(&str, Backend)] = &[
 /// |---|---|---|
 /// | `memory://` | [`MemoryStorage`](crate::MemoryStorage) | `memory` (default) |
 /// | `memory://?max_keys=100000&shards=64` | the same, bounded to 100,000 keys, 64 shards | `memory` |
+/// | `redis://[user:password@]host[:port][/db]` | `RedisStorage`, one server | `redis` |
+/// | `rediss://…` | the same over TLS | `redis-tls` |
+/// | `redis+unix:///path/to/redis.sock` | one server on a Unix socket | `redis` |
+/// | `redis+cluster://host1:7000,host2:7001` | a Redis Cluster | `redis` |
+/// | `redis+sentinel://host1:26379,host2:26379/service-name[/db]` | a primary found through Sentinel | `redis` |
 ///
 /// The scheme is case-insensitive. `memory://` takes no host or path, and two
 /// optional query parameters:
@@ -96,11 +107,17 @@ const SCHEMES: &[(&str, Backend)] = &[
 /// and so is a value out of range (it is not clamped). A parameter given twice and
 /// any other parameter are errors.
 ///
-/// The Redis (`redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`,
-/// `redis+sentinel://`) and Memcached (`memcached://`) schemes are reserved for
-/// storages that limiter does not ship yet; such a URI is a
-/// [`UriError::BackendUnavailable`]. `memory://` in a build without the `memory`
-/// feature is a [`UriError::FeatureDisabled`] that names the feature to enable.
+/// The Redis URIs take the query options `key_prefix`, `pool_size`,
+/// `connect_timeout`, `command_timeout` (`500ms`, `2s`) and `tls_ca_file`; the Redis
+/// storage's crate docs (`limiter_redis`) describe them. A Redis URI connects before
+/// it returns; a malformed one, an unknown option, or a server that cannot be reached is
+/// a `UriError::Redis` (with the `redis` feature). `rediss://` without the `redis-tls`
+/// feature is an error too, never a plain-text connection.
+///
+/// The Memcached scheme (`memcached://`) is reserved for a storage that limiter does
+/// not ship yet; such a URI is a [`UriError::BackendUnavailable`]. A scheme whose
+/// cargo feature is off (`memory://` without `memory`, the Redis schemes without
+/// `redis`) is a [`UriError::FeatureDisabled`] that names the feature to enable.
 ///
 /// # Errors
 ///
@@ -140,6 +157,11 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
     match scheme_lower.as_str() {
         #[cfg(feature = "memory")]
         "memory" => memory(uri, rest),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "redis+unix" | "redis+cluster" | "redis+sentinel" => {
+            let storage = limiter_redis::RedisStorage::from_uri(uri).await?;
+            Ok(Arc::new(storage))
+        }
         other => match SCHEMES.iter().find(|(s, _)| *s == other) {
             Some((_, Backend::Feature(feature))) => Err(UriError::FeatureDisabled {
                 scheme: other.to_owned(),
@@ -259,9 +281,11 @@ mod tests {
         block_on(storage_from_uri(uri)).expect_err("an error")
     }
 
-    /// Runs a future that never waits (storage construction here does no I/O).
+    /// Runs a future on a fresh runtime with timers and I/O (the Redis storage needs
+    /// both).
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .expect("runtime")
             .block_on(f)
@@ -284,17 +308,8 @@ mod tests {
     #[test]
     fn reserved_backends_are_unavailable_without_naming_a_feature() {
         for (uri, scheme, backend) in [
-            ("redis://127.0.0.1:6379", "redis", "redis"),
-            ("rediss://127.0.0.1:6380", "rediss", "redis"),
-            ("redis+unix:///run/redis.sock", "redis+unix", "redis"),
-            ("redis+cluster://127.0.0.1:7000", "redis+cluster", "redis"),
-            (
-                "redis+sentinel://127.0.0.1:26379/main",
-                "redis+sentinel",
-                "redis",
-            ),
-            ("REDIS://127.0.0.1", "redis", "redis"),
             ("memcached://127.0.0.1:11211", "memcached", "memcached"),
+            ("MEMCACHED://127.0.0.1", "memcached", "memcached"),
         ] {
             let e = err(uri);
             assert_eq!(
@@ -315,6 +330,72 @@ mod tests {
             assert!(message.contains(scheme), "{uri}: {message}");
             assert!(!message.contains("feature"), "{uri}: {message}");
         }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_without_its_feature_names_the_feature() {
+        for (uri, scheme) in [
+            ("redis://127.0.0.1:6379", "redis"),
+            ("rediss://127.0.0.1:6380", "rediss"),
+            ("redis+unix:///run/redis.sock", "redis+unix"),
+            ("redis+cluster://127.0.0.1:7000", "redis+cluster"),
+            ("redis+sentinel://127.0.0.1:26379/main", "redis+sentinel"),
+            ("REDIS://127.0.0.1", "redis"),
+        ] {
+            let e = err(uri);
+            assert_eq!(
+                e,
+                UriError::FeatureDisabled {
+                    scheme: scheme.to_owned(),
+                    feature: "redis",
+                },
+                "{uri}"
+            );
+            assert!(e
+                .to_string()
+                .contains(r#"needs the limiter crate's "redis" feature"#));
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_uris_reach_the_redis_storage() {
+        // Nothing listens on port 1 of the loopback address: the storage itself
+        // answers, with a typed error naming the target.
+        match err("redis://127.0.0.1:1?connect_timeout=500ms") {
+            UriError::Redis(limiter_redis::RedisError::Connect { target, .. }) => {
+                assert_eq!(target, "redis://127.0.0.1:1");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match err("redis://127.0.0.1?colour=red") {
+            UriError::Redis(limiter_redis::RedisError::InvalidOption { name, .. }) => {
+                assert_eq!(name, "colour");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let e = err("redis+cluster://127.0.0.1:7000/2");
+        assert!(
+            matches!(
+                e,
+                UriError::Redis(limiter_redis::RedisError::MalformedUri { .. })
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[cfg(all(feature = "redis", not(feature = "redis-tls")))]
+    #[test]
+    fn rediss_without_tls_is_refused() {
+        let e = err("rediss://127.0.0.1:6380");
+        assert!(
+            matches!(
+                e,
+                UriError::Redis(limiter_redis::RedisError::TlsUnavailable { .. })
+            ),
+            "{e:?}"
+        );
     }
 
     #[cfg(not(feature = "memory"))]
