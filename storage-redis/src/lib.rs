@@ -4,7 +4,7 @@
 
 mod config;
 mod error;
-mod native;
+pub mod native;
 pub mod scripts;
 mod storage;
 mod tls;
@@ -15,6 +15,7 @@ pub use config::{
     DEFAULT_POOL_SIZE, MAX_POOL_SIZE,
 };
 pub use error::RedisError;
+pub use native::{runs_natively, ScriptAnswer, MAX_EXACT, MAX_PRODUCT};
 pub use storage::RedisStorage;
 
 /// The Redis client this crate is built on, re-exported so that its version matches.

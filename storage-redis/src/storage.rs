@@ -233,13 +233,12 @@ impl RedisStorage {
     /// `NOSCRIPT`, all within the command timeout.
     pub(crate) async fn run_script<R: FromValue>(
         &self,
-        script: impl FnOnce(&Scripts) -> &fred::types::scripts::Script,
+        script: &fred::types::scripts::Script,
         operation: &'static str,
         key: &str,
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<R, StorageError> {
-        let script = script(&self.inner.scripts);
         let client = self.inner.pool.next();
         self.bounded(
             operation,
@@ -252,6 +251,11 @@ impl RedisStorage {
     /// A fresh version, as the 8 bytes stored in front of the state.
     pub(crate) fn next_version(&self) -> Bytes {
         Bytes::copy_from_slice(&self.inner.versions.next().to_le_bytes())
+    }
+
+    /// The prepared scripts.
+    pub(crate) fn scripts(&self) -> &Scripts {
+        &self.inner.scripts
     }
 
     /// Whether this storage talks to a Redis Cluster.
@@ -449,7 +453,7 @@ impl Storage for RedisStorage {
         ];
         let wrote: i64 = self
             .run_script(
-                |s| &s.cas,
+                &self.inner.scripts.cas,
                 "compare_and_set",
                 &redis_key,
                 vec![Key::from(redis_key.as_str())],
