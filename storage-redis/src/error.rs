@@ -86,6 +86,21 @@ pub(crate) fn kind_of(error: &fred::error::Error) -> StorageErrorKind {
         | K::Backpressure
         | K::NotFound => StorageErrorKind::Unavailable,
         _ if details.contains(CORRUPT_PREFIX) => StorageErrorKind::Corrupt,
+        // The client's own messages for "no usable connection right now".
+        _ if [
+            "Failed to route command",
+            "Failed to send command to router",
+            "Client is not initialized",
+            "Max attempts exceeded",
+            "Max redirections exceeded",
+            "Too many failed write attempts",
+            "Missing expected connection",
+        ]
+        .iter()
+        .any(|p| details.starts_with(p)) =>
+        {
+            StorageErrorKind::Unavailable
+        }
         // Replies that mean "not now": a server loading its data, busy with a script,
         // a replica promoted or demoted mid-failover.
         _ if [

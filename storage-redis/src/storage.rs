@@ -193,6 +193,23 @@ impl RedisStorage {
         })
     }
 
+    /// The connection pool, for commands of your own on the same connections (the
+    /// client is re-exported as [`fred`](crate::fred)). Keep clear of this storage's
+    /// key prefix.
+    ///
+    /// ```no_run
+    /// use limiter_redis::fred::prelude::*;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let storage = limiter_redis::RedisStorage::from_uri("redis://127.0.0.1").await?;
+    /// let info: String = storage.pool().ping(None).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
     /// The settings this storage was made with.
     pub fn config(&self) -> &RedisConfig {
         &self.inner.config

@@ -11,7 +11,7 @@ mod common;
 
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{KeyOp, RateLimit, Storage, StorageErrorKind, StorageKey, Timestamp, Unit};
-use limiter_redis::fred::prelude::{ClientLike, KeysInterface};
+use limiter_redis::fred::prelude::KeysInterface;
 use limiter_redis::fred::types::Expiration;
 use limiter_redis::{runs_natively, ScriptAnswer};
 use serde_json::Value;
@@ -67,7 +67,8 @@ async fn golden_vectors_replay_through_the_scripts() {
     let text = std::fs::read_to_string(path).expect("read the golden vectors");
     let vectors: Vec<Value> = serde_json::from_str(&text).expect("parse the golden vectors");
     let storage = common::connect("LIMITER_REDIS_URL", "limiter-golden:").await;
-    let client = common::raw_client("LIMITER_REDIS_URL").await;
+    let raw = common::raw("LIMITER_REDIS_URL").await;
+    let client = raw.pool();
 
     let mut failures = Vec::new();
     let (mut scripted, mut declined, mut fell_back) = (0, Vec::new(), Vec::new());
@@ -207,5 +208,4 @@ async fn golden_vectors_replay_through_the_scripts() {
         scripted >= vectors.len() * 3 / 4,
         "only {scripted} vectors ran in a script"
     );
-    let _ = client.quit().await;
 }

@@ -38,16 +38,92 @@ pub(crate) async fn connect(var: &str, prefix: &str) -> RedisStorage {
     }
 }
 
-/// A plain client to the server in `var`, to look at keys directly.
-pub(crate) async fn raw_client(var: &str) -> limiter_redis::fred::prelude::Client {
-    use limiter_redis::fred::prelude::{Builder, ClientLike, Config};
-    let uri = env(var);
-    let config = Config::from_url(&uri).unwrap_or_else(|e| panic!("{var}={uri}: {e}"));
-    let client = Builder::from_config(config)
-        .build()
-        .unwrap_or_else(|e| panic!("{var}={uri}: {e}"));
-    if let Err(e) = client.init().await {
-        panic!("cannot connect to {uri}: {e}; {HOW_TO_START}");
+/// A storage on the server in `var` whose pool the test uses to look at keys and run
+/// commands directly.
+pub(crate) async fn raw(var: &str) -> RedisStorage {
+    connect(var, "limiter-raw:").await
+}
+
+/// A redis-server this test starts on a loopback port, with no persistence; killed
+/// when dropped.
+pub(crate) struct TestServer {
+    port: u16,
+    child: Option<std::process::Child>,
+    dir: std::path::PathBuf,
+}
+
+impl TestServer {
+    /// Starts `redis-server` on 127.0.0.1:`port` and waits until it answers.
+    pub(crate) fn start(port: u16) -> TestServer {
+        let dir =
+            std::env::temp_dir().join(format!("limiter-redis-test-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary folder");
+        let mut server = TestServer {
+            port,
+            child: None,
+            dir,
+        };
+        server.restart();
+        server
     }
-    client
+
+    /// Starts the server again (after [`kill`](Self::kill)) on the same port.
+    pub(crate) fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}): it must be on PATH; {HOW_TO_START}")
+            });
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start on port {}",
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server at once (SIGKILL) and waits for it to exit.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` (such as `-STOP` or `-CONT`) to the server.
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// The server's URI.
+    pub(crate) fn uri(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            // A stopped process must be continued before it can exit cleanly.
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+        }
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
