@@ -19,18 +19,9 @@ const SLACK: Duration = Duration::from_millis(250);
 
 fn limiter(storage: &RedisStorage, strategy: BuiltIn, namespace: &str) -> RateLimiter {
     RateLimiter::builder(Arc::new(storage.clone()))
-        .strategy_arc(Arc::from(boxed(strategy)))
+        .strategy_arc(common::strategy(strategy))
         .namespace(namespace)
         .build()
-}
-
-fn boxed(strategy: BuiltIn) -> Box<dyn limiter_core::Strategy> {
-    match strategy {
-        BuiltIn::FixedWindow => Box::new(limiter_core::strategy::FixedWindow),
-        BuiltIn::MovingWindow => Box::new(limiter_core::strategy::MovingWindow),
-        BuiltIn::SlidingWindow => Box::new(limiter_core::strategy::SlidingWindow),
-        _ => Box::new(limiter_core::strategy::Gcra),
-    }
 }
 
 async fn dedicated(server: &TestServer) -> RedisStorage {

@@ -127,3 +127,16 @@ impl Drop for TestServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The strategy object of a built-in, shared.
+pub(crate) fn strategy(
+    builtin: limiter_core::BuiltIn,
+) -> std::sync::Arc<dyn limiter_core::Strategy> {
+    use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
+    match builtin {
+        limiter_core::BuiltIn::FixedWindow => std::sync::Arc::new(FixedWindow),
+        limiter_core::BuiltIn::MovingWindow => std::sync::Arc::new(MovingWindow),
+        limiter_core::BuiltIn::SlidingWindow => std::sync::Arc::new(SlidingWindow),
+        _ => std::sync::Arc::new(Gcra),
+    }
+}
