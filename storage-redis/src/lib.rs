@@ -1,4 +1,4 @@
-//! Redis storage for **limiter**.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
