@@ -25,6 +25,9 @@ need_command redis-sentinel redis-sentinel
 need_command openssl openssl
 
 __redis_dir=$(temp_dir)
+# temp_dir ran in a subshell, where its own clean-up registration is lost: register it
+# here, first, so that it runs last, after every server has stopped.
+on_exit "rm -rf '$__redis_dir'"
 
 # Starts one redis-server daemon in its own folder: __redis_start NAME ARGS...
 __redis_start() {
