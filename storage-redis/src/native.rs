@@ -57,14 +57,9 @@ fn parts(op: Op) -> (&'static str, u64, u64) {
     }
 }
 
-/// A number argument. Every number passed is at most 2^53 (limits past
-/// [`MAX_EXACT`] are declined, times stop at `Timestamp::MAX`), so it fits an `i64`;
-/// sent as an integer, it needs no formatting here.
+/// A number argument, in decimal.
 fn num(n: u64) -> Value {
-    match i64::try_from(n) {
-        Ok(n) => Value::Integer(n),
-        Err(_) => Value::from(n.to_string()),
-    }
+    Value::from(n.to_string())
 }
 
 fn verdict(operation: &'static str, key: &str, words: &[i64]) -> Result<Verdict, StorageError> {
