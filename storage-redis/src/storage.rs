@@ -256,7 +256,7 @@ impl RedisStorage {
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<R, StorageError> {
-        let client = self.inner.pool.next();
+        let client = self.inner.pool.next_connected();
         self.bounded(
             operation,
             Some(key),
@@ -423,7 +423,7 @@ impl Storage for RedisStorage {
         _now: Timestamp,
     ) -> Result<Option<Versioned>, StorageError> {
         let redis_key = self.redis_key(key);
-        let client = self.inner.pool.next();
+        let client = self.inner.pool.next_connected();
         let value: Option<Bytes> = self
             .bounded("get", Some(&redis_key), client.get(redis_key.as_str()))
             .await?;
@@ -490,7 +490,7 @@ impl Storage for RedisStorage {
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
         let redis_key = self.redis_key(key);
-        let client = self.inner.pool.next();
+        let client = self.inner.pool.next_connected();
         let _: i64 = self
             .bounded("delete", Some(&redis_key), client.del(redis_key.as_str()))
             .await?;
@@ -498,7 +498,7 @@ impl Storage for RedisStorage {
     }
 
     async fn check(&self) -> Result<(), StorageError> {
-        let client = self.inner.pool.next();
+        let client = self.inner.pool.next_connected();
         let _: String = self.bounded("check", None, client.ping(None)).await?;
         Ok(())
     }
@@ -508,7 +508,7 @@ impl Storage for RedisStorage {
     /// keys, is bounded by the command timeout.
     async fn clear_all(&self) -> Result<(), StorageError> {
         let pattern = format!("{}*", glob_escape(self.inner.config.get_key_prefix()));
-        let client = self.inner.pool.next().clone();
+        let client = self.inner.pool.next_connected().clone();
         let limit = self.inner.config.get_command_timeout();
         let mut pages = if self.is_cluster() {
             client.scan_cluster(pattern, Some(1_000), None).boxed()
