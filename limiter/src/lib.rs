@@ -26,6 +26,8 @@
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryStorage`], `memory://` |
 //! | `memcached` | no | `MemcachedStorage`, `memcached://` |
+//! | `redis` | no | `RedisStorage` (Redis standalone, Cluster, Sentinel, Unix socket), the `redis…://` URIs |
+//! | `redis-tls` | no | TLS for the Redis storage, `rediss://` |
 //! | `serde` | no | `Serialize`/`Deserialize` for [`RateLimit`] as its string form |
 //! | `full` | no | everything above |
 //!
@@ -64,6 +66,10 @@ pub use limiter_memory::{MemoryStorage, MemoryStorageBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 #[doc(inline)]
 pub use limiter_memcached::{MemcachedConfig, MemcachedConfigError, MemcachedStorage};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc(inline)]
+pub use limiter_redis::{RedisConfig, RedisError, RedisStorage, Topology as RedisTopology};
 
 pub use uri::{storage_from_uri, UriError};
 

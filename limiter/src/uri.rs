@@ -32,21 +32,18 @@ pub enum UriError {
         /// The cargo feature that adds it.
         feature: &'static str,
     },
-    /// The scheme belongs to a storage backend that this build of limiter does not
-    /// include, and no cargo feature adds it yet.
-    #[error("the {backend} backend is not available in this build of limiter (storage scheme {scheme:?})")]
-    BackendUnavailable {
-        /// The scheme found.
-        scheme: String,
-        /// The backend the scheme is reserved for, such as `redis`.
-        backend: &'static str,
-    },
     /// A `memcached://` URI that the Memcached storage cannot use: its servers or
     /// options are malformed. The inner error names the part that is wrong.
     #[cfg(feature = "memcached")]
     #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
     #[error(transparent)]
     Memcached(#[from] limiter_memcached::MemcachedConfigError),
+    /// A Redis URI that the Redis storage rejected, or a Redis server it could not
+    /// connect to.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    #[error(transparent)]
+    Redis(#[from] limiter_redis::RedisError),
     /// A query parameter is unknown, given more than once, or has an invalid value;
     /// or the URI has a host or path that its storage does not take.
     #[error("invalid parameter {name:?} in storage uri {uri:?}: {reason}")]
@@ -60,24 +57,16 @@ pub enum UriError {
     },
 }
 
-/// Where the storage for a scheme comes from.
-#[derive(Clone, Copy)]
-enum Backend {
-    /// Compiled in by this cargo feature of the limiter crate.
-    Feature(&'static str),
-    /// Reserved for this backend, which no build of limiter includes yet.
-    Unavailable(&'static str),
-}
-
-/// Every scheme limiter recognizes, and where its storage comes from.
-const SCHEMES: &[(&str, Backend)] = &[
-    ("memory", Backend::Feature("memory")),
-    ("redis", Backend::Unavailable("redis")),
-    ("rediss", Backend::Unavailable("redis")),
-    ("redis+unix", Backend::Unavailable("redis")),
-    ("redis+cluster", Backend::Unavailable("redis")),
-    ("redis+sentinel", Backend::Unavailable("redis")),
-    ("memcached", Backend::Feature("memcached")),
+/// Every scheme limiter recognizes, and the cargo feature of the limiter crate that
+/// compiles its storage in.
+const SCHEMES: &[(&str, &str)] = &[
+    ("memory", "memory"),
+    ("redis", "redis"),
+    ("rediss", "redis"),
+    ("redis+unix", "redis"),
+    ("redis+cluster", "redis"),
+    ("redis+sentinel", "redis"),
+    ("memcached", "memcached"),
 ];
 
 /// A ready storage for `uri`, such as `memory://`.
@@ -91,6 +80,11 @@ const SCHEMES: &[(&str, Backend)] = &[
 /// | `memory://?max_keys=100000&shards=64` | the same, bounded to 100,000 keys, 64 shards | `memory` |
 /// | `memcached://10.0.0.1:11211,10.0.0.2:11211?key_prefix=app:` | `MemcachedStorage` on two servers | `memcached` |
 /// | `memcached:///run/memcached.sock` | the same, on a Unix socket | `memcached` |
+/// | `redis://[user:password@]host[:port][/db]` | `RedisStorage`, one server | `redis` |
+/// | `rediss://…` | the same over TLS | `redis-tls` |
+/// | `redis+unix:///path/to/redis.sock` | one server on a Unix socket | `redis` |
+/// | `redis+cluster://host1:7000,host2:7001` | a Redis Cluster | `redis` |
+/// | `redis+sentinel://host1:26379,host2:26379/service-name[/db]` | a primary found through Sentinel | `redis` |
 ///
 /// The scheme is case-insensitive. `memory://` takes no host or path, and two
 /// optional query parameters:
@@ -110,11 +104,16 @@ const SCHEMES: &[(&str, Backend)] = &[
 /// that is wrong. Its connections open on first use, so a server that is down shows in
 /// [`Storage::check`] and in decisions, not here.
 ///
-/// The Redis schemes (`redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`,
-/// `redis+sentinel://`) are reserved for a storage that limiter does not ship yet;
-/// such a URI is a [`UriError::BackendUnavailable`]. `memory://` or `memcached://` in a
-/// build without its feature is a [`UriError::FeatureDisabled`] that names the feature
-/// to enable.
+/// The Redis URIs take the query options `key_prefix`, `pool_size`,
+/// `connect_timeout`, `command_timeout` (`500ms`, `2s`) and `tls_ca_file`; the Redis
+/// storage's crate docs (`limiter_redis`) describe them. A Redis URI connects before
+/// it returns; a malformed one, an unknown option, or a server that cannot be reached is
+/// a `UriError::Redis` (with the `redis` feature). `rediss://` without the `redis-tls`
+/// feature is an error too, never a plain-text connection.
+///
+/// A scheme whose cargo feature is off (`memory://` without `memory`, the Redis schemes
+/// without `redis`, `memcached://` without `memcached`) is a
+/// [`UriError::FeatureDisabled`] that names the feature to enable.
 ///
 /// # Errors
 ///
@@ -158,14 +157,15 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
         "memcached" => Ok(Arc::new(
             limiter_memcached::MemcachedStorage::from_uri(uri).await?,
         )),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "redis+unix" | "redis+cluster" | "redis+sentinel" => {
+            let storage = limiter_redis::RedisStorage::from_uri(uri).await?;
+            Ok(Arc::new(storage))
+        }
         other => match SCHEMES.iter().find(|(s, _)| *s == other) {
-            Some((_, Backend::Feature(feature))) => Err(UriError::FeatureDisabled {
+            Some((_, feature)) => Err(UriError::FeatureDisabled {
                 scheme: other.to_owned(),
                 feature,
-            }),
-            Some((_, Backend::Unavailable(backend))) => Err(UriError::BackendUnavailable {
-                scheme: other.to_owned(),
-                backend,
             }),
             None => Err(UriError::UnknownScheme {
                 scheme: scheme.to_owned(),
@@ -277,8 +277,8 @@ mod tests {
         block_on(storage_from_uri(uri)).expect_err("an error")
     }
 
-    /// Runs a future that never waits (storage construction here does no I/O; network
-    /// storages still need the runtime's timers and I/O driver to exist).
+    /// Runs a future on a fresh runtime with timers and I/O (the Redis storage needs
+    /// both).
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -301,39 +301,70 @@ mod tests {
         }
     }
 
+    #[cfg(not(feature = "redis"))]
     #[test]
-    fn reserved_backends_are_unavailable_without_naming_a_feature() {
-        for (uri, scheme, backend) in [
-            ("redis://127.0.0.1:6379", "redis", "redis"),
-            ("rediss://127.0.0.1:6380", "rediss", "redis"),
-            ("redis+unix:///run/redis.sock", "redis+unix", "redis"),
-            ("redis+cluster://127.0.0.1:7000", "redis+cluster", "redis"),
-            (
-                "redis+sentinel://127.0.0.1:26379/main",
-                "redis+sentinel",
-                "redis",
-            ),
-            ("REDIS://127.0.0.1", "redis", "redis"),
+    fn redis_without_its_feature_names_the_feature() {
+        for (uri, scheme) in [
+            ("redis://127.0.0.1:6379", "redis"),
+            ("rediss://127.0.0.1:6380", "rediss"),
+            ("redis+unix:///run/redis.sock", "redis+unix"),
+            ("redis+cluster://127.0.0.1:7000", "redis+cluster"),
+            ("redis+sentinel://127.0.0.1:26379/main", "redis+sentinel"),
+            ("REDIS://127.0.0.1", "redis"),
         ] {
             let e = err(uri);
             assert_eq!(
                 e,
-                UriError::BackendUnavailable {
+                UriError::FeatureDisabled {
                     scheme: scheme.to_owned(),
-                    backend,
+                    feature: "redis",
                 },
                 "{uri}"
             );
-            let message = e.to_string();
-            assert!(
-                message.contains(&format!(
-                    "the {backend} backend is not available in this build of limiter"
-                )),
-                "{uri}: {message}"
-            );
-            assert!(message.contains(scheme), "{uri}: {message}");
-            assert!(!message.contains("feature"), "{uri}: {message}");
+            assert!(e
+                .to_string()
+                .contains(r#"needs the limiter crate's "redis" feature"#));
         }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_uris_reach_the_redis_storage() {
+        // Nothing listens on port 1 of the loopback address: the storage itself
+        // answers, with a typed error naming the target.
+        match err("redis://127.0.0.1:1?connect_timeout=500ms") {
+            UriError::Redis(limiter_redis::RedisError::Connect { target, .. }) => {
+                assert_eq!(target, "redis://127.0.0.1:1");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match err("redis://127.0.0.1?colour=red") {
+            UriError::Redis(limiter_redis::RedisError::InvalidOption { name, .. }) => {
+                assert_eq!(name, "colour");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let e = err("redis+cluster://127.0.0.1:7000/2");
+        assert!(
+            matches!(
+                e,
+                UriError::Redis(limiter_redis::RedisError::MalformedUri { .. })
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[cfg(all(feature = "redis", not(feature = "redis-tls")))]
+    #[test]
+    fn rediss_without_tls_is_refused() {
+        let e = err("rediss://127.0.0.1:6380");
+        assert!(
+            matches!(
+                e,
+                UriError::Redis(limiter_redis::RedisError::TlsUnavailable { .. })
+            ),
+            "{e:?}"
+        );
     }
 
     #[cfg(not(feature = "memory"))]

@@ -1,0 +1,287 @@
+//! The native operations: one Lua script, one round trip, per decision.
+//!
+//! A limit whose numbers the scripts' double-precision arithmetic cannot hold exactly
+//! is declined up front (the limiter then takes its generic path). A state whose
+//! numbers cannot be held exactly (only near the end of the time domain, or written by
+//! something else) makes the script answer "fall back" without writing; the operation
+//! then runs on the generic compare-and-set path right here.
+
+use fred::types::{Key, Value};
+use limiter_core::strategy::{BuiltIn, Op, Verdict};
+use limiter_core::{
+    apply_with_cas, BatchItem, KeyOp, Native, RateLimit, StorageError, Timestamp,
+    DEFAULT_MAX_ATTEMPTS,
+};
+
+use crate::error;
+use crate::storage::RedisStorage;
+
+/// The largest amount, window or cost (in units or milliseconds) run in a script.
+pub const MAX_EXACT: u64 = 1 << 52;
+
+/// The largest `amount × (window + 1)` and `cost × window` of the sliding window and
+/// GCRA scripts, whose arithmetic multiplies them.
+pub const MAX_PRODUCT: u128 = 1 << 50;
+
+/// Whether the script for `strategy` computes `op` under `limit` exactly.
+pub fn runs_natively(strategy: BuiltIn, limit: &RateLimit, cost: u64) -> bool {
+    let (amount, window) = (limit.amount(), limit.window_ms());
+    if amount > MAX_EXACT || window > MAX_EXACT || cost > MAX_EXACT {
+        return false;
+    }
+    let product = u128::from(amount) * (u128::from(window) + 1);
+    let cost_product = u128::from(cost) * u128::from(window);
+    match strategy {
+        BuiltIn::FixedWindow | BuiltIn::MovingWindow => true,
+        BuiltIn::SlidingWindow => product <= MAX_PRODUCT,
+        BuiltIn::Gcra => product <= MAX_PRODUCT && cost_product <= MAX_PRODUCT,
+        _ => false,
+    }
+}
+
+/// What a single-operation script answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptAnswer {
+    /// The verdict, and the time-to-live written (`None`: nothing written).
+    Decided(Verdict, Option<u64>),
+    /// The state's numbers are out of the script's exact range: nothing was written,
+    /// and the generic path must decide.
+    Fallback,
+}
+
+fn parts(op: Op) -> (&'static str, u64, u64) {
+    match op {
+        Op::Hit { cost } => ("hit", cost, 0),
+        Op::Test { cost } => ("test", cost, 0),
+        Op::Refund { cost, at } => ("refund", cost, at.as_millis()),
+    }
+}
+
+/// A number argument, in decimal.
+fn num(n: u64) -> Value {
+    Value::from(n.to_string())
+}
+
+fn verdict(operation: &'static str, key: &str, words: &[i64]) -> Result<Verdict, StorageError> {
+    let bad = || {
+        error::protocol(
+            operation,
+            key,
+            format!("unexpected script answer {words:?}"),
+        )
+    };
+    let [allowed, remaining, reset_at, retry_at] = words else {
+        return Err(bad());
+    };
+    let unsigned = |n: i64| u64::try_from(n).map_err(|_| bad());
+    Ok(Verdict {
+        allowed: match allowed {
+            0 => false,
+            1 => true,
+            _ => return Err(bad()),
+        },
+        remaining: unsigned(*remaining)?,
+        reset_at: Timestamp::from_millis(unsigned(*reset_at)?),
+        retry_at: match retry_at {
+            -1 => None,
+            n => Some(Timestamp::from_millis(unsigned(*n)?)),
+        },
+    })
+}
+
+impl RedisStorage {
+    /// Runs `strategy`'s single-operation script for `op`, as is: no declining, no
+    /// fallback. For tests that replay the core's golden vectors through the scripts.
+    ///
+    /// # Errors
+    ///
+    /// The storage's errors; [`Corrupt`](limiter_core::StorageErrorKind::Corrupt) for a
+    /// state the script cannot decode.
+    #[doc(hidden)]
+    pub async fn run_strategy_script(
+        &self,
+        strategy: BuiltIn,
+        op: KeyOp<'_>,
+    ) -> Result<ScriptAnswer, StorageError> {
+        let operation = strategy.name();
+        let redis_key = self.redis_key(op.key);
+        let Some(script) = self.scripts().single(strategy) else {
+            return Err(StorageError::unsupported(operation));
+        };
+        let (kind, cost, at) = parts(op.op);
+        let args = vec![
+            Value::from(kind),
+            num(op.limit.amount()),
+            num(op.limit.window_ms()),
+            num(op.now.as_millis()),
+            num(cost),
+            num(at),
+            Value::Bytes(self.next_version()),
+        ];
+        let keys = vec![Key::from(redis_key.as_str())];
+        let words: Vec<i64> = self
+            .run_script(script, operation, &redis_key, keys, args)
+            .await?;
+        match words.as_slice() {
+            [-1] => Ok(ScriptAnswer::Fallback),
+            [head @ .., ttl] if head.len() == 4 => {
+                let verdict = verdict(operation, &redis_key, head)?;
+                let ttl = match *ttl {
+                    -1 => None,
+                    n => Some(u64::try_from(n).map_err(|_| {
+                        error::protocol(operation, &redis_key, format!("negative ttl {n}"))
+                    })?),
+                };
+                Ok(ScriptAnswer::Decided(verdict, ttl))
+            }
+            _ => Err(error::protocol(
+                operation,
+                &redis_key,
+                format!("unexpected script answer {words:?}"),
+            )),
+        }
+    }
+
+    /// The batch script; `None` when it fell back.
+    async fn run_batch_script(
+        &self,
+        strategy: BuiltIn,
+        items: &[BatchItem<'_>],
+        cost: u64,
+        now: Timestamp,
+    ) -> Result<Option<Vec<Verdict>>, StorageError> {
+        let operation = strategy.name();
+        let keys: Vec<String> = items.iter().map(|i| self.redis_key(i.key)).collect();
+        let first = keys.first().cloned().unwrap_or_default();
+        let Some(script) = self.scripts().batch(strategy) else {
+            return Err(StorageError::unsupported(operation));
+        };
+        let mut args = vec![
+            num(cost),
+            num(now.as_millis()),
+            Value::Bytes(self.next_version()),
+        ];
+        for item in items {
+            args.push(num(item.limit.amount()));
+            args.push(num(item.limit.window_ms()));
+        }
+        let redis_keys = keys.iter().map(|k| Key::from(k.as_str())).collect();
+        let words: Vec<i64> = self
+            .run_script(script, operation, &first, redis_keys, args)
+            .await?;
+        if words.as_slice() == [-1] {
+            return Ok(None);
+        }
+        if words.len() != items.len() * 4 {
+            return Err(error::protocol(
+                operation,
+                &first,
+                format!("{} numbers for {} limits", words.len(), items.len()),
+            ));
+        }
+        words
+            .chunks_exact(4)
+            .map(|w| verdict(operation, &first, w))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+pub(crate) fn apply<'a>(
+    storage: &'a RedisStorage,
+    strategy: BuiltIn,
+    op: KeyOp<'a>,
+) -> Native<'a, Verdict> {
+    if storage.scripts().single(strategy).is_none()
+        || !runs_natively(strategy, op.limit, op.op.cost())
+    {
+        return Native::Declined;
+    }
+    Native::pending(async move {
+        match storage.run_strategy_script(strategy, op).await? {
+            ScriptAnswer::Decided(verdict, _) => Ok(verdict),
+            ScriptAnswer::Fallback => {
+                apply_with_cas(storage, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, op).await
+            }
+        }
+    })
+}
+
+pub(crate) fn batch<'a>(
+    storage: &'a RedisStorage,
+    strategy: BuiltIn,
+    items: &'a [BatchItem<'a>],
+    cost: u64,
+    now: Timestamp,
+) -> Native<'a, Vec<Verdict>> {
+    if items.is_empty()
+        || storage.scripts().batch(strategy).is_none()
+        || !items.iter().all(|i| runs_natively(strategy, i.limit, cost))
+    {
+        return Native::Declined;
+    }
+    if storage.is_cluster() {
+        // Items of one hit_all share their group, hence their hash tag and slot; a
+        // caller passing keys of several groups gets the generic path, never CROSSSLOT.
+        let slot =
+            |i: &BatchItem<'_>| fred::util::redis_keyslot(storage.redis_key(i.key).as_bytes());
+        let first = slot(&items[0]);
+        if items.iter().any(|i| slot(i) != first) {
+            return Native::Declined;
+        }
+    }
+    Native::pending(async move {
+        match storage.run_batch_script(strategy, items, cost, now).await? {
+            Some(verdicts) => Ok(verdicts),
+            None => generic_batch(storage, strategy, items, cost, now).await,
+        }
+    })
+}
+
+/// A batch on the generic path, for the rare state the batch script cannot compute
+/// exactly: test every item; if all pass, hit each, and if one then rejects (a lost
+/// race) or fails, refund the ones taken and answer with fresh tests.
+async fn generic_batch<'a>(
+    storage: &'a RedisStorage,
+    strategy: BuiltIn,
+    items: &'a [BatchItem<'a>],
+    cost: u64,
+    now: Timestamp,
+) -> Result<Vec<Verdict>, StorageError> {
+    let run = |item: BatchItem<'a>, op: Op| {
+        let op = KeyOp {
+            key: item.key,
+            limit: item.limit,
+            op,
+            now,
+        };
+        apply_with_cas(storage, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, op)
+    };
+    let mut tests = Vec::with_capacity(items.len());
+    for item in items {
+        tests.push(run(*item, Op::Test { cost }).await?);
+    }
+    if tests.iter().any(|v| !v.allowed) {
+        return Ok(tests);
+    }
+    let mut hits = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let hit = run(*item, Op::Hit { cost }).await;
+        if let Ok(v) = &hit {
+            if v.allowed {
+                hits.push(*v);
+                continue;
+            }
+        }
+        for taken in &items[..i] {
+            let _ = run(*taken, Op::Refund { cost, at: now }).await;
+        }
+        hit?;
+        let mut tests = Vec::with_capacity(items.len());
+        for item in items {
+            tests.push(run(*item, Op::Test { cost }).await?);
+        }
+        return Ok(tests);
+    }
+    Ok(hits)
+}

@@ -1,0 +1,93 @@
+//! The Lua scripts, loaded once per server and run with EVALSHA.
+//!
+//! Each strategy script is three files joined at build time: `prelude.lua` (numbers,
+//! errors, the stored value's version), the strategy's file (its rules, ported from
+//! `core/src/strategy/*.rs`: `load`, `hit`, `refund` and `commit`), and an entry file:
+//! `single.lua` for one operation on one key, or `batch.lua` for a multi-limit hit,
+//! all or nothing. `cas.lua` is the compare-and-set of the required core.
+//!
+//! Every script touches only the keys it is given, takes the time from its arguments
+//! (never the server's `TIME`), and runs in one round trip. The storage reloads a
+//! script transparently when the server answers `NOSCRIPT` (after a restart,
+//! `SCRIPT FLUSH` or a failover).
+
+use fred::types::scripts::Script;
+use limiter_core::strategy::BuiltIn;
+
+macro_rules! strategy_script {
+    ($file:literal, $entry:literal) => {
+        concat!(
+            include_str!("prelude.lua"),
+            include_str!($file),
+            include_str!($entry)
+        )
+    };
+}
+
+/// Compare-and-set of one key (the required core).
+pub const CAS: &str = include_str!("cas.lua");
+
+/// The single-operation and batch scripts of each built-in strategy, in the order of
+/// [`BuiltIn::ALL`].
+pub const STRATEGIES: [(BuiltIn, &str, &str); 4] = [
+    (
+        BuiltIn::FixedWindow,
+        strategy_script!("fixed_window.lua", "single.lua"),
+        strategy_script!("fixed_window.lua", "batch.lua"),
+    ),
+    (
+        BuiltIn::MovingWindow,
+        strategy_script!("moving_window.lua", "single.lua"),
+        strategy_script!("moving_window.lua", "batch.lua"),
+    ),
+    (
+        BuiltIn::SlidingWindow,
+        strategy_script!("sliding_window.lua", "single.lua"),
+        strategy_script!("sliding_window.lua", "batch.lua"),
+    ),
+    (
+        BuiltIn::Gcra,
+        strategy_script!("gcra.lua", "single.lua"),
+        strategy_script!("gcra.lua", "batch.lua"),
+    ),
+];
+
+/// Every script, prepared (its SHA-1 computed) once per storage.
+#[derive(Debug, Clone)]
+pub(crate) struct Scripts {
+    pub(crate) cas: Script,
+    single: Vec<(BuiltIn, Script)>,
+    batch: Vec<(BuiltIn, Script)>,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Scripts {
+        Scripts {
+            cas: Script::from_lua(CAS),
+            single: STRATEGIES
+                .iter()
+                .map(|(b, single, _)| (*b, Script::from_lua(*single)))
+                .collect(),
+            batch: STRATEGIES
+                .iter()
+                .map(|(b, _, batch)| (*b, Script::from_lua(*batch)))
+                .collect(),
+        }
+    }
+
+    /// The single-operation script of `strategy`, if it has one.
+    pub(crate) fn single(&self, strategy: BuiltIn) -> Option<&Script> {
+        self.single
+            .iter()
+            .find(|(b, _)| *b == strategy)
+            .map(|(_, s)| s)
+    }
+
+    /// The batch script of `strategy`, if it has one.
+    pub(crate) fn batch(&self, strategy: BuiltIn) -> Option<&Script> {
+        self.batch
+            .iter()
+            .find(|(b, _)| *b == strategy)
+            .map(|(_, s)| s)
+    }
+}

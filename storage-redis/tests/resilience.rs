@@ -1,0 +1,161 @@
+//! Failures a storage must survive: scripts flushed from the server, a server that
+//! goes away and comes back, and a server that hangs. Every call ends within the
+//! command timeout with a typed error, and the storage works again afterwards.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use limiter_core::strategy::BuiltIn;
+use limiter_core::{Error, Key, RateLimit, RateLimiter, StorageErrorKind};
+use limiter_redis::fred::prelude::LuaInterface;
+use limiter_redis::{RedisConfig, RedisStorage};
+
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(300);
+/// What a call may take beyond the command timeout (scheduling on a busy machine).
+const SLACK: Duration = Duration::from_millis(250);
+
+fn limiter(storage: &RedisStorage, strategy: BuiltIn, namespace: &str) -> RateLimiter {
+    RateLimiter::builder(Arc::new(storage.clone()))
+        .strategy_arc(common::strategy(strategy))
+        .namespace(namespace)
+        .build()
+}
+
+async fn dedicated(server: &TestServer) -> RedisStorage {
+    RedisConfig::from_uri(&server.uri())
+        .expect("uri")
+        .command_timeout(COMMAND_TIMEOUT)
+        .connect_timeout(COMMAND_TIMEOUT)
+        .key_prefix("limiter-resilience:")
+        .connect()
+        .await
+        .expect("connect to the test's own server")
+}
+
+/// Waits up to 10 s for hits to succeed again, ten in a row (so through every
+/// connection of the pool).
+async fn recovers(limiter: &RateLimiter, limit: &RateLimit) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut in_a_row = 0;
+    loop {
+        match limiter.hit(limit, &Key::from("after"), 1).await {
+            Ok(_) if in_a_row == 9 => return,
+            Ok(_) => in_a_row += 1,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                in_a_row = 0;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the storage did not recover within 10 s: {e}"),
+        }
+    }
+}
+
+/// A failed hit: its kind is Unavailable or Timeout, it names the operation and key,
+/// and it came back within the command timeout.
+async fn fails_in_time(limiter: &RateLimiter, limit: &RateLimit) {
+    let started = Instant::now();
+    let result = limiter.hit(limit, &Key::from("during"), 1).await;
+    let took = started.elapsed();
+    match result {
+        Err(Error::Storage(e)) => {
+            assert!(
+                matches!(
+                    e.kind(),
+                    StorageErrorKind::Unavailable | StorageErrorKind::Timeout
+                ),
+                "{e}"
+            );
+            assert!(e.key().is_some_and(|k| k.contains("during")), "{e}");
+        }
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+    assert!(took <= COMMAND_TIMEOUT + SLACK, "took {took:?}");
+}
+
+/// SCRIPT FLUSH on every primary, as after a restart or a failover.
+async fn flush_scripts(var: &str) {
+    let raw = common::raw(var).await;
+    let flushed: Result<(), _> = raw.pool().next().script_flush_cluster(false).await;
+    flushed.expect("SCRIPT FLUSH");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushed_scripts_are_reloaded_transparently() {
+    for var in ["LIMITER_REDIS_URL", "LIMITER_REDIS_CLUSTER_URL"] {
+        let storage = common::connect(var, "limiter-noscript:").await;
+        let namespace = format!("noscript-{}", std::process::id());
+        let limit: RateLimit = "3 per minute".parse().expect("limit");
+        for strategy in BuiltIn::ALL {
+            let limiter = limiter(&storage, strategy, &namespace);
+            let key = Key::from(var);
+            let _ = limiter.clear(&limit, &key).await;
+            assert!(limiter
+                .hit(&limit, &key, 1)
+                .await
+                .expect("hit")
+                .is_allowed());
+            flush_scripts(var).await;
+            let decision = limiter.hit(&limit, &key, 1).await.expect("hit after flush");
+            assert!(decision.is_allowed(), "{var} {strategy}");
+            assert_eq!(decision.remaining(), 1, "{var} {strategy}");
+            let limits = [limit, "10 per hour".parse().expect("limit")];
+            flush_scripts(var).await;
+            let all = limiter
+                .hit_all(&limits, &key, 1)
+                .await
+                .expect("hit_all after flush");
+            assert!(all.is_allowed());
+            assert_eq!(all.remaining(), 0, "{var} {strategy}");
+            limiter.clear(&limit, &key).await.expect("clear");
+            limiter.clear(&limits[1], &key).await.expect("clear");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_gives_typed_errors_in_time_and_is_used_again_once_back() {
+    let mut server = TestServer::start(16395);
+    let storage = dedicated(&server).await;
+    let limit: RateLimit = "100 per minute".parse().expect("limit");
+    for strategy in [BuiltIn::FixedWindow, BuiltIn::Gcra] {
+        let limiter = limiter(&storage, strategy, "outage");
+        assert!(limiter
+            .hit(&limit, &Key::from("before"), 1)
+            .await
+            .expect("hit")
+            .is_allowed());
+        server.kill();
+        for _ in 0..3 {
+            fails_in_time(&limiter, &limit).await;
+        }
+        let started = Instant::now();
+        let check = limiter_core::Storage::check(&storage).await;
+        assert!(check.is_err() && started.elapsed() <= COMMAND_TIMEOUT + SLACK);
+        server.restart();
+        recovers(&limiter, &limit).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_times_out_in_time_and_is_used_again_once_resumed() {
+    let server = TestServer::start(16396);
+    let storage = dedicated(&server).await;
+    let limit: RateLimit = "1000 per minute".parse().expect("limit");
+    let limiter = limiter(&storage, BuiltIn::MovingWindow, "hung");
+    assert!(limiter
+        .hit(&limit, &Key::from("before"), 1)
+        .await
+        .expect("hit")
+        .is_allowed());
+    server.signal("-STOP");
+    // Many calls at once while it hangs: every one ends in time.
+    let calls = (0..50).map(|_| fails_in_time(&limiter, &limit));
+    futures::future::join_all(calls).await;
+    fails_in_time(&limiter, &limit).await;
+    server.signal("-CONT");
+    recovers(&limiter, &limit).await;
+}
