@@ -41,10 +41,24 @@ wait_port() {
   done
 }
 
-# A temporary folder removed when the calling script exits.
+# Fails unless nothing listens on these 127.0.0.1 ports: a server left over from
+# another run would otherwise answer the tests, and stop under them.
+ports_free() {
+  local port
+  for port in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "error: 127.0.0.1:$port is already in use; stop what listens there and run again" >&2
+      return 1
+    fi
+  done
+}
+
+# Makes a temporary folder, removed when the calling script exits, and stores its
+# path in the variable named by the argument: temp_dir VAR. (Not `$(temp_dir)`: a
+# command substitution runs in a subshell, where the clean-up would be lost.)
 temp_dir() {
   local dir
   dir=$(mktemp -d "${TMPDIR:-/tmp}/limiter-test.XXXXXX")
   on_exit "rm -rf '$dir'"
-  printf '%s\n' "$dir"
+  printf -v "$1" '%s' "$dir"
 }

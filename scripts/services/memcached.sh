@@ -20,10 +20,12 @@ __memcached_start() {
   pid=$!
   on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
   wait_port "$port"
+  kill -0 "$pid" 2>/dev/null || { echo "error: memcached on port $port exited" >&2; return 1; }
 }
 
 LIMITER_MEMCACHED_PORT_A=${LIMITER_MEMCACHED_PORT_A:-21211}
 LIMITER_MEMCACHED_PORT_B=${LIMITER_MEMCACHED_PORT_B:-21212}
+ports_free "$LIMITER_MEMCACHED_PORT_A" "$LIMITER_MEMCACHED_PORT_B"
 __memcached_start "$LIMITER_MEMCACHED_PORT_A"
 __memcached_start "$LIMITER_MEMCACHED_PORT_B"
 

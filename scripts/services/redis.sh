@@ -24,10 +24,9 @@ need_command redis-cli redis-tools
 need_command redis-sentinel redis-sentinel
 need_command openssl openssl
 
-__redis_dir=$(temp_dir)
-# temp_dir ran in a subshell, where its own clean-up registration is lost: register it
-# here, first, so that it runs last, after every server has stopped.
-on_exit "rm -rf '$__redis_dir'"
+ports_free 16379 16380 16381 16390 16395 16396 17000 17001 17002 26380
+# First, so that its clean-up runs last, after every server has stopped.
+temp_dir __redis_dir
 
 # Starts one redis-server daemon in its own folder: __redis_start NAME ARGS...
 __redis_start() {
