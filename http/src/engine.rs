@@ -1,0 +1,789 @@
+//! The policy engine: which limits apply to a request, one decision for all of them,
+//! and what to answer.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http::{HeaderMap, Method, Response, StatusCode};
+use limiter_core::{Decision, Error, Key, RateLimit, RateLimiter};
+use smallvec::SmallVec;
+
+use crate::builder::{HttpLimiterBuilder, OnBreach};
+use crate::failure::Failure;
+use crate::headers::{self, HeaderStyle, RetryAfter};
+use crate::key::ClientKey;
+use crate::metrics::Metrics;
+use crate::policy::{Cost, DynamicLimitsFn, Exempt, RequestPredicate, ResponsePredicate};
+use crate::request::{RequestInfo, ResponseInfo};
+use crate::response::{self, Rejection};
+
+/// Flask-Limiter's policies over a [`RateLimiter`]: default, application, per-route
+/// and shared limits, keys, costs, exemptions, conditional deduction, headers, 429
+/// responses and a storage failure policy. Framework-neutral: the tower adapter
+/// ([`HttpLimiter::layer`], feature `tower`) is a thin shell over
+/// [`plan`](Self::plan) and [`decide`](Self::decide), and any other framework can
+/// call [`check`](Self::check).
+///
+/// Cheap to clone: clones share everything, including the on/off switch.
+///
+/// # Examples
+///
+/// ```
+/// use limiter_http::{HttpLimiter, Limits, Route, RequestInfo, Checked};
+/// use limiter_core::RateLimiter;
+/// use limiter_memory::MemoryStorage;
+/// use http::HeaderMap;
+/// use std::sync::Arc;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))
+///     .default_limits("2 per minute; 1 per second")
+///     .route("/slow", Route::limits(Limits::new("1 per day")))
+///     .route("/ping", Route::exempt())
+///     .build()?;
+///
+/// let headers = HeaderMap::new();
+/// let request = RequestInfo::new("GET", "/slow", &headers).with_peer("203.0.113.9:4711".parse()?);
+/// assert!(matches!(limiter.check(&request).await, Checked::Allowed(_)));
+/// match limiter.check(&request).await {
+///     Checked::Rejected(response) => assert!(response.body().contains("1 per 1 day")),
+///     Checked::Allowed(_) => unreachable!("1 per day"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct HttpLimiter {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) limiter: RateLimiter,
+    pub(crate) defaults: Vec<Set>,
+    pub(crate) application: Vec<Set>,
+    pub(crate) routes: HashMap<String, CompiledRoute>,
+    pub(crate) key_prefix: Option<String>,
+    pub(crate) filters: Vec<Arc<RequestPredicate>>,
+    pub(crate) enabled: AtomicBool,
+    pub(crate) header_style: HeaderStyle,
+    pub(crate) retry_after: RetryAfter,
+    pub(crate) on_breach: Option<Arc<OnBreach>>,
+    pub(crate) rejection: Rejection,
+    pub(crate) failure: Failure,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) metrics: Arc<dyn Metrics>,
+    pub(crate) inflight: Mutex<HashMap<Key, u64>>,
+}
+
+impl fmt::Debug for HttpLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("HttpLimiter")
+            .field("limiter", &inner.limiter)
+            .field("defaults", &inner.defaults.len())
+            .field("application", &inner.application.len())
+            .field("routes", &inner.routes.keys().collect::<Vec<_>>())
+            .field("enabled", &self.is_enabled())
+            .field("header_style", &inner.header_style)
+            .field("failure", &inner.failure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One compiled limit set.
+pub(crate) struct Set {
+    pub(crate) limits: SetLimits,
+    pub(crate) key: ClientKey,
+    pub(crate) scope: Scope,
+    pub(crate) per_method: bool,
+    pub(crate) methods: Option<Vec<Method>>,
+    pub(crate) cost: Cost,
+    pub(crate) exempt_when: Option<Arc<RequestPredicate>>,
+    pub(crate) deduct_when: Option<Arc<ResponsePredicate>>,
+}
+
+pub(crate) enum SetLimits {
+    Static(Arc<[RateLimit]>),
+    Dynamic(Arc<DynamicLimitsFn>),
+}
+
+/// Whose budget a set counts against, besides the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// One budget per route.
+    Route,
+    /// One budget for the whole application.
+    Application,
+    /// One budget per name, across routes.
+    Shared(String),
+}
+
+pub(crate) struct CompiledRoute {
+    pub(crate) sets: Vec<Set>,
+    pub(crate) keep_defaults: bool,
+    pub(crate) exempt: Exempt,
+}
+
+/// The limits of one request that share a key and a cost: decided by one
+/// [`RateLimiter::hit_all`].
+#[derive(Clone)]
+struct Group {
+    key: Key,
+    limits: Arc<[RateLimit]>,
+    cost: u64,
+    deduct_when: Option<Arc<ResponsePredicate>>,
+}
+
+type Groups = SmallVec<[Group; 2]>;
+
+/// What applies to one request, computed from it synchronously by
+/// [`HttpLimiter::plan`]; owns everything, so deciding it borrows nothing.
+#[must_use]
+pub struct Plan {
+    groups: Groups,
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.groups.iter().map(|g| (&g.key, &g.limits, g.cost)))
+            .finish()
+    }
+}
+
+impl Plan {
+    /// Whether no limit applies (the request is exempt, filtered, or the limiter is
+    /// off): nothing to decide, no headers to send.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+/// The outcome of [`HttpLimiter::decide`].
+#[derive(Debug)]
+#[must_use]
+pub enum Decided {
+    /// Let the request through; see [`Admission`] for the headers and any deduction
+    /// that waits for the response.
+    Allowed(Admission),
+    /// Rejected: answer with [`HttpLimiter::limited_response`].
+    Limited(Limited),
+    /// The storage failed and the policy is to fail closed: answer with
+    /// [`HttpLimiter::unavailable_response`].
+    Unavailable,
+}
+
+/// A rejected request: the decision of the limit that rejected it.
+#[derive(Debug)]
+pub struct Limited {
+    decision: Decision,
+    applied: Groups,
+}
+
+impl Limited {
+    /// The decision of the limit that rejected the request.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("key", &self.key)
+            .field("limits", &self.limits)
+            .field("cost", &self.cost)
+            .field("conditional", &self.deduct_when.is_some())
+            .finish()
+    }
+}
+
+/// The outcome of [`HttpLimiter::check`].
+#[derive(Debug)]
+#[must_use]
+pub enum Checked {
+    /// Let the request through; after the handler, call [`Admission::finish`] (or
+    /// [`Admission::write_headers`] when [`Admission::is_conditional`] is false).
+    Allowed(Admission),
+    /// Answer with this response (429, or 503 when failing closed).
+    Rejected(Response<String>),
+}
+
+/// A request let through: the decision for headers, and any deductions that wait for
+/// the response ([`Limits::deduct_when`](crate::Limits::deduct_when)).
+#[must_use]
+pub struct Admission {
+    engine: HttpLimiter,
+    limiter: RateLimiter,
+    decision: Option<Decision>,
+    groups: Groups,
+    _inflight: SmallVec<[InflightGuard; 1]>,
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("decision", &self.decision)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admission {
+    fn empty(engine: &HttpLimiter) -> Admission {
+        Admission {
+            engine: engine.clone(),
+            limiter: engine.inner.limiter.clone(),
+            decision: None,
+            groups: Groups::new(),
+            _inflight: SmallVec::new(),
+        }
+    }
+
+    /// The decision the headers come from; `None` when no limit applied or the
+    /// storage failed open.
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decision.as_ref()
+    }
+
+    /// Whether some limits are deducted only after the response
+    /// ([`settle`](Self::settle) or [`finish`](Self::finish) does it).
+    pub fn is_conditional(&self) -> bool {
+        self.groups.iter().any(|g| g.deduct_when.is_some())
+    }
+
+    /// Writes the configured rate-limit headers into a response's `headers`.
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        let inner = &self.engine.inner;
+        if inner.header_style == HeaderStyle::Off {
+            return;
+        }
+        if let Some(decision) = &self.decision {
+            let applied = applied_limits(&self.groups);
+            headers::write(
+                headers,
+                inner.header_style,
+                inner.retry_after,
+                decision,
+                &applied,
+                false,
+            );
+        }
+    }
+
+    /// Decides, from the response, which conditional limits to deduct; the returned
+    /// [`Settlement`] owns everything and deducts them when run.
+    pub fn settle(self, response: &ResponseInfo<'_>) -> Settlement {
+        let deduct = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.deduct_when.as_ref().is_some_and(|f| f(response)))
+            .map(|(i, _)| i)
+            .collect();
+        Settlement {
+            admission: self,
+            deduct,
+        }
+    }
+
+    /// [`settle`](Self::settle) and [`Settlement::run`] in one call, then writes the
+    /// headers into `headers`.
+    pub async fn finish(self, response: &ResponseInfo<'_>, headers: &mut HeaderMap) {
+        let admission = self.settle(response).run().await;
+        admission.write_headers(headers);
+    }
+}
+
+/// Conditional deductions decided from a response, not yet made.
+#[must_use]
+pub struct Settlement {
+    admission: Admission,
+    deduct: SmallVec<[usize; 2]>,
+}
+
+impl fmt::Debug for Settlement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settlement")
+            .field("deduct", &self.deduct)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settlement {
+    /// Makes the deductions and returns the admission, whose headers now include
+    /// them. Storage failures are logged and counted, never surfaced: the response
+    /// already exists.
+    pub async fn run(self) -> Admission {
+        let Settlement {
+            mut admission,
+            deduct,
+        } = self;
+        let engine = admission.engine.clone();
+        for i in deduct {
+            let Some(group) = admission.groups.get(i) else {
+                continue;
+            };
+            let hit = admission
+                .limiter
+                .hit_all(&group.limits, &group.key, group.cost);
+            match engine.with_deadline(hit).await {
+                Ok(decision) => {
+                    if !decision.is_allowed() {
+                        tracing::debug!(
+                            limit = %decision.limit(),
+                            "rate limiter: conditional deduction found the budget spent by concurrent requests"
+                        );
+                    }
+                    admission.decision = Some(match admission.decision {
+                        Some(d) if d.remaining() <= decision.remaining() => d,
+                        _ => decision,
+                    });
+                }
+                Err(err) => {
+                    engine.inner.metrics.storage_error();
+                    tracing::warn!(error = %err, "rate limiter: conditional deduction failed");
+                }
+            }
+        }
+        admission
+    }
+}
+
+/// Counts requests in flight per conditional key, so that the pre-check of `n`
+/// concurrent requests asks for `n` times the cost.
+struct InflightGuard {
+    engine: HttpLimiter,
+    key: Key,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut map = self
+            .engine
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn applied_limits(groups: &Groups) -> SmallVec<[RateLimit; 4]> {
+    groups
+        .iter()
+        .flat_map(|g| g.limits.iter().copied())
+        .collect()
+}
+
+/// Picks the decision that speaks for the request: a rejection, else the one with
+/// the fewest units left (the first on ties).
+fn pick(decisions: &[Decision]) -> Option<Decision> {
+    decisions
+        .iter()
+        .find(|d| !d.is_allowed())
+        .or_else(|| decisions.iter().rev().min_by_key(|d| d.remaining()))
+        .copied()
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failed {
+    #[error(transparent)]
+    Limiter(#[from] Error),
+    #[error("storage missed the deadline of {0:?}")]
+    Deadline(Duration),
+}
+
+impl HttpLimiter {
+    /// A builder over `limiter` (its storage, strategy, clock and namespace).
+    pub fn builder(limiter: RateLimiter) -> HttpLimiterBuilder {
+        HttpLimiterBuilder::new(limiter)
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> HttpLimiter {
+        HttpLimiter {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The rate limiter underneath.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
+    }
+
+    /// Turns limiting on or off at run time (Flask-Limiter's `enabled`); off, every
+    /// request passes without headers.
+    pub fn set_enabled(&self, enabled: bool) {
+        self.inner.enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Whether limiting is on.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Checks a request before its handler runs: [`plan`](Self::plan), then
+    /// [`decide`](Self::decide), then the rejection response if any.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may or may not have counted the request.
+    pub async fn check(&self, request: &RequestInfo<'_>) -> Checked {
+        let plan = self.plan(request);
+        match self.decide(plan).await {
+            Decided::Allowed(admission) => Checked::Allowed(admission),
+            Decided::Limited(limited) => {
+                Checked::Rejected(self.limited_response(&limited, request))
+            }
+            Decided::Unavailable => Checked::Rejected(self.unavailable_response()),
+        }
+    }
+
+    /// Which limits apply to `request`, with their keys and costs. Runs every key
+    /// function, dynamic limit, cost function and filter, and nothing else; the plan
+    /// owns its data, so the request may be moved on before [`decide`](Self::decide).
+    pub fn plan(&self, request: &RequestInfo<'_>) -> Plan {
+        let mut plan = Plan {
+            groups: Groups::new(),
+        };
+        let inner = &*self.inner;
+        if !self.is_enabled() || inner.filters.iter().any(|f| f(request)) {
+            return plan;
+        }
+        let route = inner.routes.get(request.route());
+        let (own, defaults) = match route {
+            Some(r) if r.exempt == Exempt::All => return plan,
+            Some(r) => (
+                r.sets.as_slice(),
+                r.exempt == Exempt::No && (r.keep_defaults || r.sets.is_empty()),
+            ),
+            None => (&[][..], true),
+        };
+        let defaults: &[Set] = if defaults { &inner.defaults } else { &[] };
+        for set in inner.application.iter().chain(own).chain(defaults) {
+            self.add(&mut plan.groups, set, request);
+        }
+        plan
+    }
+
+    fn add(&self, groups: &mut Groups, set: &Set, request: &RequestInfo<'_>) {
+        if let Some(methods) = &set.methods {
+            if !methods.iter().any(|m| m.as_str() == request.method()) {
+                return;
+            }
+        }
+        if set.exempt_when.as_ref().is_some_and(|f| f(request)) {
+            return;
+        }
+        let limits = match &set.limits {
+            SetLimits::Static(limits) => limits.clone(),
+            SetLimits::Dynamic(f) => match f(request) {
+                Some(limits) if !limits.is_empty() => limits,
+                _ => return,
+            },
+        };
+        let cost = match &set.cost {
+            Cost::Fixed(cost) => *cost,
+            Cost::Dynamic(f) => f(request),
+        };
+        if cost == 0 {
+            return;
+        }
+        let Some(client) = set.key.extract(request) else {
+            return;
+        };
+        let mut key = Key::default();
+        if let Some(prefix) = &self.inner.key_prefix {
+            key.push(prefix);
+        }
+        key.push(client.as_str());
+        match &set.scope {
+            Scope::Route => {
+                key.push("route");
+                key.push(request.route());
+            }
+            Scope::Application => key.push("app"),
+            Scope::Shared(name) => {
+                key.push("shared");
+                key.push(name);
+            }
+        }
+        if set.per_method {
+            key.push(request.method());
+        }
+        let conditional = set.deduct_when.clone();
+        let same = groups.iter_mut().find(|g| {
+            g.key == key
+                && g.cost == cost
+                && match (&g.deduct_when, &conditional) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    _ => false,
+                }
+        });
+        match same {
+            // Same key, cost and condition: one `hit_all`, all or nothing.
+            Some(group) => {
+                group.limits = group.limits.iter().chain(limits.iter()).copied().collect();
+            }
+            None => groups.push(Group {
+                key,
+                limits,
+                cost,
+                deduct_when: conditional,
+            }),
+        }
+    }
+
+    /// Decides a [`plan`](Self::plan): every limit that applies, all or nothing,
+    /// under the failure policy and the deadline.
+    ///
+    /// Limits that share a key and a cost are decided by one
+    /// [`RateLimiter::hit_all`], atomically. When a request has several such groups
+    /// (application limits beside route limits, say), all are tested first, and the
+    /// request is rejected without counting anything if any would reject; then each
+    /// group is hit in turn. Only a concurrent request that spends the last units
+    /// between the test and the hit can make a later group reject after an earlier
+    /// one counted: the earlier group then keeps that one request's cost. The core
+    /// has no public refund, so this bound (one cost per such race) is the guarantee.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may or may not have counted the request.
+    pub async fn decide(&self, plan: Plan) -> Decided {
+        if plan.groups.is_empty() {
+            return Decided::Allowed(Admission::empty(self));
+        }
+        let inner = &*self.inner;
+        let limiter = self.active_limiter().await;
+        let guards = self.register_inflight(&plan.groups);
+        let result = self
+            .with_deadline(self.run(&limiter, &plan.groups, &guards))
+            .await;
+        let result = match result {
+            Ok(done) => Ok((done, limiter)),
+            Err(err) => {
+                inner.metrics.storage_error();
+                match &inner.failure {
+                    Failure::Closed => {
+                        tracing::error!(error = %err, "rate limiter storage failed; failing closed (503)");
+                        return Decided::Unavailable;
+                    }
+                    Failure::Open => {
+                        tracing::warn!(error = %err, "rate limiter storage failed; failing open");
+                        Err(())
+                    }
+                    Failure::Fallback(fallback) => {
+                        if fallback.activate() {
+                            inner.metrics.fallback(true);
+                            tracing::warn!(error = %err, "rate limiter storage failed; deciding in memory until it answers");
+                        }
+                        let memory = fallback.memory.clone();
+                        match self.run(&memory, &plan.groups, &guards).await {
+                            Ok(done) => Ok((done, memory)),
+                            Err(err) => {
+                                tracing::warn!(error = %err, "in-memory fallback failed; failing open");
+                                Err(())
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        match result {
+            Ok((Ok(decision), limiter)) => {
+                inner.metrics.allowed();
+                Decided::Allowed(Admission {
+                    engine: self.clone(),
+                    limiter,
+                    decision,
+                    groups: plan.groups,
+                    _inflight: guards,
+                })
+            }
+            Ok((Err(decision), _)) => {
+                inner.metrics.limited();
+                Decided::Limited(Limited {
+                    decision,
+                    applied: plan.groups,
+                })
+            }
+            Err(()) => {
+                inner.metrics.allowed();
+                Decided::Allowed(Admission::empty(self))
+            }
+        }
+    }
+
+    /// `Ok(decision for headers)` or `Err(rejecting decision)`.
+    async fn run(
+        &self,
+        limiter: &RateLimiter,
+        groups: &Groups,
+        guards: &[InflightGuard],
+    ) -> Result<Result<Option<Decision>, Decision>, Failed> {
+        let conditional = groups.iter().filter(|g| g.deduct_when.is_some()).count();
+        if groups.len() == 1 && conditional == 0 {
+            let g = &groups[0];
+            let decision = limiter.hit_all(&g.limits, &g.key, g.cost).await?;
+            return Ok(if decision.is_allowed() {
+                Ok(Some(decision))
+            } else {
+                Err(decision)
+            });
+        }
+        let mut decisions: SmallVec<[Decision; 4]> = SmallVec::new();
+        // Test everything first: a rejection counts nothing anywhere.
+        for g in groups {
+            let cost = match &g.deduct_when {
+                Some(_) => g.cost.saturating_mul(self.inflight_count(&g.key, guards)),
+                None => g.cost,
+            };
+            let decision = limiter.test_all(&g.limits, &g.key, cost).await?;
+            if !decision.is_allowed() {
+                return Ok(Err(decision));
+            }
+            if g.deduct_when.is_some() {
+                decisions.push(decision);
+            }
+        }
+        for g in groups.iter().filter(|g| g.deduct_when.is_none()) {
+            let decision = limiter.hit_all(&g.limits, &g.key, g.cost).await?;
+            if !decision.is_allowed() {
+                return Ok(Err(decision));
+            }
+            decisions.push(decision);
+        }
+        Ok(Ok(pick(&decisions)))
+    }
+
+    fn register_inflight(&self, groups: &Groups) -> SmallVec<[InflightGuard; 1]> {
+        let mut guards = SmallVec::new();
+        if groups.iter().all(|g| g.deduct_when.is_none()) {
+            return guards;
+        }
+        let mut map = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for g in groups.iter().filter(|g| g.deduct_when.is_some()) {
+            *map.entry(g.key.clone()).or_insert(0) += 1;
+            guards.push(InflightGuard {
+                engine: self.clone(),
+                key: g.key.clone(),
+            });
+        }
+        guards
+    }
+
+    fn inflight_count(&self, key: &Key, _guards: &[InflightGuard]) -> u64 {
+        let map = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(key).copied().unwrap_or(1).max(1)
+    }
+
+    /// The primary limiter, or the in-memory fallback while the primary is down
+    /// (probing the primary when a probe is due).
+    async fn active_limiter(&self) -> RateLimiter {
+        let inner = &*self.inner;
+        let Failure::Fallback(fallback) = &inner.failure else {
+            return inner.limiter.clone();
+        };
+        if !fallback.is_active() {
+            return inner.limiter.clone();
+        }
+        if let Some(probe) = fallback.probe_due() {
+            let storage = inner.limiter.storage().clone();
+            let ok = self
+                .with_deadline(async move { storage.check().await.map_err(Error::from) })
+                .await
+                .is_ok();
+            probe.finish(ok);
+            if ok {
+                inner.metrics.fallback(false);
+                tracing::info!(
+                    "rate limiter storage answers again; leaving the in-memory fallback"
+                );
+                return inner.limiter.clone();
+            }
+            tracing::debug!("rate limiter storage still down");
+        }
+        if fallback.is_active() {
+            fallback.memory.clone()
+        } else {
+            inner.limiter.clone()
+        }
+    }
+
+    async fn with_deadline<T, E>(
+        &self,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, Failed>
+    where
+        Failed: From<E>,
+    {
+        match self.inner.deadline {
+            Some(deadline) if tokio::runtime::Handle::try_current().is_ok() => {
+                match tokio::time::timeout(deadline, fut).await {
+                    Ok(result) => result.map_err(Failed::from),
+                    Err(_) => Err(Failed::Deadline(deadline)),
+                }
+            }
+            _ => fut.await.map_err(Failed::from),
+        }
+    }
+
+    /// The 429 response for a rejection, with the configured headers and
+    /// `Retry-After`; calls the `on_breach` callback first.
+    pub fn limited_response(
+        &self,
+        limited: &Limited,
+        request: &RequestInfo<'_>,
+    ) -> Response<String> {
+        let inner = &*self.inner;
+        let decision = &limited.decision;
+        tracing::info!(
+            method = request.method(),
+            route = request.route(),
+            limit = %decision.limit(),
+            retry_after_ms = decision.retry_after().map(|d| d.as_millis()),
+            "rate limit exceeded"
+        );
+        if let Some(on_breach) = &inner.on_breach {
+            on_breach(decision, request);
+        }
+        let mut response = inner.rejection.build(decision, request);
+        let applied = applied_limits(&limited.applied);
+        headers::write(
+            response.headers_mut(),
+            inner.header_style,
+            inner.retry_after,
+            decision,
+            &applied,
+            true,
+        );
+        response
+    }
+
+    /// The 503 response when the storage fails and the policy is to fail closed.
+    pub fn unavailable_response(&self) -> Response<String> {
+        response::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable: the rate limiter's storage is not answering\n".to_owned(),
+        )
+    }
+}

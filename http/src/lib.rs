@@ -1,0 +1,110 @@
+//! **limiter-http**: Flask-Limiter's features for Rust HTTP services, as a
+//! framework-neutral policy engine ([`HttpLimiter`]) and a thin tower adapter
+//! ([`tower::RateLimitLayer`], feature `tower`) for axum, hyper and any tower stack.
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use limiter_http::{HttpLimiter, Limits, Route};
+//! use limiter_core::RateLimiter;
+//! use limiter_memory::MemoryStorage;
+//! use std::{net::SocketAddr, sync::Arc};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))
+//!     .default_limits("2 per minute; 1 per second")              // every route without its own
+//!     .route("/slow", Route::limits(Limits::new("1 per day")))    // replaces the defaults
+//!     .route("/ping", Route::exempt())                            // no limit at all
+//!     .build()?;                                                  // bad limit strings fail here
+//!
+//! let app = Router::new()
+//!     .route("/slow", get(|| async { "24" }))
+//!     .route("/fast", get(|| async { "42" }))
+//!     .route("/ping", get(|| async { "PONG" }))
+//!     .layer(limiter.layer());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+//! // The client's address is the key: serve with connect info.
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Policies
+//!
+//! | Flask-Limiter | here |
+//! |---|---|
+//! | `default_limits` | [`HttpLimiterBuilder::default_limits`]: one budget per route |
+//! | `application_limits` | [`HttpLimiterBuilder::application_limits`]: one budget for all routes |
+//! | `@limit` (`override_defaults`) | [`HttpLimiterBuilder::route`] with [`Route::limits`] (and [`Route::with_defaults`]) |
+//! | `@shared_limit` | [`Limits::shared`] |
+//! | `@exempt`, default exemption | [`Route::exempt`], [`Route::exempt_from_defaults`] |
+//! | `per_method`, `methods` | [`Limits::per_method`], [`Limits::methods`] |
+//! | callable limits | [`Limits::dynamic`] (values parsed at start-up, not text per request) |
+//! | `exempt_when`, `request_filter` | [`Limits::exempt_when`], [`HttpLimiterBuilder::request_filter`] |
+//! | `cost` | [`Limits::cost`], [`Limits::cost_fn`] |
+//! | `deduct_when` | [`Limits::deduct_when`] |
+//! | `key_func`, `key_prefix` | [`ClientKey`], [`HttpLimiterBuilder::key_prefix`] |
+//! | `enabled` | [`HttpLimiterBuilder::enabled`], [`HttpLimiter::set_enabled`] |
+//! | `headers_enabled`, `retry_after` | [`HeaderStyle`], [`RetryAfter`]; also the IETF fields |
+//! | `on_breach`, error handler | [`HttpLimiterBuilder::on_breach`], [`Rejection`] |
+//! | `swallow_errors`, `in_memory_fallback` | [`FailurePolicy`], with a per-request [deadline](HttpLimiterBuilder::deadline) |
+//! | `meta_limits` | not provided |
+//!
+//! ## Where Flask-Limiter differs
+//!
+//! - **All or nothing.** Flask-Limiter hits a request's limits one by one and leaves the
+//!   earlier ones consumed when a later one rejects. Here the limits of one request that
+//!   share a key are decided by one [`RateLimiter::hit_all`](limiter_core::RateLimiter::hit_all);
+//!   see [`HttpLimiter::decide`] for requests whose limits have different keys.
+//! - **Keys.** The default key is the socket peer's address. `X-Forwarded-For` and
+//!   `Forwarded` count only when configured, for a number of trusted hops or trusted
+//!   networks ([`TrustedProxies`]). IPv6 clients are grouped by /64 by default.
+//! - **Malformed limits** fail [`HttpLimiterBuilder::build`], never a request.
+//! - **`Retry-After`** is sent on 429 responses only, rounded up.
+//!
+//! ## Conditional deduction
+//!
+//! Limits with [`Limits::deduct_when`] are tested before the handler runs and
+//! deducted after it answers, when the predicate holds for the response. Requests for
+//! the same key that are in flight together in one process are counted together: the
+//! `n`-th concurrent request is let in only if `n` times its cost is still available,
+//! so one process never lets more requests through than the budget allows, even if all
+//! of them end up deducted. Several processes sharing a storage can each admit up to
+//! the remaining budget before any of them deducts: at most (processes − 1) × budget
+//! over. A deduction that finds the budget already spent counts nothing (it is one
+//! all-or-nothing `hit_all`).
+//!
+//! # Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `tower` | no | [`tower::RateLimitLayer`], [`tower::RateLimitService`] |
+//! | `axum` | no | `tower`, plus route patterns from `MatchedPath` and peers from `ConnectInfo` |
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod engine;
+mod failure;
+mod headers;
+mod key;
+mod metrics;
+mod policy;
+mod request;
+mod response;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
+
+pub use builder::{BuildError, HttpLimiterBuilder};
+pub use engine::{Admission, Checked, Decided, HttpLimiter, Limited, Plan, Settlement};
+pub use failure::FailurePolicy;
+pub use headers::{http_date, HeaderStyle, RetryAfter};
+pub use key::{
+    client_ip_key, ipv6_network, ClientKey, IpNetwork, IpNetworkError, ProxyHeader, TrustedProxies,
+};
+pub use metrics::{CountingMetrics, Metrics};
+pub use policy::{Limits, Route};
+pub use request::{RequestInfo, ResponseInfo};
+pub use response::Rejection;
