@@ -26,6 +26,9 @@
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryStorage`], `memory://` |
 //! | `serde` | no | `Serialize`/`Deserialize` for [`RateLimit`] as its string form |
+//! | `http` | no | [`http`]: Flask-Limiter's policies as a framework-neutral engine |
+//! | `tower` | no | `http`, plus the tower layer [`http::tower::RateLimitLayer`] |
+//! | `axum` | no | `tower`, plus axum's `MatchedPath` and `ConnectInfo` |
 //! | `full` | no | everything above |
 //!
 //! # Choosing a strategy
@@ -60,6 +63,12 @@ pub use limiter_core::{
 pub use limiter_memory::{MemoryStorage, MemoryStorageBuilder};
 
 pub use uri::{storage_from_uri, UriError};
+
+/// HTTP rate limiting: the `limiter-http` crate (features `http`, `tower`, `axum`).
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+#[doc(inline)]
+pub use limiter_http as http;
 
 /// The README's examples, compiled and run as doctests so that they cannot rot.
 #[cfg(doctest)]
