@@ -1,4 +1,5 @@
 //! Rate-limit headers on 200 and 429 responses, in each mode.
+#![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! Every policy feature, on a real server on a loopback port, driven by a real client.
+#![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! Client keys: spoofed forwarding headers, trusted hops and networks, IPv6 groups.
+#![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 mod support;
 

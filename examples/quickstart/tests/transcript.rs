@@ -1,4 +1,5 @@
 //! The README's curl session, against the quickstart's real server on a loopback port.
+#![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 use std::net::SocketAddr;
 use std::time::Duration;

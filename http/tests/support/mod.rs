@@ -1,6 +1,6 @@
 //! Real servers on loopback ports, a real HTTP client, and a storage that can be
 //! switched off.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
