@@ -164,6 +164,23 @@ impl ClientKey {
         self
     }
 
+    /// The client identity this key yields for `request`, or `None` (the limits that
+    /// use the key would be skipped). Handy inside a [`custom`](Self::custom) key that
+    /// builds on another.
+    ///
+    /// ```
+    /// use limiter_http::{ClientKey, RequestInfo};
+    /// use http::HeaderMap;
+    ///
+    /// let headers = HeaderMap::new();
+    /// let request = RequestInfo::new("GET", "/", &headers).with_peer("[2001:db8::7]:443".parse()?);
+    /// assert_eq!(ClientKey::peer().client_id(&request).as_deref(), Some("2001:db8::/64"));
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    pub fn client_id(&self, request: &RequestInfo<'_>) -> Option<String> {
+        self.extract(request).map(|id| id.as_str().to_owned())
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.ipv6_prefix > 128 {
             return Err(format!(
