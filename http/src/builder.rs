@@ -326,7 +326,7 @@ fn compile(
     key.validate().map_err(invalid)?;
     let scope = match limits.shared {
         Some(name) if name.is_empty() => return Err(invalid("empty shared scope".into())),
-        Some(name) => Scope::Shared(name),
+        Some(name) => Scope::Shared(format!("~shared:{name}")),
         None => scope,
     };
     Ok(Set {

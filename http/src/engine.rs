@@ -4,16 +4,19 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{HeaderMap, Method, Response, StatusCode};
 use limiter_core::{Decision, Error, Key, RateLimit, RateLimiter};
+use pin_project_lite::pin_project;
 use smallvec::SmallVec;
 
 use crate::builder::{HttpLimiterBuilder, OnBreach};
-use crate::failure::Failure;
+use crate::failure::{Failure, ProbeGuard};
 use crate::headers::{self, HeaderStyle, RetryAfter};
 use crate::key::ClientKey;
 use crate::metrics::Metrics;
@@ -112,6 +115,11 @@ pub(crate) enum SetLimits {
     Dynamic(Arc<DynamicLimitsFn>),
 }
 
+/// The scope identifier of application limits. Route scopes are route patterns, which
+/// start with `/` (others are stored as `~route:` and the route); shared scopes are
+/// `~shared:` and their name: the three never collide.
+pub(crate) const APPLICATION_SCOPE: &str = "~app";
+
 /// Whose budget a set counts against, besides the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Scope {
@@ -119,7 +127,8 @@ pub(crate) enum Scope {
     Route,
     /// One budget for the whole application.
     Application,
-    /// One budget per name, across routes.
+    /// One budget per name, across routes; holds the whole identifier,
+    /// `~shared:` and the name.
     Shared(String),
 }
 
@@ -329,10 +338,7 @@ impl Settlement {
             let Some(group) = admission.groups.get(i) else {
                 continue;
             };
-            let hit = admission
-                .limiter
-                .hit_all(&group.limits, &group.key, group.cost);
-            match engine.with_deadline(hit).await {
+            match Deadline::new(hit(&admission.limiter, group), engine.inner.deadline).await {
                 Ok(decision) => {
                     if !decision.is_allowed() {
                         tracing::debug!(
@@ -379,6 +385,15 @@ impl Drop for InflightGuard {
     }
 }
 
+/// One group's hit: all its limits or none. A single limit takes the limiter's
+/// single-limit path, which allocates less than a batch of one.
+async fn hit(limiter: &RateLimiter, group: &Group) -> Result<Decision, Error> {
+    match &*group.limits {
+        [one] => limiter.hit(one, &group.key, group.cost).await,
+        all => limiter.hit_all(all, &group.key, group.cost).await,
+    }
+}
+
 fn applied_limits(groups: &Groups) -> SmallVec<[RateLimit; 4]> {
     groups
         .iter()
@@ -394,6 +409,72 @@ fn pick(decisions: &[Decision]) -> Option<Decision> {
         .find(|d| !d.is_allowed())
         .or_else(|| decisions.iter().rev().min_by_key(|d| d.remaining()))
         .copied()
+}
+
+/// What [`HttpLimiter::decide`] found, before it becomes a [`Decided`].
+enum Outcome {
+    Allowed(Option<Decision>, RateLimiter),
+    Limited(Decision),
+    Open,
+    Closed,
+}
+
+/// Which limiter decides a request.
+enum Active {
+    Primary,
+    Memory(RateLimiter),
+    ProbeDue(ProbeGuard),
+}
+
+pin_project! {
+    /// A future with an optional deadline. The timer is armed only if the future does
+    /// not finish on its first poll, so an in-process storage pays nothing for it. It
+    /// needs a tokio runtime with the time driver; without one no deadline applies.
+    struct Deadline<F> {
+        #[pin]
+        future: F,
+        limit: Option<Duration>,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F> Deadline<F> {
+    fn new(future: F, limit: Option<Duration>) -> Self {
+        Deadline {
+            future,
+            limit,
+            sleep: None,
+        }
+    }
+}
+
+impl<F, T, E> Future for Deadline<F>
+where
+    F: Future<Output = Result<T, E>>,
+    Failed: From<E>,
+{
+    type Output = Result<T, Failed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.future.poll(cx) {
+            return Poll::Ready(result.map_err(Failed::from));
+        }
+        let Some(limit) = *this.limit else {
+            return Poll::Pending;
+        };
+        if this.sleep.is_none() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                *this.limit = None;
+                return Poll::Pending;
+            }
+            *this.sleep = Some(Box::pin(tokio::time::sleep(limit)));
+        }
+        match this.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Failed::Deadline(limit))),
+            _ => Poll::Pending,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -508,15 +589,12 @@ impl HttpLimiter {
         }
         key.push(client.as_str());
         match &set.scope {
-            Scope::Route => {
-                key.push("route");
-                key.push(request.route());
-            }
-            Scope::Application => key.push("app"),
-            Scope::Shared(name) => {
-                key.push("shared");
-                key.push(name);
-            }
+            Scope::Route => match request.route() {
+                route if route.starts_with('/') => key.push(route),
+                other => key.push(&format!("~route:{other}")),
+            },
+            Scope::Application => key.push(APPLICATION_SCOPE),
+            Scope::Shared(scope) => key.push(scope),
         }
         if set.per_method {
             key.push(request.method());
@@ -560,48 +638,31 @@ impl HttpLimiter {
     /// # Cancel safety
     ///
     /// Dropping the future may or may not have counted the request.
-    pub async fn decide(&self, plan: Plan) -> Decided {
+    pub fn decide(&self, plan: Plan) -> impl Future<Output = Decided> + Send + 'static {
+        self.clone().decide_owned(plan)
+    }
+
+    async fn decide_owned(self, plan: Plan) -> Decided {
         if plan.groups.is_empty() {
-            return Decided::Allowed(Admission::empty(self));
+            return Decided::Allowed(Admission::empty(&self));
         }
-        let inner = &*self.inner;
-        let limiter = self.active_limiter().await;
-        let guards = self.register_inflight(&plan.groups);
-        let result = self
-            .with_deadline(self.run(&limiter, &plan.groups, &guards))
-            .await;
-        let result = match result {
-            Ok(done) => Ok((done, limiter)),
-            Err(err) => {
-                inner.metrics.storage_error();
-                match &inner.failure {
-                    Failure::Closed => {
-                        tracing::error!(error = %err, "rate limiter storage failed; failing closed (503)");
-                        return Decided::Unavailable;
-                    }
-                    Failure::Open => {
-                        tracing::warn!(error = %err, "rate limiter storage failed; failing open");
-                        Err(())
-                    }
-                    Failure::Fallback(fallback) => {
-                        if fallback.activate() {
-                            inner.metrics.fallback(true);
-                            tracing::warn!(error = %err, "rate limiter storage failed; deciding in memory until it answers");
-                        }
-                        let memory = fallback.memory.clone();
-                        match self.run(&memory, &plan.groups, &guards).await {
-                            Ok(done) => Ok((done, memory)),
-                            Err(err) => {
-                                tracing::warn!(error = %err, "in-memory fallback failed; failing open");
-                                Err(())
-                            }
-                        }
-                    }
-                }
-            }
+        let limiter = match self.fallback_state() {
+            Active::Primary => self.inner.limiter.clone(),
+            Active::Memory(memory) => memory,
+            // Rare: a separate allocation keeps the common future small.
+            Active::ProbeDue(probe) => Box::pin(self.probe(probe)).await,
         };
-        match result {
-            Ok((Ok(decision), limiter)) => {
+        let guards = self.register_inflight(&plan.groups);
+        let decided = Deadline::new(self.run(&limiter, &plan.groups), self.inner.deadline).await;
+        let outcome = match decided {
+            Ok(Ok(decision)) => Outcome::Allowed(decision, limiter),
+            Ok(Err(decision)) => Outcome::Limited(decision),
+            // Rare: a separate allocation keeps the common future small.
+            Err(err) => Box::pin(self.on_failure(err, &plan.groups)).await,
+        };
+        let inner = &*self.inner;
+        match outcome {
+            Outcome::Allowed(decision, limiter) => {
                 inner.metrics.allowed();
                 Decided::Allowed(Admission {
                     engine: self.clone(),
@@ -611,16 +672,48 @@ impl HttpLimiter {
                     _inflight: guards,
                 })
             }
-            Ok((Err(decision), _)) => {
+            Outcome::Limited(decision) => {
                 inner.metrics.limited();
                 Decided::Limited(Limited {
                     decision,
                     applied: plan.groups,
                 })
             }
-            Err(()) => {
+            Outcome::Open => {
                 inner.metrics.allowed();
-                Decided::Allowed(Admission::empty(self))
+                Decided::Allowed(Admission::empty(&self))
+            }
+            Outcome::Closed => Decided::Unavailable,
+        }
+    }
+
+    /// The storage failed or missed the deadline: the failure policy decides.
+    async fn on_failure(&self, err: Failed, groups: &Groups) -> Outcome {
+        let inner = &*self.inner;
+        inner.metrics.storage_error();
+        match &inner.failure {
+            Failure::Closed => {
+                tracing::error!(error = %err, "rate limiter storage failed; failing closed (503)");
+                Outcome::Closed
+            }
+            Failure::Open => {
+                tracing::warn!(error = %err, "rate limiter storage failed; failing open");
+                Outcome::Open
+            }
+            Failure::Fallback(fallback) => {
+                if fallback.activate() {
+                    inner.metrics.fallback(true);
+                    tracing::warn!(error = %err, "rate limiter storage failed; deciding in memory until it answers");
+                }
+                let memory = fallback.memory.clone();
+                match self.run(&memory, groups).await {
+                    Ok(Ok(decision)) => Outcome::Allowed(decision, memory),
+                    Ok(Err(decision)) => Outcome::Limited(decision),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "in-memory fallback failed; failing open");
+                        Outcome::Open
+                    }
+                }
             }
         }
     }
@@ -630,26 +723,37 @@ impl HttpLimiter {
         &self,
         limiter: &RateLimiter,
         groups: &Groups,
-        guards: &[InflightGuard],
     ) -> Result<Result<Option<Decision>, Decision>, Failed> {
-        let conditional = groups.iter().filter(|g| g.deduct_when.is_some()).count();
-        if groups.len() == 1 && conditional == 0 {
-            let g = &groups[0];
-            let decision = limiter.hit_all(&g.limits, &g.key, g.cost).await?;
-            return Ok(if decision.is_allowed() {
-                Ok(Some(decision))
-            } else {
-                Err(decision)
-            });
+        match groups.as_slice() {
+            [g] if g.deduct_when.is_none() => {
+                let decision = hit(limiter, g).await?;
+                Ok(if decision.is_allowed() {
+                    Ok(Some(decision))
+                } else {
+                    Err(decision)
+                })
+            }
+            // Several groups: a separate allocation keeps the common future small.
+            _ => Box::pin(self.run_groups(limiter, groups)).await,
         }
+    }
+
+    async fn run_groups(
+        &self,
+        limiter: &RateLimiter,
+        groups: &Groups,
+    ) -> Result<Result<Option<Decision>, Decision>, Failed> {
         let mut decisions: SmallVec<[Decision; 4]> = SmallVec::new();
         // Test everything first: a rejection counts nothing anywhere.
         for g in groups {
             let cost = match &g.deduct_when {
-                Some(_) => g.cost.saturating_mul(self.inflight_count(&g.key, guards)),
+                Some(_) => g.cost.saturating_mul(self.inflight_count(&g.key)),
                 None => g.cost,
             };
-            let decision = limiter.test_all(&g.limits, &g.key, cost).await?;
+            let decision = match &*g.limits {
+                [one] => limiter.test(one, &g.key, cost).await?,
+                all => limiter.test_all(all, &g.key, cost).await?,
+            };
             if !decision.is_allowed() {
                 return Ok(Err(decision));
             }
@@ -658,7 +762,7 @@ impl HttpLimiter {
             }
         }
         for g in groups.iter().filter(|g| g.deduct_when.is_none()) {
-            let decision = limiter.hit_all(&g.limits, &g.key, g.cost).await?;
+            let decision = hit(limiter, g).await?;
             if !decision.is_allowed() {
                 return Ok(Err(decision));
             }
@@ -687,7 +791,7 @@ impl HttpLimiter {
         guards
     }
 
-    fn inflight_count(&self, key: &Key, _guards: &[InflightGuard]) -> u64 {
+    fn inflight_count(&self, key: &Key) -> u64 {
         let map = self
             .inner
             .inflight
@@ -696,54 +800,41 @@ impl HttpLimiter {
         map.get(key).copied().unwrap_or(1).max(1)
     }
 
-    /// The primary limiter, or the in-memory fallback while the primary is down
-    /// (probing the primary when a probe is due).
-    async fn active_limiter(&self) -> RateLimiter {
-        let inner = &*self.inner;
-        let Failure::Fallback(fallback) = &inner.failure else {
-            return inner.limiter.clone();
+    /// Which limiter decides: the primary, or the in-memory fallback while the primary
+    /// is down, or the primary's probe when one is due.
+    fn fallback_state(&self) -> Active {
+        let Failure::Fallback(fallback) = &self.inner.failure else {
+            return Active::Primary;
         };
         if !fallback.is_active() {
-            return inner.limiter.clone();
+            return Active::Primary;
         }
-        if let Some(probe) = fallback.probe_due() {
-            let storage = inner.limiter.storage().clone();
-            let ok = self
-                .with_deadline(async move { storage.check().await.map_err(Error::from) })
-                .await
-                .is_ok();
-            probe.finish(ok);
-            if ok {
+        match fallback.probe_due() {
+            Some(probe) => Active::ProbeDue(probe),
+            None if fallback.is_active() => Active::Memory(fallback.memory.clone()),
+            None => Active::Primary,
+        }
+    }
+
+    /// Probes the primary storage; the limiter to decide with afterwards.
+    async fn probe(&self, probe: ProbeGuard) -> RateLimiter {
+        let inner = &*self.inner;
+        let storage = inner.limiter.storage().clone();
+        let check = async move { storage.check().await.map_err(Error::from) };
+        let ok = Deadline::new(check, inner.deadline).await.is_ok();
+        probe.finish(ok);
+        match &inner.failure {
+            Failure::Fallback(fallback) if fallback.is_active() => {
+                tracing::debug!("rate limiter storage still down");
+                fallback.memory.clone()
+            }
+            _ => {
                 inner.metrics.fallback(false);
                 tracing::info!(
                     "rate limiter storage answers again; leaving the in-memory fallback"
                 );
-                return inner.limiter.clone();
+                inner.limiter.clone()
             }
-            tracing::debug!("rate limiter storage still down");
-        }
-        if fallback.is_active() {
-            fallback.memory.clone()
-        } else {
-            inner.limiter.clone()
-        }
-    }
-
-    async fn with_deadline<T, E>(
-        &self,
-        fut: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, Failed>
-    where
-        Failed: From<E>,
-    {
-        match self.inner.deadline {
-            Some(deadline) if tokio::runtime::Handle::try_current().is_ok() => {
-                match tokio::time::timeout(deadline, fut).await {
-                    Ok(result) => result.map_err(Failed::from),
-                    Err(_) => Err(Failed::Deadline(deadline)),
-                }
-            }
-            _ => fut.await.map_err(Failed::from),
         }
     }
 

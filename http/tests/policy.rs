@@ -56,7 +56,7 @@ async fn route_limits_can_add_to_the_defaults_all_or_nothing() {
 }
 
 fn key_for(client: &str, route: &str) -> limiter_core::Key {
-    limiter_core::Key::new([client, "route", route])
+    limiter_core::Key::new([client, route])
 }
 
 #[tokio::test]

@@ -185,7 +185,7 @@ async fn ipv6_loopback_server() {
         .limiter()
         .stats(
             &"1 per minute".parse().unwrap(),
-            &limiter_core::Key::new(["::/64", "route", "/a"]),
+            &limiter_core::Key::new(["::/64", "/a"]),
         )
         .await
         .unwrap();

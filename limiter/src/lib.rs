@@ -70,7 +70,8 @@ pub use uri::{storage_from_uri, UriError};
 #[doc(inline)]
 pub use limiter_http as http;
 
-/// The README's examples, compiled and run as doctests so that they cannot rot.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests so that they cannot rot (the
+/// HTTP one needs the `axum` feature).
+#[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

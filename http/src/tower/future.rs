@@ -70,10 +70,9 @@ where
         inner: S,
         request: Request<ReqBody>,
     ) -> Self {
-        let engine = limiter.clone();
         ResponseFuture {
             state: State::Deciding {
-                decision: Box::pin(async move { engine.decide(plan).await }),
+                decision: Box::pin(limiter.decide(plan)),
                 limiter,
                 inner: Some(inner),
                 request: Some(request),
