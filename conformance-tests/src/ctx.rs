@@ -6,10 +6,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::strategy::BuiltIn;
+use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{
-    Clock, Decision, Error, Key, ManualClock, RateLimit, RateLimiter, RateLimiterBuilder, Storage,
-    StorageKey, Timestamp, Versioned, WindowStats,
+    apply_with_cas, Clock, Decision, Error, Key, KeyOp, ManualClock, Native, RateLimit,
+    RateLimiter, RateLimiterBuilder, Storage, StorageKey, Timestamp, Versioned, WindowStats,
+    DEFAULT_MAX_ATTEMPTS,
 };
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -212,9 +213,8 @@ impl Ctx {
         self.clock.advance(Duration::from_millis(ms));
     }
 
-    /// Sets the clock to `T0_MS + offset_ms`. The built-in strategies are pure
-    /// functions of the stored state and the time, so going back is fine for reads;
-    /// cases only write at times after every earlier write.
+    /// Sets the clock to `T0_MS + offset_ms`, forward or back (a clock behind another
+    /// process's is a case too).
     pub fn set_offset_ms(&self, offset_ms: u64) {
         self.clock.set(T0_MS + offset_ms);
     }
@@ -308,6 +308,30 @@ impl Ctx {
              storage's Capabilities turn off",
             self.label()
         );
+    }
+
+    /// Applies `op` to the state of `limit` for `key` at the case's time, as the limiter
+    /// does: through the storage's native operation if it runs one, else through the
+    /// generic compare-and-set path. The way to reach [`Op::Refund`], which the limiter
+    /// only uses to undo part of a multi-limit hit.
+    pub async fn apply_op(&self, limit: &RateLimit, key: &Key, op: Op) -> Verdict {
+        let stored = self.builder().build().storage_key(limit, key);
+        let key_op = KeyOp {
+            key: &stored,
+            limit,
+            op,
+            now: self.now(),
+        };
+        let strategy = self.strategy();
+        let result = match self.storage.apply(strategy, key_op) {
+            Native::Declined => {
+                let generic = strategy.strategy();
+                apply_with_cas(&*self.storage, generic, DEFAULT_MAX_ATTEMPTS, key_op).await
+            }
+            Native::Ready(result) => result,
+            Native::Pending(future) => future.await,
+        };
+        self.ok(result, format_args!("{op:?} on {stored:?}"))
     }
 
     /// Reads `key` from the storage under test at the case's time, failing the case on

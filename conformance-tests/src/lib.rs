@@ -142,9 +142,22 @@ pub use reference::ReferenceStorage;
 pub mod __private {
     pub use limiter_core::strategy::BuiltIn;
     pub use limiter_core::Storage;
+}
 
-    /// Whether a case flag in the list marks an exclusive case.
-    pub const fn is_exclusive(flag: &str) -> bool {
-        matches!(flag.as_bytes(), b"exclusive")
-    }
+/// A case flag of the list in [`cases`]: `true` for `exclusive`, the only flag. Any
+/// other word (a typo) matches no rule and fails to compile.
+///
+/// ```
+/// assert!(limiter_conformance::__limiter_conformance_flag!(exclusive));
+/// ```
+///
+/// ```compile_fail
+/// let _ = limiter_conformance::__limiter_conformance_flag!(exclusiv);
+/// ```
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __limiter_conformance_flag {
+    (exclusive) => {
+        true
+    };
 }

@@ -140,7 +140,7 @@ macro_rules! __limiter_conformance_group {
                     $crate::Mode::$mode,
                     $strategy,
                     ::core::stringify!($case),
-                    false $(|| $crate::__private::is_exclusive(::core::stringify!($flag)))?,
+                    false $(|| $crate::__limiter_conformance_flag!($flag))?,
                 )
                 .await;
                 $crate::cases::$file::$case(&ctx).await;

@@ -3,21 +3,61 @@
 //! Every decision is computed from the limiter's [`Clock`], and the timestamp is passed
 //! down to the storage. Storages never read their own time for a decision; their
 //! time-to-live only reclaims state that is already stale. So a [`ManualClock`] makes
-//! every strategy deterministic on every storage, remote ones included.
+//! every strategy deterministic on every storage. In-process storages also expire
+//! state on the limiter's time; a network storage's server expires it in real time,
+//! which changes no decision while less real time has passed since a write than the
+//! write's time-to-live (the state's relevance plus a second of grace).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A point in time: whole milliseconds since the Unix epoch.
+/// A point in time: whole milliseconds since the Unix epoch, from zero to
+/// [`Timestamp::MAX`].
+///
+/// # Time domain
+///
+/// Timestamps stop at [`Timestamp::MAX`], 2⁵³ − 1 ms (about 285,000 years after 1970):
+/// every timestamp, and every stored time a strategy writes, is then exact in a
+/// double-precision float, which is what script engines such as Lua use for numbers.
+/// Every constructor and every clock clamps to it; arithmetic saturates at it. At
+/// `MAX` time stands still: a window that has not ended by then never ends, so a limit
+/// admits nothing more than its amount there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(u64);
 
 impl Timestamp {
-    /// The timestamp `millis` milliseconds after the Unix epoch.
+    /// The epoch, 0 ms.
+    pub const ZERO: Timestamp = Timestamp(0);
+
+    /// The last representable instant: 2⁵³ − 1 milliseconds after the Unix epoch.
+    pub const MAX: Timestamp = Timestamp((1 << 53) - 1);
+
+    /// The timestamp `millis` milliseconds after the Unix epoch, clamped to
+    /// [`Timestamp::MAX`].
+    ///
+    /// ```
+    /// use limiter_core::Timestamp;
+    /// assert_eq!(Timestamp::from_millis(7).as_millis(), 7);
+    /// assert_eq!(Timestamp::from_millis(u64::MAX), Timestamp::MAX);
+    /// ```
     pub const fn from_millis(millis: u64) -> Timestamp {
-        Timestamp(millis)
+        if millis > Timestamp::MAX.0 {
+            Timestamp::MAX
+        } else {
+            Timestamp(millis)
+        }
+    }
+
+    /// The timestamp `millis` milliseconds after the Unix epoch, or `None` past
+    /// [`Timestamp::MAX`].
+    pub const fn checked_from_millis(millis: u64) -> Option<Timestamp> {
+        if millis > Timestamp::MAX.0 {
+            None
+        } else {
+            Some(Timestamp(millis))
+        }
     }
 
     /// Milliseconds since the Unix epoch.
@@ -35,9 +75,9 @@ impl Timestamp {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
 
-    /// `self` moved `millis` milliseconds forward, saturating.
+    /// `self` moved `millis` milliseconds forward, saturating at [`Timestamp::MAX`].
     pub const fn add_millis(self, millis: u64) -> Timestamp {
-        Timestamp(self.0.saturating_add(millis))
+        Timestamp::from_millis(self.0.saturating_add(millis))
     }
 }
 
@@ -56,7 +96,8 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 /// The operating system's wall clock ([`SystemTime::now`]).
 ///
 /// Wall time, not a monotonic clock, because several processes that share a remote
-/// storage must agree on what "now" is. A clock set before 1970 reads as the epoch.
+/// storage must agree on what "now" is. A clock set before 1970 reads as the epoch,
+/// one set past [`Timestamp::MAX`] reads as `MAX`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -70,11 +111,13 @@ impl Clock for SystemClock {
             .as_secs()
             .saturating_mul(1_000)
             .saturating_add(u64::from(since_epoch.subsec_millis()));
-        Timestamp(millis)
+        Timestamp::from_millis(millis)
     }
 }
 
 /// A clock that only moves when told to, for tests. Clones share one time.
+///
+/// Its readings are clamped to [`Timestamp::MAX`], like every timestamp.
 ///
 /// # Examples
 ///
@@ -93,32 +136,36 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
-    /// A clock reading `millis` milliseconds after the Unix epoch.
+    /// A clock reading `millis` milliseconds after the Unix epoch (clamped to
+    /// [`Timestamp::MAX`]).
     pub fn new(millis: u64) -> ManualClock {
         ManualClock {
-            millis: Arc::new(AtomicU64::new(millis)),
+            millis: Arc::new(AtomicU64::new(Timestamp::from_millis(millis).as_millis())),
         }
     }
 
-    /// Moves the clock forward by `by` (whole milliseconds), saturating.
+    /// Moves the clock forward by `by` (whole milliseconds), saturating at
+    /// [`Timestamp::MAX`]: `advance(Duration::MAX)` lands on `MAX`.
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         let _ = self
             .millis
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
-                Some(m.saturating_add(by))
+                Some(Timestamp::from_millis(m.saturating_add(by)).as_millis())
             });
     }
 
-    /// Sets the clock to `millis` milliseconds after the Unix epoch.
+    /// Sets the clock to `millis` milliseconds after the Unix epoch (clamped to
+    /// [`Timestamp::MAX`]).
     pub fn set(&self, millis: u64) {
-        self.millis.store(millis, Ordering::SeqCst);
+        self.millis
+            .store(Timestamp::from_millis(millis).as_millis(), Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.millis.load(Ordering::SeqCst))
+        Timestamp::from_millis(self.millis.load(Ordering::SeqCst))
     }
 }
 
@@ -136,9 +183,28 @@ mod tests {
     }
 
     #[test]
-    fn manual_clock_saturates() {
-        let clock = ManualClock::new(u64::MAX - 1);
+    fn manual_clock_saturates_at_max() {
+        let clock = ManualClock::new(Timestamp::MAX.as_millis() - 1);
         clock.advance(Duration::from_secs(10));
-        assert_eq!(clock.now().as_millis(), u64::MAX);
+        assert_eq!(clock.now(), Timestamp::MAX);
+        clock.set(0);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), Timestamp::MAX);
+        assert_eq!(ManualClock::new(u64::MAX).now(), Timestamp::MAX);
+        clock.set(u64::MAX);
+        assert_eq!(clock.now(), Timestamp::MAX);
+    }
+
+    #[test]
+    fn timestamps_clamp_to_the_time_domain() {
+        assert_eq!(Timestamp::MAX.as_millis(), (1u64 << 53) - 1);
+        assert_eq!(Timestamp::from_millis(1 << 53), Timestamp::MAX);
+        assert_eq!(Timestamp::MAX.add_millis(1), Timestamp::MAX);
+        assert_eq!(Timestamp::ZERO.add_millis(u64::MAX), Timestamp::MAX);
+        assert_eq!(Timestamp::checked_from_millis(1 << 53), None);
+        assert_eq!(
+            Timestamp::checked_from_millis(5),
+            Some(Timestamp::from_millis(5))
+        );
     }
 }

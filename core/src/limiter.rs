@@ -247,7 +247,10 @@ impl RateLimiter {
     /// the generic path the limits are consumed one by one and given back if a later
     /// one rejects; in between, concurrent calls may see the earlier limits consumed
     /// (so they may reject where they would have passed, but never pass where they
-    /// should reject).
+    /// should reject). When a storage error interrupts it, the limits already consumed
+    /// are given back too, best effort, and the error is returned: if giving back fails
+    /// as well (the storage is down), those limits stay consumed, which can reject
+    /// later hits early but never admit one too many.
     ///
     /// # Errors
     ///

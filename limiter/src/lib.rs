@@ -25,6 +25,7 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryStorage`], `memory://` |
+//! | `memcached` | no | `MemcachedStorage`, `memcached://` |
 //! | `serde` | no | `Serialize`/`Deserialize` for [`RateLimit`] as its string form |
 //! | `http` | no | [`http`]: Flask-Limiter's policies as a framework-neutral engine |
 //! | `tower` | no | `http`, plus the tower layer [`http::tower::RateLimitLayer`] |
@@ -61,6 +62,11 @@ pub use limiter_core::{
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 #[doc(inline)]
 pub use limiter_memory::{MemoryStorage, MemoryStorageBuilder};
+
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+#[doc(inline)]
+pub use limiter_memcached::{MemcachedConfig, MemcachedConfigError, MemcachedStorage};
 
 pub use uri::{storage_from_uri, UriError};
 

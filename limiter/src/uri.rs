@@ -41,6 +41,12 @@ pub enum UriError {
         /// The backend the scheme is reserved for, such as `redis`.
         backend: &'static str,
     },
+    /// A `memcached://` URI that the Memcached storage cannot use: its servers or
+    /// options are malformed. The inner error names the part that is wrong.
+    #[cfg(feature = "memcached")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+    #[error(transparent)]
+    Memcached(#[from] limiter_memcached::MemcachedConfigError),
     /// A query parameter is unknown, given more than once, or has an invalid value;
     /// or the URI has a host or path that its storage does not take.
     #[error("invalid parameter {name:?} in storage uri {uri:?}: {reason}")]
@@ -71,7 +77,7 @@ const SCHEMES: &[(&str, Backend)] = &[
     ("redis+unix", Backend::Unavailable("redis")),
     ("redis+cluster", Backend::Unavailable("redis")),
     ("redis+sentinel", Backend::Unavailable("redis")),
-    ("memcached", Backend::Unavailable("memcached")),
+    ("memcached", Backend::Feature("memcached")),
 ];
 
 /// A ready storage for `uri`, such as `memory://`.
@@ -83,6 +89,8 @@ const SCHEMES: &[(&str, Backend)] = &[
 /// |---|---|---|
 /// | `memory://` | [`MemoryStorage`](crate::MemoryStorage) | `memory` (default) |
 /// | `memory://?max_keys=100000&shards=64` | the same, bounded to 100,000 keys, 64 shards | `memory` |
+/// | `memcached://10.0.0.1:11211,10.0.0.2:11211?key_prefix=app:` | `MemcachedStorage` on two servers | `memcached` |
+/// | `memcached:///run/memcached.sock` | the same, on a Unix socket | `memcached` |
 ///
 /// The scheme is case-insensitive. `memory://` takes no host or path, and two
 /// optional query parameters:
@@ -96,11 +104,17 @@ const SCHEMES: &[(&str, Backend)] = &[
 /// and so is a value out of range (it is not clamped). A parameter given twice and
 /// any other parameter are errors.
 ///
-/// The Redis (`redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`,
-/// `redis+sentinel://`) and Memcached (`memcached://`) schemes are reserved for
-/// storages that limiter does not ship yet; such a URI is a
-/// [`UriError::BackendUnavailable`]. `memory://` in a build without the `memory`
-/// feature is a [`UriError::FeatureDisabled`] that names the feature to enable.
+/// `memcached://` takes one or more servers and the options listed on
+/// `MemcachedConfig` (`key_prefix`, `pool_size`, `connect_timeout`, `command_timeout`,
+/// `flush_on_clear`); a URI it cannot use is a `UriError::Memcached` naming the part
+/// that is wrong. Its connections open on first use, so a server that is down shows in
+/// [`Storage::check`] and in decisions, not here.
+///
+/// The Redis schemes (`redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`,
+/// `redis+sentinel://`) are reserved for a storage that limiter does not ship yet;
+/// such a URI is a [`UriError::BackendUnavailable`]. `memory://` or `memcached://` in a
+/// build without its feature is a [`UriError::FeatureDisabled`] that names the feature
+/// to enable.
 ///
 /// # Errors
 ///
@@ -140,6 +154,10 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
     match scheme_lower.as_str() {
         #[cfg(feature = "memory")]
         "memory" => memory(uri, rest),
+        #[cfg(feature = "memcached")]
+        "memcached" => Ok(Arc::new(
+            limiter_memcached::MemcachedStorage::from_uri(uri).await?,
+        )),
         other => match SCHEMES.iter().find(|(s, _)| *s == other) {
             Some((_, Backend::Feature(feature))) => Err(UriError::FeatureDisabled {
                 scheme: other.to_owned(),
@@ -259,9 +277,11 @@ mod tests {
         block_on(storage_from_uri(uri)).expect_err("an error")
     }
 
-    /// Runs a future that never waits (storage construction here does no I/O).
+    /// Runs a future that never waits (storage construction here does no I/O; network
+    /// storages still need the runtime's timers and I/O driver to exist).
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .expect("runtime")
             .block_on(f)
@@ -294,7 +314,6 @@ mod tests {
                 "redis",
             ),
             ("REDIS://127.0.0.1", "redis", "redis"),
-            ("memcached://127.0.0.1:11211", "memcached", "memcached"),
         ] {
             let e = err(uri);
             assert_eq!(
@@ -332,6 +351,45 @@ mod tests {
             e.to_string(),
             r#"storage scheme "memory" needs the limiter crate's "memory" feature"#
         );
+    }
+
+    #[cfg(not(feature = "memcached"))]
+    #[test]
+    fn memcached_without_its_feature_names_the_feature() {
+        assert_eq!(
+            err("memcached://127.0.0.1:11211"),
+            UriError::FeatureDisabled {
+                scheme: "memcached".to_owned(),
+                feature: "memcached",
+            }
+        );
+    }
+
+    #[cfg(feature = "memcached")]
+    #[test]
+    fn memcached_uris_are_read_by_the_memcached_storage() {
+        use limiter_memcached::MemcachedConfigError;
+
+        match err("memcached://127.0.0.1:11211?pool_size=0") {
+            UriError::Memcached(MemcachedConfigError::InvalidParameter { name, .. }) => {
+                assert_eq!(name, "pool_size")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            err("memcached://"),
+            UriError::Memcached(MemcachedConfigError::NoServers { .. })
+        ));
+        assert_eq!(
+            err("memcached://h?colour=red").to_string(),
+            "invalid parameter \"colour\" in memcached uri \"memcached://h?colour=red\": \
+             unknown parameter (known: key_prefix, pool_size, connect_timeout, \
+             command_timeout, flush_on_clear)"
+        );
+        // A well-formed URI gives a storage without connecting: servers are reached on
+        // first use.
+        let storage = block_on(storage_from_uri("MEMCACHED://127.0.0.1:1,/tmp/none.sock"));
+        assert!(storage.is_ok());
     }
 
     #[cfg(feature = "memory")]

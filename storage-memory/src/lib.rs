@@ -164,7 +164,7 @@ struct Padded(Mutex<Shard>);
 /// and atomic multi-limit batches run natively. See the [crate docs](crate) for the
 /// design.
 ///
-/// Cheap to share behind an [`Arc`](std::sync::Arc); all methods take `&self`.
+/// Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct MemoryStorage {
     shards: Arc<[Padded]>,
     /// `shards.len()` as a `u64`, for shard selection.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use limiter_core::{Error, Key};
 
-use super::{ms, pick};
+use super::{ms, PerStrategy};
 use crate::Ctx;
 
 /// `5 per minute`, five hits at one instant: each passes and `remaining` counts down
@@ -59,13 +59,13 @@ pub async fn up_to_limit_then_one_over(ctx: &Ctx) {
         over.can_ever_pass(),
         "cost 1 of 5 must be able to pass later"
     );
-    let (retry, reset) = pick(
-        ctx,
-        (60_000, 60_000),
-        (60_000, 60_000),
-        (60_001, 108_001),
-        (12_000, 60_000),
-    );
+    let (retry, reset) = PerStrategy {
+        fixed: (60_000, 60_000),
+        moving: (60_000, 60_000),
+        sliding: (60_001, 108_001),
+        gcra: (12_000, 60_000),
+    }
+    .get(ctx);
     ensure_eq!(
         ctx,
         over.retry_after(),

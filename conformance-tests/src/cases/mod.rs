@@ -26,6 +26,7 @@ pub mod model;
 pub mod moving_window;
 pub mod multi_limit;
 pub mod sliding_window;
+pub mod time;
 
 /// The case list. Invokes the macro named by its input with every case, grouped.
 #[doc(hidden)]
@@ -60,6 +61,11 @@ macro_rules! __limiter_conformance_cases {
                 keys::awkward_identifiers_work_and_are_isolated,
                 model::native_and_generic_paths_agree,
                 model::matches_the_reference_model,
+                time::a_clock_stepping_back_counts_at_the_keys_time,
+                time::clocks_thirty_seconds_apart_stay_within_the_bound,
+                time::limits_hold_at_the_end_of_time,
+                time::the_largest_amount_is_exact,
+                time::a_late_undo_never_leaves_more_room_than_no_hit,
             ],
             fixed_window: [
                 fixed_window::fixed_window_starts_at_the_first_hit,
@@ -121,7 +127,7 @@ macro_rules! case_table {
                     group: stringify!($group),
                     file: stringify!($file),
                     name: stringify!($case),
-                    exclusive: false $(|| crate::__private::is_exclusive(stringify!($flag)))?,
+                    exclusive: false $(|| crate::__limiter_conformance_flag!($flag))?,
                 },
             )*)*
         ];
@@ -144,14 +150,24 @@ pub(crate) const fn ms(ms: u64) -> std::time::Duration {
     std::time::Duration::from_millis(ms)
 }
 
-/// The value for the strategy under test, among one per built-in.
-pub(crate) fn pick<T>(ctx: &crate::Ctx, fixed: T, moving: T, sliding: T, gcra: T) -> T {
-    use limiter_core::strategy::BuiltIn;
-    match ctx.strategy() {
-        BuiltIn::FixedWindow => fixed,
-        BuiltIn::MovingWindow => moving,
-        BuiltIn::SlidingWindow => sliding,
-        BuiltIn::Gcra => gcra,
-        other => ctx.fail(format_args!("no expectation for strategy {other}")),
+/// One expected value per built-in strategy, for cases whose expectation depends on it.
+pub(crate) struct PerStrategy<T> {
+    pub(crate) fixed: T,
+    pub(crate) moving: T,
+    pub(crate) sliding: T,
+    pub(crate) gcra: T,
+}
+
+impl<T> PerStrategy<T> {
+    /// The value for the strategy under test.
+    pub(crate) fn get(self, ctx: &crate::Ctx) -> T {
+        use limiter_core::strategy::BuiltIn;
+        match ctx.strategy() {
+            BuiltIn::FixedWindow => self.fixed,
+            BuiltIn::MovingWindow => self.moving,
+            BuiltIn::SlidingWindow => self.sliding,
+            BuiltIn::Gcra => self.gcra,
+            other => ctx.fail(format_args!("no expectation for strategy {other}")),
+        }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Each case runs two seeded sequences of [`STEPS`] random steps (hits, tests, stats,
 //! clears, multi-limit hits and tests with random costs from 1 to one above the
-//! amount, and clock advances from 0 to 1.5 windows) over 3 keys and 2 limits, and
+//! amount, clock advances from 0 to 1.5 windows, and steps back of up to 400 ms, as
+//! from a process whose clock runs a little behind) over 3 keys and 2 limits, and
 //! compares every decision (allowed, limit, cost, remaining, reset, retry) and, after
 //! every step, the bytes stored for the keys it touched.
 //!
@@ -82,6 +83,8 @@ impl World {
 #[derive(Debug, Clone)]
 enum Step {
     Advance(u64),
+    /// The clock steps back, as another process's clock a little behind would.
+    Rewind(u64),
     Hit {
         key: usize,
         limit: usize,
@@ -126,7 +129,11 @@ impl Step {
         match rng.range(0, 99) {
             0..=14 => {
                 let window = world.limits[limit].window_ms();
-                if rng.chance(40) {
+                if rng.chance(25) {
+                    // Less than the state's second of grace, so that nothing a
+                    // storage may have dropped matters again.
+                    Step::Rewind(rng.range(1, 400))
+                } else if rng.chance(40) {
                     Step::Advance(rng.range(0, window / 10))
                 } else {
                     Step::Advance(rng.range(0, window * 3 / 2))
@@ -166,7 +173,7 @@ impl Step {
     /// The `(key, limit)` pairs whose state the step reads or writes.
     fn touched(&self) -> Vec<(usize, usize)> {
         match self {
-            Step::Advance(_) => Vec::new(),
+            Step::Advance(_) | Step::Rewind(_) => Vec::new(),
             Step::Hit { key, limit, .. }
             | Step::Test { key, limit, .. }
             | Step::Stats { key, limit }
@@ -249,8 +256,8 @@ fn pick_limits(world: &World, indices: &[usize]) -> Vec<RateLimit> {
 /// Runs `step` through a limiter.
 async fn run(ctx: &Ctx, l: &Checked<'_>, world: &World, step: &Step) -> Seen {
     match step {
-        Step::Advance(ms) => {
-            let _ = (ctx, ms);
+        Step::Advance(_) | Step::Rewind(_) => {
+            let _ = ctx;
             Seen::Advanced
         }
         Step::Hit { key, limit, cost } => Seen::Decision(View::of(
@@ -309,56 +316,120 @@ fn context(seed: u64, index: usize, history: &[Step]) -> String {
     out
 }
 
-/// The same random sequence on the storage under test and, with the same clock, on
-/// [`CasOnly`](crate::CasOnly) over a second storage from the factory (another
-/// namespace): every decision and stats answer is identical, and so are the stored
-/// bytes after every step. In `native` mode this pins the storage's native operations
-/// (`fixed_window`, …, `batch`) to the generic path; in `cas_only` mode both sides are
-/// generic.
-pub async fn native_and_generic_paths_agree(ctx: &Ctx) {
-    let native = ctx.limiter();
-    let second = Mode::CasOnly.wrap(ctx.new_storage().await);
-    let generic = ctx.checked(
-        ctx.builder_on(second, ctx.strategy(), "-generic").build(),
-        "generic limiter",
-    );
+/// What a sequence on the storage under test is checked against: the generic path
+/// over a second storage, or the model.
+trait Oracle {
+    /// What failure messages call this side.
+    const NAME: &'static str;
+
+    /// Forgets everything, before a new sequence.
+    fn reset(&mut self);
+
+    /// The answers `step` may get (several only where limits tie).
+    async fn expect(&mut self, ctx: &Ctx, world: &World, step: &Step) -> Vec<Seen>;
+
+    /// `Ok` when `stored` may be the bytes of `pair` after the step; otherwise the
+    /// bytes this side expected.
+    async fn check_bytes(
+        &mut self,
+        ctx: &Ctx,
+        world: &World,
+        pair: (usize, usize),
+        stored: &[u8],
+    ) -> Result<(), Vec<u8>>;
+}
+
+/// Runs the seeded sequences (one per entry of [`LIMITS`]) on `l` and on `oracle`,
+/// comparing every answer and, after every step, the bytes of the keys it touched.
+async fn drive<O: Oracle>(ctx: &Ctx, l: &Checked<'_>, salt: u64, oracle: &mut O) {
     for variant in 0..LIMITS.len() {
         let world = World::new(ctx, variant);
-        let seed = seed(ctx, variant as u64);
+        oracle.reset();
+        let seed = seed(ctx, variant as u64) ^ salt;
         let mut rng = Rng::new(seed);
         let mut history = Vec::with_capacity(STEPS);
         for index in 0..STEPS {
             let step = Step::random(&mut rng, &world);
             history.push(step.clone());
-            if let Step::Advance(ms) = step {
-                ctx.advance_ms(ms);
+            match step {
+                Step::Advance(ms) => ctx.advance_ms(ms),
+                Step::Rewind(ms) => ctx.set_offset_ms(ctx.elapsed_ms().saturating_sub(ms)),
+                _ => {}
             }
-            let a = run(ctx, &native, &world, &step).await;
-            let b = run(ctx, &generic, &world, &step).await;
-            ensure_eq!(
+            let actual = run(ctx, l, &world, &step).await;
+            let expected = oracle.expect(ctx, &world, &step).await;
+            ensure!(
                 ctx,
-                a,
-                b,
-                "native path (actual) vs generic path (expected)\n{}",
+                expected.contains(&actual),
+                "answer differs from the {}\n  expected: {}{expected:?}\n  actual:   {actual:?}\n{}",
+                O::NAME,
+                if expected.len() > 1 { "one of " } else { "" },
                 context(seed, index, &history)
             );
             for pair in step.touched() {
-                let (a, b) = (
-                    bytes(&native, &world, pair).await,
-                    bytes(&generic, &world, pair).await,
-                );
-                ensure_eq!(
-                    ctx,
-                    a,
-                    b,
-                    "stored bytes of {:?} under {}: native (actual) vs generic (expected)\n{}",
-                    world.keys[pair.0],
-                    world.limits[pair.1],
-                    context(seed, index, &history)
-                );
+                let stored = bytes(l, &world, pair).await;
+                if let Err(wanted) = oracle.check_bytes(ctx, &world, pair, &stored).await {
+                    ctx.fail(format_args!(
+                        "stored bytes of {:?} under {} vs the {}\n  expected: {wanted:?}\n  \
+                         actual:   {stored:?}\n{}",
+                        world.keys[pair.0],
+                        world.limits[pair.1],
+                        O::NAME,
+                        context(seed, index, &history)
+                    ));
+                }
             }
         }
     }
+}
+
+/// The generic path as an [`Oracle`]: a limiter over [`CasOnly`](crate::CasOnly) on a
+/// second storage from the factory, in another namespace, with the same clock.
+struct Generic<'a> {
+    limiter: Checked<'a>,
+}
+
+impl Oracle for Generic<'_> {
+    const NAME: &'static str = "generic path";
+
+    fn reset(&mut self) {}
+
+    async fn expect(&mut self, ctx: &Ctx, world: &World, step: &Step) -> Vec<Seen> {
+        vec![run(ctx, &self.limiter, world, step).await]
+    }
+
+    async fn check_bytes(
+        &mut self,
+        _ctx: &Ctx,
+        world: &World,
+        pair: (usize, usize),
+        stored: &[u8],
+    ) -> Result<(), Vec<u8>> {
+        let expected = bytes(&self.limiter, world, pair).await;
+        if stored == expected.as_slice() {
+            Ok(())
+        } else {
+            Err(expected)
+        }
+    }
+}
+
+/// The same random sequence on the storage under test and, with the same clock, on
+/// [`CasOnly`](crate::CasOnly) over a second storage from the factory (another
+/// namespace): every decision and stats answer is identical, and so are the stored
+/// bytes after every step. In `native` mode this pins the storage's native operations
+/// ([`Storage::apply`](limiter_core::Storage::apply) and `batch`, whether they answer at
+/// once or through a future) to the generic path; in `cas_only` mode both sides are
+/// generic.
+pub async fn native_and_generic_paths_agree(ctx: &Ctx) {
+    let second = Mode::CasOnly.wrap(ctx.new_storage().await);
+    let mut generic = Generic {
+        limiter: ctx.checked(
+            ctx.builder_on(second, ctx.strategy(), "-generic").build(),
+            "generic limiter",
+        ),
+    };
+    drive(ctx, &ctx.limiter(), 0, &mut generic).await;
 }
 
 /// The model: one byte buffer per stored key, driven by [`Strategy::apply`], with the
@@ -366,6 +437,9 @@ pub async fn native_and_generic_paths_agree(ctx: &Ctx) {
 struct Model {
     strategy: &'static dyn Strategy,
     states: HashMap<(usize, usize), (Vec<u8>, Timestamp)>,
+    /// The latest time of the sequence so far: a storage may have dropped every state
+    /// whose time-to-live ended before it.
+    latest: Timestamp,
 }
 
 impl Model {
@@ -398,12 +472,12 @@ impl Model {
         }
     }
 
-    /// Whether `stored` is what a storage may hold for `pair` at `now`: the model's
-    /// state, or nothing once that state's time-to-live has passed.
-    fn allows(&self, pair: (usize, usize), now: Timestamp, stored: &[u8]) -> bool {
+    /// Whether `stored` is what a storage may hold for `pair`: the model's state, or
+    /// nothing once that state's time-to-live has passed at some time of the sequence.
+    fn allows(&self, pair: (usize, usize), stored: &[u8]) -> bool {
         match self.states.get(&pair) {
             Some((state, until)) => {
-                stored == state.as_slice() || (now >= *until && stored.is_empty())
+                stored == state.as_slice() || (self.latest >= *until && stored.is_empty())
             }
             None => stored.is_empty(),
         }
@@ -412,7 +486,7 @@ impl Model {
     /// Every answer the limiter may give to `step` (several only when limits tie).
     fn step(&mut self, ctx: &Ctx, world: &World, step: &Step, now: Timestamp) -> Vec<Seen> {
         match step {
-            Step::Advance(_) => vec![Seen::Advanced],
+            Step::Advance(_) | Step::Rewind(_) => vec![Seen::Advanced],
             Step::Hit { key, limit, cost } | Step::Test { key, limit, cost } => {
                 let op = match step {
                     Step::Hit { .. } => Op::Hit { cost: *cost },
@@ -505,53 +579,49 @@ fn combine(
         .collect()
 }
 
+impl Oracle for Model {
+    const NAME: &'static str = "model";
+
+    fn reset(&mut self) {
+        self.states.clear();
+        self.latest = Timestamp::ZERO;
+    }
+
+    async fn expect(&mut self, ctx: &Ctx, world: &World, step: &Step) -> Vec<Seen> {
+        self.latest = self.latest.max(ctx.now());
+        self.step(ctx, world, step, ctx.now())
+    }
+
+    async fn check_bytes(
+        &mut self,
+        _ctx: &Ctx,
+        _world: &World,
+        pair: (usize, usize),
+        stored: &[u8],
+    ) -> Result<(), Vec<u8>> {
+        if self.allows(pair, stored) {
+            Ok(())
+        } else {
+            Err(self
+                .states
+                .get(&pair)
+                .map(|(state, _)| state.clone())
+                .unwrap_or_default())
+        }
+    }
+}
+
 /// A random sequence on the storage under test, checked against a model that applies
 /// the built-in strategy directly to an in-memory byte buffer per key: every answer
 /// must be the model's, and after every step the stored bytes of the touched keys must
-/// equal the model's buffer (absent reads as empty). This pins that the storage keeps
-/// state bytes exactly and that its native operations write the documented layout.
+/// equal the model's buffer (absent reads as empty, and so may a state whose
+/// time-to-live has passed). This pins that the storage keeps state bytes exactly and
+/// that its native operations write the documented layout.
 pub async fn matches_the_reference_model(ctx: &Ctx) {
-    let l = ctx.limiter();
     let mut model = Model {
         strategy: ctx.strategy().strategy(),
         states: HashMap::new(),
+        latest: Timestamp::ZERO,
     };
-    for variant in 0..LIMITS.len() {
-        let world = World::new(ctx, variant);
-        model.states.clear();
-        let seed = seed(ctx, variant as u64) ^ 0x004D_4F44_454C;
-        let mut rng = Rng::new(seed);
-        let mut history = Vec::with_capacity(STEPS);
-        for index in 0..STEPS {
-            let step = Step::random(&mut rng, &world);
-            history.push(step.clone());
-            if let Step::Advance(ms) = step {
-                ctx.advance_ms(ms);
-            }
-            let actual = run(ctx, &l, &world, &step).await;
-            let expected = model.step(ctx, &world, &step, ctx.now());
-            ensure!(
-                ctx,
-                expected.contains(&actual),
-                "answer differs from the model\n  expected: {}{expected:?}\n  actual:   {actual:?}\n{}",
-                if expected.len() > 1 { "one of " } else { "" },
-                context(seed, index, &history)
-            );
-            for pair in step.touched() {
-                let stored = bytes(&l, &world, pair).await;
-                let modelled = model.states.get(&pair).map(|(state, _)| state.clone());
-                ensure!(
-                    ctx,
-                    model.allows(pair, ctx.now(), &stored),
-                    "stored bytes of {:?} under {} vs the model's state\n  expected: {:?}\n  \
-                     actual:   {:?}\n{}",
-                    world.keys[pair.0],
-                    world.limits[pair.1],
-                    modelled.unwrap_or_default(),
-                    stored,
-                    context(seed, index, &history)
-                );
-            }
-        }
-    }
+    drive(ctx, &ctx.limiter(), 0x004D_4F44_454C, &mut model).await;
 }

@@ -3,7 +3,7 @@
 
 use limiter_core::{Error, Key};
 
-use super::{ms, pick};
+use super::{ms, PerStrategy};
 use crate::Ctx;
 
 /// `hit_all(["1 per second", "2 per minute"])`: the first call passes (naming the
@@ -38,7 +38,13 @@ pub async fn hit_all_is_all_or_nothing(ctx: &Ctx) {
     ensure!(ctx, !d.is_allowed(), "second hit_all allowed: {d:?}");
     ensure_eq!(ctx, *d.limit(), second, "limit named by the second hit_all");
     ensure_eq!(ctx, d.remaining(), 0, "remaining of the second hit_all");
-    let retry = pick(ctx, 1_000, 1_000, 1_001, 1_000);
+    let retry = PerStrategy {
+        fixed: 1_000,
+        moving: 1_000,
+        sliding: 1_001,
+        gcra: 1_000,
+    }
+    .get(ctx);
     ensure_eq!(
         ctx,
         d.retry_after(),
@@ -76,7 +82,13 @@ pub async fn hit_all_is_all_or_nothing(ctx: &Ctx) {
     let d = l.hit_all(&limits, &key, 1).await;
     ensure!(ctx, !d.is_allowed(), "fourth hit_all allowed: {d:?}");
     ensure_eq!(ctx, *d.limit(), minute, "limit named when both reject");
-    let wait = pick(ctx, 59_000, 59_000, 59_000, 29_000);
+    let wait = PerStrategy {
+        fixed: 59_000,
+        moving: 59_000,
+        sliding: 59_000,
+        gcra: 29_000,
+    }
+    .get(ctx);
     ensure_eq!(
         ctx,
         d.retry_after(),

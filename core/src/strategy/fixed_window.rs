@@ -1,7 +1,9 @@
 //! Fixed window: a counter that starts with the first hit and resets a window later.
 
 use super::state::{read_words, write_words};
-use super::{never, ttl_until, BuiltIn, Op, StateError, Strategy, Transition, Verdict};
+use super::{
+    hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage,
+};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
@@ -14,7 +16,30 @@ const NAME: &str = "fixed-window";
 /// Cheap and simple; a client may pass up to twice the amount across the end of one
 /// window and the start of the next. Unlike `limits`, a rejected hit does not count.
 ///
-/// State: tag `1`, then `[window_start_ms, count]`.
+/// # State and rules
+///
+/// State: tag `1`, then `[start, count]` (17 bytes): the window's start in
+/// milliseconds and the units admitted in it. Any other length or tag, or a `start`
+/// past [`Timestamp::MAX`], is a [`StateError`].
+///
+/// With `W` the window in milliseconds and `A` the amount:
+///
+/// 1. **Effective time** `t = max(now, start)` (a clock that steps back stays in the
+///    key's current window).
+/// 2. **Window.** If the state is empty or `t ≥ start + W` (the window has ended),
+///    the window is fresh: `start = t`, `count = 0`. Windows are half-open,
+///    `[start, start + W)`; past [`Timestamp::MAX`] a window never ends.
+/// 3. **Hit / test** of `cost`: `remaining = A − count` (0 if negative). It passes when
+///    `cost ≤ remaining`; an admitted hit stores `[start, count + cost]`.
+///    A rejected hit's `retry_at` is `start + W` (`None` when past `MAX`, or when
+///    `cost > A`). A test or a rejected hit writes nothing, even over a fresh window.
+/// 4. **Refund** `{cost, at}`: when `start ≤ at < start + W` (the undone hit was
+///    counted in this window) it stores `[start, count − cost]` (0 if negative);
+///    otherwise it changes and writes nothing. A hit from a clock that was behind the
+///    window's start is counted in the window but its refund gives nothing back: undos
+///    err towards counting.
+/// 5. **Verdict.** `reset_at` is `start + W` (clamped to `MAX`) when `count > 0`, else
+///    `t`. **TTL** of a write: until `start + W`.
 ///
 /// # Examples
 ///
@@ -36,6 +61,63 @@ const NAME: &str = "fixed-window";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FixedWindow;
 
+/// The current window at the effective time.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: u64,
+    count: u64,
+    /// The effective time.
+    t: u64,
+}
+
+impl Window {
+    fn read(state: &[u8], now: Timestamp, window: u64) -> Result<Window, StateError> {
+        let now = now.as_millis();
+        match read_words::<2>(state, TAG, NAME)? {
+            Some([start, _]) if start > Timestamp::MAX.as_millis() => Err(StateError {
+                strategy: NAME,
+                reason: "window start past Timestamp::MAX",
+            }),
+            Some([start, count]) if now.max(start) < start.saturating_add(window) => Ok(Window {
+                start,
+                count,
+                t: now.max(start),
+            }),
+            Some([start, _]) => Ok(Window::fresh(now.max(start))),
+            None => Ok(Window::fresh(now)),
+        }
+    }
+
+    fn fresh(t: u64) -> Window {
+        Window {
+            start: t,
+            count: 0,
+            t,
+        }
+    }
+
+    fn end(&self, window: u64) -> u64 {
+        self.start.saturating_add(window)
+    }
+
+    fn usage(&self, amount: u64, window: u64) -> Usage {
+        Usage {
+            remaining: amount.saturating_sub(self.count),
+            reset_at: Timestamp::from_millis(if self.count == 0 {
+                self.t
+            } else {
+                self.end(window)
+            }),
+        }
+    }
+
+    fn store(self, state: &mut Vec<u8>, now: Timestamp, amount: u64, window: u64) -> Transition {
+        write_words(state, TAG, &[self.start, self.count]);
+        let usage = self.usage(amount, window);
+        written(now, usage.remaining, usage.reset_at, self.end(window))
+    }
+}
+
 impl Strategy for FixedWindow {
     fn name(&self) -> &'static str {
         NAME
@@ -52,82 +134,26 @@ impl Strategy for FixedWindow {
         op: Op,
         now: Timestamp,
     ) -> Result<Transition, StateError> {
-        let amount = limit.amount();
-        let window = limit.window_ms();
-        let now_ms = now.as_millis();
-        // A window that has ended counts as absent. (A clock that went backwards stays
-        // in the current window.)
-        let (start, count) = match read_words::<2>(state, TAG, NAME)? {
-            Some([start, count]) if now_ms < start.saturating_add(window) => (start, count),
-            _ => (now_ms, 0),
-        };
-        let end = Timestamp::from_millis(start.saturating_add(window));
-        let reset_at = |count: u64| if count == 0 { now } else { end };
-
+        let (amount, window) = (limit.amount(), limit.window_ms());
+        let mut w = Window::read(state, now, window)?;
+        let usage = w.usage(amount, window);
         match op {
+            Op::Hit { cost } | Op::Test { cost } => hit_or_test(
+                &mut w,
+                (amount, cost, matches!(op, Op::Test { .. })),
+                usage,
+                |w| Ok(retry_instant(w.end(window))),
+                |w| {
+                    w.count = w.count.saturating_add(cost);
+                    Ok(w.store(state, now, amount, window))
+                },
+            ),
             Op::Refund { cost, at } => {
-                let same_window = (start..start.saturating_add(window)).contains(&at.as_millis());
-                let count = if same_window {
-                    count.saturating_sub(cost)
-                } else {
-                    count
-                };
-                let verdict = Verdict {
-                    allowed: true,
-                    remaining: amount.saturating_sub(count),
-                    reset_at: reset_at(count),
-                    retry_at: None,
-                };
-                if !same_window {
-                    return Ok(Transition {
-                        verdict,
-                        write: None,
-                    });
+                if !(w.start..w.end(window)).contains(&at.as_millis()) {
+                    return Ok(usage.unchanged(true, None));
                 }
-                write_words(state, TAG, &[start, count]);
-                Ok(Transition {
-                    verdict,
-                    write: Some(ttl_until(now, end)),
-                })
-            }
-            Op::Hit { cost } | Op::Test { cost } => {
-                let remaining = amount.saturating_sub(count);
-                if cost > amount {
-                    return Ok(never(remaining, reset_at(count)));
-                }
-                if cost > remaining {
-                    return Ok(Transition {
-                        verdict: Verdict {
-                            allowed: false,
-                            remaining,
-                            reset_at: reset_at(count),
-                            retry_at: Some(end),
-                        },
-                        write: None,
-                    });
-                }
-                let after = count + cost;
-                let verdict = Verdict {
-                    allowed: true,
-                    remaining: amount - after,
-                    reset_at: end,
-                    retry_at: None,
-                };
-                if matches!(op, Op::Test { .. }) {
-                    return Ok(Transition {
-                        verdict: Verdict {
-                            remaining,
-                            reset_at: reset_at(count),
-                            ..verdict
-                        },
-                        write: None,
-                    });
-                }
-                write_words(state, TAG, &[start, after]);
-                Ok(Transition {
-                    verdict,
-                    write: Some(ttl_until(now, end)),
-                })
+                w.count = w.count.saturating_sub(cost);
+                Ok(w.store(state, now, amount, window))
             }
         }
     }

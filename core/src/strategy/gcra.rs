@@ -1,7 +1,9 @@
 //! GCRA, the generic cell rate algorithm: a token bucket kept as one timestamp.
 
 use super::state::{read_words, write_words};
-use super::{never, ttl_until, BuiltIn, Op, StateError, Strategy, Transition, Verdict};
+use super::{
+    hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage,
+};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
@@ -11,17 +13,43 @@ const NAME: &str = "gcra";
 /// GCRA: `amount` units per window, refilled smoothly, with a burst of `amount`.
 ///
 /// Equivalent to a token bucket of capacity `amount` that gains one token every
-/// `window / amount`, but its state is a single "theoretical arrival time" (TAT). A
-/// hit of `cost` at `now` passes when `max(TAT, now) + cost × interval − now` is at most
-/// `amount × interval`, and then moves the TAT to that sum.
+/// `window / amount`, but its state is a single "theoretical arrival time" (TAT): the
+/// instant at which the bucket would be full again.
 ///
-/// Time is counted in ticks of `1 / amount` milliseconds, so that the interval is
-/// exactly `window_ms` ticks and no rounding ever admits a unit too many.
+/// # State and rules
 ///
-/// State: tag `4`, then the TAT as `[milliseconds, ticks]`: whole milliseconds since
-/// the Unix epoch plus `ticks < amount` ticks. Every word stays far below 2⁵³ for
-/// realistic limits, so a server-side script with floating-point numbers can keep the
-/// same layout.
+/// Time is counted in **ticks** of `1 / A` milliseconds (`A` the amount), so that one
+/// unit is exactly `W` ticks (`W` the window in milliseconds), the bucket `C = A × W`
+/// ticks, and no rounding ever admits a unit too many. Arithmetic needs 128 bits
+/// (at most about 2¹¹⁸ within the time domain).
+///
+/// State: tag `4`, then the TAT as `[ms, ticks]` (17 bytes): `TAT = ms × A + ticks`
+/// ticks, with `ticks < A`. A wrong length or tag, `ticks ≥ A`, or a TAT past
+/// `Timestamp::MAX × A + C` (one window past [`Timestamp::MAX`], more than any
+/// write produces) is a [`StateError`]. An empty state is `TAT = 0`.
+/// For realistic times every word is far below 2⁵³, so a script engine with
+/// double-precision numbers can keep the layout; only within one window of
+/// `Timestamp::MAX` can the milliseconds word exceed it.
+///
+/// 1. **Effective time** `t = max(now, ⌈(TAT − C) / A⌉)` in ms (the second term only
+///    when `TAT > C`), and `n = t × A` ticks. This never changes the verdict of a
+///    cost of 1 or more; it keeps refunds from a clock that stepped back honest.
+/// 2. **Usage** `used = max(TAT − n, 0)` ticks; `remaining = ⌊(C − used) / W⌋`.
+/// 3. **Hit / test** of `cost`: with `new = max(TAT, n) + cost × W`, it passes when
+///    `new − n ≤ C` (the same as `cost ≤ remaining`). An admitted hit stores `new`.
+///    A rejected hit's `retry_at` is `t + ⌈(new − n − C) / A⌉` ms (`None` past
+///    [`Timestamp::MAX`]); a test or a rejected hit writes nothing.
+/// 4. **Refund** `{cost, at}` gives back only what time has not yet paid back:
+///    `give = max(0, cost × W − max(0, t − at) × A)` ticks, and stores
+///    `max(TAT − give, n)`. When `TAT ≤ n` (nothing counted) nothing changes and
+///    nothing is written. Exact when the refunding clock is not behind the clocks
+///    that used the key since the undone hit; a refund from a clock further behind
+///    may give back up to that difference.
+/// 5. **Verdict.** `reset_at = t + ⌈used / A⌉` ms (after the operation for a write,
+///    clamped to `MAX`). **TTL** of a write: until that `reset_at`.
+///
+/// In any window-long interval of effective time the GCRA admits at most
+/// `A + ⌊(W − 1) × A / W⌋` units: a burst of `A`, then one unit every `W / A` ms.
 ///
 /// # Examples
 ///
@@ -51,22 +79,105 @@ fn div(n: u128, d: u128) -> u128 {
     }
 }
 
-/// The instant `ticks` ticks after `now` (`ticks / amount` ms, rounded up).
-fn after(now: Timestamp, ticks: u128, amount: u64) -> Timestamp {
-    let amount = u128::from(amount);
-    let ms = div(ticks + amount - 1, amount);
-    now.add_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+/// `⌈n / d⌉` (`d > 0`).
+fn div_ceil(n: u128, d: u128) -> u128 {
+    let q = div(n, d);
+    if q * d < n {
+        q + 1
+    } else {
+        q
+    }
 }
 
-/// `tat` ticks as `[milliseconds, ticks below amount]`.
-fn split(tat: u128, amount: u64) -> [u64; 2] {
-    let amount = u128::from(amount);
-    let ms = div(tat, amount);
-    let ticks = tat - ms * amount;
-    [
-        u64::try_from(ms).unwrap_or(u64::MAX),
-        u64::try_from(ticks).unwrap_or(u64::MAX),
-    ]
+fn to_u64(n: u128) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// A bucket read at its effective time, all in ticks.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    /// The stored TAT (0 when empty).
+    tat: u128,
+    /// The effective time in ms.
+    t: u64,
+    /// The effective time in ticks.
+    n: u128,
+    /// Ticks per unit (the window in ms).
+    unit: u128,
+    /// Ticks per ms (the amount).
+    per_ms: u128,
+    /// The bucket's size in ticks.
+    capacity: u128,
+}
+
+impl Bucket {
+    fn read(state: &[u8], limit: &RateLimit, now: Timestamp) -> Result<Bucket, StateError> {
+        let per_ms = u128::from(limit.amount());
+        let unit = u128::from(limit.window_ms());
+        let capacity = per_ms * unit;
+        let corrupt = |reason| StateError {
+            strategy: NAME,
+            reason,
+        };
+        let tat = match read_words::<2>(state, TAG, NAME)? {
+            None => 0,
+            Some([_, ticks]) if u128::from(ticks) >= per_ms => {
+                return Err(corrupt("ticks not below the amount"))
+            }
+            Some([ms, ticks]) => u128::from(ms) * per_ms + u128::from(ticks),
+        };
+        if tat > u128::from(Timestamp::MAX.as_millis()) * per_ms + capacity {
+            return Err(corrupt("TAT past Timestamp::MAX plus a window"));
+        }
+        let seen = to_u64(div_ceil(tat.saturating_sub(capacity), per_ms));
+        let t = now.as_millis().max(seen);
+        Ok(Bucket {
+            tat,
+            t,
+            n: u128::from(t) * per_ms,
+            unit,
+            per_ms,
+            capacity,
+        })
+    }
+
+    /// The instant `ticks` ticks after the effective time, in ms, rounded up.
+    fn after(&self, ticks: u128) -> u64 {
+        self.t.saturating_add(to_u64(div_ceil(ticks, self.per_ms)))
+    }
+
+    fn usage_at(&self, tat: u128) -> Usage {
+        let used = tat.saturating_sub(self.n);
+        Usage {
+            remaining: to_u64(div(self.capacity.saturating_sub(used), self.unit)),
+            reset_at: Timestamp::from_millis(self.after(used)),
+        }
+    }
+
+    /// The TAT after a hit of `cost`.
+    fn after_hit(&self, cost: u64) -> u128 {
+        self.tat.max(self.n) + u128::from(cost) * self.unit
+    }
+
+    fn retry(&self, cost: u64) -> Option<Timestamp> {
+        let late = self.after_hit(cost) - self.n - self.capacity;
+        retry_instant(self.after(late))
+    }
+
+    /// The TAT after a refund of `cost` for a hit at `at`.
+    fn after_refund(&self, cost: u64, at: Timestamp) -> u128 {
+        let elapsed = u128::from(self.t.saturating_sub(at.as_millis())) * self.per_ms;
+        let give = (u128::from(cost) * self.unit).saturating_sub(elapsed);
+        self.tat.saturating_sub(give).max(self.n)
+    }
+
+    fn store(&self, state: &mut Vec<u8>, now: Timestamp, tat: u128) -> Transition {
+        let ms = div(tat, self.per_ms);
+        write_words(state, TAG, &[to_u64(ms), to_u64(tat - ms * self.per_ms)]);
+        let usage = self.usage_at(tat);
+        let until = self.after(tat - self.n);
+        written(now, usage.remaining, usage.reset_at, until)
+    }
 }
 
 impl Strategy for Gcra {
@@ -85,72 +196,18 @@ impl Strategy for Gcra {
         op: Op,
         now: Timestamp,
     ) -> Result<Transition, StateError> {
-        let amount = limit.amount();
-        let interval = u128::from(limit.window_ms());
-        let capacity = u128::from(amount) * interval;
-        let now_ticks = u128::from(now.as_millis()) * u128::from(amount);
-        let stored = read_words::<2>(state, TAG, NAME)?.map_or(0, |[ms, ticks]| {
-            u128::from(ms) * u128::from(amount) + u128::from(ticks)
-        });
-        let tat = stored.max(now_ticks);
-        let used_ticks = tat - now_ticks;
-        let remaining_at = |used: u128| {
-            u64::try_from(div(capacity.saturating_sub(used), interval)).unwrap_or(u64::MAX)
-        };
-        // `now_ticks` is a whole number of milliseconds, so counting from it is exact.
-        let reset_at = |tat: u128| after(now, tat.saturating_sub(now_ticks), amount);
-
-        // Writes `new_tat` (never below now) and answers an allowed operation.
-        let store = |state: &mut Vec<u8>, new_tat: u128| {
-            write_words(state, TAG, &split(new_tat, amount));
-            let reset = reset_at(new_tat);
-            Transition {
-                verdict: Verdict {
-                    allowed: true,
-                    remaining: remaining_at(new_tat - now_ticks),
-                    reset_at: reset,
-                    retry_at: None,
-                },
-                write: Some(ttl_until(now, reset)),
-            }
-        };
-
+        let mut b = Bucket::read(state, limit, now)?;
+        let usage = b.usage_at(b.tat);
         match op {
-            Op::Hit { cost } | Op::Test { cost } => {
-                if cost > amount {
-                    return Ok(never(remaining_at(used_ticks), reset_at(tat)));
-                }
-                let new_tat = tat + u128::from(cost) * interval;
-                if new_tat - now_ticks > capacity {
-                    return Ok(Transition {
-                        verdict: Verdict {
-                            allowed: false,
-                            remaining: remaining_at(used_ticks),
-                            reset_at: reset_at(tat),
-                            retry_at: Some(after(now, new_tat - capacity - now_ticks, amount)),
-                        },
-                        write: None,
-                    });
-                }
-                if matches!(op, Op::Test { .. }) {
-                    return Ok(Transition {
-                        verdict: Verdict {
-                            allowed: true,
-                            remaining: remaining_at(used_ticks),
-                            reset_at: reset_at(tat),
-                            retry_at: None,
-                        },
-                        write: None,
-                    });
-                }
-                Ok(store(state, new_tat))
-            }
-            Op::Refund { cost, .. } => {
-                let new_tat = stored
-                    .saturating_sub(u128::from(cost) * interval)
-                    .max(now_ticks);
-                Ok(store(state, new_tat))
-            }
+            Op::Hit { cost } | Op::Test { cost } => hit_or_test(
+                &mut b,
+                (limit.amount(), cost, matches!(op, Op::Test { .. })),
+                usage,
+                |b| Ok(b.retry(cost)),
+                |b| Ok(b.store(state, now, b.after_hit(cost))),
+            ),
+            Op::Refund { .. } if b.tat <= b.n => Ok(usage.unchanged(true, None)),
+            Op::Refund { cost, at } => Ok(b.store(state, now, b.after_refund(cost, at))),
         }
     }
 }

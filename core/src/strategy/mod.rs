@@ -14,12 +14,65 @@
 //! | [`SlidingWindow`] | two counts | small (weighted estimate) | O(1) |
 //! | [`Gcra`] | one timestamp | none (smooth) | O(1) |
 //!
-//! Shared rules, for every built-in:
-//! - A rejected hit consumes nothing.
-//! - A cost above the limit's amount is rejected, and the verdict says it can never pass
-//!   ([`Verdict::retry_at`] is `None`).
-//! - [`Verdict::reset_at`] is when the full amount is available again if no more hits
-//!   come (the current time when nothing is counted).
+//! # Rules shared by every built-in
+//!
+//! Each strategy's page gives its byte layout and every rule needed to run it
+//! elsewhere (a storage script, say) without reading this crate. These rules hold for
+//! all four:
+//!
+//! - **Layout.** A state is empty (the key has none: every strategy treats it as "no
+//!   usage") or one tag byte followed by little-endian `u64` words (see [`state`]). A
+//!   wrong tag, a wrong length or a value no strategy writes is a [`StateError`].
+//! - **Costs.** A hit or test of `cost` passes when the counted usage plus `cost` is at
+//!   most the amount; a hit of cost 0 always passes. A rejected hit consumes nothing
+//!   and writes nothing; a test never writes. A cost above the amount is rejected and
+//!   its verdict says it can never pass ([`Verdict::retry_at`] is `None`).
+//! - **Verdicts.** `remaining` is the amount minus the counted usage, after the
+//!   operation for an admitted hit or a refund, before it otherwise (never below zero).
+//!   [`Verdict::reset_at`] is when the counted usage is back to zero if no more hits
+//!   come (the effective time when nothing is counted). For a rejected hit of `cost`
+//!   within the amount, [`Verdict::retry_at`] is the **earliest** instant at which the
+//!   same operation on the same state passes; `None` only when that instant would lie
+//!   past [`Timestamp::MAX`].
+//! - **TTL.** A write returns `ttl = until − now + 1000 ms`, where `until` is the
+//!   instant (in milliseconds, possibly past `Timestamp::MAX`) after which the state no
+//!   longer matters at the writer's effective time, and `now` the caller's clock. The
+//!   1000 ms grace covers storage clocks running a little behind.
+//!
+//! # Per-key monotonic time
+//!
+//! Processes that share a storage never have identical clocks, and a clock can step
+//! back. So no strategy decides at the caller's `now` alone but at the key's
+//! **effective time**: the later of `now` and the latest time the key's state has seen
+//! (the fixed and sliding windows' start, the moving window's newest record, the GCRA's
+//! theoretical arrival time minus one window). Every admitted hit is counted at its
+//! effective time, and a key's effective time never goes back while its state is
+//! stored. Each strategy's bound then holds in effective time, whatever the clocks do:
+//!
+//! | strategy | units admitted in any window-long interval of effective time |
+//! |---|---|
+//! | [`FixedWindow`] | at most 2 × amount (two consecutive windows) |
+//! | [`SlidingWindow`] | at most 2 × amount (each window counts at most amount) |
+//! | [`MovingWindow`] | at most amount |
+//! | [`Gcra`] | at most `amount + ⌊(window − 1) × amount / window⌋` (a burst, then the refill) |
+//!
+//! **Clock skew.** Say every process's clock reads within `d` of every other's. A
+//! decision's effective time lies between the deciding process's reading and the
+//! furthest-ahead reading so far, so an interval of real time of length `L` is an
+//! interval of effective time of length at most `L + d`. With `d` below the window,
+//! the moving window therefore admits at most `amount` in any real interval of
+//! `window − d` and at most `2 × amount` in any window-long one; the GCRA admits at most
+//! its effective-time bound of a `window + d` interval; fixed and sliding windows at
+//! most `2 × amount` in any real interval of `window − d`. This holds while the state is
+//! stored: a clock more than the TTL grace (1000 ms) behind the writer may find the
+//! state gone and start afresh.
+//!
+//! # Time domain
+//!
+//! Times run from 0 to [`Timestamp::MAX`] (2⁵³ − 1 ms). Stored times past it are a
+//! [`StateError`]. At `MAX` time stands still: a window that has not ended never ends,
+//! so nothing more than the amount is admitted there, and a retry instant past `MAX`
+//! is reported as `None`. `reset_at` is clamped to `MAX`.
 
 mod fixed_window;
 mod gcra;
@@ -81,7 +134,8 @@ pub struct Verdict {
     /// When the full amount is available again if no more hits come.
     pub reset_at: Timestamp,
     /// For a rejected hit, the earliest time the same hit can pass; `None` when the hit
-    /// was allowed, or when its cost exceeds the limit's amount so it can never pass.
+    /// was allowed, or when it can never pass: its cost exceeds the limit's amount, or
+    /// the earliest such time lies past [`Timestamp::MAX`].
     pub retry_at: Option<Timestamp>,
 }
 
@@ -251,27 +305,84 @@ pub trait Strategy: Send + Sync + fmt::Debug + 'static {
 
 /// How long state must outlive `until` (its last relevant instant) so that a storage's
 /// clock running a little behind ours never drops it early.
-const TTL_GRACE_MS: u64 = 1_000;
+pub const TTL_GRACE_MS: u64 = 1_000;
 
-/// The TTL to store state with, for state that stops mattering at `until`.
-pub(crate) fn ttl_until(now: Timestamp, until: Timestamp) -> Duration {
+/// The TTL to store state with, for state that stops mattering at `until_ms`
+/// (milliseconds, possibly past [`Timestamp::MAX`]): `until_ms − now + 1000 ms`, at
+/// least the grace.
+pub(crate) fn ttl_until(now: Timestamp, until_ms: u64) -> Duration {
     Duration::from_millis(
-        until
-            .as_millis()
+        until_ms
             .saturating_sub(now.as_millis())
             .saturating_add(TTL_GRACE_MS),
     )
 }
 
-/// The verdict for a cost above the limit's amount: rejected, and never passes.
-pub(crate) fn never(remaining: u64, reset_at: Timestamp) -> Transition {
+/// A retry instant, or `None` past [`Timestamp::MAX`] (where time stands still).
+pub(crate) fn retry_instant(ms: u64) -> Option<Timestamp> {
+    Timestamp::checked_from_millis(ms)
+}
+
+/// What a strategy counts for a key at its effective time, before an operation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Usage {
+    /// Units available now.
+    pub(crate) remaining: u64,
+    /// When the counted usage is back to zero.
+    pub(crate) reset_at: Timestamp,
+}
+
+impl Usage {
+    /// An answer that changes nothing and writes nothing.
+    pub(crate) fn unchanged(self, allowed: bool, retry_at: Option<Timestamp>) -> Transition {
+        Transition {
+            verdict: Verdict {
+                allowed,
+                remaining: self.remaining,
+                reset_at: self.reset_at,
+                retry_at,
+            },
+            write: None,
+        }
+    }
+}
+
+/// The skeleton of a hit or a test, shared by the built-ins: a cost above `amount`
+/// never passes, a cost above the remaining units is rejected with `retry(ctx)`, a
+/// test that fits is answered from `usage`, and a hit that fits calls `commit(ctx)`,
+/// which writes the state and builds the answer.
+pub(crate) fn hit_or_test<C>(
+    ctx: &mut C,
+    (amount, cost, test): (u64, u64, bool),
+    usage: Usage,
+    retry: impl FnOnce(&C) -> Result<Option<Timestamp>, StateError>,
+    commit: impl FnOnce(&mut C) -> Result<Transition, StateError>,
+) -> Result<Transition, StateError> {
+    if cost > amount {
+        Ok(usage.unchanged(false, None))
+    } else if cost > usage.remaining {
+        Ok(usage.unchanged(false, retry(ctx)?))
+    } else if test {
+        Ok(usage.unchanged(true, None))
+    } else {
+        commit(ctx)
+    }
+}
+
+/// An allowed answer that wrote the state, kept until `until_ms`.
+pub(crate) fn written(
+    now: Timestamp,
+    remaining: u64,
+    reset_at: Timestamp,
+    until_ms: u64,
+) -> Transition {
     Transition {
         verdict: Verdict {
-            allowed: false,
+            allowed: true,
             remaining,
             reset_at,
             retry_at: None,
         },
-        write: None,
+        write: Some(ttl_until(now, until_ms)),
     }
 }

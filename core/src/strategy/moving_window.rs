@@ -1,7 +1,9 @@
 //! Moving window: an exact log of the hits inside the trailing window.
 
 use super::state::{check_tag, word_at};
-use super::{never, ttl_until, BuiltIn, Op, StateError, Strategy, Transition, Verdict};
+use super::{
+    hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage,
+};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
@@ -13,21 +15,68 @@ const RECORD: usize = 16;
 ///
 /// Exact, with no burst at window edges, at the price of state that grows with the
 /// number of distinct milliseconds in which hits were admitted within one window (at
-/// most `amount` records of 16 bytes). Deciding is amortized O(1): the log keeps the
-/// count of its live units, expired records are skipped from the front and dropped in
-/// bulk, and new hits are appended at the end.
+/// most `amount` records of 16 bytes, plus expired ones awaiting a bulk drop).
+/// Deciding is amortized O(1): the log keeps the count of its live units, expired
+/// records are skipped from the front and dropped in bulk, and new hits are appended
+/// at the end.
 ///
-/// **Boundary rule** (the same for hit, test and stats): a hit admitted at `t` counts
-/// during the half-open interval `[t, t + window)`. At exactly `t + window` it no longer
-/// counts, which is also the `reset_at`/`retry_at` the verdicts report.
+/// # State
 ///
-/// A hit is recorded at the later of now and the newest record, so the log stays
-/// sorted even if clocks step back; such a hit then counts a little longer, never
-/// shorter.
+/// Tag `2`, a header `[head, live_units]`, then records `[ts, units]` (16 bytes each):
+/// `17 + 16 × len` bytes. Records are sorted by strictly increasing `ts` (ms). Records
+/// before index `head` have expired; `live_units` is the sum of the units from `head`
+/// on. A wrong tag, a length not of that form, `head > len`, or a record read with a
+/// `ts` past [`Timestamp::MAX`] is a [`StateError`]. Only refunds leave records with
+/// zero units.
 ///
-/// State: tag `2`, a header `[head, live_units]`, then records `[timestamp_ms, units]`,
-/// oldest first. Records before index `head` have expired; `live_units` is the sum of
-/// the units from `head` on.
+/// # Rules
+///
+/// With `W` the window in milliseconds and `A` the amount:
+///
+/// 1. **Effective time** `t = max(now, ts of the last record)` (any last record, even
+///    an expired or empty one: it holds the key's time). An empty state has no records.
+/// 2. **Boundary.** A unit recorded at `ts` counts during the half-open `[ts, ts + W)`:
+///    it has expired when `ts + W ≤ t`. The same rule holds for hit, test and refund,
+///    and `ts + W` is also the `reset_at`/`retry_at` reported.
+/// 3. **Skip.** From `head`, while the record at `head` has expired, subtract its units
+///    from `live_units` and advance `head`; `used` is what is left, `remaining = A −
+///    used` (0 if negative). This is only written back by an admitted hit.
+/// 4. **Hit / test** of `cost` passes when `cost ≤ remaining`. An admitted hit of cost
+///    0 changes nothing. An admitted hit of cost 1 or more is recorded at `t`: added to
+///    the last record if its `ts = t` (merge), else appended as `[t, cost]`; then
+///    `live_units = used + cost`. **Compaction**: then, if `head > 0` and
+///    `2 × head ≥ len`, the records before `head` are dropped and `head = 0`. The
+///    header `[head, live_units]` is rewritten. A test or a rejected hit writes
+///    nothing (not even the skip).
+/// 5. **Retry** for `cost ≤ A`: `need = used + cost − A` (128-bit); going through the
+///    live records oldest first and adding up their units, the first record at which
+///    the sum reaches `need` gives `retry_at = ts + W` (`None` past
+///    [`Timestamp::MAX`]).
+/// 6. **Refund** `{cost, at}`: a hit admitted at `at` was recorded at `at` itself, or,
+///    when the log was ahead of `at`, at the then-newest record's `ts`, which is
+///    later. Only the record with `ts = at` exactly can be taken from without ever
+///    taking a unit that counts longer than the undone one: if a record at index
+///    `≥ head` has `ts = at` and has not expired (`at + W > t`), `take = min(units,
+///    cost)` is subtracted from its units and from the stored `live_units`. Nothing
+///    else changes: no skip, no compaction, no record removed (a record left with zero
+///    units still holds the key's time). When nothing is taken nothing is written. So
+///    a refund of a record that has expired changes nothing, and a refund of a hit
+///    recorded later than its `at` gives nothing back (undos err towards counting).
+/// 7. **Verdict.** `reset_at` is `t` when `used = 0`, else `ts + W` of the last
+///    record from `head` with units (clamped to `MAX`). **TTL** of a write: until the
+///    last record's `ts + W`.
+///
+/// A hit is recorded at `t`, never before the newest record, so the log stays sorted
+/// even if clocks step back; such a hit then counts a little longer, never shorter.
+///
+/// # Cost
+///
+/// A key holds up to `A` live records (one per distinct millisecond with admitted
+/// hits) and as many expired ones before a bulk drop: up to `17 + 32 × A` bytes, 3.2
+/// MB for `100000 per hour`. Storages that run the strategy natively touch only the
+/// header, the records they skip and the end of the log. On the generic
+/// compare-and-set path every decision reads and writes the whole log, so with large
+/// amounts prefer a storage that runs it natively, or the sliding window counter.
 ///
 /// # Examples
 ///
@@ -50,20 +99,50 @@ pub struct MovingWindow;
 /// Bytes before the first record: the tag, `head` and `live_units`.
 const HEADER: usize = 17;
 
-/// A validated log: `state` holds a header and `len` records.
+fn corrupt(reason: &'static str) -> StateError {
+    StateError {
+        strategy: NAME,
+        reason,
+    }
+}
+
+/// A validated log: `state` holds a header and `len` records, or nothing.
 struct Log<'a> {
     state: &'a mut Vec<u8>,
     len: usize,
 }
 
+/// The log read at the effective time. Reading changes nothing.
+#[derive(Debug, Clone, Copy)]
+struct View {
+    /// The stored head and live units.
+    stored_head: usize,
+    stored_units: u64,
+    /// The first live record and the live units from it on.
+    head: usize,
+    used: u64,
+    /// The effective time.
+    t: u64,
+    window: u64,
+}
+
+impl View {
+    fn expires(&self, ts: u64) -> u64 {
+        ts.saturating_add(self.window)
+    }
+
+    fn live(&self, ts: u64) -> bool {
+        self.expires(ts) > self.t
+    }
+}
+
 impl<'a> Log<'a> {
-    /// Reads a non-empty `state` and returns it with its stored `head` and
-    /// `live_units`. Opening changes nothing.
+    /// Reads `state` (empty or a log) and returns it with its stored `head` and
+    /// `live_units`.
     fn open(state: &'a mut Vec<u8>) -> Result<(Log<'a>, usize, u64), StateError> {
-        let corrupt = |reason| StateError {
-            strategy: NAME,
-            reason,
-        };
+        if state.is_empty() {
+            return Ok((Log { state, len: 0 }, 0, 0));
+        }
         let body = check_tag(state, TAG, NAME)?;
         if body.len() < HEADER - 1 || (body.len() + 1 - HEADER) % RECORD != 0 {
             return Err(corrupt("wrong length"));
@@ -77,10 +156,76 @@ impl<'a> Log<'a> {
         Ok((Log { state, len }, head, units))
     }
 
-    fn record(&self, i: usize) -> (u64, u64) {
+    /// Record `i` as `(ts, units)`.
+    fn record(&self, i: usize) -> Result<(u64, u64), StateError> {
         let at = HEADER + i * RECORD;
         let bytes = self.state.get(at..at + RECORD).unwrap_or_default();
-        (word_at(bytes), word_at(bytes.get(8..).unwrap_or_default()))
+        let ts = word_at(bytes);
+        if ts > Timestamp::MAX.as_millis() {
+            return Err(corrupt("record time past Timestamp::MAX"));
+        }
+        Ok((ts, word_at(bytes.get(8..).unwrap_or_default())))
+    }
+
+    fn newest(&self) -> Result<Option<u64>, StateError> {
+        match self.len.checked_sub(1) {
+            Some(last) => Ok(Some(self.record(last)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the log at `now` (rules 1 and 3).
+    fn view(&self, head: usize, units: u64, now: u64, window: u64) -> Result<View, StateError> {
+        let t = self.newest()?.map_or(now, |newest| newest.max(now));
+        let mut v = View {
+            stored_head: head,
+            stored_units: units,
+            head,
+            used: units,
+            t,
+            window,
+        };
+        while v.head < self.len {
+            let (ts, units) = self.record(v.head)?;
+            if v.live(ts) {
+                break;
+            }
+            v.used = v.used.saturating_sub(units);
+            v.head += 1;
+        }
+        Ok(v)
+    }
+
+    /// The usage before an operation, or after a refund (rule 7).
+    fn usage(&self, v: &View, used: u64, amount: u64) -> Result<Usage, StateError> {
+        let mut reset = v.t;
+        if used > 0 {
+            for i in (v.head..self.len).rev() {
+                let (ts, units) = self.record(i)?;
+                if units > 0 {
+                    reset = v.expires(ts);
+                    break;
+                }
+            }
+        }
+        Ok(Usage {
+            remaining: amount.saturating_sub(used),
+            reset_at: Timestamp::from_millis(reset),
+        })
+    }
+
+    /// Rule 5: when enough units have left for `cost` to fit.
+    fn retry(&self, v: &View, amount: u64, cost: u64) -> Result<Option<Timestamp>, StateError> {
+        let need = u128::from(v.used) + u128::from(cost) - u128::from(amount);
+        let mut freed = 0u128;
+        for i in v.head..self.len {
+            let (ts, units) = self.record(i)?;
+            freed += u128::from(units);
+            if freed >= need {
+                return Ok(retry_instant(v.expires(ts)));
+            }
+        }
+        Ok(None)
     }
 
     fn set_units(&mut self, i: usize, units: u64) {
@@ -90,42 +235,68 @@ impl<'a> Log<'a> {
         }
     }
 
-    fn push(&mut self, ts: u64, units: u64) {
-        self.state.extend_from_slice(&ts.to_le_bytes());
-        self.state.extend_from_slice(&units.to_le_bytes());
-        self.len += 1;
-    }
-
-    /// Drops the records before `head` once they are at least half the log, so each
-    /// record is moved O(1) times overall. Returns the new head.
-    fn compact(&mut self, head: usize) -> usize {
-        if head == 0 || head * 2 < self.len {
-            return head;
-        }
-        self.state.drain(HEADER..HEADER + head * RECORD);
-        self.len -= head;
-        0
-    }
-
-    /// Removes the records from `head` on whose units have dropped to zero.
-    fn remove_empty_from(&mut self, head: usize) {
-        let mut kept = HEADER + head * RECORD;
-        for i in head..self.len {
-            let (ts, units) = self.record(i);
-            if units > 0 {
-                self.state[kept..kept + 8].copy_from_slice(&ts.to_le_bytes());
-                self.state[kept + 8..kept + RECORD].copy_from_slice(&units.to_le_bytes());
-                kept += RECORD;
-            }
-        }
-        self.state.truncate(kept);
-        self.len = (kept - HEADER) / RECORD;
-    }
-
     fn write_header(&mut self, head: usize, units: u64) {
+        if self.state.is_empty() {
+            self.state.push(TAG);
+            self.state.extend_from_slice(&[0; HEADER - 1]);
+        }
         let head = u64::try_from(head).unwrap_or(u64::MAX);
         self.state[1..9].copy_from_slice(&head.to_le_bytes());
         self.state[9..HEADER].copy_from_slice(&units.to_le_bytes());
+    }
+
+    /// Rule 4: records an admitted hit of `cost ≥ 1` at `v.t`, then compacts. Returns
+    /// the new head.
+    fn record_hit(&mut self, v: &View, cost: u64) -> Result<usize, StateError> {
+        self.write_header(v.head, 0);
+        match self.len.checked_sub(1) {
+            Some(last) if self.record(last)?.0 == v.t => {
+                let units = self.record(last)?.1;
+                self.set_units(last, units.saturating_add(cost));
+            }
+            _ => {
+                self.state.extend_from_slice(&v.t.to_le_bytes());
+                self.state.extend_from_slice(&cost.to_le_bytes());
+                self.len += 1;
+            }
+        }
+        let mut head = v.head;
+        // Dropping expired records once they are half the log moves each record O(1)
+        // times overall.
+        if head > 0 && head * 2 >= self.len {
+            self.state.drain(HEADER..HEADER + head * RECORD);
+            self.len -= head;
+            head = 0;
+        }
+        self.write_header(head, v.used.saturating_add(cost));
+        Ok(head)
+    }
+
+    /// Rule 6: takes up to `cost` units from the live record at `at`; the units taken.
+    fn refund(&mut self, v: &View, cost: u64, at: u64) -> Result<u64, StateError> {
+        if !v.live(at) {
+            return Ok(0);
+        }
+        for i in (v.head..self.len).rev() {
+            let (ts, units) = self.record(i)?;
+            if ts < at {
+                break;
+            }
+            if ts == at {
+                let take = units.min(cost);
+                if take > 0 {
+                    self.set_units(i, units - take);
+                    self.write_header(v.stored_head, v.stored_units.saturating_sub(take));
+                }
+                return Ok(take);
+            }
+        }
+        Ok(0)
+    }
+
+    /// Rule 7: the TTL's end, from the last record.
+    fn until(&self, v: &View) -> Result<u64, StateError> {
+        Ok(v.expires(self.newest()?.unwrap_or(v.t)))
     }
 }
 
@@ -146,142 +317,44 @@ impl Strategy for MovingWindow {
         now: Timestamp,
     ) -> Result<Transition, StateError> {
         let amount = limit.amount();
-        let window = limit.window_ms();
-        let now_ms = now.as_millis();
-        let live = |ts: u64| ts.saturating_add(window) > now_ms;
-        let expires = |ts: u64| Timestamp::from_millis(ts.saturating_add(window));
-
-        if state.is_empty() {
-            let empty = Verdict {
-                allowed: true,
-                remaining: amount,
-                reset_at: now,
-                retry_at: None,
-            };
-            match op {
-                Op::Hit { cost } if cost <= amount => {
-                    state.push(TAG);
-                    state.extend_from_slice(&[0; HEADER - 1]);
-                }
-                Op::Refund { .. } => {
-                    return Ok(Transition {
-                        verdict: empty,
-                        write: None,
-                    })
-                }
-                Op::Hit { cost } | Op::Test { cost } if cost > amount => {
-                    return Ok(never(amount, now))
-                }
-                _ => {
-                    return Ok(Transition {
-                        verdict: empty,
-                        write: None,
-                    })
-                }
-            }
-        }
-        // Opening and reading change nothing: peeks and rejections leave `state` as is.
-        let (mut log, mut head, mut used) = Log::open(state)?;
-        while head < log.len {
-            let (ts, units) = log.record(head);
-            if live(ts) {
-                break;
-            }
-            used = used.saturating_sub(units);
-            head += 1;
-        }
-        let newest = (head < log.len).then(|| log.record(log.len - 1).0);
-        let reset_at = newest.map_or(now, expires);
-        let remaining = amount.saturating_sub(used);
-
+        let (mut log, head, units) = Log::open(state)?;
+        let v = log.view(head, units, now.as_millis(), limit.window_ms())?;
+        let usage = log.usage(&v, v.used, amount)?;
         match op {
-            Op::Hit { cost } | Op::Test { cost } => {
-                if cost > amount {
-                    return Ok(never(remaining, reset_at));
-                }
-                if cost > remaining {
-                    // Units that must leave the window before `cost` fits.
-                    let need = used.saturating_add(cost) - amount;
-                    let mut freed = 0u64;
-                    let retry_at =
-                        (head..log.len)
-                            .map(|i| log.record(i))
-                            .find_map(|(ts, units)| {
-                                freed = freed.saturating_add(units);
-                                (freed >= need).then(|| expires(ts))
-                            });
-                    return Ok(Transition {
-                        verdict: Verdict {
-                            allowed: false,
-                            remaining,
-                            reset_at,
-                            retry_at,
-                        },
-                        write: None,
-                    });
-                }
-                if matches!(op, Op::Test { .. }) {
-                    return Ok(Transition {
-                        verdict: Verdict {
-                            allowed: true,
-                            remaining,
-                            reset_at,
-                            retry_at: None,
-                        },
-                        write: None,
-                    });
-                }
-                let ts = newest.map_or(now_ms, |newest| newest.max(now_ms));
-                if newest == Some(ts) {
-                    let (_, units) = log.record(log.len - 1);
-                    log.set_units(log.len - 1, units.saturating_add(cost));
-                } else {
-                    log.push(ts, cost);
-                }
-                let used = used.saturating_add(cost);
-                let head = log.compact(head);
-                log.write_header(head, used);
-                let reset = expires(ts);
-                Ok(Transition {
-                    verdict: Verdict {
-                        allowed: true,
-                        remaining: amount.saturating_sub(used),
-                        reset_at: reset,
-                        retry_at: None,
-                    },
-                    write: Some(ttl_until(now, reset)),
-                })
-            }
-            Op::Refund { cost, at } => {
-                // The hit was recorded at `at`, or later if the log was ahead of it:
-                // take from the oldest live records at or after `at`, which is exact in
-                // the first case and errs towards counting longer in the second.
-                let mut left = cost;
-                for i in head..log.len {
-                    let (ts, units) = log.record(i);
-                    if ts < at.as_millis() || left == 0 {
-                        continue;
+            Op::Hit { cost } | Op::Test { cost } => hit_or_test(
+                &mut log,
+                (amount, cost, matches!(op, Op::Test { .. })),
+                usage,
+                |log| log.retry(&v, amount, cost),
+                |log| {
+                    if cost == 0 {
+                        return Ok(usage.unchanged(true, None));
                     }
-                    let take = units.min(left);
-                    log.set_units(i, units - take);
-                    left -= take;
+                    let v = View {
+                        head: log.record_hit(&v, cost)?,
+                        ..v
+                    };
+                    let after = log.usage(&v, v.used.saturating_add(cost), amount)?;
+                    Ok(written(
+                        now,
+                        after.remaining,
+                        after.reset_at,
+                        log.until(&v)?,
+                    ))
+                },
+            ),
+            Op::Refund { cost, at } => {
+                let taken = log.refund(&v, cost, at.as_millis())?;
+                if taken == 0 {
+                    return Ok(usage.unchanged(true, None));
                 }
-                let used = used.saturating_sub(cost - left);
-                let head = log.compact(head);
-                // Zero-unit records sit after `head`; dropping them keeps it valid.
-                log.remove_empty_from(head);
-                log.write_header(head, used);
-                let newest = (head < log.len).then(|| log.record(log.len - 1).0);
-                let reset = newest.map_or(now, expires);
-                Ok(Transition {
-                    verdict: Verdict {
-                        allowed: true,
-                        remaining: amount.saturating_sub(used),
-                        reset_at: reset,
-                        retry_at: None,
-                    },
-                    write: Some(ttl_until(now, reset)),
-                })
+                let after = log.usage(&v, v.used - taken, amount)?;
+                Ok(written(
+                    now,
+                    after.remaining,
+                    after.reset_at,
+                    log.until(&v)?,
+                ))
             }
         }
     }
@@ -542,7 +615,7 @@ mod tests {
                 Op::Refund { cost, at: when } => {
                     let mut left = cost;
                     for (ts, units) in naive.iter_mut() {
-                        if *ts + window > now && *ts >= when.as_millis() && left > 0 {
+                        if *ts + window > now && *ts == when.as_millis() && left > 0 {
                             let take = (*units).min(left);
                             *units -= take;
                             left -= take;

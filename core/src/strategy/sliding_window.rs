@@ -2,7 +2,9 @@
 //! previous window's.
 
 use super::state::{read_words, write_words};
-use super::{never, ttl_until, BuiltIn, Op, StateError, Strategy, Transition, Verdict};
+use super::{
+    hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage,
+};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
@@ -11,18 +13,42 @@ const NAME: &str = "sliding-window-counter";
 
 /// Sliding window counter: an O(1) approximation of the moving window.
 ///
-/// Windows are anchored at the first hit and follow each other back to back. At
-/// `elapsed` milliseconds into the current window the counted usage is
+/// Windows are anchored at the first hit and follow each other back to back; the
+/// previous window's hits are assumed spread evenly over it.
 ///
-/// ```text
-/// current + floor(previous × (window − elapsed) / window)
-/// ```
+/// # State and rules
 ///
-/// (the previous window's hits are assumed spread evenly), and a hit of `cost` passes
-/// when that plus `cost` is at most the amount. After a whole window without hits the
-/// anchor moves to the next hit. A rejected hit consumes nothing.
+/// State: tag `3`, then `[start, current, previous]` (25 bytes): the current window's
+/// start in milliseconds, the units admitted in it, and the units admitted in the
+/// window before it. Any other length or tag, or a `start` past
+/// [`Timestamp::MAX`], is a [`StateError`].
 ///
-/// State: tag `3`, then `[current_window_start_ms, current_count, previous_count]`.
+/// With `W` the window in milliseconds and `A` the amount:
+///
+/// 1. **Effective time** `t = max(now, start)`; `elapsed = t − start`.
+/// 2. **Roll.** If `elapsed < W` the state is as stored. If `W ≤ elapsed < 2W` it
+///    becomes `[start + W, 0, current]`. If `elapsed ≥ 2W`, or the state is empty, it
+///    is fresh: `[t, 0, 0]`. (Then `elapsed = t − start` again, below `W`.)
+/// 3. **Usage** `used = current + ⌊previous × (W − elapsed) / W⌋` (128-bit product,
+///    rounded down), `remaining = A − used` (0 if negative).
+/// 4. **Hit / test** of `cost` passes when `cost ≤ remaining`; an admitted hit stores
+///    the rolled state with `current + cost`. A test or a rejected hit writes nothing.
+/// 5. **Retry** for `cost ≤ A`: the earliest `r ≥ t` at which `used(r) + cost ≤ A`,
+///    computed exactly: if `cost + current ≤ A`, with `budget = A − cost − current`,
+///    the least `e` with `⌊previous × (W − e) / W⌋ ≤ budget` is
+///    `e = W − ⌊((budget + 1) × W − 1) / previous⌋` (0 when `previous = 0`, and at
+///    least 0); if `e < W`, `r = start + e`. Otherwise, in the next window,
+///    `e = min(W, that formula with previous := current and budget := A − cost)`,
+///    `r = start + W + e`. Then `r = max(r, t)`; `None` past [`Timestamp::MAX`].
+/// 6. **Reset** `reset_at` is `t` when `used = 0`, else the retry instant of a cost
+///    of `A` (clamped to `MAX`).
+/// 7. **Refund** `{cost, at}` (on the rolled state): when `start ≤ at < start + W`,
+///    `current −= cost`; when `start − W ≤ at < start`, `previous −= cost` (both 0 if
+///    negative); otherwise nothing changes and nothing is written. A hit counted in
+///    the current window by a clock behind its start is refunded from the previous
+///    count, which counts less: undos err towards counting.
+/// 8. **TTL** of a write: until `start + 2W`, when the current window has also become
+///    the previous one.
 ///
 /// # Examples
 ///
@@ -42,38 +68,51 @@ const NAME: &str = "sliding-window-counter";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SlidingWindow;
 
-/// The state rolled forward to `now`.
+/// The state rolled forward to the effective time `t`.
 #[derive(Debug, Clone, Copy)]
 struct Windows {
     start: u64,
     current: u64,
     previous: u64,
+    t: u64,
 }
 
 impl Windows {
-    fn at(stored: Option<[u64; 3]>, now: u64, window: u64) -> Windows {
-        let fresh = Windows {
-            start: now,
-            current: 0,
-            previous: 0,
+    fn read(state: &[u8], now: Timestamp, window: u64) -> Result<Windows, StateError> {
+        let now = now.as_millis();
+        let Some([start, current, previous]) = read_words::<3>(state, TAG, NAME)? else {
+            return Ok(Windows::fresh(now));
         };
-        let Some([start, current, previous]) = stored else {
-            return fresh;
-        };
-        // A clock that went backwards stays in the current window.
-        let elapsed = now.saturating_sub(start);
-        match elapsed / window {
+        if start > Timestamp::MAX.as_millis() {
+            return Err(StateError {
+                strategy: NAME,
+                reason: "window start past Timestamp::MAX",
+            });
+        }
+        let t = now.max(start);
+        Ok(match (t - start) / window {
             0 => Windows {
                 start,
                 current,
                 previous,
+                t,
             },
             1 => Windows {
                 start: start + window,
                 current: 0,
                 previous: current,
+                t,
             },
-            _ => fresh,
+            _ => Windows::fresh(t),
+        })
+    }
+
+    fn fresh(t: u64) -> Windows {
+        Windows {
+            start: t,
+            current: 0,
+            previous: 0,
+            t,
         }
     }
 
@@ -84,8 +123,8 @@ impl Windows {
         u64::try_from(share).unwrap_or(u64::MAX)
     }
 
-    fn used(&self, now: u64, window: u64) -> u64 {
-        let elapsed = now.saturating_sub(self.start);
+    fn used(&self, window: u64) -> u64 {
+        let elapsed = self.t - self.start;
         self.current
             .saturating_add(Self::weighted_previous(self.previous, window, elapsed))
     }
@@ -104,12 +143,12 @@ impl Windows {
         window.saturating_sub(max_left)
     }
 
-    /// The earliest time at which `used + cost <= amount`, for `cost <= amount`.
-    fn retry_at(&self, now: u64, window: u64, amount: u64, cost: u64) -> u64 {
-        if let Some(budget) = amount.checked_sub(cost.saturating_add(self.current)) {
+    /// The earliest time (ms) at which `used + cost <= amount`, for `cost <= amount`.
+    fn retry_ms(&self, window: u64, amount: u64, cost: u64) -> u64 {
+        if let Some(budget) = (amount - cost).checked_sub(self.current) {
             let e = Self::first_elapsed_within(self.previous, window, budget);
             if e < window {
-                return self.start.saturating_add(e).max(now);
+                return self.start.saturating_add(e).max(self.t);
             }
         }
         // Next window: the current count becomes the weighted previous.
@@ -117,16 +156,41 @@ impl Windows {
         self.start
             .saturating_add(window)
             .saturating_add(e.min(window))
-            .max(now)
+            .max(self.t)
     }
 
-    /// When the counted usage is back to zero.
-    fn reset_at(&self, now: u64, window: u64, amount: u64) -> u64 {
-        if self.used(now, window) == 0 {
-            return now;
+    fn usage(&self, window: u64, amount: u64) -> Usage {
+        let used = self.used(window);
+        Usage {
+            remaining: amount.saturating_sub(used),
+            // Zero usage is "a hit of the whole amount fits".
+            reset_at: Timestamp::from_millis(if used == 0 {
+                self.t
+            } else {
+                self.retry_ms(window, amount, amount)
+            }),
         }
-        // Zero usage is "a hit of the whole amount fits".
-        self.retry_at(now, window, amount, amount)
+    }
+
+    /// Applies a refund of `cost` for a hit at `at`; `false` when it concerns neither
+    /// window.
+    fn refund(&mut self, window: u64, cost: u64, at: u64) -> bool {
+        if (self.start..self.start.saturating_add(window)).contains(&at) {
+            self.current = self.current.saturating_sub(cost);
+        } else if (self.start.saturating_sub(window)..self.start).contains(&at) {
+            self.previous = self.previous.saturating_sub(cost);
+        } else {
+            return false;
+        }
+        true
+    }
+
+    fn store(self, state: &mut Vec<u8>, now: Timestamp, window: u64, amount: u64) -> Transition {
+        write_words(state, TAG, &[self.start, self.current, self.previous]);
+        let usage = self.usage(window, amount);
+        // The state matters until the current window has also become the previous.
+        let until = self.start.saturating_add(window.saturating_mul(2));
+        written(now, usage.remaining, usage.reset_at, until)
     }
 }
 
@@ -146,91 +210,26 @@ impl Strategy for SlidingWindow {
         op: Op,
         now: Timestamp,
     ) -> Result<Transition, StateError> {
-        let amount = limit.amount();
-        let window = limit.window_ms();
-        let now_ms = now.as_millis();
-        let mut w = Windows::at(read_words::<3>(state, TAG, NAME)?, now_ms, window);
-        let used = w.used(now_ms, window);
-        let remaining = amount.saturating_sub(used);
-        let ts = Timestamp::from_millis;
-
+        let (amount, window) = (limit.amount(), limit.window_ms());
+        let mut w = Windows::read(state, now, window)?;
+        let usage = w.usage(window, amount);
         match op {
-            Op::Hit { cost } | Op::Test { cost } => {
-                let reset_at = ts(w.reset_at(now_ms, window, amount));
-                if cost > amount {
-                    return Ok(never(remaining, reset_at));
-                }
-                if cost > remaining {
-                    return Ok(Transition {
-                        verdict: Verdict {
-                            allowed: false,
-                            remaining,
-                            reset_at,
-                            retry_at: Some(ts(w.retry_at(now_ms, window, amount, cost))),
-                        },
-                        write: None,
-                    });
-                }
-                if matches!(op, Op::Test { .. }) {
-                    return Ok(Transition {
-                        verdict: Verdict {
-                            allowed: true,
-                            remaining,
-                            reset_at,
-                            retry_at: None,
-                        },
-                        write: None,
-                    });
-                }
-                w.current += cost;
-                Ok(self.store(state, w, now, window, amount, remaining - cost))
-            }
+            Op::Hit { cost } | Op::Test { cost } => hit_or_test(
+                &mut w,
+                (amount, cost, matches!(op, Op::Test { .. })),
+                usage,
+                |w| Ok(retry_instant(w.retry_ms(window, amount, cost))),
+                |w| {
+                    w.current = w.current.saturating_add(cost);
+                    Ok(w.store(state, now, window, amount))
+                },
+            ),
             Op::Refund { cost, at } => {
-                let at = at.as_millis();
-                if at >= w.start {
-                    w.current = w.current.saturating_sub(cost);
-                } else if at >= w.start.saturating_sub(window) {
-                    w.previous = w.previous.saturating_sub(cost);
-                } else {
-                    return Ok(Transition {
-                        verdict: Verdict {
-                            allowed: true,
-                            remaining,
-                            reset_at: ts(w.reset_at(now_ms, window, amount)),
-                            retry_at: None,
-                        },
-                        write: None,
-                    });
+                if !w.refund(window, cost, at.as_millis()) {
+                    return Ok(usage.unchanged(true, None));
                 }
-                let remaining = amount.saturating_sub(w.used(now_ms, window));
-                Ok(self.store(state, w, now, window, amount, remaining))
+                Ok(w.store(state, now, window, amount))
             }
-        }
-    }
-}
-
-impl SlidingWindow {
-    fn store(
-        &self,
-        state: &mut Vec<u8>,
-        w: Windows,
-        now: Timestamp,
-        window: u64,
-        amount: u64,
-        remaining: u64,
-    ) -> Transition {
-        write_words(state, TAG, &[w.start, w.current, w.previous]);
-        let now_ms = now.as_millis();
-        // The state matters until the current window has also become the previous.
-        let until = Timestamp::from_millis(w.start.saturating_add(window.saturating_mul(2)));
-        Transition {
-            verdict: Verdict {
-                allowed: true,
-                remaining,
-                reset_at: Timestamp::from_millis(w.reset_at(now_ms, window, amount)),
-                retry_at: None,
-            },
-            write: Some(ttl_until(now, until)),
         }
     }
 }

@@ -1,0 +1,489 @@
+//! Strategy-level tests of time: per-key monotonic time under clocks that step back,
+//! the time domain up to `Timestamp::MAX`, exact retry instants, undos that never
+//! leave more room than the undone hit had never happened, and arbitrary stored bytes.
+//!
+//! Everything here drives `Strategy::apply` on a byte buffer.
+
+use limiter_core::limit::MAX_WINDOW_MS;
+use limiter_core::strategy::{BuiltIn, Op, Transition};
+use limiter_core::{RateLimit, Timestamp, Unit};
+use proptest::prelude::*;
+
+const MAX: u64 = Timestamp::MAX.as_millis();
+
+fn limit(amount: u64, window_ms: u64) -> RateLimit {
+    RateLimit::new(amount, window_ms, Unit::Millisecond).expect("a valid limit")
+}
+
+fn run(b: BuiltIn, l: &RateLimit, s: &mut Vec<u8>, op: Op, now: u64) -> Transition {
+    b.strategy()
+        .apply(l, s, op, Timestamp::from_millis(now))
+        .expect("a state the strategy wrote")
+}
+
+fn hit(b: BuiltIn, l: &RateLimit, s: &mut Vec<u8>, cost: u64, now: u64) -> bool {
+    run(b, l, s, Op::Hit { cost }, now).verdict.allowed
+}
+
+fn passes(b: BuiltIn, l: &RateLimit, s: &[u8], op: Op, now: u64) -> bool {
+    run(b, l, &mut s.to_vec(), op, now).verdict.allowed
+}
+
+fn word(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The effective time of a decision at `now` on `state`, by the documented rules.
+fn effective(b: BuiltIn, l: &RateLimit, s: &[u8], now: u64) -> u64 {
+    if s.is_empty() {
+        return now;
+    }
+    let seen = match b {
+        BuiltIn::FixedWindow | BuiltIn::SlidingWindow => word(s, 1),
+        BuiltIn::MovingWindow if s.len() > 17 => word(s, s.len() - 16),
+        BuiltIn::MovingWindow => 0,
+        _ => {
+            let a = u128::from(l.amount());
+            let tat = u128::from(word(s, 1)) * a + u128::from(word(s, 9));
+            let c = a * u128::from(l.window_ms());
+            u64::try_from(tat.saturating_sub(c).div_ceil(a)).unwrap_or(u64::MAX)
+        }
+    };
+    now.max(seen)
+}
+
+/// The documented bound on units admitted in a window-long interval of effective time.
+fn bound(b: BuiltIn, l: &RateLimit) -> u128 {
+    let (a, w) = (u128::from(l.amount()), u128::from(l.window_ms()));
+    match b {
+        BuiltIn::FixedWindow | BuiltIn::SlidingWindow => 2 * a,
+        BuiltIn::MovingWindow => a,
+        _ => a + (w - 1) * a / w,
+    }
+}
+
+/// The largest number of units admitted (at `(effective time, cost)`) in any
+/// half-open window-long interval.
+fn densest(admitted: &[(u64, u64)], window: u64) -> u128 {
+    admitted
+        .iter()
+        .map(|&(start, _)| {
+            admitted
+                .iter()
+                .filter(|(t, _)| (start..start.saturating_add(window)).contains(t))
+                .map(|&(_, c)| u128::from(c))
+                .sum::<u128>()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Applies `(now, cost)` hits and returns the admitted units at their effective time.
+fn admitted_units(b: BuiltIn, l: &RateLimit, times: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut s = Vec::new();
+    let mut admitted = Vec::new();
+    for &(now, cost) in times {
+        let t = effective(b, l, &s, now);
+        if hit(b, l, &mut s, cost, now) {
+            admitted.push((t, cost));
+        }
+    }
+    admitted
+}
+
+// ---------------------------------------------------------------- clocks stepping back
+
+#[test]
+fn moving_window_clock_stepping_back_counts_at_the_keys_time() {
+    let l = limit(3, 10);
+    let b = BuiltIn::MovingWindow;
+    let admitted = admitted_units(b, &l, &[(1_000, 3), (1_012, 1), (1_009, 1)]);
+    assert_eq!(admitted.len(), 3);
+    assert_eq!(
+        admitted[2].0, 1_012,
+        "the late hit counts at the key's time"
+    );
+    assert!(densest(&admitted, 10) <= 3);
+}
+
+#[test]
+fn a_clock_alternating_thirty_seconds_admits_within_the_bound() {
+    let l = limit(2, 10_000);
+    // One process 30 s ahead of the other, taking turns, real time moving 500 ms a hit.
+    let times: Vec<(u64, u64)> = (0..40u64)
+        .map(|i| (1_000_000 + i * 500 + (i % 2) * 30_000, 1))
+        .collect();
+    for b in BuiltIn::ALL {
+        let admitted = admitted_units(b, &l, &times);
+        let most = densest(&admitted, 10_000);
+        assert!(most <= bound(b, &l), "{b}: {most} in one window");
+    }
+    // Moving window: two, and only two, per window of effective time.
+    let admitted = admitted_units(BuiltIn::MovingWindow, &l, &times);
+    assert_eq!(densest(&admitted, 10_000), 2);
+}
+
+#[test]
+fn a_window_does_not_restart_for_a_clock_behind_its_start() {
+    let l = limit(2, 10_000);
+    for b in [BuiltIn::FixedWindow, BuiltIn::SlidingWindow] {
+        let mut s = Vec::new();
+        assert!(hit(b, &l, &mut s, 2, 30_000));
+        // A clock 30 s behind is in the key's window [30 s, 40 s), which is full.
+        let v = run(b, &l, &mut s, Op::Hit { cost: 1 }, 0).verdict;
+        assert!(!v.allowed, "{b}");
+        assert!(v.retry_at >= Some(Timestamp::from_millis(40_000)), "{b}");
+    }
+}
+
+// ---------------------------------------------------------------- time domain
+
+#[test]
+fn windows_hold_at_the_end_of_time() {
+    let l = RateLimit::new(1, 1_000, Unit::Year).expect("valid");
+    for b in BuiltIn::ALL {
+        let mut s = Vec::new();
+        assert!(hit(b, &l, &mut s, 1, u64::MAX), "{b}");
+        let v = run(b, &l, &mut s, Op::Hit { cost: 1 }, u64::MAX).verdict;
+        assert!(!v.allowed, "{b}: time stands still at MAX");
+        assert_eq!(v.retry_at, None, "{b}: no window ends after MAX");
+        assert_eq!(v.reset_at, Timestamp::MAX, "{b}");
+    }
+}
+
+#[test]
+fn gcra_holds_near_the_end_of_time() {
+    let l = RateLimit::new(2, 1_000, Unit::Year).expect("valid");
+    let b = BuiltIn::Gcra;
+    let mut s = Vec::new();
+    let now = MAX - 1_000;
+    assert!(hit(b, &l, &mut s, 1, now));
+    assert!(hit(b, &l, &mut s, 1, now));
+    for later in [now, now + 500, MAX, u64::MAX] {
+        assert!(!hit(b, &l, &mut s, 1, later), "at {later}");
+    }
+}
+
+#[test]
+fn gcra_with_the_largest_amount_never_overflows() {
+    let l = RateLimit::new(u64::MAX, 1_000, Unit::Year).expect("valid");
+    let b = BuiltIn::Gcra;
+    for now in [0, 1_000, MAX - 1, MAX] {
+        let mut s = Vec::new();
+        assert!(hit(b, &l, &mut s, u64::MAX / 2, now));
+        assert!(hit(b, &l, &mut s, u64::MAX / 2, now));
+        assert!(hit(b, &l, &mut s, 1, now));
+        let v = run(b, &l, &mut s, Op::Hit { cost: 1 }, now).verdict;
+        assert!(!v.allowed && v.remaining == 0, "at {now}");
+    }
+}
+
+#[test]
+fn stored_times_past_max_are_corrupt() {
+    let l = limit(5, 1_000);
+    let past = (MAX + 1).to_le_bytes();
+    let zero = 0u64.to_le_bytes();
+    let one = 1u64.to_le_bytes();
+    let cases: [(BuiltIn, Vec<u8>); 4] = [
+        (BuiltIn::FixedWindow, [&[1u8][..], &past, &one].concat()),
+        (
+            BuiltIn::SlidingWindow,
+            [&[3u8][..], &past, &one, &zero].concat(),
+        ),
+        (
+            BuiltIn::MovingWindow,
+            [&[2u8][..], &zero, &one, &past, &one].concat(),
+        ),
+        (
+            BuiltIn::Gcra,
+            [&[4u8][..], &(MAX + 1_001).to_le_bytes(), &zero].concat(),
+        ),
+    ];
+    for (b, state) in cases {
+        for op in [Op::Hit { cost: 1 }, Op::Test { cost: 1 }] {
+            let got = b
+                .strategy()
+                .apply(&l, &mut state.clone(), op, Timestamp::from_millis(5));
+            assert!(got.is_err(), "{b}: {got:?}");
+        }
+    }
+}
+
+#[test]
+fn gcra_far_future_state_is_an_error_not_a_panic() {
+    let l = RateLimit::new(u64::MAX, 1_000, Unit::Year).expect("valid");
+    let mut s = vec![4];
+    s.extend_from_slice(&(u64::MAX - 1).to_le_bytes());
+    s.extend_from_slice(&(u64::MAX - 1).to_le_bytes());
+    let got = BuiltIn::Gcra.strategy().apply(
+        &l,
+        &mut s,
+        Op::Test { cost: 1 << 40 },
+        Timestamp::from_millis(1_700_000_000_000),
+    );
+    assert!(got.is_err(), "{got:?}");
+}
+
+// ---------------------------------------------------------------- retry instants
+
+#[test]
+fn sliding_window_retry_for_the_largest_amount_is_later_than_now() {
+    let l = limit(u64::MAX, 1_000);
+    let b = BuiltIn::SlidingWindow;
+    let mut s = Vec::new();
+    assert!(hit(b, &l, &mut s, u64::MAX, 0));
+    let v = run(b, &l, &mut s, Op::Hit { cost: 1 }, 0).verdict;
+    assert!(!v.allowed);
+    let r = v.retry_at.expect("passes later").as_millis();
+    assert!(r > 0);
+    assert!(passes(b, &l, &s, Op::Hit { cost: 1 }, r));
+    assert!(!passes(b, &l, &s, Op::Hit { cost: 1 }, r - 1));
+}
+
+#[test]
+fn moving_window_retry_for_the_largest_amount_waits_for_every_unit() {
+    let l = limit(u64::MAX, 7);
+    let b = BuiltIn::MovingWindow;
+    let mut s = Vec::new();
+    assert!(hit(b, &l, &mut s, 1, 0));
+    assert!(hit(b, &l, &mut s, 1, 3));
+    let v = run(b, &l, &mut s, Op::Test { cost: u64::MAX }, 3).verdict;
+    assert_eq!(v.retry_at, Some(Timestamp::from_millis(10)));
+    assert!(passes(b, &l, &s, Op::Test { cost: u64::MAX }, 10));
+    assert!(!passes(b, &l, &s, Op::Test { cost: u64::MAX }, 9));
+}
+
+// ---------------------------------------------------------------- undos
+
+#[test]
+fn a_late_moving_window_undo_changes_nothing() {
+    let l = limit(2, 1_000);
+    let b = BuiltIn::MovingWindow;
+    let mut s = Vec::new();
+    assert!(hit(b, &l, &mut s, 1, 0));
+    assert!(hit(b, &l, &mut s, 1, 500));
+    let before = s.clone();
+    let r = run(
+        b,
+        &l,
+        &mut s,
+        Op::Refund {
+            cost: 1,
+            at: Timestamp::ZERO,
+        },
+        1_200,
+    );
+    assert_eq!(r.write, None);
+    assert_eq!(s, before);
+    assert!(hit(b, &l, &mut s, 1, 1_200));
+    assert!(
+        !hit(b, &l, &mut s, 1, 1_200),
+        "the hit from 500 still counts"
+    );
+}
+
+#[test]
+fn a_late_gcra_undo_gives_back_only_what_time_has_not() {
+    let l = limit(5, 1_000);
+    let b = BuiltIn::Gcra;
+    let mut s = Vec::new();
+    assert!(hit(b, &l, &mut s, 2, 0));
+    for _ in 0..3 {
+        assert!(hit(b, &l, &mut s, 1, 300));
+    }
+    run(
+        b,
+        &l,
+        &mut s,
+        Op::Refund {
+            cost: 2,
+            at: Timestamp::ZERO,
+        },
+        350,
+    );
+    // Had the first hit never happened, two more would pass at 350.
+    assert!(hit(b, &l, &mut s, 1, 350));
+    assert!(hit(b, &l, &mut s, 1, 350));
+    assert!(!hit(b, &l, &mut s, 1, 350));
+}
+
+// ---------------------------------------------------------------- properties
+
+fn any_builtin() -> impl proptest::strategy::Strategy<Value = BuiltIn> {
+    prop::sample::select(BuiltIn::ALL.to_vec())
+}
+
+/// Steps of `(time step in -60..60 ms, cost in 0..=amount + 1)`.
+fn steps() -> impl proptest::strategy::Strategy<Value = Vec<(i64, u64)>> {
+    prop::collection::vec((-60i64..60, 0u64..8), 1..60)
+}
+
+fn walk(start: u64, dt: i64) -> u64 {
+    start.saturating_add_signed(dt)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Clocks that step back never admit more than the documented bound in any
+    /// window-long interval of effective time.
+    #[test]
+    fn admitted_units_stay_within_the_bound(
+        b in any_builtin(),
+        amount in 1u64..6,
+        window in 1u64..50,
+        steps in steps(),
+    ) {
+        let l = limit(amount, window);
+        let mut now = 10_000u64;
+        let times: Vec<(u64, u64)> = steps
+            .iter()
+            .map(|&(dt, cost)| {
+                now = walk(now, dt);
+                (now, cost.min(amount + 1))
+            })
+            .collect();
+        let admitted = admitted_units(b, &l, &times);
+        prop_assert!(densest(&admitted, window) <= bound(b, &l));
+    }
+
+    /// A rejected hit's retry instant is the earliest at which the same hit passes.
+    #[test]
+    fn retry_is_the_earliest_passing_instant(
+        b in any_builtin(),
+        amount in prop::sample::select(vec![1u64, 2, 3, 7, u64::MAX - 1, u64::MAX]),
+        window in prop::sample::select(vec![1u64, 7, 50, 1_000]),
+        steps in steps(),
+        probe in 0u64..8,
+    ) {
+        let l = limit(amount, window);
+        let big = amount > 1_000;
+        let scale = |c: u64| if big { c.saturating_mul(amount / 4) } else { c };
+        let mut s = Vec::new();
+        let mut now = 10_000u64;
+        for (dt, cost) in steps {
+            now = walk(now, dt);
+            let cost = scale(cost).min(amount);
+            for op in [Op::Hit { cost }, Op::Test { cost: scale(probe).min(amount) }] {
+                let v = run(b, &l, &mut s.clone(), op, now).verdict;
+                if let Some(r) = v.retry_at {
+                    let r = r.as_millis();
+                    prop_assert!(!v.allowed);
+                    prop_assert!(passes(b, &l, &s, op, r), "{op:?} at {now}: retry {r}");
+                    if r > now {
+                        prop_assert!(!passes(b, &l, &s, op, r - 1), "{op:?} at {now}: {r}");
+                    }
+                } else if !v.allowed {
+                    prop_assert!(op.cost() > amount || !passes(b, &l, &s, op, MAX));
+                }
+            }
+            run(b, &l, &mut s, Op::Hit { cost }, now);
+        }
+    }
+
+    /// An undo never leaves more room than if the undone hit had never happened.
+    ///
+    /// Fixed and sliding windows are anchored at a key's first hit, so without the
+    /// hit their windows would lie elsewhere and neither history bounds the other; for
+    /// them the history without the hit has a hit of cost 0 in its place, which anchors
+    /// the same windows. GCRA's refund is exact when the refunding clock is not behind
+    /// the clocks that used the key since the hit, as documented: the refund comes at
+    /// or after every earlier time. Room is compared at later instants of the key's
+    /// (effective) time.
+    #[test]
+    fn an_undo_never_leaves_more_room_than_no_hit(
+        b in any_builtin(),
+        amount in 1u64..6,
+        window in 1u64..60,
+        before in steps(),
+        undone in (-60i64..200, 1u64..6),
+        after in steps(),
+        refund_dt in -60i64..60,
+    ) {
+        let l = limit(amount, window);
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        let mut now = 10_000u64;
+        let mut latest = now;
+        for (dt, cost) in before {
+            now = walk(now, dt);
+            latest = latest.max(now);
+            hit(b, &l, &mut with, cost, now);
+            hit(b, &l, &mut without, cost, now);
+        }
+        now = walk(now, undone.0);
+        latest = latest.max(now);
+        let (at, cost) = (now, undone.1.min(amount));
+        if !hit(b, &l, &mut with, cost, at) {
+            return Ok(()); // Nothing to undo.
+        }
+        if matches!(b, BuiltIn::FixedWindow | BuiltIn::SlidingWindow) {
+            hit(b, &l, &mut without, 0, at);
+        }
+        for (dt, cost) in after {
+            now = walk(now, dt);
+            latest = latest.max(now);
+            if hit(b, &l, &mut with, cost, now) {
+                hit(b, &l, &mut without, cost, now);
+            }
+        }
+        let refund_at = if b == BuiltIn::Gcra { latest + refund_dt.unsigned_abs() } else { walk(now, refund_dt) };
+        run(b, &l, &mut with, Op::Refund { cost, at: Timestamp::from_millis(at) }, refund_at);
+        // Later in the key's time: a clock behind it decides at the key's time anyway.
+        let from = effective(b, &l, &with, refund_at);
+        for t in (from..from + 3 * window).step_by(3) {
+            for probe in 1..=amount {
+                let op = Op::Test { cost: probe };
+                if passes(b, &l, &with, op, t) {
+                    prop_assert!(
+                        passes(b, &l, &without, op, t),
+                        "{b}: {probe} passes at {t} after the undo only"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Any bytes decode to a decision or a `StateError`, never a panic; a test and an
+    /// answer without a write leave the bytes alone.
+    #[test]
+    fn any_bytes_decode_to_a_decision_or_an_error(
+        b in any_builtin(),
+        tag in prop::sample::select(vec![0u8, 1, 2, 3, 4, 255]),
+        words in prop::collection::vec(prop::sample::select(vec![
+            0u64, 1, 2, 1_000, MAX - 1, MAX, MAX + 1, u64::MAX / 2, u64::MAX - 1, u64::MAX,
+        ]), 0..6),
+        tail in prop::collection::vec(any::<u8>(), 0..3),
+        amount in prop::sample::select(vec![1u64, 2, 1_000, u64::MAX / 2, u64::MAX]),
+        window in prop::sample::select(vec![1u64, 7, 1_000, MAX_WINDOW_MS]),
+        kind in 0u8..3,
+        cost in prop::sample::select(vec![0u64, 1, 2, 1 << 40, u64::MAX / 2, u64::MAX]),
+        now in prop::sample::select(vec![0u64, 1, 1_700_000_000_000, MAX - 1, MAX, u64::MAX]),
+        at in prop::sample::select(vec![0u64, 1, MAX, u64::MAX]),
+    ) {
+        let l = limit(amount, window);
+        let mut state = vec![tag];
+        for w in &words {
+            state.extend_from_slice(&w.to_le_bytes());
+        }
+        state.extend_from_slice(&tail);
+        let op = match kind {
+            0 => Op::Hit { cost },
+            1 => Op::Test { cost },
+            _ => Op::Refund { cost, at: Timestamp::from_millis(at) },
+        };
+        let before = state.clone();
+        let got = b.strategy().apply(&l, &mut state, op, Timestamp::from_millis(now));
+        if let Ok(t) = got {
+            if t.write.is_none() {
+                prop_assert_eq!(&state, &before);
+            }
+            if !t.verdict.allowed {
+                prop_assert_eq!(t.write, None);
+            }
+        } else {
+            prop_assert_eq!(&state, &before);
+        }
+    }
+}
