@@ -48,6 +48,7 @@ pub struct HttpLimiterBuilder {
     limiter: RateLimiter,
     defaults: Vec<Limits>,
     application: Vec<Limits>,
+    meta: Vec<Limits>,
     routes: Vec<(String, Route)>,
     key: ClientKey,
     key_prefix: String,
@@ -85,6 +86,7 @@ impl HttpLimiterBuilder {
             limiter,
             defaults: Vec::new(),
             application: Vec::new(),
+            meta: Vec::new(),
             routes: Vec::new(),
             key: ClientKey::peer(),
             key_prefix: String::new(),
@@ -112,6 +114,28 @@ impl HttpLimiterBuilder {
     /// `application_limits`). Only [`Route::exempt`] escapes them.
     pub fn application_limits(mut self, limits: impl Into<Limits>) -> Self {
         self.application.push(limits.into());
+        self
+    }
+
+    /// Adds meta limits: limits on how often a client is rejected (Flask-Limiter's
+    /// `meta_limits`). Every rejection counts one against them; while they are
+    /// exhausted, every request of that client is rejected, exempt routes excepted.
+    ///
+    /// ```
+    /// use limiter_http::HttpLimiter;
+    /// # use limiter_core::RateLimiter;
+    /// # use limiter_memory::MemoryStorage;
+    /// # use std::sync::Arc;
+    ///
+    /// // A client rejected 5 times within an hour is shut out for the rest of it.
+    /// let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))
+    ///     .default_limits("10 per minute")
+    ///     .meta_limits("5 per hour")
+    ///     .build()?;
+    /// # Ok::<(), limiter_http::BuildError>(())
+    /// ```
+    pub fn meta_limits(mut self, limits: impl Into<Limits>) -> Self {
+        self.meta.push(limits.into());
         self
     }
 
@@ -215,6 +239,7 @@ impl HttpLimiterBuilder {
             limiter,
             defaults,
             application,
+            meta,
             routes,
             key,
             key_prefix,
@@ -241,18 +266,12 @@ impl HttpLimiterBuilder {
         }
         let defaults = compile_all(defaults, &key, Scope::Route, "default limits")?;
         let application = compile_all(application, &key, Scope::Application, "application limits")?;
+        let meta = compile_all(meta, &key, Scope::Meta, "meta limits")?;
         let mut table = HashMap::with_capacity(routes.len());
         for (pattern, route) in routes {
             let context = format!("route {pattern:?}");
-            let sets = compile_all(route.limits, &key, Scope::Route, &context)?;
-            table.insert(
-                pattern,
-                CompiledRoute {
-                    sets,
-                    keep_defaults: route.keep_defaults,
-                    exempt: route.exempt,
-                },
-            );
+            let compiled = compile_route(route, &key, &context)?;
+            table.insert(pattern, compiled);
         }
         let failure =
             Failure::new(failure, &limiter).map_err(|m| invalid("storage failure policy", m))?;
@@ -260,7 +279,9 @@ impl HttpLimiterBuilder {
             limiter,
             defaults,
             application,
+            meta,
             routes: table,
+            key,
             key_prefix: (!key_prefix.is_empty()).then_some(key_prefix),
             filters,
             enabled: enabled.into(),
@@ -280,6 +301,19 @@ impl From<&str> for Limits {
     fn from(text: &str) -> Limits {
         Limits::new(text)
     }
+}
+
+/// A route rule, its limits parsed.
+pub(crate) fn compile_route(
+    route: Route,
+    default_key: &ClientKey,
+    context: &str,
+) -> Result<CompiledRoute, BuildError> {
+    Ok(CompiledRoute {
+        sets: compile_all(route.limits, default_key, Scope::Route, context)?,
+        keep_defaults: route.keep_defaults,
+        exempt: route.exempt,
+    })
 }
 
 fn compile_all(
@@ -326,6 +360,9 @@ fn compile(
     key.validate().map_err(invalid)?;
     let scope = match limits.shared {
         Some(name) if name.is_empty() => return Err(invalid("empty shared scope".into())),
+        Some(_) if scope == Scope::Meta => {
+            return Err(invalid("meta limits cannot be shared".into()))
+        }
         Some(name) => Scope::Shared(format!("~shared:{name}")),
         None => scope,
     };

@@ -69,7 +69,9 @@ pub(crate) struct Inner {
     pub(crate) limiter: RateLimiter,
     pub(crate) defaults: Vec<Set>,
     pub(crate) application: Vec<Set>,
+    pub(crate) meta: Vec<Set>,
     pub(crate) routes: HashMap<String, CompiledRoute>,
+    pub(crate) key: ClientKey,
     pub(crate) key_prefix: Option<String>,
     pub(crate) filters: Vec<Arc<RequestPredicate>>,
     pub(crate) enabled: AtomicBool,
@@ -120,6 +122,9 @@ pub(crate) enum SetLimits {
 /// `~shared:` and their name: the three never collide.
 pub(crate) const APPLICATION_SCOPE: &str = "~app";
 
+/// The scope identifier of meta limits.
+pub(crate) const META_SCOPE: &str = "~meta";
+
 /// Whose budget a set counts against, besides the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Scope {
@@ -130,6 +135,8 @@ pub(crate) enum Scope {
     /// One budget per name, across routes; holds the whole identifier,
     /// `~shared:` and the name.
     Shared(String),
+    /// How often the client was rejected.
+    Meta,
 }
 
 pub(crate) struct CompiledRoute {
@@ -155,12 +162,18 @@ type Groups = SmallVec<[Group; 2]>;
 #[must_use]
 pub struct Plan {
     groups: Groups,
+    meta: Groups,
 }
 
 impl fmt::Debug for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.groups.iter().map(|g| (&g.key, &g.limits, g.cost)))
+            .entries(
+                self.groups
+                    .iter()
+                    .chain(&self.meta)
+                    .map(|g| (&g.key, &g.limits, g.cost)),
+            )
             .finish()
     }
 }
@@ -394,6 +407,14 @@ async fn hit(limiter: &RateLimiter, group: &Group) -> Result<Decision, Error> {
     }
 }
 
+/// Whether one group's hit of `cost` would pass now.
+async fn test(limiter: &RateLimiter, group: &Group, cost: u64) -> Result<Decision, Error> {
+    match &*group.limits {
+        [one] => limiter.test(one, &group.key, cost).await,
+        all => limiter.test_all(all, &group.key, cost).await,
+    }
+}
+
 fn applied_limits(groups: &Groups) -> SmallVec<[RateLimit; 4]> {
     groups
         .iter()
@@ -502,6 +523,11 @@ impl HttpLimiter {
         &self.inner.limiter
     }
 
+    /// The client key of limit sets without one of their own.
+    pub(crate) fn default_key(&self) -> &ClientKey {
+        &self.inner.key
+    }
+
     /// Turns limiting on or off at run time (Flask-Limiter's `enabled`); off, every
     /// request passes without headers.
     pub fn set_enabled(&self, enabled: bool) {
@@ -534,14 +560,25 @@ impl HttpLimiter {
     /// function, dynamic limit, cost function and filter, and nothing else; the plan
     /// owns its data, so the request may be moved on before [`decide`](Self::decide).
     pub fn plan(&self, request: &RequestInfo<'_>) -> Plan {
+        self.plan_route(request, None)
+    }
+
+    /// [`plan`](Self::plan) with `route` instead of the rule the route table holds for
+    /// the request's route (for layers configured per route).
+    pub(crate) fn plan_route(
+        &self,
+        request: &RequestInfo<'_>,
+        route: Option<&CompiledRoute>,
+    ) -> Plan {
         let mut plan = Plan {
             groups: Groups::new(),
+            meta: Groups::new(),
         };
         let inner = &*self.inner;
         if !self.is_enabled() || inner.filters.iter().any(|f| f(request)) {
             return plan;
         }
-        let route = inner.routes.get(request.route());
+        let route = route.or_else(|| inner.routes.get(request.route()));
         let (own, defaults) = match route {
             Some(r) if r.exempt == Exempt::All => return plan,
             Some(r) => (
@@ -553,6 +590,11 @@ impl HttpLimiter {
         let defaults: &[Set] = if defaults { &inner.defaults } else { &[] };
         for set in inner.application.iter().chain(own).chain(defaults) {
             self.add(&mut plan.groups, set, request);
+        }
+        if !plan.groups.is_empty() {
+            for set in &inner.meta {
+                self.add(&mut plan.meta, set, request);
+            }
         }
         plan
     }
@@ -594,6 +636,7 @@ impl HttpLimiter {
                 other => key.push(&format!("~route:{other}")),
             },
             Scope::Application => key.push(APPLICATION_SCOPE),
+            Scope::Meta => key.push(META_SCOPE),
             Scope::Shared(scope) => key.push(scope),
         }
         if set.per_method {
@@ -653,12 +696,18 @@ impl HttpLimiter {
             Active::ProbeDue(probe) => Box::pin(self.probe(probe)).await,
         };
         let guards = self.register_inflight(&plan.groups);
-        let decided = Deadline::new(self.run(&limiter, &plan.groups), self.inner.deadline).await;
+        let deadline = self.inner.deadline;
+        let decided = if plan.meta.is_empty() {
+            Deadline::new(self.run(&limiter, &plan.groups), deadline).await
+        } else {
+            let run = self.run_with_meta(&limiter, &plan.groups, &plan.meta);
+            Deadline::new(Box::pin(run), deadline).await
+        };
         let outcome = match decided {
             Ok(Ok(decision)) => Outcome::Allowed(decision, limiter),
             Ok(Err(decision)) => Outcome::Limited(decision),
             // Rare: a separate allocation keeps the common future small.
-            Err(err) => Box::pin(self.on_failure(err, &plan.groups)).await,
+            Err(err) => Box::pin(self.on_failure(err, &plan)).await,
         };
         let inner = &*self.inner;
         match outcome {
@@ -688,7 +737,7 @@ impl HttpLimiter {
     }
 
     /// The storage failed or missed the deadline: the failure policy decides.
-    async fn on_failure(&self, err: Failed, groups: &Groups) -> Outcome {
+    async fn on_failure(&self, err: Failed, plan: &Plan) -> Outcome {
         let inner = &*self.inner;
         inner.metrics.storage_error();
         match &inner.failure {
@@ -706,7 +755,12 @@ impl HttpLimiter {
                     tracing::warn!(error = %err, "rate limiter storage failed; deciding in memory until it answers");
                 }
                 let memory = fallback.memory.clone();
-                match self.run(&memory, groups).await {
+                let decided = if plan.meta.is_empty() {
+                    self.run(&memory, &plan.groups).await
+                } else {
+                    self.run_with_meta(&memory, &plan.groups, &plan.meta).await
+                };
+                match decided {
                     Ok(Ok(decision)) => Outcome::Allowed(decision, memory),
                     Ok(Err(decision)) => Outcome::Limited(decision),
                     Err(err) => {
@@ -738,6 +792,32 @@ impl HttpLimiter {
         }
     }
 
+    /// [`run`](Self::run) behind the meta limits: rejected at once while they are
+    /// exhausted, and one unit of them spent on each rejection.
+    async fn run_with_meta(
+        &self,
+        limiter: &RateLimiter,
+        groups: &Groups,
+        meta: &Groups,
+    ) -> Result<Result<Option<Decision>, Decision>, Failed> {
+        for g in meta {
+            let decision = test(limiter, g, g.cost).await?;
+            if !decision.is_allowed() {
+                return Ok(Err(decision));
+            }
+        }
+        let decided = self.run(limiter, groups).await?;
+        if decided.is_err() {
+            for g in meta {
+                if let Err(err) = hit(limiter, g).await {
+                    self.inner.metrics.storage_error();
+                    tracing::warn!(error = %err, "rate limiter: counting a breach against the meta limits failed");
+                }
+            }
+        }
+        Ok(decided)
+    }
+
     async fn run_groups(
         &self,
         limiter: &RateLimiter,
@@ -750,10 +830,7 @@ impl HttpLimiter {
                 Some(_) => g.cost.saturating_mul(self.inflight_count(&g.key)),
                 None => g.cost,
             };
-            let decision = match &*g.limits {
-                [one] => limiter.test(one, &g.key, cost).await?,
-                all => limiter.test_all(all, &g.key, cost).await?,
-            };
+            let decision = test(limiter, g, cost).await?;
             if !decision.is_allowed() {
                 return Ok(Err(decision));
             }

@@ -48,7 +48,7 @@
 //! | `headers_enabled`, `retry_after` | [`HeaderStyle`], [`RetryAfter`]; also the IETF fields |
 //! | `on_breach`, error handler | [`HttpLimiterBuilder::on_breach`], [`Rejection`] |
 //! | `swallow_errors`, `in_memory_fallback` | [`FailurePolicy`], with a per-request [deadline](HttpLimiterBuilder::deadline) |
-//! | `meta_limits` | not provided |
+//! | `meta_limits` | [`HttpLimiterBuilder::meta_limits`] |
 //!
 //! ## Where Flask-Limiter differs
 //!

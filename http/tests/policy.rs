@@ -447,3 +447,65 @@ async fn malformed_limits_fail_when_built() {
         .unwrap_err();
     assert!(err.to_string().contains("128"), "{err}");
 }
+
+#[tokio::test]
+async fn meta_limits_shut_out_a_client_that_keeps_breaching() {
+    let (limiter, _clock) = memory_limiter();
+    let limiter = HttpLimiter::builder(limiter)
+        .default_limits("1 per minute")
+        .meta_limits("2 per hour")
+        .route("/ping", Route::exempt())
+        .build()
+        .unwrap();
+    let addr = serve(routes().layer(limiter.layer())).await;
+    let c = client();
+    // Two breaches on /a...
+    assert_eq!(statuses(&c, addr, "/a", 3).await, [200, 429, 429]);
+    // ...and /b, whose own budget is untouched, is refused too.
+    let response = send(&c, addr, "GET", "/b", &[]).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.text().await.unwrap().contains("2 per 1 hour"));
+    // Exempt routes stay open.
+    assert_eq!(status(&c, addr, "GET", "/ping").await, 200);
+    let meta_key = limiter_core::Key::new(["127.0.0.1", "~meta"]);
+    let stats = limiter
+        .limiter()
+        .stats(&"2 per hour".parse().unwrap(), &meta_key)
+        .await
+        .unwrap();
+    assert_eq!(stats.remaining, 0);
+}
+
+#[tokio::test]
+async fn per_route_layers_in_axum() {
+    let (limiter, _clock) = memory_limiter();
+    let limiter = HttpLimiter::builder(limiter)
+        .default_limits("2 per minute")
+        .application_limits("100 per minute")
+        .build()
+        .unwrap();
+    let slow = limiter
+        .layer_for(Route::limits(Limits::new("1 per day")))
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/fast", axum::routing::get(|| async { "42" }))
+        .layer(limiter.layer())
+        .route("/slow", axum::routing::get(|| async { "24" }).layer(slow))
+        .route("/ping", axum::routing::get(|| async { "PONG" }));
+    let addr = serve(app).await;
+    let c = client();
+    assert_eq!(statuses(&c, addr, "/fast", 3).await, [200, 200, 429]);
+    assert_eq!(statuses(&c, addr, "/slow", 2).await, [200, 429]);
+    assert_eq!(statuses(&c, addr, "/ping", 4).await, [200; 4]);
+    // The application limit counted /fast and /slow alike: 4 of 100 spent.
+    let app_key = limiter_core::Key::new(["127.0.0.1", "~app"]);
+    let stats = limiter
+        .limiter()
+        .stats(&"100 per minute".parse().unwrap(), &app_key)
+        .await
+        .unwrap();
+    assert_eq!(stats.remaining, 97);
+    assert!(limiter
+        .layer_for(Route::limits(Limits::new("1 per eon")))
+        .is_err());
+}

@@ -1,10 +1,12 @@
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
+use crate::engine::CompiledRoute;
 use crate::{HttpLimiter, RequestInfo};
 
 /// The rate-limiting service made by [`RateLimitLayer`](super::RateLimitLayer).
@@ -40,16 +42,43 @@ use crate::{HttpLimiter, RequestInfo};
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RateLimitService<S> {
     inner: S,
     limiter: HttpLimiter,
+    route: Option<Arc<CompiledRoute>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for RateLimitService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitService")
+            .field("inner", &self.inner)
+            .field("limiter", &self.limiter)
+            .field("own_route_rule", &self.route.is_some())
+            .finish()
+    }
 }
 
 impl<S> RateLimitService<S> {
     /// `inner`, limited by `limiter`.
     pub fn new(inner: S, limiter: HttpLimiter) -> Self {
-        RateLimitService { inner, limiter }
+        RateLimitService {
+            inner,
+            limiter,
+            route: None,
+        }
+    }
+
+    pub(super) fn with_route(
+        inner: S,
+        limiter: HttpLimiter,
+        route: Option<Arc<CompiledRoute>>,
+    ) -> Self {
+        RateLimitService {
+            inner,
+            limiter,
+            route,
+        }
     }
 
     /// The inner service.
@@ -108,7 +137,9 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let plan = self.limiter.plan(&request_info(&req));
+        let plan = self
+            .limiter
+            .plan_route(&request_info(&req), self.route.as_deref());
         if plan.is_empty() {
             return ResponseFuture::passthrough(self.inner.call(req));
         }
