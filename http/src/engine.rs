@@ -162,7 +162,9 @@ type Groups = SmallVec<[Group; 2]>;
 #[must_use]
 pub struct Plan {
     groups: Groups,
-    meta: Groups,
+    /// Meta limits, boxed: most limiters have none, and the plan rides in every
+    /// request's future.
+    meta: Option<Box<Groups>>,
 }
 
 impl fmt::Debug for Plan {
@@ -171,7 +173,7 @@ impl fmt::Debug for Plan {
             .entries(
                 self.groups
                     .iter()
-                    .chain(&self.meta)
+                    .chain(self.meta.iter().flat_map(|m| m.iter()))
                     .map(|g| (&g.key, &g.limits, g.cost)),
             )
             .finish()
@@ -485,16 +487,34 @@ where
             return Poll::Pending;
         };
         if this.sleep.is_none() {
-            if tokio::runtime::Handle::try_current().is_err() {
-                *this.limit = None;
-                return Poll::Pending;
+            // Outside a tokio runtime, or in one built without its timer (where tokio
+            // panics on a new timer), there is no deadline.
+            let timer = tokio::runtime::Handle::try_current()
+                .ok()
+                .and_then(|_| std::panic::catch_unwind(|| tokio::time::sleep(limit)).ok());
+            match timer {
+                Some(sleep) => *this.sleep = Some(Box::pin(sleep)),
+                None => {
+                    warn_no_timer();
+                    *this.limit = None;
+                    return Poll::Pending;
+                }
             }
-            *this.sleep = Some(Box::pin(tokio::time::sleep(limit)));
         }
         match this.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
             Some(Poll::Ready(())) => Poll::Ready(Err(Failed::Deadline(limit))),
             _ => Poll::Pending,
         }
+    }
+}
+
+fn warn_no_timer() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "rate limiter: no tokio timer here (enable_time on the runtime builder), \
+             so storage calls have no deadline"
+        );
     }
 }
 
@@ -572,7 +592,7 @@ impl HttpLimiter {
     ) -> Plan {
         let mut plan = Plan {
             groups: Groups::new(),
-            meta: Groups::new(),
+            meta: None,
         };
         let inner = &*self.inner;
         if !self.is_enabled() || inner.filters.iter().any(|f| f(request)) {
@@ -591,9 +611,13 @@ impl HttpLimiter {
         for set in inner.application.iter().chain(own).chain(defaults) {
             self.add(&mut plan.groups, set, request);
         }
-        if !plan.groups.is_empty() {
+        if !plan.groups.is_empty() && !inner.meta.is_empty() {
+            let mut meta = Groups::new();
             for set in &inner.meta {
-                self.add(&mut plan.meta, set, request);
+                self.add(&mut meta, set, request);
+            }
+            if !meta.is_empty() {
+                plan.meta = Some(Box::new(meta));
             }
         }
         plan
@@ -697,11 +721,12 @@ impl HttpLimiter {
         };
         let guards = self.register_inflight(&plan.groups);
         let deadline = self.inner.deadline;
-        let decided = if plan.meta.is_empty() {
-            Deadline::new(self.run(&limiter, &plan.groups), deadline).await
-        } else {
-            let run = self.run_with_meta(&limiter, &plan.groups, &plan.meta);
-            Deadline::new(Box::pin(run), deadline).await
+        let decided = match plan.meta.as_deref() {
+            None => Deadline::new(self.run(&limiter, &plan.groups), deadline).await,
+            Some(meta) => {
+                let run = self.run_with_meta(&limiter, &plan.groups, meta);
+                Deadline::new(Box::pin(run), deadline).await
+            }
         };
         let outcome = match decided {
             Ok(Ok(decision)) => Outcome::Allowed(decision, limiter),
@@ -755,10 +780,9 @@ impl HttpLimiter {
                     tracing::warn!(error = %err, "rate limiter storage failed; deciding in memory until it answers");
                 }
                 let memory = fallback.memory.clone();
-                let decided = if plan.meta.is_empty() {
-                    self.run(&memory, &plan.groups).await
-                } else {
-                    self.run_with_meta(&memory, &plan.groups, &plan.meta).await
+                let decided = match plan.meta.as_deref() {
+                    None => self.run(&memory, &plan.groups).await,
+                    Some(meta) => self.run_with_meta(&memory, &plan.groups, meta).await,
                 };
                 match decided {
                     Ok(Ok(decision)) => Outcome::Allowed(decision, memory),
