@@ -73,7 +73,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2)
 step "medians of $rounds rounds, $seconds s each"
 bare=$(echo "${results[bare]}" | median)
 printf '| %-28s | %12s | %8s | %16s |\n' "service" "requests/s" "vs bare" "server CPU/request"
-printf '|%s|%s|%s|%s|\n' "------------------------------" "--------------" "----------" "------------------"
+printf "|%s|%s|%s|%s|\n" "------------------------------" "--------------" "----------" "--------------------"
 for v in "${variants[@]}"; do
   m=$(echo "${results[$v]}" | median)
   case $v in

@@ -74,6 +74,60 @@
 //! over. A deduction that finds the budget already spent counts nothing (it is one
 //! all-or-nothing `hit_all`).
 //!
+//! # Routes in axum
+//!
+//! A request is decided once, by one limiter layer, with every limit that applies
+//! to it. Two ways give a route its own rule:
+//!
+//! - **In the route table**, keyed by the pattern axum matched (`MatchedPath`, so
+//!   `/users/{id}` is one route whatever the id):
+//!   [`HttpLimiterBuilder::route`], with one router-wide [`HttpLimiter::layer`]
+//!   added by `Router::layer` (every request, 404s included) or `Router::route_layer`
+//!   (matched routes only).
+//! - **Where the route is declared**, with [`HttpLimiter::layer_for`] on the route's
+//!   method router. axum's `Router::layer` wraps only the routes added before it, so
+//!   routes with a layer of their own are added after the router-wide one, and routes
+//!   added after it with no layer are exempt.
+//!
+//! Either way, a route with limits of its own does not also get the defaults unless
+//! [`Route::with_defaults`] says so, and [`Route::exempt`] gets nothing. The router-wide
+//! layer cannot see the layers inside a route before the route runs, which is why
+//! route rules live in the table or in the route's only layer, and why a route must
+//! not sit under two limiter layers (it would be counted twice).
+//!
+//! # Keys
+//!
+//! A limit counts against a [`Key`](limiter_core::Key) of these identifiers: the key
+//! prefix if any, the client ([`ClientKey`]), the scope (the route pattern for
+//! default and route limits, `~app` for application limits, `~shared:NAME` for shared
+//! ones, `~meta` for meta limits), and the method for
+//! [`per_method`](Limits::per_method) limits. Limits of one request with the same key
+//! and cost are decided together, atomically; see [`HttpLimiter::decide`] for the rest.
+//!
+//! # Speed
+//!
+//! `bash scripts/bench-http.sh` (installs `wrk` with apt-get where missing) serves a
+//! hello-world axum app three ways on loopback, each on one tokio worker, and drives
+//! them with `wrk -t1 -c32` in turn, alternating the order, for 7 rounds of 5 s
+//! (`bash scripts/bench-http.sh 7 5`). Medians on the shared 2-core development
+//! machine (throughput there swings by ±30 % with other work; the server's CPU time
+//! per request, read from `/proc`, is steadier):
+//!
+//! | service | requests/s | vs bare | server CPU per request |
+//! |---|---|---|---|
+//! | axum, bare | 71,146 | 100.0 % | 6.36 µs |
+//! | axum + this layer (memory storage, one limit) | 66,937 | 94.1 % | 6.94 µs |
+//! | axum + `tower_governor` | 70,816 | 99.5 % | 6.43 µs |
+//!
+//! Counted in instructions (callgrind, user space, per request): bare 13.6 k, this
+//! layer 20.2 k, `tower_governor` 15.2 k. The layer adds about 0.6 µs per request:
+//! about a quarter is the limiter's decision itself (the stored key string, the
+//! storage's shard lock, the strategy), the rest is building the client key, the
+//! boxed decision future (the limiter's `hit` is an `async fn`, whose future a tower
+//! service cannot name) and cloning the inner service so the decision can wait.
+//! `tower_governor` is lighter: a synchronous GCRA on one integer per key, no
+//! storage abstraction, no all-or-nothing across limits.
+//!
 //! # Features
 //!
 //! | feature | default | adds |
