@@ -10,13 +10,14 @@ use limiter_core::{Decision, RateLimit, Timestamp};
 /// Which rate-limit headers responses carry.
 ///
 /// Values always come from the limit that decided the request: the one that rejected
-/// it, or, when all passed, the one with the fewest units left. `Retry-After` is sent
-/// only on 429 responses.
+/// it, or, when all passed, the one with the fewest units left. Every style but
+/// [`Off`](Self::Off) also sends `Retry-After`, on 429 responses only, rounded up so
+/// that a client that waits that long is not rejected again (none when the request
+/// can never pass, its cost being above the limit).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HeaderStyle {
-    /// No rate-limit headers (the default, as in Flask-Limiter); 429 responses still
-    /// carry `Retry-After`.
+    /// No rate-limit headers at all (the default, as in Flask-Limiter).
     #[default]
     Off,
     /// Flask-Limiter's `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
@@ -102,7 +103,7 @@ pub(crate) fn write(
             headers.insert(RATELIMIT, value);
         }
     }
-    if limited {
+    if limited && style != HeaderStyle::Off {
         if let Some(wait) = decision.retry_after() {
             let value = match retry_after {
                 RetryAfter::Seconds => number(ceil_secs(wait).max(1)),

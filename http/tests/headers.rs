@@ -41,7 +41,7 @@ const ALL: [&str; 6] = [
 ];
 
 #[tokio::test]
-async fn off_sends_only_retry_after_on_429() {
+async fn off_sends_none() {
     let (addr, _clock) = server(HeaderStyle::Off, RetryAfter::Seconds).await;
     let c = client();
     let ok = send(&c, addr, "GET", "/a", &[]).await;
@@ -49,8 +49,7 @@ async fn off_sends_only_retry_after_on_429() {
     send(&c, addr, "GET", "/a", &[]).await;
     let limited = send(&c, addr, "GET", "/a", &[]).await;
     assert_eq!(limited.status(), 429);
-    assert_eq!(header(&limited, "retry-after").as_deref(), Some("60"));
-    assert!(ALL[..5].iter().all(|h| header(&limited, h).is_none()));
+    assert!(ALL.iter().all(|h| header(&limited, h).is_none()));
 }
 
 #[tokio::test]
@@ -138,7 +137,7 @@ async fn both_with_http_date() {
 
 #[tokio::test]
 async fn a_client_waiting_retry_after_passes() {
-    let (addr, clock) = server(HeaderStyle::Off, RetryAfter::Seconds).await;
+    let (addr, clock) = server(HeaderStyle::XRateLimit, RetryAfter::Seconds).await;
     let c = client();
     clock.advance(Duration::from_millis(333));
     send(&c, addr, "GET", "/a", &[]).await;

@@ -123,10 +123,8 @@ fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimitService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send,
-    ReqBody: Send + 'static,
-    ResBody: From<String> + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: From<String>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
