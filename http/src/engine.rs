@@ -601,10 +601,19 @@ impl HttpLimiter {
         let route = route.or_else(|| inner.routes.get(request.route()));
         let (own, defaults) = match route {
             Some(r) if r.exempt == Exempt::All => return plan,
-            Some(r) => (
-                r.sets.as_slice(),
-                r.exempt == Exempt::No && (r.keep_defaults || r.sets.is_empty()),
-            ),
+            Some(r) => {
+                // As Flask-Limiter: when the method filters of all the route's own
+                // limits leave the request out, the defaults apply to it.
+                let method_exempt = r.sets.iter().all(|s| {
+                    s.methods
+                        .as_ref()
+                        .is_some_and(|m| !m.iter().any(|m| m.as_str() == request.method()))
+                });
+                (
+                    r.sets.as_slice(),
+                    r.exempt == Exempt::No && (r.keep_defaults || method_exempt),
+                )
+            }
             None => (&[][..], true),
         };
         let defaults: &[Set] = if defaults { &inner.defaults } else { &[] };

@@ -161,7 +161,9 @@ impl Limits {
     }
 
     /// Applies the limits only to requests with one of `methods` (Flask-Limiter's
-    /// `methods`). Default: every method.
+    /// `methods`). Default: every method. When the method filters of all of a route's
+    /// own limits leave a request out, the defaults apply to it instead, as in
+    /// Flask-Limiter.
     #[must_use]
     pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
         self.methods = Some(methods.into_iter().collect());

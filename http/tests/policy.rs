@@ -509,3 +509,22 @@ async fn per_route_layers_in_axum() {
         .layer_for(Route::limits(Limits::new("1 per eon")))
         .is_err());
 }
+
+#[tokio::test]
+async fn defaults_apply_to_methods_the_route_limits_leave_out() {
+    let (limiter, _clock) = memory_limiter();
+    let limiter = HttpLimiter::builder(limiter)
+        .default_limits("2 per minute")
+        .route(
+            "/a",
+            Route::limits(Limits::new("1 per minute").methods([Method::POST])),
+        )
+        .build()
+        .unwrap();
+    let addr = serve(routes().layer(limiter.layer())).await;
+    let c = client();
+    assert_eq!(status(&c, addr, "POST", "/a").await, 200);
+    assert_eq!(status(&c, addr, "POST", "/a").await, 429);
+    // GET is left out by the route's limits: the defaults apply.
+    assert_eq!(statuses(&c, addr, "/a", 3).await, [200, 200, 429]);
+}
