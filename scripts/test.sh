@@ -27,6 +27,8 @@ if have_component clippy clippy; then
   step "cargo clippy (warnings denied)"
   cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
   cargo clippy -p limiter --no-default-features --all-targets --locked -- -D warnings
+  cargo clippy -p limiter-http --no-default-features --all-targets --locked -- -D warnings
+  cargo clippy -p limiter-http --no-default-features --features tower --all-targets --locked -- -D warnings
 else
   echo "warning: clippy is not installed and cannot be added; skipping lints" >&2
 fi

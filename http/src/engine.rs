@@ -15,11 +15,12 @@ use limiter_core::{Decision, Error, Key, RateLimit, RateLimiter};
 use pin_project_lite::pin_project;
 use smallvec::SmallVec;
 
-use crate::builder::{HttpLimiterBuilder, OnBreach};
+use crate::builder::{compile_route, BuildError, HttpLimiterBuilder, OnBreach};
 use crate::failure::{Failure, ProbeGuard};
 use crate::headers::{self, HeaderStyle, RetryAfter};
 use crate::key::ClientKey;
 use crate::metrics::Metrics;
+use crate::policy::Route;
 use crate::policy::{Cost, DynamicLimitsFn, Exempt, RequestPredicate, ResponsePredicate};
 use crate::request::{RequestInfo, ResponseInfo};
 use crate::response::{self, Rejection};
@@ -137,6 +138,20 @@ pub(crate) enum Scope {
     Shared(String),
     /// How often the client was rejected.
     Meta,
+}
+
+/// A route's rule with its limits parsed, made by [`HttpLimiter::route_rule`].
+#[derive(Clone)]
+pub struct RouteRule(pub(crate) Arc<CompiledRoute>);
+
+impl fmt::Debug for RouteRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteRule")
+            .field("sets", &self.0.sets.len())
+            .field("keep_defaults", &self.0.keep_defaults)
+            .field("exempt", &self.0.exempt)
+            .finish()
+    }
 }
 
 pub(crate) struct CompiledRoute {
@@ -543,9 +558,40 @@ impl HttpLimiter {
         &self.inner.limiter
     }
 
-    /// The client key of limit sets without one of their own.
-    pub(crate) fn default_key(&self) -> &ClientKey {
-        &self.inner.key
+    /// Compiles a route rule for [`plan_for`](Self::plan_for): for adapters that
+    /// configure limits where a route is declared, such as
+    /// [`layer_for`](Self::layer_for) (feature `tower`).
+    ///
+    /// ```
+    /// use limiter_http::{HttpLimiter, Limits, RequestInfo, Route};
+    /// # use limiter_core::RateLimiter;
+    /// # use limiter_memory::MemoryStorage;
+    /// # use std::sync::Arc;
+    /// use http::HeaderMap;
+    ///
+    /// let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))
+    ///     .default_limits("100 per minute")
+    ///     .build()?;
+    /// let slow = limiter.route_rule(Route::limits(Limits::new("1 per day")))?;
+    /// let headers = HeaderMap::new();
+    /// let request = RequestInfo::new("GET", "/slow", &headers).with_peer("192.0.2.1:1".parse()?);
+    /// assert!(!limiter.plan_for(&request, &slow).is_empty());
+    /// assert!(limiter.route_rule(Route::limits(Limits::new("1 per eon"))).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`HttpLimiterBuilder::build`] for the route's limits.
+    pub fn route_rule(&self, route: Route) -> Result<RouteRule, BuildError> {
+        let compiled = compile_route(route, &self.inner.key, "route rule")?;
+        Ok(RouteRule(Arc::new(compiled)))
+    }
+
+    /// [`plan`](Self::plan) with `rule` as the request's route rule, in place of the
+    /// route table.
+    pub fn plan_for(&self, request: &RequestInfo<'_>, rule: &RouteRule) -> Plan {
+        self.plan_route(request, Some(&rule.0))
     }
 
     /// Turns limiting on or off at run time (Flask-Limiter's `enabled`); off, every

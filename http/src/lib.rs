@@ -3,6 +3,8 @@
 //! ([`tower::RateLimitLayer`], feature `tower`) for axum, hyper and any tower stack.
 //!
 //! ```no_run
+//! # #[cfg(feature = "axum")]
+//! # mod example {
 //! use axum::{routing::get, Router};
 //! use limiter_http::{HttpLimiter, Limits, Route};
 //! use limiter_core::RateLimiter;
@@ -27,6 +29,8 @@
 //! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
 //! # Ok(())
 //! # }
+//! # }
+//! # fn main() {}
 //! ```
 //!
 //! # Policies
@@ -152,7 +156,7 @@ mod response;
 pub mod tower;
 
 pub use builder::{BuildError, HttpLimiterBuilder};
-pub use engine::{Admission, Checked, Decided, HttpLimiter, Limited, Plan, Settlement};
+pub use engine::{Admission, Checked, Decided, HttpLimiter, Limited, Plan, RouteRule, Settlement};
 pub use failure::FailurePolicy;
 pub use headers::{http_date, HeaderStyle, RetryAfter};
 pub use key::{

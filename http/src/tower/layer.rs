@@ -1,11 +1,7 @@
-use std::sync::Arc;
-
 use tower_layer::Layer;
 
 use super::RateLimitService;
-use crate::builder::compile_route;
-use crate::engine::CompiledRoute;
-use crate::{BuildError, HttpLimiter, Route};
+use crate::{BuildError, HttpLimiter, Route, RouteRule};
 
 /// Wraps services in a [`RateLimitService`]; made by [`HttpLimiter::layer`].
 ///
@@ -33,7 +29,7 @@ use crate::{BuildError, HttpLimiter, Route};
 #[derive(Clone)]
 pub struct RateLimitLayer {
     limiter: HttpLimiter,
-    route: Option<Arc<CompiledRoute>>,
+    route: Option<RouteRule>,
 }
 
 impl std::fmt::Debug for RateLimitLayer {
@@ -105,10 +101,9 @@ impl HttpLimiter {
     /// route's limits.
     #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
     pub fn layer_for(&self, route: Route) -> Result<RateLimitLayer, BuildError> {
-        let compiled = compile_route(route, self.default_key(), "route layer")?;
         Ok(RateLimitLayer {
             limiter: self.clone(),
-            route: Some(Arc::new(compiled)),
+            route: Some(self.route_rule(route)?),
         })
     }
 }

@@ -1,13 +1,11 @@
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use crate::engine::CompiledRoute;
-use crate::{HttpLimiter, RequestInfo};
+use crate::{HttpLimiter, RequestInfo, RouteRule};
 
 /// The rate-limiting service made by [`RateLimitLayer`](super::RateLimitLayer).
 ///
@@ -46,7 +44,7 @@ use crate::{HttpLimiter, RequestInfo};
 pub struct RateLimitService<S> {
     inner: S,
     limiter: HttpLimiter,
-    route: Option<Arc<CompiledRoute>>,
+    route: Option<RouteRule>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for RateLimitService<S> {
@@ -69,11 +67,7 @@ impl<S> RateLimitService<S> {
         }
     }
 
-    pub(super) fn with_route(
-        inner: S,
-        limiter: HttpLimiter,
-        route: Option<Arc<CompiledRoute>>,
-    ) -> Self {
+    pub(super) fn with_route(inner: S, limiter: HttpLimiter, route: Option<RouteRule>) -> Self {
         RateLimitService {
             inner,
             limiter,
@@ -135,9 +129,11 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let plan = self
-            .limiter
-            .plan_route(&request_info(&req), self.route.as_deref());
+        let info = request_info(&req);
+        let plan = match &self.route {
+            Some(rule) => self.limiter.plan_for(&info, rule),
+            None => self.limiter.plan(&info),
+        };
         if plan.is_empty() {
             return ResponseFuture::passthrough(self.inner.call(req));
         }
