@@ -8,9 +8,9 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::service::request_info;
-use crate::{Admission, Decided, HttpLimiter, Plan, ResponseInfo};
+use crate::{Admission, Decided, HttpLimiter, ResponseInfo};
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 pin_project! {
     /// The response future of [`RateLimitService`](super::RateLimitService).
@@ -40,6 +40,8 @@ pin_project! {
         },
         // Allowed: the inner service answers.
         Calling { #[pin] future: S::Future, admission: Option<Admission> },
+        // Answered by the limiter itself, without waiting.
+        Answered { response: Option<S::Response> },
         // Deducting conditional limits after the response.
         Settling { settle: BoxFuture<Admission>, response: Option<S::Response> },
     }
@@ -64,15 +66,32 @@ where
         }
     }
 
+    pub(super) fn calling(future: S::Future, admission: Admission) -> Self {
+        ResponseFuture {
+            state: State::Calling {
+                future,
+                admission: Some(admission),
+            },
+        }
+    }
+
+    pub(super) fn answered(response: S::Response) -> Self {
+        ResponseFuture {
+            state: State::Answered {
+                response: Some(response),
+            },
+        }
+    }
+
     pub(super) fn deciding(
         limiter: HttpLimiter,
-        plan: Plan,
+        decision: BoxFuture<Decided>,
         inner: S,
         request: Request<ReqBody>,
     ) -> Self {
         ResponseFuture {
             state: State::Deciding {
-                decision: Box::pin(limiter.decide(plan)),
+                decision,
                 limiter,
                 inner: Some(inner),
                 request: Some(request),
@@ -138,6 +157,12 @@ where
                         settle: Box::pin(settlement.run()),
                         response: Some(response),
                     });
+                }
+                StateProj::Answered { response } => {
+                    return match response.take() {
+                        Some(response) => Poll::Ready(Ok(response)),
+                        None => Poll::Pending,
+                    };
                 }
                 StateProj::Settling { settle, response } => {
                     let admission = ready!(settle.as_mut().poll(cx));

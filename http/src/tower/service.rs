@@ -1,11 +1,11 @@
 use std::net::SocketAddr;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::future::ResponseFuture;
-use crate::{HttpLimiter, RequestInfo, RouteRule};
+use super::future::{BoxFuture, ResponseFuture};
+use crate::{Decided, HttpLimiter, RequestInfo, RouteRule};
 
 /// The rate-limiting service made by [`RateLimitLayer`](super::RateLimitLayer).
 ///
@@ -137,10 +137,31 @@ where
         if plan.is_empty() {
             return ResponseFuture::passthrough(self.inner.call(req));
         }
-        // The ready service goes into the future; a fresh clone stays here for the
-        // next poll_ready.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::deciding(self.limiter.clone(), plan, inner, req)
+        // Decide now if the storage answers without waiting (in-process storages
+        // do): the ready inner service is then called at once, with no clone of it
+        // and no request held. The real waker replaces the no-op one at the next poll
+        // of a decision that has to wait.
+        let mut decision: BoxFuture<Decided> = Box::pin(self.limiter.decide(plan));
+        let mut cx = Context::from_waker(Waker::noop());
+        match decision.as_mut().poll(&mut cx) {
+            Poll::Ready(Decided::Allowed(admission)) => {
+                ResponseFuture::calling(self.inner.call(req), admission)
+            }
+            Poll::Ready(Decided::Limited(limited)) => {
+                let response = self.limiter.limited_response(&limited, &request_info(&req));
+                ResponseFuture::answered(response.map(ResBody::from))
+            }
+            Poll::Ready(Decided::Unavailable) => {
+                let response = self.limiter.unavailable_response();
+                ResponseFuture::answered(response.map(ResBody::from))
+            }
+            Poll::Pending => {
+                // The ready service goes into the future; a fresh clone stays here for
+                // the next poll_ready.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::deciding(self.limiter.clone(), decision, inner, req)
+            }
+        }
     }
 }
