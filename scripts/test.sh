@@ -8,7 +8,8 @@
 # when this script exits), then runs, in order: formatting, clippy with warnings
 # denied, documentation with warnings denied, every test (unit, integration,
 # conformance, doctests), the core's tests again in an optimised build with overflow
-# checks on, and the examples.
+# checks on, and the examples that run to completion (the quickstart and the other
+# servers are driven on loopback ports by their tests, under "cargo test").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -26,6 +27,8 @@ if have_component clippy clippy; then
   step "cargo clippy (warnings denied)"
   cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
   cargo clippy -p limiter --no-default-features --all-targets --locked -- -D warnings
+  cargo clippy -p limiter-http --no-default-features --all-targets --locked -- -D warnings
+  cargo clippy -p limiter-http --no-default-features --features tower --all-targets --locked -- -D warnings
 else
   echo "warning: clippy is not installed and cannot be added; skipping lints" >&2
 fi
@@ -47,6 +50,6 @@ step "core tests, optimised, overflow checks on"
 cargo test -p limiter-core --profile release-checked --locked
 
 step "examples"
-cargo run --quiet --locked -p example-quickstart >/dev/null
+cargo run --quiet --locked -p example-console >/dev/null
 cargo run --quiet --locked -p example-custom-strategy >/dev/null
 echo "examples ran"

@@ -29,6 +29,9 @@
 //! | `redis` | no | `RedisStorage` (Redis standalone, Cluster, Sentinel, Unix socket), the `redis…://` URIs |
 //! | `redis-tls` | no | TLS for the Redis storage, `rediss://` |
 //! | `serde` | no | `Serialize`/`Deserialize` for [`RateLimit`] as its string form |
+//! | `http` | no | [`http`]: Flask-Limiter's policies as a framework-neutral engine |
+//! | `tower` | no | `http`, plus the tower layer [`http::tower::RateLimitLayer`] |
+//! | `axum` | no | `tower`, plus axum's `MatchedPath` and `ConnectInfo` |
 //! | `full` | no | everything above |
 //!
 //! # Choosing a strategy
@@ -73,7 +76,14 @@ pub use limiter_redis::{RedisConfig, RedisError, RedisStorage, Topology as Redis
 
 pub use uri::{storage_from_uri, UriError};
 
-/// The README's examples, compiled and run as doctests so that they cannot rot.
-#[cfg(doctest)]
+/// HTTP rate limiting: the `limiter-http` crate (features `http`, `tower`, `axum`).
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+#[doc(inline)]
+pub use limiter_http as http;
+
+/// The README's examples, compiled and run as doctests so that they cannot rot (the
+/// HTTP one needs the `axum` feature).
+#[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

@@ -1,65 +1,34 @@
-//! Quickstart: two clients share a service limited to 3 requests per second and 5 per
-//! minute, on the in-memory storage.
+//! Flask-Limiter's quickstart on axum.
 //!
-//! Run with: `cargo run -p example-quickstart`
+//! Run with: `cargo run -p example-quickstart`, then:
+//!
+//! ```text
+//! curl localhost:5000/fast   # 42
+//! curl localhost:5000/fast   # 42 (a second later)
+//! curl localhost:5000/fast   # 429: Too many requests: 2 per 1 minute
+//! curl localhost:5000/slow   # 24
+//! curl localhost:5000/slow   # 429: Too many requests: 1 per 1 day
+//! curl localhost:5000/ping   # PONG, always
+//! ```
+//!
+//! `QUICKSTART_ADDR` changes the address (default `127.0.0.1:5000`).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use limiter::strategy::MovingWindow;
-use limiter::{Key, MemoryStorage, RateLimiter};
-
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let limiter = RateLimiter::builder(Arc::new(MemoryStorage::new()))
-        .strategy(MovingWindow)
-        .build();
-    let limits = limiter::parse_many("3 per second; 5 per minute")?;
-    println!("limits: {}", join(&limits));
-
-    let clients = ["203.0.113.9", "198.51.100.7"].map(|ip| (ip, Key::from(ip)));
-    for round in 1..=4 {
-        for (name, client) in &clients {
-            let decision = limiter.hit_all(&limits, client, 1).await?;
-            let verdict = if decision.is_allowed() {
-                format!(
-                    "allowed, {} left of {}",
-                    decision.remaining(),
-                    decision.limit()
-                )
-            } else {
-                let wait = decision.retry_after().unwrap_or_default();
-                format!(
-                    "rejected by {}, retry in {} ms",
-                    decision.limit(),
-                    wait.as_millis()
-                )
-            };
-            println!("round {round} {name:<14} {verdict}");
-        }
-        // The first client is greedy: two more requests each round.
-        for _ in 0..2 {
-            let _ = limiter.hit_all(&limits, &clients[0].1, 1).await?;
-        }
-        tokio::time::sleep(Duration::from_millis(350)).await;
-    }
-
-    for (name, client) in &clients {
-        let stats = limiter.stats(&limits[1], client).await?;
-        println!(
-            "{name:<14} {} of {} left, full again in {} s",
-            stats.remaining,
-            limits[1],
-            stats.reset_after().as_secs()
-        );
-    }
+    let addr = std::env::var("QUICKSTART_ADDR").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+    let limiter = example_quickstart::limiter()?;
+    let app = example_quickstart::app(&limiter);
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
-}
-
-fn join(limits: &[limiter::RateLimit]) -> String {
-    limits
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }

@@ -1,0 +1,379 @@
+//! Building an [`HttpLimiter`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use limiter_core::{Decision, ParseError, RateLimiter};
+
+use crate::engine::{CompiledRoute, HttpLimiter, Inner, Scope, Set, SetLimits};
+use crate::failure::{Failure, FailurePolicy};
+use crate::headers::{HeaderStyle, RetryAfter};
+use crate::key::ClientKey;
+use crate::metrics::{Metrics, NoMetrics};
+use crate::policy::{Cost, Limits, RequestPredicate, Route, Source};
+use crate::request::RequestInfo;
+use crate::response::Rejection;
+
+pub(crate) type OnBreach = dyn Fn(&Decision, &RequestInfo<'_>) + Send + Sync;
+
+/// A limiter that could not be built: a malformed limit string (with the parser's
+/// error) or an invalid option. Nothing is checked at request time instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A limit string did not parse.
+    #[error("{context}: {source}")]
+    Limit {
+        /// Where the string was given (`default limits`, `route "/slow"`, …).
+        context: String,
+        /// The parser's error.
+        #[source]
+        source: ParseError,
+    },
+    /// An option is invalid.
+    #[error("{context}: {message}")]
+    Invalid {
+        /// Where the option was given.
+        context: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Builds an [`HttpLimiter`]; see [`HttpLimiter::builder`].
+#[must_use]
+pub struct HttpLimiterBuilder {
+    limiter: RateLimiter,
+    defaults: Vec<Limits>,
+    application: Vec<Limits>,
+    meta: Vec<Limits>,
+    routes: Vec<(String, Route)>,
+    key: ClientKey,
+    key_prefix: String,
+    filters: Vec<Arc<RequestPredicate>>,
+    enabled: bool,
+    header_style: HeaderStyle,
+    retry_after: RetryAfter,
+    on_breach: Option<Arc<OnBreach>>,
+    rejection: Rejection,
+    failure: FailurePolicy,
+    deadline: Option<Duration>,
+    metrics: Arc<dyn Metrics>,
+}
+
+impl fmt::Debug for HttpLimiterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpLimiterBuilder")
+            .field("limiter", &self.limiter)
+            .field("defaults", &self.defaults)
+            .field("application", &self.application)
+            .field("routes", &self.routes)
+            .field("key", &self.key)
+            .field("key_prefix", &self.key_prefix)
+            .field("enabled", &self.enabled)
+            .field("header_style", &self.header_style)
+            .field("failure", &self.failure)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpLimiterBuilder {
+    pub(crate) fn new(limiter: RateLimiter) -> Self {
+        HttpLimiterBuilder {
+            limiter,
+            defaults: Vec::new(),
+            application: Vec::new(),
+            meta: Vec::new(),
+            routes: Vec::new(),
+            key: ClientKey::peer(),
+            key_prefix: String::new(),
+            filters: Vec::new(),
+            enabled: true,
+            header_style: HeaderStyle::Off,
+            retry_after: RetryAfter::Seconds,
+            on_breach: None,
+            rejection: Rejection::PlainText,
+            failure: FailurePolicy::FailClosed,
+            deadline: Some(Duration::from_secs(1)),
+            metrics: Arc::new(NoMetrics),
+        }
+    }
+
+    /// Adds default limits: they apply, one budget per route, to every route without
+    /// limits of its own (Flask-Limiter's `default_limits`). Call again to add more
+    /// sets.
+    pub fn default_limits(mut self, limits: impl Into<Limits>) -> Self {
+        self.defaults.push(limits.into());
+        self
+    }
+
+    /// Adds application limits: one budget shared by all routes (Flask-Limiter's
+    /// `application_limits`). Only [`Route::exempt`] escapes them.
+    pub fn application_limits(mut self, limits: impl Into<Limits>) -> Self {
+        self.application.push(limits.into());
+        self
+    }
+
+    /// Adds meta limits: limits on how often a client is rejected (Flask-Limiter's
+    /// `meta_limits`). Every rejection counts one against them; while they are
+    /// exhausted, every request of that client is rejected, exempt routes excepted.
+    ///
+    /// ```
+    /// use limiter_http::HttpLimiter;
+    /// # use limiter_core::RateLimiter;
+    /// # use limiter_memory::MemoryStorage;
+    /// # use std::sync::Arc;
+    ///
+    /// // A client rejected 5 times within an hour is shut out for the rest of it.
+    /// let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))
+    ///     .default_limits("10 per minute")
+    ///     .meta_limits("5 per hour")
+    ///     .build()?;
+    /// # Ok::<(), limiter_http::BuildError>(())
+    /// ```
+    pub fn meta_limits(mut self, limits: impl Into<Limits>) -> Self {
+        self.meta.push(limits.into());
+        self
+    }
+
+    /// Configures the route `pattern`: as axum writes it (`/users/{id}`, matched
+    /// through `MatchedPath`), or the request path for adapters that know no
+    /// patterns. A second call for one pattern replaces the first.
+    pub fn route(mut self, pattern: impl Into<String>, route: Route) -> Self {
+        self.routes.push((pattern.into(), route));
+        self
+    }
+
+    /// The client key of every limit set without one of its own. Default:
+    /// [`ClientKey::peer`], the socket peer's address.
+    pub fn key(mut self, key: ClientKey) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// A first identifier in every key, so that several applications or limiters can
+    /// share one storage without sharing budgets. Default: none.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Exempts every request for which `f` is true (Flask-Limiter's
+    /// `request_filter`), such as an allow-list of addresses.
+    pub fn request_filter<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&RequestInfo<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.filters.push(Arc::new(f));
+        self
+    }
+
+    /// Whether the limiter starts enabled. Default: `true`. See also
+    /// [`HttpLimiter::set_enabled`].
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Which rate-limit headers to send. Default: [`HeaderStyle::Off`].
+    pub fn headers(mut self, style: HeaderStyle) -> Self {
+        self.header_style = style;
+        self
+    }
+
+    /// The format of `Retry-After` on 429 responses. Default: [`RetryAfter::Seconds`].
+    pub fn retry_after(mut self, format: RetryAfter) -> Self {
+        self.retry_after = format;
+        self
+    }
+
+    /// Called on every rejection with the decision and the request, before the 429
+    /// response is built.
+    pub fn on_breach<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Decision, &RequestInfo<'_>) + Send + Sync + 'static,
+    {
+        self.on_breach = Some(Arc::new(f));
+        self
+    }
+
+    /// The 429 response. Default: [`Rejection::PlainText`].
+    pub fn rejection(mut self, rejection: Rejection) -> Self {
+        self.rejection = rejection;
+        self
+    }
+
+    /// What to do when the storage fails or misses the deadline. Default:
+    /// [`FailurePolicy::FailClosed`].
+    pub fn on_storage_failure(mut self, policy: FailurePolicy) -> Self {
+        self.failure = policy;
+        self
+    }
+
+    /// How long one request may wait for the storage before the failure policy
+    /// applies; `None` waits as long as the storage takes. Default: 1 second. Needs a
+    /// tokio runtime with the time driver; without one, no deadline applies.
+    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Where to report events. Default: nowhere.
+    pub fn metrics(mut self, metrics: impl Metrics) -> Self {
+        self.metrics = Arc::new(metrics);
+        self
+    }
+
+    /// Builds the limiter.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Limit`] for a malformed limit string, [`BuildError::Invalid`] for
+    /// a cost of 0, an empty limit list, an invalid key option, a shared scope that
+    /// is empty, or a per-request deadline of zero.
+    pub fn build(self) -> Result<HttpLimiter, BuildError> {
+        let HttpLimiterBuilder {
+            limiter,
+            defaults,
+            application,
+            meta,
+            routes,
+            key,
+            key_prefix,
+            filters,
+            enabled,
+            header_style,
+            retry_after,
+            on_breach,
+            rejection,
+            failure,
+            deadline,
+            metrics,
+        } = self;
+        let invalid = |context: &str, message: String| BuildError::Invalid {
+            context: context.to_owned(),
+            message,
+        };
+        key.validate().map_err(|m| invalid("client key", m))?;
+        if deadline == Some(Duration::ZERO) {
+            return Err(invalid(
+                "deadline",
+                "a deadline of zero fails every request".into(),
+            ));
+        }
+        let defaults = compile_all(defaults, &key, Scope::Route, "default limits")?;
+        let application = compile_all(application, &key, Scope::Application, "application limits")?;
+        let meta = compile_all(meta, &key, Scope::Meta, "meta limits")?;
+        let mut table = HashMap::with_capacity(routes.len());
+        for (pattern, route) in routes {
+            let context = format!("route {pattern:?}");
+            let compiled = compile_route(route, &key, &context)?;
+            table.insert(pattern, compiled);
+        }
+        let failure =
+            Failure::new(failure, &limiter).map_err(|m| invalid("storage failure policy", m))?;
+        Ok(HttpLimiter::from_inner(Inner {
+            limiter,
+            defaults,
+            application,
+            meta,
+            routes: table,
+            key,
+            key_prefix: (!key_prefix.is_empty()).then_some(key_prefix),
+            filters,
+            enabled: enabled.into(),
+            header_style,
+            retry_after,
+            on_breach,
+            rejection,
+            failure,
+            deadline,
+            metrics,
+            inflight: Default::default(),
+        }))
+    }
+}
+
+impl From<&str> for Limits {
+    fn from(text: &str) -> Limits {
+        Limits::new(text)
+    }
+}
+
+/// A route rule, its limits parsed.
+pub(crate) fn compile_route(
+    route: Route,
+    default_key: &ClientKey,
+    context: &str,
+) -> Result<CompiledRoute, BuildError> {
+    Ok(CompiledRoute {
+        sets: compile_all(route.limits, default_key, Scope::Route, context)?,
+        keep_defaults: route.keep_defaults,
+        exempt: route.exempt,
+    })
+}
+
+fn compile_all(
+    all: Vec<Limits>,
+    default_key: &ClientKey,
+    scope: Scope,
+    context: &str,
+) -> Result<Vec<Set>, BuildError> {
+    all.into_iter()
+        .map(|limits| compile(limits, default_key, scope.clone(), context))
+        .collect()
+}
+
+fn compile(
+    limits: Limits,
+    default_key: &ClientKey,
+    scope: Scope,
+    context: &str,
+) -> Result<Set, BuildError> {
+    let invalid = |message: String| BuildError::Invalid {
+        context: context.to_owned(),
+        message,
+    };
+    let set_limits = match limits.source {
+        Source::Text(text) => {
+            let parsed = limiter_core::parse_many(&text).map_err(|source| BuildError::Limit {
+                context: context.to_owned(),
+                source,
+            })?;
+            SetLimits::Static(parsed.into())
+        }
+        Source::Parsed(parsed) => SetLimits::Static(parsed),
+        Source::Dynamic(f) => SetLimits::Dynamic(f),
+    };
+    if let SetLimits::Static(list) = &set_limits {
+        if list.is_empty() {
+            return Err(invalid("no limits given".into()));
+        }
+    }
+    if let Cost::Fixed(0) = limits.cost {
+        return Err(invalid("a request costs at least 1".into()));
+    }
+    let key = limits.key.unwrap_or_else(|| default_key.clone());
+    key.validate().map_err(invalid)?;
+    let scope = match limits.shared {
+        Some(name) if name.is_empty() => return Err(invalid("empty shared scope".into())),
+        Some(_) if scope == Scope::Meta => {
+            return Err(invalid("meta limits cannot be shared".into()))
+        }
+        Some(name) => Scope::Shared(format!("~shared:{name}")),
+        None => scope,
+    };
+    Ok(Set {
+        limits: set_limits,
+        key,
+        scope,
+        per_method: limits.per_method,
+        methods: limits.methods,
+        cost: limits.cost,
+        exempt_when: limits.exempt_when,
+        deduct_when: limits.deduct_when,
+    })
+}
