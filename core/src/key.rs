@@ -5,6 +5,9 @@
 //! `}` → `%7D`), so two different identifier lists can never produce the same key:
 //! `["a/b", "c"]` and `["a", "b/c"]` stay apart.
 
+use std::cell::RefCell;
+use std::ops::Deref;
+
 use crate::limit::RateLimit;
 
 /// The identifiers a limit is counted against, such as a client address and a route.
@@ -200,24 +203,88 @@ impl AsRef<str> for StorageKey {
 
 /// The stored key for `key` under `limit`; `prefix` is the escaped
 /// `namespace/strategy` part.
-///
-/// On every hit's path, so it formats by hand: one allocation, no `fmt` machinery.
 pub(crate) fn storage_key(prefix: &str, key: &Key, limit: &RateLimit) -> StorageKey {
-    let unit = limit.unit().name();
-    let mut out = String::with_capacity(prefix.len() + key.escaped.len() + unit.len() + 43);
-    out.push_str(prefix);
-    out.push_str(&key.escaped);
-    let group_len = out.len();
+    let mut text = String::with_capacity(prefix.len() + key.escaped.len() + 44);
+    text.push_str(prefix);
+    text.push_str(&key.escaped);
+    let group_len = text.len();
+    push_limit_part(&mut text, limit);
+    StorageKey { text, group_len }
+}
+
+/// Appends `/amount/multiples/unit`.
+fn push_limit_part(out: &mut String, limit: &RateLimit) {
     out.push('/');
-    push_decimal(&mut out, limit.amount());
+    push_decimal(out, limit.amount());
     out.push('/');
-    push_decimal(&mut out, limit.multiples());
+    push_decimal(out, limit.multiples());
     out.push('/');
-    out.push_str(unit);
-    StorageKey {
-        text: out,
-        group_len,
+    out.push_str(limit.unit().name());
+}
+
+/// What a thread keeps to build stored keys on the hit path without allocating: a
+/// buffer for the key, and the limit part of the last limit it formatted.
+#[derive(Default)]
+struct Scratch {
+    text: String,
+    limit: Option<RateLimit>,
+    limit_part: String,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch { text: String::new(), limit: None, limit_part: String::new() })
+    };
+}
+
+/// A stored key built in a buffer that its thread reuses: once a thread has built one,
+/// building the next allocates nothing and formats no number while the limit stays the
+/// same. The buffer goes back to the thread that drops the key.
+pub(crate) struct ReusedKey(StorageKey);
+
+impl Deref for ReusedKey {
+    type Target = StorageKey;
+
+    fn deref(&self) -> &StorageKey {
+        &self.0
     }
+}
+
+impl Drop for ReusedKey {
+    fn drop(&mut self) {
+        let text = std::mem::take(&mut self.0.text);
+        let _ = SCRATCH.try_with(|cell| {
+            if let Ok(mut scratch) = cell.try_borrow_mut() {
+                if scratch.text.capacity() < text.capacity() {
+                    scratch.text = text;
+                }
+            }
+        });
+    }
+}
+
+/// [`storage_key`], built in the thread's reused buffer.
+pub(crate) fn reused_storage_key(prefix: &str, key: &Key, limit: &RateLimit) -> ReusedKey {
+    let built = SCRATCH.try_with(|cell| {
+        let mut scratch = cell.try_borrow_mut().ok()?;
+        let scratch = &mut *scratch;
+        if scratch.limit != Some(*limit) {
+            scratch.limit_part.clear();
+            push_limit_part(&mut scratch.limit_part, limit);
+            scratch.limit = Some(*limit);
+        }
+        let mut text = std::mem::take(&mut scratch.text);
+        text.clear();
+        text.push_str(prefix);
+        text.push_str(&key.escaped);
+        let group_len = text.len();
+        text.push_str(&scratch.limit_part);
+        Some(StorageKey { text, group_len })
+    });
+    ReusedKey(match built {
+        Ok(Some(stored)) => stored,
+        _ => storage_key(prefix, key, limit),
+    })
 }
 
 /// Appends `n` in decimal.
@@ -279,6 +346,20 @@ mod tests {
         }
         assert_eq!(escape("50%/x"), "50%25%2Fx");
         assert_eq!(escape("{a}"), "%7Ba%7D");
+    }
+
+    #[test]
+    fn reused_keys_match_built_keys() {
+        let limits = [limit(), RateLimit::per_second(NonZeroU64::MAX), limit()];
+        for (i, l) in limits.iter().enumerate() {
+            let key = Key::new(["a".repeat(i * 40), "b/{c}".to_owned()]);
+            let reused = reused_storage_key("N/s", &key, l);
+            // Held while another is built: the second gets a buffer of its own.
+            let other = reused_storage_key("N/s", &Key::global(), l);
+            assert_eq!(*reused, storage_key("N/s", &key, l));
+            assert_eq!(*other, storage_key("N/s", &Key::global(), l));
+            assert_eq!(reused.limit_part(), storage_key("N/s", &key, l).limit_part());
+        }
     }
 
     #[test]

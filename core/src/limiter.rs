@@ -214,7 +214,7 @@ impl RateLimiter {
     /// [`Error::Storage`] when the storage fails.
     pub async fn stats(&self, limit: &RateLimit, key: &Key) -> Result<WindowStats, Error> {
         let now = self.inner.clock.now();
-        let stored = self.storage_key(limit, key);
+        let stored = key::reused_storage_key(&self.inner.prefix, key, limit);
         let verdict = self
             .apply(&stored, limit, Op::Test { cost: 1 }, now)
             .await?;
@@ -341,7 +341,7 @@ impl RateLimiter {
     async fn decide_one(&self, limit: &RateLimit, key: &Key, op: Op) -> Result<Decision, Error> {
         check_cost(op.cost())?;
         let now = self.inner.clock.now();
-        let stored = self.storage_key(limit, key);
+        let stored = key::reused_storage_key(&self.inner.prefix, key, limit);
         let verdict = self.apply(&stored, limit, op, now).await?;
         Ok(Decision::new(*limit, op.cost(), verdict, now))
     }
