@@ -333,10 +333,9 @@ impl MemoryStorage {
     fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
         let key = op.key.as_str();
         let hash = self.hash(key);
-        let strategy = builtin.strategy();
         let now = op.now.as_millis();
         self.lock(hash)
-            .apply(strategy, key, hash, op.limit, op.op, op.now, now)
+            .apply(builtin, key, hash, op.limit, op.op, op.now, now)
             .map_err(|e| corrupt(builtin, key, &e))
     }
 
@@ -347,7 +346,6 @@ impl MemoryStorage {
         cost: u64,
         at: Timestamp,
     ) -> Result<Vec<Verdict>, StorageError> {
-        let strategy = builtin.strategy();
         let hashes: Vec<u64> = items
             .iter()
             .map(|item| self.hash(item.key.as_str()))
@@ -367,7 +365,7 @@ impl MemoryStorage {
                 .unwrap_or_default();
             let key = item.key.as_str();
             apply_holding(&mut guards, slot, |shard, evict_held| {
-                shard.apply_with(strategy, key, hash, item.limit, op, at, now, evict_held)
+                shard.apply_with(builtin, key, hash, item.limit, op, at, now, evict_held)
             })
             .map_err(|e| corrupt(builtin, key, &e))
         };
