@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Instructions per in-memory hit, from callgrind: stable under machine noise, unlike
-# timings. For each case, two runs that differ only in the number of hits; the
-# difference of their instruction counts over the difference of hits is the cost of
-# one hit, setup excluded.
+# timings. Only the timed loop of the hot_path example is counted (setup, key
+# creation and clock calibration excluded), divided by its number of hits.
 #
 #   scripts/instructions.sh [CASE...]    (CASE: strategy:keys, e.g. gcra:1 governor:100000)
+#   HOT_PATH_BIN=path/to/hot_path scripts/instructions.sh   (count another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
-cargo build --quiet --release -p limiter-benches --example hot_path
-bin=target/release/examples/hot_path
+# HOT_PATH_BIN: a hot_path binary built elsewhere (another revision) to count instead.
+bin=${HOT_PATH_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --quiet --release -p limiter-benches --example hot_path
+  bin=target/release/examples/hot_path
+fi
 
 cases=("$@")
 if [ ${#cases[@]} -eq 0 ]; then
@@ -21,17 +25,16 @@ if [ ${#cases[@]} -eq 0 ]; then
   done
 fi
 
-small=200000
-large=400000
+hits=200000
 count() {
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" "$3" 2>&1 |
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
+    --toggle-collect='hot_path::timed' "$bin" "$1" "$2" "$3" 2>&1 |
     sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
 }
 printf '%-16s %8s %14s\n' case keys instr/hit
 for case in "${cases[@]}"; do
   s=${case%%:*}
   keys=${case##*:}
-  a=$(count "$s" "$keys" "$small")
-  b=$(count "$s" "$keys" "$large")
-  printf '%-16s %8s %14.1f\n' "$s" "$keys" "$(echo "($b - $a) / ($large - $small)" | bc -l)"
+  n=$(count "$s" "$keys" "$hits")
+  printf '%-16s %8s %14.1f\n' "$s" "$keys" "$(echo "$n / $hits" | bc -l)"
 done

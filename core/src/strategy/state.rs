@@ -192,23 +192,46 @@ impl Words for InlineState {
         tag: u8,
         strategy: &'static str,
     ) -> Result<Option<[u64; N]>, StateError> {
-        read_words(self.as_slice(), tag, strategy)
+        if self.len == 0 {
+            return Ok(None);
+        }
+        if self.bytes[0] != tag {
+            return Err(StateError {
+                strategy,
+                reason: "unknown tag",
+            });
+        }
+        if usize::from(self.len) != 1 + 8 * N || N > 3 {
+            return Err(StateError {
+                strategy,
+                reason: "wrong length",
+            });
+        }
+        // Fixed offsets within the 25 bytes: plain loads, no length checks at run time.
+        let mut words = [0u64; N];
+        for (i, word) in words.iter_mut().enumerate() {
+            let bytes = self.bytes.get(1 + 8 * i..9 + 8 * i).unwrap_or_default();
+            *word = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+        }
+        Ok(Some(words))
     }
 
     fn write<const N: usize>(&mut self, tag: u8, words: &[u64; N]) {
         // Callers write at most three words: 1 + 24 bytes fit.
         let len = 1 + 8 * N;
+        let Ok(len8) = u8::try_from(len) else {
+            return;
+        };
         if len > InlineState::CAPACITY {
             return;
         }
-        debug_assert!(words.len() * 8 + 1 == len);
         self.bytes[0] = tag;
-        for (chunk, word) in self.bytes[1..len].chunks_exact_mut(8).zip(words) {
-            chunk.copy_from_slice(&word.to_le_bytes());
+        for (i, word) in words.iter().enumerate() {
+            if let Some(chunk) = self.bytes.get_mut(1 + 8 * i..9 + 8 * i) {
+                chunk.copy_from_slice(&word.to_le_bytes());
+            }
         }
-        if let Ok(len) = u8::try_from(len) {
-            self.len = len;
-        }
+        self.len = len8;
     }
 }
 
