@@ -112,7 +112,11 @@ fn ceil_ms(ms: u64, ticks: u64) -> u64 {
 }
 
 impl Bucket {
-    fn read(words: Option<[u64; 2]>, limit: &RateLimit, now: Timestamp) -> Result<Bucket, StateError> {
+    fn read(
+        words: Option<[u64; 2]>,
+        limit: &RateLimit,
+        now: Timestamp,
+    ) -> Result<Bucket, StateError> {
         let per_ms = limit.amount();
         let unit = limit.window_ms();
         let corrupt = |reason| StateError {
@@ -121,7 +125,9 @@ impl Bucket {
         };
         let (ms, ticks) = match words {
             None => (0, 0),
-            Some([_, ticks]) if ticks >= per_ms => return Err(corrupt("ticks not below the amount")),
+            Some([_, ticks]) if ticks >= per_ms => {
+                return Err(corrupt("ticks not below the amount"))
+            }
             Some([ms, ticks]) => (ms, ticks),
         };
         // TAT > MAX × A + C, with C = W × A and ticks < A.
@@ -149,7 +155,10 @@ impl Bucket {
 
     /// `⌊(C − used) / W⌋`, 0 when negative.
     fn remaining(&self, used: u128) -> u64 {
-        to_u64(div(self.capacity.saturating_sub(used), u128::from(self.unit)))
+        to_u64(div(
+            self.capacity.saturating_sub(used),
+            u128::from(self.unit),
+        ))
     }
 
     /// The instant at which a TAT `[ms, ticks]` with `used` ticks counted runs out:
