@@ -72,9 +72,9 @@ fn measure(case: &str, n: u32) {
             .strategy_arc(strategy)
             .clock(ManualClock::new(1_000_000))
             .build();
-        let limit: RateLimit = "100 per minute".parse().unwrap_or(RateLimit::per_minute(
-            std::num::NonZeroU64::MIN,
-        ));
+        let limit: RateLimit = "100 per minute"
+            .parse()
+            .unwrap_or(RateLimit::per_minute(std::num::NonZeroU64::MIN));
         for key in &keys {
             let _ = limiter.hit(&limit, key, 1).now_or_never();
         }

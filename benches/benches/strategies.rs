@@ -206,8 +206,10 @@ fn two_threads(c: &mut Criterion) {
 fn manual_clock_group(group: &mut Group<'_>, amount: u32) {
     let step = Duration::from_secs(2);
     let governor_clock = FakeRelativeClock::default();
-    let governor =
-        Governor::dashmap_with_clock(Quota::per_second(per_second(amount)), governor_clock.clone());
+    let governor = Governor::dashmap_with_clock(
+        Quota::per_second(per_second(amount)),
+        governor_clock.clone(),
+    );
     let id = "10.0.0.1".to_owned();
     let mut i = 0u32;
     group.bench_function("governor", |b| {

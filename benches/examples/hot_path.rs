@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Arguments: the strategy (`fixed_window`, `moving_window`, `sliding_window`, `gcra`
-//! or `governor`), the number of keys (taken round-robin) and the number of timed
+//! or `governor`; a suffix `+prepared` hits through `RateLimiter::prepare`, `+two` a
+//! two-limit `hit_all`), the number of keys (taken round-robin) and the number of timed
 //! hits. Every key is hit once before the timed hits, which run inside `timed` alone:
 //! `--collect-atstart=no --toggle-collect=hot_path::timed` counts them and nothing
 //! else (`scripts/instructions.sh` does that).
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use governor::{Quota, RateLimiter as Governor};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
-use limiter_core::{Key, RateLimit, RateLimiter, Strategy};
+use limiter_core::{Decision, Error, Key, PreparedKey, RateLimit, RateLimiter, Strategy};
 use limiter_memory::MemoryStorage;
 
 const PER_SECOND: u32 = 1_000_000_000;
@@ -28,7 +29,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let strategy = args.get(1).map_or("gcra", String::as_str);
     let keys: u32 = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1);
-    let hits: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let hits: usize = args
+        .get(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     let ids: Vec<String> = (0..keys.max(1))
         .map(|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255))
         .collect();
@@ -43,6 +47,7 @@ fn main() {
         return;
     }
 
+    let (strategy, mode) = strategy.split_once('+').unwrap_or((strategy, ""));
     let strategy: Arc<dyn Strategy> = match strategy {
         "fixed_window" => Arc::new(FixedWindow),
         "moving_window" => Arc::new(MovingWindow),
@@ -57,10 +62,33 @@ fn main() {
     for key in &keys {
         let _ = limiter.hit(&limit, key, 1).now_or_never();
     }
-    timed(hits, &|i| {
-        let decision = limiter.hit(&limit, &keys[i % keys.len()], 1).now_or_never();
-        matches!(decision, Some(Ok(d)) if d.is_allowed())
-    });
+    let allowed = |decision: Option<Result<Decision, Error>>| matches!(decision, Some(Ok(d)) if d.is_allowed());
+    match mode {
+        "prepared" => {
+            let prepared: Vec<PreparedKey> =
+                keys.iter().map(|k| limiter.prepare(&limit, k)).collect();
+            timed(hits, &|i| {
+                allowed(
+                    limiter
+                        .hit_prepared(&prepared[i % keys.len()], 1)
+                        .now_or_never(),
+                )
+            });
+        }
+        "two" => {
+            let two = [limit, RateLimit::per_minute(per_second.into())];
+            timed(hits, &|i| {
+                allowed(
+                    limiter
+                        .hit_all(&two, &keys[i % keys.len()], 1)
+                        .now_or_never(),
+                )
+            });
+        }
+        _ => timed(hits, &|i| {
+            allowed(limiter.hit(&limit, &keys[i % keys.len()], 1).now_or_never())
+        }),
+    }
 }
 
 /// The timed hits: `hit(i)` for `i` in `0..hits`.

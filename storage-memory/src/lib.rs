@@ -313,28 +313,40 @@ impl MemoryStorage {
         self.shards.len()
     }
 
-    fn hash(&self, key: &str) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, key)
+    fn hash(&self, part: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, part)
     }
 
-    /// The shard of a key's hash: its middle 32 bits scaled to the shard count. The
-    /// shard's hash table uses the low bits (bucket) and the top 7 bits (tag), which
-    /// therefore stay uniformly distributed inside a shard.
+    /// Where `key` lives: its shard, from the hash of its group alone, so that all of
+    /// one client's limits under one strategy share a shard (a multi-limit hit then
+    /// locks one shard); and its full hash in the shard's table, the group's hash
+    /// mixed with the limit part. Only the group holds what clients choose, so only
+    /// the group goes through the seeded hash; the limit part (the application's
+    /// limits) is mixed in cheaply.
+    fn place(&self, key: &StorageKey) -> (usize, u64) {
+        let group = self.hash(key.group());
+        (
+            self.shard_of(group),
+            group ^ mix(key.limit_part().as_bytes()),
+        )
+    }
+
+    /// The shard of a group's hash: its middle 32 bits scaled to the shard count.
     fn shard_of(&self, hash: u64) -> usize {
         let middle = (hash >> 24) & 0xFFFF_FFFF;
         usize::try_from((middle * self.shard_count) >> 32).unwrap_or(0)
     }
 
-    fn lock(&self, hash: u64) -> MutexGuard<'_, Shard> {
-        self.shards[self.shard_of(hash)].0.lock()
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        self.shards[shard.min(self.shards.len() - 1)].0.lock()
     }
 
     /// Every native operation: one shard lock, the built-in applied in place.
     fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
+        let (shard, hash) = self.place(op.key);
         let key = op.key.as_str();
-        let hash = self.hash(key);
         let now = op.now.as_millis();
-        self.lock(hash)
+        self.lock(shard)
             .apply(builtin, key, hash, op.limit, op.op, op.now, now)
             .map_err(|e| corrupt(builtin, key, &e))
     }
@@ -346,23 +358,41 @@ impl MemoryStorage {
         cost: u64,
         at: Timestamp,
     ) -> Result<Vec<Verdict>, StorageError> {
-        let hashes: Vec<u64> = items
-            .iter()
-            .map(|item| self.hash(item.key.as_str()))
-            .collect();
-        let mut shard_ids: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
+        let now = at.as_millis();
+        // The common case: a few limits of one client, in one shard.
+        if items.len() <= shard::BATCH_INLINE {
+            let mut places = [(0usize, 0u64); shard::BATCH_INLINE];
+            for (place, item) in places.iter_mut().zip(items) {
+                *place = self.place(item.key);
+            }
+            let places = &places[..items.len()];
+            let shard = places.first().map_or(0, |p| p.0);
+            if places.iter().all(|p| p.0 == shard) {
+                let mut guard = self.lock(shard);
+                let mut batch = [("", 0u64, None); shard::BATCH_INLINE];
+                for ((slot, item), place) in batch.iter_mut().zip(items).zip(places) {
+                    *slot = (item.key.as_str(), place.1, Some(item.limit));
+                }
+                let batch = &batch[..items.len()];
+                if let Some(result) = guard.batch_inline(builtin, batch, cost, at, now) {
+                    return result.map_err(|(i, e)| {
+                        let key = items.get(i).map_or("", |item| item.key.as_str());
+                        corrupt(builtin, key, &e)
+                    });
+                }
+            }
+        }
+        let places: Vec<(usize, u64)> = items.iter().map(|item| self.place(item.key)).collect();
+        let mut shard_ids: Vec<usize> = places.iter().map(|p| p.0).collect();
         shard_ids.sort_unstable();
         shard_ids.dedup();
-        let now = at.as_millis();
         // Ascending shard order: two batches never wait for each other in a cycle.
         let mut guards: Vec<MutexGuard<'_, Shard>> =
-            shard_ids.iter().map(|&s| self.shards[s].0.lock()).collect();
+            shard_ids.iter().map(|&s| self.lock(s)).collect();
         let mut run = |i: usize, op: Op| -> Result<Verdict, StorageError> {
             let item = &items[i];
-            let hash = hashes[i];
-            let slot = shard_ids
-                .binary_search(&self.shard_of(hash))
-                .unwrap_or_default();
+            let (shard, hash) = places[i];
+            let slot = shard_ids.binary_search(&shard).unwrap_or_default();
             let key = item.key.as_str();
             apply_holding(&mut guards, slot, |shard, evict_held| {
                 shard.apply_with(builtin, key, hash, item.limit, op, at, now, evict_held)
@@ -392,6 +422,33 @@ impl MemoryStorage {
         }
         Ok(verdicts)
     }
+}
+
+/// A quick unseeded hash of a limit part (`amount/multiples/unit`, a few dozen bytes),
+/// eight bytes at a time; the last word overlaps the one before.
+fn mix(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|w| w.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let len = bytes.len();
+    let mut h = (len as u64).wrapping_mul(K);
+    if len < 8 {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(K);
+        }
+    } else {
+        let mut at = 0;
+        while at + 8 < len {
+            h = (h ^ word(at)).wrapping_mul(K).rotate_left(23);
+            at += 8;
+        }
+        h = (h ^ word(len - 8)).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
 }
 
 /// Runs `apply` on the shard of `guards[slot]`, with an eviction from the other
@@ -430,9 +487,8 @@ impl Storage for MemoryStorage {
         key: &StorageKey,
         now: Timestamp,
     ) -> Result<Option<Versioned>, StorageError> {
-        let key = key.as_str();
-        let hash = self.hash(key);
-        let found = self.lock(hash).get(key, hash, now.as_millis());
+        let (shard, hash) = self.place(key);
+        let found = self.lock(shard).get(key.as_str(), hash, now.as_millis());
         Ok(found.map(|(value, version)| Versioned {
             value,
             version: Version(version),
@@ -447,20 +503,18 @@ impl Storage for MemoryStorage {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<bool, StorageError> {
-        let key = key.as_str();
-        let hash = self.hash(key);
+        let (shard, hash) = self.place(key);
         let now = now.as_millis();
         let expected = expected.map(|v| v.0);
         let expires = deadline(now, ttl);
         Ok(self
-            .lock(hash)
-            .compare_and_set(key, hash, expected, value, expires, now))
+            .lock(shard)
+            .compare_and_set(key.as_str(), hash, expected, value, expires, now))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
-        let key = key.as_str();
-        let hash = self.hash(key);
-        self.lock(hash).delete(key, hash);
+        let (shard, hash) = self.place(key);
+        self.lock(shard).delete(key.as_str(), hash);
         Ok(())
     }
 

@@ -69,6 +69,9 @@ const EVICTION_SAMPLE: usize = 8;
 /// it gives up (see [`Shard::make_room`]).
 const ROOM_ATTEMPTS: usize = 1_000;
 
+/// The most items of a batch run by [`Shard::batch_inline`].
+pub(crate) const BATCH_INLINE: usize = 4;
+
 /// The key buffer is rebuilt once its garbage is over half of it and over this many
 /// bytes.
 const MIN_GARBAGE: usize = 4_096;
@@ -233,6 +236,11 @@ pub(crate) fn deadline(now: u64, ttl: Duration) -> u64 {
     // `now` is truncated to the millisecond, so one more keeps the TTL a lower bound.
     let extra = u64::from(ttl.subsec_nanos() % 1_000_000 != 0) + 1;
     now.saturating_add(ttl_ms).saturating_add(extra)
+}
+
+/// Whether `pos` is among the positions of `found`.
+fn found_before(found: &[(usize, InlineState)], pos: usize) -> bool {
+    found.iter().any(|&(p, _)| p == pos)
 }
 
 fn to_u32(n: usize) -> u32 {
@@ -404,6 +412,104 @@ impl Shard {
         Ok(outcome.verdict)
     }
 
+    /// A multi-limit hit of `cost` on keys that all live in this shard with inline
+    /// states, all or nothing (see [`Storage::batch`](limiter_core::Storage::batch)):
+    /// every hit runs on a copy of its state, and the copies are written back only if
+    /// all of them pass; otherwise the verdicts are those of tests on the unchanged
+    /// states. `None` when this does not apply (more than [`BATCH_INLINE`] items, a
+    /// key absent, repeated or with a heap state, or the moving window): the caller
+    /// then takes the general path. A state that does not decode is reported with the
+    /// position of its item.
+    pub(crate) fn batch_inline(
+        &mut self,
+        builtin: BuiltIn,
+        items: &[(&str, u64, Option<&RateLimit>)],
+        cost: u64,
+        at: Timestamp,
+        now: u64,
+    ) -> Option<Result<Vec<Verdict>, (usize, StateError)>> {
+        if items.len() > BATCH_INLINE {
+            return None;
+        }
+        let mut found = [(0usize, InlineState::default()); BATCH_INLINE];
+        for (i, &(key, hash, _)) in items.iter().enumerate() {
+            let pos = self.find(key, hash)?;
+            if found_before(found.get(..i).unwrap_or_default(), pos) {
+                return None;
+            }
+            let entry = self.entries.get(pos)?;
+            let Value::Inline(state) = &entry.value else {
+                return None;
+            };
+            let state = if entry.live(now) {
+                *state
+            } else {
+                InlineState::default()
+            };
+            if let Some(slot) = found.get_mut(i) {
+                *slot = (pos, state);
+            }
+        }
+        let found = &found[..items.len()];
+        let mut after = [None; BATCH_INLINE];
+        for (i, (&(_, state), &(_, _, limit))) in found.iter().zip(items).enumerate() {
+            let mut copy = state;
+            let outcome = match builtin.apply_inline(limit?, &mut copy, Op::Hit { cost }, at)? {
+                Ok(outcome) => outcome,
+                Err(e) => return Some(Err((i, e))),
+            };
+            if !outcome.verdict.allowed {
+                return Some(self.batch_tests(builtin, found, items, cost, at));
+            }
+            after[i] = Some((copy, outcome));
+        }
+        let tick = self.next_tick();
+        let mut verdicts = Vec::with_capacity(items.len());
+        for (&(pos, _), written) in found.iter().zip(after) {
+            let (Some(entry), Some((state, outcome))) = (self.entries.get_mut(pos), written) else {
+                continue;
+            };
+            entry.used = tick;
+            if let Some(ttl) = outcome.write {
+                entry.value = Value::Inline(state);
+                entry.expires = deadline(now, ttl);
+                self.version = self.version.wrapping_add(1);
+                entry.version = self.version;
+            }
+            verdicts.push(outcome.verdict);
+        }
+        self.after_update(now);
+        Some(Ok(verdicts))
+    }
+
+    /// The verdicts of tests of `cost` on the states `found` for `items`.
+    fn batch_tests(
+        &mut self,
+        builtin: BuiltIn,
+        found: &[(usize, InlineState)],
+        items: &[(&str, u64, Option<&RateLimit>)],
+        cost: u64,
+        at: Timestamp,
+    ) -> Result<Vec<Verdict>, (usize, StateError)> {
+        let tick = self.next_tick();
+        let mut verdicts = Vec::with_capacity(items.len());
+        for (i, (&(pos, state), &(_, _, limit))) in found.iter().zip(items).enumerate() {
+            let mut copy = state;
+            let outcome = limit
+                .and_then(|limit| builtin.apply_inline(limit, &mut copy, Op::Test { cost }, at))
+                .unwrap_or(Err(StateError {
+                    strategy: builtin.name(),
+                    reason: "not an inline state",
+                }))
+                .map_err(|e| (i, e))?;
+            if let Some(entry) = self.entries.get_mut(pos) {
+                entry.used = tick;
+            }
+            verdicts.push(outcome.verdict);
+        }
+        Ok(verdicts)
+    }
+
     /// The occasional sweep of an update.
     fn after_update(&mut self, now: u64) {
         if self.version % SWEEP_EVERY == 0 {
@@ -453,9 +559,8 @@ impl Shard {
         let at = to_u32(self.entries.len());
         self.entries.push(entry);
         let entries = &self.entries;
-        self.index.insert_unique(hash, at, |&i| {
-            entries.get(i as usize).map_or(0, |e| e.hash)
-        });
+        self.index
+            .insert_unique(hash, at, |&i| entries.get(i as usize).map_or(0, |e| e.hash));
         self.sweep(now, SWEEP_ON_INSERT);
         true
     }
@@ -575,10 +680,7 @@ impl Shard {
             if self.cursor >= self.entries.len() {
                 self.cursor = 0;
             }
-            let expired = self
-                .entries
-                .get(self.cursor)
-                .is_some_and(|e| !e.live(now));
+            let expired = self.entries.get(self.cursor).is_some_and(|e| !e.live(now));
             if expired {
                 // The last entry moved into the cursor's place: look at it next.
                 self.remove_at(self.cursor);
