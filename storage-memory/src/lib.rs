@@ -43,22 +43,31 @@
 //!
 //! **Sharding.** Keys are spread over N shards (default: the next power of two at or
 //! above 4 × [`available_parallelism`](std::thread::available_parallelism), at least
-//! 64), each a [`parking_lot::Mutex`] over a hash table, padded to its own cache lines.
-//! Keys come from clients, so they are hashed with a randomly seeded foldhash. The
-//! 64-bit hash is computed once per operation: its middle bits pick the shard, and the
-//! shard's table uses it as-is, so no key is hashed twice and a lookup by `&str`
-//! allocates nothing. Entries live inline in the table's buckets (one bucket per
-//! hit, plus the key's bytes to confirm the match). Two keys with the same full hash
-//! are both kept (the second in a small per-shard overflow list): collisions are
-//! handled, not assumed away. No lock is held across an `await`: every trait method
-//! is synchronous inside.
+//! 64), each a [`parking_lot::Mutex`] over a table, padded to its own cache lines.
+//! Keys come from clients, so their group ([`StorageKey::group`]: namespace, strategy
+//! and identifiers) is hashed with a randomly seeded foldhash; the middle bits of that
+//! hash pick the shard, so all of one client's limits under one strategy share a
+//! shard. The key's full hash (the group's, mixed with the limit part, which the
+//! application chooses) is computed once per operation and used as-is by the shard's
+//! table, so no key is hashed twice and a lookup allocates nothing. No lock is held
+//! across an `await`: every trait method is synchronous inside.
+//!
+//! **Layout.** A shard keeps its entries in one dense vector (72 bytes each: the
+//! state, version, expiry, recency, hash and where the key is), an index of positions
+//! (4 bytes a slot) over it, and the keys' bytes back to back in one buffer. A stored
+//! key therefore costs no allocation of its own, and a hit touches an index slot, its
+//! entry and the key's bytes (to confirm the match). Two keys with the same full hash
+//! both stay in the index, told apart by their bytes: collisions are handled, not
+//! assumed away. A removed key's bytes stay in the buffer until they are half of it;
+//! the buffer is then rebuilt from the live keys.
 //!
 //! **Native operations.** Each built-in strategy runs on the entry's state in place,
-//! under the shard lock. States up to 30 bytes (every fixed-window, sliding-window and
-//! GCRA state) are stored inside the entry; longer ones (moving-window logs) in a heap
-//! buffer that is reused. A hit on an existing key allocates nothing; a new key costs
-//! one allocation (its name), and a peek or a rejected hit on an absent key creates no
-//! entry.
+//! under the shard lock. States up to 25 bytes (every fixed-window, sliding-window and
+//! GCRA state) are stored inside the entry and decided on directly
+//! ([`BuiltIn::apply_inline`]); longer ones (moving-window logs) live in a heap buffer
+//! that is reused. A hit on an existing key allocates nothing; a new key allocates
+//! nothing either once its shard's vectors have room, and a peek or a rejected hit on
+//! an absent key creates no entry.
 //!
 //! **Versions.** Every write gives the entry a new version from its shard's counter.
 //! A key always lives in the same shard, so a deleted and re-created key never gets a
@@ -127,9 +136,14 @@
 //! the largest amount in use: choose `max_keys` from that, or prefer the sliding-window
 //! or GCRA strategies (constant size) for large amounts.
 //!
-//! **Atomic batches.** [`Storage::batch`] locks the shards of all its keys, in
-//! ascending shard order so that concurrent batches cannot deadlock, peeks every limit,
-//! and consumes them all only if all pass, under the same locks.
+//! **Atomic batches.** [`Storage::batch`] of up to four keys of one group (a
+//! [`RateLimiter::hit_all`](limiter_core::RateLimiter::hit_all)) locks their one
+//! shard, runs every hit on a copy of its inline state, and writes the copies back only
+//! if all of them pass; otherwise it answers with tests of the unchanged states. Other
+//! batches (more keys, keys of several groups, a key not yet stored, moving-window
+//! logs) lock the shards of all their keys, in ascending shard order so that
+//! concurrent batches cannot deadlock, peek every limit, and consume them all only if
+//! all pass, under the same locks.
 #![forbid(unsafe_code)]
 
 mod shard;

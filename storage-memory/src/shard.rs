@@ -238,11 +238,6 @@ pub(crate) fn deadline(now: u64, ttl: Duration) -> u64 {
     now.saturating_add(ttl_ms).saturating_add(extra)
 }
 
-/// Whether `pos` is among the positions of `found`.
-fn found_before(found: &[(usize, InlineState)], pos: usize) -> bool {
-    found.iter().any(|&(p, _)| p == pos)
-}
-
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -416,9 +411,9 @@ impl Shard {
     /// states, all or nothing (see [`Storage::batch`](limiter_core::Storage::batch)):
     /// every hit runs on a copy of its state, and the copies are written back only if
     /// all of them pass; otherwise the verdicts are those of tests on the unchanged
-    /// states. `None` when this does not apply (more than [`BATCH_INLINE`] items, a
-    /// key absent, repeated or with a heap state, or the moving window): the caller
-    /// then takes the general path. A state that does not decode is reported with the
+    /// states. Heap states (moving-window logs) are tested, then hit in place. `None`
+    /// when this does not apply (more than [`BATCH_INLINE`] items, a key absent or
+    /// repeated): the caller then takes the general path. A state that does not decode is reported with the
     /// position of its item.
     pub(crate) fn batch_inline(
         &mut self,
@@ -428,50 +423,104 @@ impl Shard {
         at: Timestamp,
         now: u64,
     ) -> Option<Result<Vec<Verdict>, (usize, StateError)>> {
-        if items.len() > BATCH_INLINE {
+        let n = items.len();
+        if n > BATCH_INLINE {
             return None;
         }
-        let mut found = [(0usize, InlineState::default()); BATCH_INLINE];
+        let mut positions = [0usize; BATCH_INLINE];
+        let mut states = [InlineState::default(); BATCH_INLINE];
+        let mut on_heap = false;
         for (i, &(key, hash, _)) in items.iter().enumerate() {
             let pos = self.find(key, hash)?;
-            if found_before(found.get(..i).unwrap_or_default(), pos) {
+            if positions[..i].contains(&pos) {
                 return None;
             }
-            let entry = self.entries.get(pos)?;
-            let Value::Inline(state) = &entry.value else {
-                return None;
-            };
-            let state = if entry.live(now) {
-                *state
-            } else {
-                InlineState::default()
-            };
-            if let Some(slot) = found.get_mut(i) {
-                *slot = (pos, state);
+            positions[i] = pos;
+            match self.inline_state(pos, now) {
+                Some(state) => states[i] = state,
+                None => on_heap = true,
             }
         }
-        let found = &found[..items.len()];
-        let mut after = [None; BATCH_INLINE];
-        for (i, (&(_, state), &(_, _, limit))) in found.iter().zip(items).enumerate() {
-            let mut copy = state;
-            let outcome = match builtin.apply_inline(limit?, &mut copy, Op::Hit { cost }, at)? {
-                Ok(outcome) => outcome,
-                Err(e) => return Some(Err((i, e))),
-            };
+        if on_heap {
+            return Some(self.batch_in_place(builtin, &positions[..n], items, cost, at, now));
+        }
+        let mut writes = [None; BATCH_INLINE];
+        let mut verdicts = Vec::with_capacity(n);
+        for (i, &(_, _, limit)) in items.iter().enumerate() {
+            let outcome =
+                match builtin.apply_inline(limit?, &mut states[i], Op::Hit { cost }, at)? {
+                    Ok(outcome) => outcome,
+                    Err(e) => return Some(Err((i, e))),
+                };
             if !outcome.verdict.allowed {
-                return Some(self.batch_tests(builtin, found, items, cost, at));
+                return Some(self.batch_tests(builtin, &positions[..n], items, cost, at, now));
             }
-            after[i] = Some((copy, outcome));
+            writes[i] = outcome.write;
+            verdicts.push(outcome.verdict);
         }
         let tick = self.next_tick();
-        let mut verdicts = Vec::with_capacity(items.len());
-        for (&(pos, _), written) in found.iter().zip(after) {
-            let (Some(entry), Some((state, outcome))) = (self.entries.get_mut(pos), written) else {
+        for i in 0..n {
+            let Some(entry) = self.entries.get_mut(positions[i]) else {
                 continue;
             };
             entry.used = tick;
+            if let Some(ttl) = writes[i] {
+                entry.value = Value::Inline(states[i]);
+                entry.expires = deadline(now, ttl);
+                self.version = self.version.wrapping_add(1);
+                entry.version = self.version;
+            }
+        }
+        self.after_update(now);
+        Some(Ok(verdicts))
+    }
+
+    /// [`batch_inline`](Self::batch_inline) for states that cannot be copied cheaply
+    /// (moving-window logs): tests of every item first, then, if all pass, the hits in
+    /// place.
+    fn batch_in_place(
+        &mut self,
+        builtin: BuiltIn,
+        positions: &[usize],
+        items: &[(&str, u64, Option<&RateLimit>)],
+        cost: u64,
+        at: Timestamp,
+        now: u64,
+    ) -> Result<Vec<Verdict>, (usize, StateError)> {
+        let tick = self.next_tick();
+        let mut verdicts = Vec::with_capacity(items.len());
+        let missing = |i: usize| {
+            (
+                i,
+                StateError {
+                    strategy: builtin.name(),
+                    reason: "no limit",
+                },
+            )
+        };
+        for (i, (&pos, &(_, _, limit))) in positions.iter().zip(items).enumerate() {
+            let (Some(entry), Some(limit)) = (self.entries.get_mut(pos), limit) else {
+                return Err(missing(i));
+            };
+            if !entry.live(now) {
+                // Expired counts as empty; a heap buffer is kept for reuse.
+                entry.value.clear();
+            }
+            entry.used = tick;
+            let outcome = run(builtin, &mut entry.value, limit, Op::Test { cost }, at);
+            verdicts.push(outcome.map_err(|e| (i, e))?.verdict);
+        }
+        if verdicts.iter().any(|v| !v.allowed) {
+            return Ok(verdicts);
+        }
+        verdicts.clear();
+        for (i, (&pos, &(_, _, limit))) in positions.iter().zip(items).enumerate() {
+            let (Some(entry), Some(limit)) = (self.entries.get_mut(pos), limit) else {
+                return Err(missing(i));
+            };
+            let outcome =
+                run(builtin, &mut entry.value, limit, Op::Hit { cost }, at).map_err(|e| (i, e))?;
             if let Some(ttl) = outcome.write {
-                entry.value = Value::Inline(state);
                 entry.expires = deadline(now, ttl);
                 self.version = self.version.wrapping_add(1);
                 entry.version = self.version;
@@ -479,24 +528,37 @@ impl Shard {
             verdicts.push(outcome.verdict);
         }
         self.after_update(now);
-        Some(Ok(verdicts))
+        Ok(verdicts)
     }
 
-    /// The verdicts of tests of `cost` on the states `found` for `items`.
+    /// The inline state at `pos` as of `now` (empty when expired); `None` for a heap
+    /// state.
+    fn inline_state(&self, pos: usize, now: u64) -> Option<InlineState> {
+        let entry = self.entries.get(pos)?;
+        match &entry.value {
+            Value::Inline(state) if entry.live(now) => Some(*state),
+            Value::Inline(_) => Some(InlineState::default()),
+            Value::Heap(_) => None,
+        }
+    }
+
+    /// The verdicts of tests of `cost` on the unchanged states at `positions`, for
+    /// `items`.
     fn batch_tests(
         &mut self,
         builtin: BuiltIn,
-        found: &[(usize, InlineState)],
+        positions: &[usize],
         items: &[(&str, u64, Option<&RateLimit>)],
         cost: u64,
         at: Timestamp,
+        now: u64,
     ) -> Result<Vec<Verdict>, (usize, StateError)> {
         let tick = self.next_tick();
         let mut verdicts = Vec::with_capacity(items.len());
-        for (i, (&(pos, state), &(_, _, limit))) in found.iter().zip(items).enumerate() {
-            let mut copy = state;
+        for (i, (&pos, &(_, _, limit))) in positions.iter().zip(items).enumerate() {
+            let mut state = self.inline_state(pos, now).unwrap_or_default();
             let outcome = limit
-                .and_then(|limit| builtin.apply_inline(limit, &mut copy, Op::Test { cost }, at))
+                .and_then(|limit| builtin.apply_inline(limit, &mut state, Op::Test { cost }, at))
                 .unwrap_or(Err(StateError {
                     strategy: builtin.name(),
                     reason: "not an inline state",

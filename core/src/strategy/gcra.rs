@@ -171,9 +171,10 @@ impl Bucket {
         }
     }
 
-    fn usage(&self) -> Usage {
+    /// What is counted now, `remaining` being [`remaining`](Self::remaining) of it.
+    fn usage(&self, remaining: u64) -> Usage {
         Usage {
-            remaining: self.remaining(self.used),
+            remaining,
             reset_at: Timestamp::from_millis(self.reset_ms(self.ms, self.ticks, self.used)),
         }
     }
@@ -191,6 +192,8 @@ impl Bucket {
         // `cost ≤ A`, so whole milliseconds added are at most W.
         let (whole, rest) = if add < per_ms {
             (0, add)
+        } else if per_ms == 1 {
+            (add, 0)
         } else {
             let whole = div(add, per_ms);
             (whole, add - whole * per_ms)
@@ -272,17 +275,17 @@ pub(super) fn run(
         Op::Hit { cost } | Op::Test { cost } => {
             let remaining = b.remaining(b.used);
             if cost > amount {
-                Ok(b.usage().unchanged(false, None))
+                Ok(b.usage(remaining).unchanged(false, None))
             } else if cost > remaining {
-                Ok(b.usage().unchanged(false, b.retry(cost)))
+                Ok(b.usage(remaining).unchanged(false, b.retry(cost)))
             } else if matches!(op, Op::Test { .. }) {
-                Ok(b.usage().unchanged(true, None))
+                Ok(b.usage(remaining).unchanged(true, None))
             } else {
                 // `⌊(C − used − cost × W) / W⌋ = ⌊(C − used) / W⌋ − cost`.
                 Ok(b.store(state, now, b.after_hit(cost), remaining - cost))
             }
         }
-        Op::Refund { .. } if b.used == 0 => Ok(b.usage().unchanged(true, None)),
+        Op::Refund { .. } if b.used == 0 => Ok(b.usage(b.remaining(0)).unchanged(true, None)),
         Op::Refund { cost, at } => {
             let (ms, ticks) = b.after_refund(cost, at);
             let remaining = b.remaining(ticks_after(ms, ticks, b.t, b.per_ms));
