@@ -8,7 +8,8 @@
 //!
 //! Arguments: the strategy (`fixed_window`, `moving_window`, `sliding_window`, `gcra`
 //! or `governor`; a suffix `+prepared` hits through `RateLimiter::prepare`, `+two` a
-//! two-limit `hit_all`), the number of keys (taken round-robin) and the number of timed
+//! two-limit `hit_all`, `+allowed` and `+rejected` the manual-clock runs of the
+//! `allowed/` and `rejected/` bench groups), the number of keys (taken round-robin) and the number of timed
 //! hits. Every key is hit once before the timed hits, which run inside `timed` alone:
 //! `--collect-atstart=no --toggle-collect=hot_path::timed` counts them and nothing
 //! else (`scripts/instructions.sh` does that).
@@ -20,7 +21,9 @@ use std::sync::Arc;
 use futures::FutureExt;
 use governor::{Quota, RateLimiter as Governor};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
-use limiter_core::{Decision, Error, Key, PreparedKey, RateLimit, RateLimiter, Strategy};
+use limiter_core::{
+    Decision, Error, Key, ManualClock, PreparedKey, RateLimit, RateLimiter, Strategy,
+};
 use limiter_memory::MemoryStorage;
 
 const PER_SECOND: u32 = 1_000_000_000;
@@ -54,10 +57,16 @@ fn main() {
         "sliding_window" => Arc::new(SlidingWindow),
         _ => Arc::new(Gcra),
     };
-    let limiter = RateLimiter::builder(Arc::new(MemoryStorage::new()))
-        .strategy_arc(strategy)
-        .build();
-    let limit = RateLimit::per_second(per_second.into());
+    let manual = ManualClock::new(1_000_000);
+    let builder = RateLimiter::builder(Arc::new(MemoryStorage::new())).strategy_arc(strategy);
+    let limiter = match mode {
+        "allowed" | "rejected" => builder.clock(manual.clone()).build(),
+        _ => builder.build(),
+    };
+    let limit = match mode {
+        "rejected" => RateLimit::per_second(std::num::NonZeroU64::MIN),
+        _ => RateLimit::per_second(per_second.into()),
+    };
     let keys: Vec<Key> = ids.iter().map(|id| Key::from(id.as_str())).collect();
     for key in &keys {
         let _ = limiter.hit(&limit, key, 1).now_or_never();
@@ -85,6 +94,12 @@ fn main() {
                 )
             });
         }
+        "allowed" | "rejected" => timed(hits, &|i| {
+            if i % 10 == 0 {
+                manual.advance(std::time::Duration::from_secs(2));
+            }
+            allowed(limiter.hit(&limit, &keys[i % keys.len()], 1).now_or_never())
+        }),
         _ => timed(hits, &|i| {
             allowed(limiter.hit(&limit, &keys[i % keys.len()], 1).now_or_never())
         }),

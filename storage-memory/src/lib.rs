@@ -116,14 +116,23 @@
 //!
 //! `max_keys` bounds keys, not bytes: see **Memory** for what a key costs.
 //!
-//! **Memory.** About **180 bytes per key** for fixed-window keys such as
-//! `LIMITER/fixed-window/10.0.0.0/100/1/minute` (42 bytes), measured as the growth of
-//! the process's resident set over 100,000 keys (glibc's allocator, x86-64):
-//! `cargo test -p limiter-memory --release --test bytes_per_key -- --nocapture`. That
-//! is the table bucket (80 bytes, at the table's load factor), the key's allocation
-//! (64 bytes for 42), and the hash list used for sampling (8 bytes). Longer keys cost
-//! more. Fixed-window, sliding-window and GCRA states are stored inside the entry, so
-//! their keys cost about the same whatever the limit.
+//! **Memory.** Measured as the growth of the process's resident set while 1,000,000
+//! keys are stored, one hit each (glibc's allocator, x86-64; keys such as
+//! `LIMITER/fixed-window/10.0.0.1/100/1/minute`, 42 bytes):
+//! `cargo bench -p limiter-benches --bench memory`.
+//!
+//! | strategy | bytes per key |
+//! |---|---|
+//! | fixed window | 131 |
+//! | sliding window | 141 |
+//! | GCRA | 123 |
+//! | moving window (one record) | 178 |
+//!
+//! That is the entry (72 bytes), the key's bytes, and the index slot at the index's
+//! load factor, plus the slack of vectors that grow by doubling. Longer keys cost
+//! their extra bytes; the strategy names in the key account for the differences above.
+//! Fixed-window, sliding-window and GCRA states are stored inside the entry, so their
+//! keys cost the same whatever the limit.
 //!
 //! **Moving-window logs grow with the limit's amount.** A moving-window key keeps a
 //! 16-byte record per millisecond with admitted hits in its window, so up to
@@ -222,7 +231,7 @@ impl MemoryStorageBuilder {
     /// **Bound**).
     ///
     /// This bounds keys, not bytes. A fixed-window, sliding-window or GCRA key costs
-    /// about 180 bytes, but a moving-window key keeps a 16-byte record per millisecond
+    /// about 120 to 150 bytes (see the crate docs, **Memory**), but a moving-window key keeps a 16-byte record per millisecond
     /// with admitted hits in its window: up to `amount × 16` bytes of live records (16
     /// MB for `1000000 per hour`), and up to twice that before expired records are
     /// dropped. With moving windows the memory bound is therefore about
