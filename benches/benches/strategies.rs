@@ -14,7 +14,8 @@
 //!   (quanta, which reads the TSC). The quota is 1,000,000,000 per second for both, so
 //!   that practically every hit is allowed. Our limiter uses its default
 //!   `SystemClock`; our futures are driven with `FutureExt::now_or_never`
-//!   (`MemoryStorage` never pends).
+//!   (`MemoryStorage` never pends). `gcra_prepared` is GCRA through keys made
+//!   beforehand with `RateLimiter::prepare`.
 //! - `hit_2t/same_key`, `hit_2t/disjoint_100k`: the same, on two threads at once: both
 //!   hitting one key, or each its own half of 100,000 keys. The time is the wall time
 //!   of both threads' runs divided by the hits of one thread.
@@ -39,7 +40,9 @@ use futures::FutureExt;
 use governor::clock::FakeRelativeClock;
 use governor::{Quota, RateLimiter as Governor};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
-use limiter_core::{Clock, Key, ManualClock, RateLimit, RateLimiter, Strategy, SystemClock};
+use limiter_core::{
+    Clock, Key, ManualClock, PreparedKey, RateLimit, RateLimiter, Strategy, SystemClock,
+};
 use limiter_memory::MemoryStorage;
 
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
@@ -122,6 +125,19 @@ fn hit_group(group: &mut Group<'_>, n: u32) {
         group.bench_function(name, |b| {
             b.iter(|| black_box(hit(&limiter, &limit, &keys[next(&mut i, keys.len())])));
         });
+        if name == "gcra" {
+            // The same hits through keys prepared beforehand.
+            let prepared: Vec<PreparedKey> =
+                keys.iter().map(|k| limiter.prepare(&limit, k)).collect();
+            let mut i = 0;
+            group.bench_function("gcra_prepared", |b| {
+                b.iter(|| {
+                    let key = &prepared[next(&mut i, prepared.len())];
+                    let decision = limiter.hit_prepared(key, 1).now_or_never();
+                    black_box(matches!(decision, Some(Ok(ref d)) if d.is_allowed()))
+                });
+            });
+        }
     }
 }
 
