@@ -294,6 +294,149 @@ pub(super) fn run(
     }
 }
 
+/// The 128-bit implementation these rules were first written as, kept to check the
+/// millisecond-and-tick arithmetic above against it.
+#[cfg(test)]
+mod reference {
+    #![allow(clippy::unwrap_used)]
+    use super::super::state::{read_words, write_words};
+    use super::super::{hit_or_test, retry_instant, written, Op, StateError, Transition, Usage};
+    use super::{NAME, TAG};
+    use crate::clock::Timestamp;
+    use crate::limit::RateLimit;
+
+    /// `n / d` (`d > 0`), in 64 bits when both fit: a 128-bit division is a slow library
+    /// call, and on the hot path the operands are differences that nearly always fit.
+    fn div(n: u128, d: u128) -> u128 {
+        match (u64::try_from(n), u64::try_from(d)) {
+            (Ok(n), Ok(d)) => u128::from(n / d),
+            _ => n / d,
+        }
+    }
+
+    /// `⌈n / d⌉` (`d > 0`).
+    fn div_ceil(n: u128, d: u128) -> u128 {
+        let q = div(n, d);
+        if q * d < n {
+            q + 1
+        } else {
+            q
+        }
+    }
+
+    fn to_u64(n: u128) -> u64 {
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
+    /// A bucket read at its effective time, all in ticks.
+    #[derive(Debug, Clone, Copy)]
+    struct Bucket {
+        /// The stored TAT (0 when empty).
+        tat: u128,
+        /// The effective time in ms.
+        t: u64,
+        /// The effective time in ticks.
+        n: u128,
+        /// Ticks per unit (the window in ms).
+        unit: u128,
+        /// Ticks per ms (the amount).
+        per_ms: u128,
+        /// The bucket's size in ticks.
+        capacity: u128,
+    }
+
+    impl Bucket {
+        fn read(state: &[u8], limit: &RateLimit, now: Timestamp) -> Result<Bucket, StateError> {
+            let per_ms = u128::from(limit.amount());
+            let unit = u128::from(limit.window_ms());
+            let capacity = per_ms * unit;
+            let corrupt = |reason| StateError {
+                strategy: NAME,
+                reason,
+            };
+            let tat = match read_words::<2>(state, TAG, NAME)? {
+                None => 0,
+                Some([_, ticks]) if u128::from(ticks) >= per_ms => {
+                    return Err(corrupt("ticks not below the amount"))
+                }
+                Some([ms, ticks]) => u128::from(ms) * per_ms + u128::from(ticks),
+            };
+            if tat > u128::from(Timestamp::MAX.as_millis()) * per_ms + capacity {
+                return Err(corrupt("TAT past Timestamp::MAX plus a window"));
+            }
+            let seen = to_u64(div_ceil(tat.saturating_sub(capacity), per_ms));
+            let t = now.as_millis().max(seen);
+            Ok(Bucket {
+                tat,
+                t,
+                n: u128::from(t) * per_ms,
+                unit,
+                per_ms,
+                capacity,
+            })
+        }
+
+        /// The instant `ticks` ticks after the effective time, in ms, rounded up.
+        fn after(&self, ticks: u128) -> u64 {
+            self.t.saturating_add(to_u64(div_ceil(ticks, self.per_ms)))
+        }
+
+        fn usage_at(&self, tat: u128) -> Usage {
+            let used = tat.saturating_sub(self.n);
+            Usage {
+                remaining: to_u64(div(self.capacity.saturating_sub(used), self.unit)),
+                reset_at: Timestamp::from_millis(self.after(used)),
+            }
+        }
+
+        /// The TAT after a hit of `cost`.
+        fn after_hit(&self, cost: u64) -> u128 {
+            self.tat.max(self.n) + u128::from(cost) * self.unit
+        }
+
+        fn retry(&self, cost: u64) -> Option<Timestamp> {
+            let late = self.after_hit(cost) - self.n - self.capacity;
+            retry_instant(self.after(late))
+        }
+
+        /// The TAT after a refund of `cost` for a hit at `at`.
+        fn after_refund(&self, cost: u64, at: Timestamp) -> u128 {
+            let elapsed = u128::from(self.t.saturating_sub(at.as_millis())) * self.per_ms;
+            let give = (u128::from(cost) * self.unit).saturating_sub(elapsed);
+            self.tat.saturating_sub(give).max(self.n)
+        }
+
+        fn store(&self, state: &mut Vec<u8>, now: Timestamp, tat: u128) -> Transition {
+            let ms = div(tat, self.per_ms);
+            write_words(state, TAG, &[to_u64(ms), to_u64(tat - ms * self.per_ms)]);
+            let usage = self.usage_at(tat);
+            let until = self.after(tat - self.n);
+            written(now, usage.remaining, usage.reset_at, until)
+        }
+    }
+
+    pub(super) fn apply(
+        limit: &RateLimit,
+        state: &mut Vec<u8>,
+        op: Op,
+        now: Timestamp,
+    ) -> Result<Transition, StateError> {
+        let mut b = Bucket::read(state, limit, now)?;
+        let usage = b.usage_at(b.tat);
+        match op {
+            Op::Hit { cost } | Op::Test { cost } => hit_or_test(
+                &mut b,
+                (limit.amount(), cost, matches!(op, Op::Test { .. })),
+                usage,
+                |b| Ok(b.retry(cost)),
+                |b| Ok(b.store(state, now, b.after_hit(cost))),
+            ),
+            Op::Refund { .. } if b.tat <= b.n => Ok(usage.unchanged(true, None)),
+            Op::Refund { cost, at } => Ok(b.store(state, now, b.after_refund(cost, at))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,5 +529,38 @@ mod tests {
                 .verdict
                 .allowed
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Random runs, over the whole time domain and every size of limit, decide and
+        /// write exactly as the 128-bit reference.
+        #[test]
+        fn matches_the_128_bit_reference(
+            amount in proptest::prop_oneof![1u64..20, 1u64..2_000_000_000, proptest::prelude::Just(u64::MAX)],
+            window in proptest::prop_oneof![1u64..5_000, 1u64..=crate::limit::MAX_WINDOW_MS],
+            start in proptest::prop_oneof![0u64..10_000, proptest::prelude::Just(Timestamp::MAX.as_millis() - 100_000)],
+            steps in proptest::collection::vec((0u64..4, 0u64..3_000, 0u64..40, 0u64..6), 1..40),
+        ) {
+            let limit = RateLimit::new(amount, window, Unit::Millisecond).unwrap();
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            let mut now = start;
+            for (kind, gap, cost, back) in steps {
+                now = now.saturating_add(gap);
+                let cost = match cost { 0..=29 => 1 + cost % 4, 30..=35 => amount, _ => amount.saturating_add(1) };
+                let op = match kind {
+                    0 | 1 => Op::Hit { cost },
+                    2 => Op::Test { cost },
+                    _ => Op::Refund { cost, at: at(now.saturating_sub(back * 100)) },
+                };
+                // Now and then a clock that is behind.
+                let t = at(now.saturating_sub(back * 37 * u64::from(back > 3)));
+                let a = Gcra.apply(&limit, &mut ours, op, t);
+                let b = reference::apply(&limit, &mut theirs, op, t);
+                proptest::prop_assert_eq!(a, b);
+                proptest::prop_assert_eq!(&ours, &theirs);
+            }
+        }
     }
 }
