@@ -4,13 +4,13 @@
 //! # Layout
 //!
 //! Entries live in one dense `Vec` (removal is `swap_remove`), each with its key's full
-//! 64-bit foldhash. The index is a hash table of entry positions (4 bytes a slot) that
-//! uses that hash as-is: the storage computes it once per operation and also picks the
-//! shard from it, so a key is never hashed twice. The keys' bytes are kept back to back
-//! in one buffer per shard (`keys`); an entry holds where its key starts and its length.
-//! So a stored key costs its entry, its bytes and an index slot, with no allocation of
-//! its own, and a hit touches the index slot, the entry and the key's bytes (to confirm
-//! the match).
+//! 64-bit hash. The index is a hash table of slots (8 bytes each: the entry's position
+//! and where its key's bytes start) that uses that hash as-is: the storage computes it
+//! once per operation, so a key is never hashed twice. The keys' bytes are kept back to
+//! back in one buffer per shard (`keys`); an entry also holds where its key starts and
+//! its length. So a stored key costs its entry, its bytes and an index slot, with no
+//! allocation of its own, and a hit touches the index slot, then the entry and the
+//! key's bytes (to confirm the match) at once.
 //!
 //! Two different keys with the same full hash (practically never, but keys come from
 //! clients and nothing may break if it happens) both live in the index: a lookup
@@ -176,6 +176,13 @@ impl Value {
     }
 }
 
+/// An index slot: where an entry is, and where its key's bytes start.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    pos: u32,
+    key_at: u32,
+}
+
 /// One stored key.
 #[derive(Debug)]
 struct Entry {
@@ -209,8 +216,9 @@ impl Entry {
 pub(crate) struct Shard {
     /// The entries, densely.
     entries: Vec<Entry>,
-    /// Positions in `entries`, by the entries' hashes.
-    index: HashTable<u32>,
+    /// Positions in `entries` and where their keys' bytes start, by the entries'
+    /// hashes.
+    index: HashTable<Slot>,
     /// The keys' bytes, back to back; removed keys' bytes stay until a rebuild.
     keys: Vec<u8>,
     /// Bytes of `keys` that no entry uses.
@@ -271,15 +279,22 @@ impl Shard {
     }
 
     /// The position of `key`'s entry, expired or not.
+    ///
+    /// The slot says where both the entry and the key's bytes are, so that the two
+    /// loads (likely cache misses with many keys) are issued together, not one after
+    /// the other.
     fn find(&self, key: &str, hash: u64) -> Option<usize> {
         let (entries, keys) = (&self.entries, &self.keys);
+        let key = key.as_bytes();
         self.index
-            .find(hash, |&at| {
-                entries
-                    .get(at as usize)
-                    .is_some_and(|e| e.hash == hash && e.key(keys) == key.as_bytes())
+            .find(hash, |slot| {
+                let at = slot.key_at as usize;
+                keys.get(at..at + key.len()) == Some(key)
+                    && entries
+                        .get(slot.pos as usize)
+                        .is_some_and(|e| e.key_len as usize == key.len() && e.hash == hash)
             })
-            .map(|&at| at as usize)
+            .map(|slot| slot.pos as usize)
     }
 
     /// `key`'s bytes and version, if it is live at `now`.
@@ -618,11 +633,15 @@ impl Shard {
             key_len,
             used: self.next_tick(),
         };
-        let at = to_u32(self.entries.len());
+        let slot = Slot {
+            pos: to_u32(self.entries.len()),
+            key_at,
+        };
         self.entries.push(entry);
         let entries = &self.entries;
-        self.index
-            .insert_unique(hash, at, |&i| entries.get(i as usize).map_or(0, |e| e.hash));
+        self.index.insert_unique(hash, slot, |slot| {
+            entries.get(slot.pos as usize).map_or(0, |e| e.hash)
+        });
         self.sweep(now, SWEEP_ON_INSERT);
         true
     }
@@ -700,15 +719,15 @@ impl Shard {
     fn remove_at(&mut self, at: usize) -> Option<Entry> {
         let hash = self.entries.get(at)?.hash;
         let pos = to_u32(at);
-        if let Ok(slot) = self.index.find_entry(hash, |&i| i == pos) {
+        if let Ok(slot) = self.index.find_entry(hash, |slot| slot.pos == pos) {
             slot.remove();
         }
         let removed = self.entries.swap_remove(at);
         // The last entry moved into `at`: point its index slot there.
         if let Some(moved) = self.entries.get(at) {
             let old = to_u32(self.entries.len());
-            if let Some(slot) = self.index.find_mut(moved.hash, |&i| i == old) {
-                *slot = pos;
+            if let Some(slot) = self.index.find_mut(moved.hash, |slot| slot.pos == old) {
+                slot.pos = pos;
             }
         }
         self.released(1);
@@ -722,10 +741,14 @@ impl Shard {
     /// Copies the live keys' bytes into a new buffer, dropping the garbage.
     fn rebuild_keys(&mut self) {
         let mut keys = Vec::with_capacity(self.keys.len() - self.garbage);
-        for entry in &mut self.entries {
-            let at = keys.len();
+        for (pos, entry) in self.entries.iter_mut().enumerate() {
+            let at = to_u32(keys.len());
             keys.extend_from_slice(entry.key(&self.keys));
-            entry.key_at = to_u32(at);
+            entry.key_at = at;
+            let pos = to_u32(pos);
+            if let Some(slot) = self.index.find_mut(entry.hash, |slot| slot.pos == pos) {
+                slot.key_at = at;
+            }
         }
         self.keys = keys;
         self.garbage = 0;
@@ -823,8 +846,8 @@ impl Shard {
     fn check_invariants(&self) {
         assert_eq!(self.index.len(), self.entries.len());
         for (pos, entry) in self.entries.iter().enumerate() {
-            let found = self.index.find(entry.hash, |&i| i as usize == pos);
-            assert!(found.is_some(), "entry {pos} is not indexed");
+            let found = self.index.find(entry.hash, |slot| slot.pos as usize == pos);
+            assert_eq!(found.map(|s| s.key_at), Some(entry.key_at), "entry {pos}");
         }
         let used: usize = self.entries.iter().map(|e| e.key_len as usize).sum();
         assert_eq!(used + self.garbage, self.keys.len());
