@@ -53,10 +53,11 @@
 //! across an `await`: every trait method is synchronous inside.
 //!
 //! **Layout.** A shard keeps its entries in one dense vector (72 bytes each: the
-//! state, version, expiry, recency, hash and where the key is), an index of positions
-//! (4 bytes a slot) over it, and the keys' bytes back to back in one buffer. A stored
-//! key therefore costs no allocation of its own, and a hit touches an index slot, its
-//! entry and the key's bytes (to confirm the match). Two keys with the same full hash
+//! state, version, expiry, recency, hash and where the key is), an index over it (8
+//! bytes a slot: the entry's position and where its key's bytes start), and the keys'
+//! bytes back to back in one buffer. A stored key therefore costs no allocation of its
+//! own, and a hit touches an index slot, then its entry and the key's bytes (to
+//! confirm the match) at once. Two keys with the same full hash
 //! both stay in the index, told apart by their bytes: collisions are handled, not
 //! assumed away. A removed key's bytes stay in the buffer until they are half of it;
 //! the buffer is then rebuilt from the live keys.
@@ -123,13 +124,13 @@
 //!
 //! | strategy | bytes per key |
 //! |---|---|
-//! | fixed window | 131 |
-//! | sliding window | 141 |
-//! | GCRA | 123 |
-//! | moving window (one record) | 178 |
+//! | fixed window | 140 |
+//! | sliding window | 151 |
+//! | GCRA | 132 |
+//! | moving window (one record) | 186 |
 //!
-//! That is the entry (72 bytes), the key's bytes, and the index slot at the index's
-//! load factor, plus the slack of vectors that grow by doubling. Longer keys cost
+//! That is the entry (72 bytes), the key's bytes, and the index slot (8 bytes) at the
+//! index's load factor, plus the slack of vectors that grow by doubling. Longer keys cost
 //! their extra bytes; the strategy names in the key account for the differences above.
 //! Fixed-window, sliding-window and GCRA states are stored inside the entry, so their
 //! keys cost the same whatever the limit.
@@ -141,7 +142,7 @@
 //! capacity while the key lives). A key under `1000000 per hour` can hold 16 MB;
 //! 100,000 keys under `1000 per minute`, 1.6 GB.
 //! [`max_keys`](MemoryStorageBuilder::max_keys) counts such a key as one, so with
-//! moving windows the memory bound is about `max_keys × (180 + 32 × amount)` bytes for
+//! moving windows the memory bound is about `max_keys × (190 + 32 × amount)` bytes for
 //! the largest amount in use: choose `max_keys` from that, or prefer the sliding-window
 //! or GCRA strategies (constant size) for large amounts.
 //!
@@ -231,11 +232,12 @@ impl MemoryStorageBuilder {
     /// **Bound**).
     ///
     /// This bounds keys, not bytes. A fixed-window, sliding-window or GCRA key costs
-    /// about 120 to 150 bytes (see the crate docs, **Memory**), but a moving-window key keeps a 16-byte record per millisecond
-    /// with admitted hits in its window: up to `amount × 16` bytes of live records (16
-    /// MB for `1000000 per hour`), and up to twice that before expired records are
-    /// dropped. With moving windows the memory bound is therefore about
-    /// `max_keys × (180 + 32 × amount)` bytes for the largest amount in use.
+    /// about 130 to 150 bytes (see the crate docs, **Memory**), but a moving-window key
+    /// keeps a 16-byte record per millisecond with admitted hits in its window: up to
+    /// `amount × 16` bytes of live records (16 MB for `1000000 per hour`), and up to
+    /// twice that before expired records are dropped. With moving windows the memory
+    /// bound is therefore about `max_keys × (190 + 32 × amount)` bytes for the largest
+    /// amount in use.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = Some(max_keys.max(1));
         self
