@@ -12,8 +12,15 @@ use crate::limit::ParseError;
 ///
 /// It carries a backend-neutral [`StorageErrorKind`], the operation and the key it
 /// concerned, and the backend's own error as its [`source`](std::error::Error::source).
+///
+/// One pointer wide, so that a `Result` carrying it stays small on the hit path.
 #[derive(Debug)]
 pub struct StorageError {
+    inner: Box<Details>,
+}
+
+#[derive(Debug)]
+struct Details {
     kind: StorageErrorKind,
     operation: &'static str,
     key: Option<String>,
@@ -75,11 +82,13 @@ impl StorageError {
         message: impl Into<String>,
     ) -> Self {
         StorageError {
-            kind,
-            operation,
-            key: None,
-            message: message.into(),
-            source: None,
+            inner: Box::new(Details {
+                kind,
+                operation,
+                key: None,
+                message: message.into(),
+                source: None,
+            }),
         }
     }
 
@@ -91,41 +100,42 @@ impl StorageError {
     /// Records the key the operation concerned.
     #[must_use]
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(key.into());
+        self.inner.key = Some(key.into());
         self
     }
 
     /// Records the backend's own error as the source.
     #[must_use]
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.inner.source = Some(Box::new(source));
         self
     }
 
     /// What kind of failure this is.
     pub fn kind(&self) -> StorageErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The storage operation that failed.
     pub fn operation(&self) -> &'static str {
-        self.operation
+        self.inner.operation
     }
 
     /// The key concerned, where there is one.
     pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
+        self.inner.key.as_deref()
     }
 }
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} in {}", self.kind, self.operation)?;
-        if let Some(key) = &self.key {
+        let inner = &*self.inner;
+        write!(f, "{} in {}", inner.kind, inner.operation)?;
+        if let Some(key) = &inner.key {
             write!(f, " on key {key:?}")?;
         }
-        if !self.message.is_empty() {
-            write!(f, ": {}", self.message)?;
+        if !inner.message.is_empty() {
+            write!(f, ": {}", inner.message)?;
         }
         Ok(())
     }
@@ -133,7 +143,8 @@ impl fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
@@ -173,5 +184,12 @@ mod tests {
         );
         assert!(std::error::Error::source(&err).is_some());
         assert!(err.kind().is_transient());
+    }
+
+    #[test]
+    fn results_stay_small() {
+        assert_eq!(std::mem::size_of::<StorageError>(), 8);
+        let size = std::mem::size_of::<Result<crate::Decision, Error>>();
+        assert!(size <= 96, "{size}");
     }
 }

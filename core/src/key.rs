@@ -5,6 +5,9 @@
 //! `}` → `%7D`), so two different identifier lists can never produce the same key:
 //! `["a/b", "c"]` and `["a", "b/c"]` stay apart.
 
+use std::cell::RefCell;
+use std::ops::Deref;
+
 use crate::limit::RateLimit;
 
 /// The identifiers a limit is counted against, such as a client address and a route.
@@ -170,17 +173,20 @@ impl StorageKey {
     }
 
     /// The whole key: `group/limit`.
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
     /// The part shared by one client's limits under one strategy:
     /// `namespace/strategy/identifier…`, escaped.
+    #[inline]
     pub fn group(&self) -> &str {
         self.text.get(..self.group_len).unwrap_or_default()
     }
 
     /// The part that names the limit: `amount/multiples/unit`.
+    #[inline]
     pub fn limit_part(&self) -> &str {
         self.text.get(self.group_len + 1..).unwrap_or_default()
     }
@@ -200,24 +206,175 @@ impl AsRef<str> for StorageKey {
 
 /// The stored key for `key` under `limit`; `prefix` is the escaped
 /// `namespace/strategy` part.
-///
-/// On every hit's path, so it formats by hand: one allocation, no `fmt` machinery.
 pub(crate) fn storage_key(prefix: &str, key: &Key, limit: &RateLimit) -> StorageKey {
-    let unit = limit.unit().name();
-    let mut out = String::with_capacity(prefix.len() + key.escaped.len() + unit.len() + 43);
-    out.push_str(prefix);
-    out.push_str(&key.escaped);
-    let group_len = out.len();
+    with_prefix(prefix, &key.escaped, limit)
+}
+
+/// The stored key of escaped `identifiers` (each preceded by `/`) under `limit`.
+pub(crate) fn with_prefix(prefix: &str, identifiers: &str, limit: &RateLimit) -> StorageKey {
+    let mut text = String::with_capacity(prefix.len() + identifiers.len() + 44);
+    text.push_str(prefix);
+    text.push_str(identifiers);
+    let group_len = text.len();
+    push_limit_part(&mut text, limit);
+    StorageKey { text, group_len }
+}
+
+/// Appends `/amount/multiples/unit`.
+fn push_limit_part(out: &mut String, limit: &RateLimit) {
     out.push('/');
-    push_decimal(&mut out, limit.amount());
+    push_decimal(out, limit.amount());
     out.push('/');
-    push_decimal(&mut out, limit.multiples());
+    push_decimal(out, limit.multiples());
     out.push('/');
-    out.push_str(unit);
-    StorageKey {
-        text: out,
-        group_len,
+    out.push_str(limit.unit().name());
+}
+
+/// How many limits' limit parts a thread keeps formatted.
+const LIMIT_PARTS: usize = 4;
+
+/// What a thread keeps to build stored keys on the hit path without allocating: a
+/// buffer for one key, a pool of keys for multi-limit hits, and the limit parts of the
+/// last limits it formatted.
+#[derive(Default)]
+struct Scratch {
+    text: String,
+    pool: Vec<StorageKey>,
+    limits: [Option<RateLimit>; LIMIT_PARTS],
+    limit_parts: [String; LIMIT_PARTS],
+    /// The slot of `limits` the next new limit takes.
+    next: usize,
+}
+
+impl Scratch {
+    /// `/amount/multiples/unit` for `limit`, formatted once while it stays cached.
+    fn limit_part(&mut self, limit: &RateLimit) -> &str {
+        let slot = match self.limits.iter().position(|l| *l == Some(*limit)) {
+            Some(slot) => slot,
+            None => {
+                let slot = self.next % LIMIT_PARTS;
+                self.next = slot + 1;
+                self.limits[slot] = Some(*limit);
+                self.limit_parts[slot].clear();
+                push_limit_part(&mut self.limit_parts[slot], limit);
+                slot
+            }
+        };
+        &self.limit_parts[slot]
     }
+
+    /// Builds `prefix + identifiers + limit part` into `text`.
+    fn fill(&mut self, mut text: String, prefix: &str, key: &Key, limit: &RateLimit) -> StorageKey {
+        text.clear();
+        text.push_str(prefix);
+        text.push_str(&key.escaped);
+        let group_len = text.len();
+        text.push_str(self.limit_part(limit));
+        StorageKey { text, group_len }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            text: String::new(),
+            pool: Vec::new(),
+            limits: [None; LIMIT_PARTS],
+            limit_parts: [const { String::new() }; LIMIT_PARTS],
+            next: 0,
+        })
+    };
+}
+
+/// A stored key built in a buffer that its thread reuses: once a thread has built one,
+/// building the next allocates nothing and formats no number while the limit stays
+/// among the last few used. The buffer goes back to the thread that drops the key.
+pub(crate) struct ReusedKey(StorageKey);
+
+impl Deref for ReusedKey {
+    type Target = StorageKey;
+
+    fn deref(&self) -> &StorageKey {
+        &self.0
+    }
+}
+
+impl Drop for ReusedKey {
+    fn drop(&mut self) {
+        let text = std::mem::take(&mut self.0.text);
+        let _ = SCRATCH.try_with(|cell| {
+            if let Ok(mut scratch) = cell.try_borrow_mut() {
+                if scratch.text.capacity() < text.capacity() {
+                    scratch.text = text;
+                }
+            }
+        });
+    }
+}
+
+/// [`storage_key`], built in the thread's reused buffer.
+pub(crate) fn reused_storage_key(prefix: &str, key: &Key, limit: &RateLimit) -> ReusedKey {
+    let built = SCRATCH.try_with(|cell| {
+        let mut scratch = cell.try_borrow_mut().ok()?;
+        let text = std::mem::take(&mut scratch.text);
+        Some(scratch.fill(text, prefix, key, limit))
+    });
+    ReusedKey(match built {
+        Ok(Some(stored)) => stored,
+        _ => storage_key(prefix, key, limit),
+    })
+}
+
+/// The stored keys of one [`Key`] under several limits, built in buffers that the
+/// thread reuses (see [`ReusedKey`]).
+/// The keys are the first `.1` of the vector; the rest keep their buffers for later.
+pub(crate) struct ReusedKeys(Vec<StorageKey>, usize);
+
+impl Deref for ReusedKeys {
+    type Target = [StorageKey];
+
+    fn deref(&self) -> &[StorageKey] {
+        self.0.get(..self.1).unwrap_or_default()
+    }
+}
+
+impl Drop for ReusedKeys {
+    fn drop(&mut self) {
+        let keys = std::mem::take(&mut self.0);
+        let _ = SCRATCH.try_with(|cell| {
+            if let Ok(mut scratch) = cell.try_borrow_mut() {
+                if scratch.pool.capacity() < keys.capacity() {
+                    scratch.pool = keys;
+                }
+            }
+        });
+    }
+}
+
+/// [`storage_key`] for each of `limits`, built in the thread's reused buffers.
+pub(crate) fn reused_storage_keys(prefix: &str, key: &Key, limits: &[RateLimit]) -> ReusedKeys {
+    let built = SCRATCH.try_with(|cell| {
+        let mut scratch = cell.try_borrow_mut().ok()?;
+        let mut keys = std::mem::take(&mut scratch.pool);
+        // Reuse the buffers of the keys left in the pool.
+        for (i, limit) in limits.iter().enumerate() {
+            let text = match keys.get_mut(i) {
+                Some(old) => std::mem::take(&mut old.text),
+                None => String::new(),
+            };
+            let stored = scratch.fill(text, prefix, key, limit);
+            match keys.get_mut(i) {
+                Some(slot) => *slot = stored,
+                None => keys.push(stored),
+            }
+        }
+        Some(keys)
+    });
+    let keys = match built {
+        Ok(Some(keys)) => keys,
+        _ => limits.iter().map(|l| storage_key(prefix, key, l)).collect(),
+    };
+    ReusedKeys(keys, limits.len())
 }
 
 /// Appends `n` in decimal.
@@ -279,6 +436,38 @@ mod tests {
         }
         assert_eq!(escape("50%/x"), "50%25%2Fx");
         assert_eq!(escape("{a}"), "%7Ba%7D");
+    }
+
+    #[test]
+    fn reused_keys_match_built_keys() {
+        let limits = [limit(), RateLimit::per_second(NonZeroU64::MAX), limit()];
+        for (i, l) in limits.iter().enumerate() {
+            let key = Key::new(["a".repeat(i * 40), "b/{c}".to_owned()]);
+            let reused = reused_storage_key("N/s", &key, l);
+            // Held while another is built: the second gets a buffer of its own.
+            let other = reused_storage_key("N/s", &Key::global(), l);
+            assert_eq!(*reused, storage_key("N/s", &key, l));
+            assert_eq!(*other, storage_key("N/s", &Key::global(), l));
+            assert_eq!(
+                reused.limit_part(),
+                storage_key("N/s", &key, l).limit_part()
+            );
+        }
+    }
+
+    #[test]
+    fn reused_key_lists_match_built_keys() {
+        let limits: Vec<RateLimit> = (1..=6)
+            .map(|n| RateLimit::per_second(NonZeroU64::new(n).unwrap()))
+            .collect();
+        for n in [2, 6, 1, 3, 6] {
+            let key = Key::new(["x".repeat(n * 7)]);
+            let keys = reused_storage_keys("N/s", &key, &limits[..n]);
+            assert_eq!(keys.len(), n);
+            for (stored, l) in keys.iter().zip(&limits) {
+                assert_eq!(*stored, storage_key("N/s", &key, l));
+            }
+        }
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub use error::{Error, StorageError, StorageErrorKind};
 pub use key::{Key, StorageKey};
 pub use limit::{parse_many, ParseError, ParseErrorKind, RateLimit, Unit};
 pub use limiter::{
-    apply_with_cas, RateLimiter, RateLimiterBuilder, DEFAULT_MAX_ATTEMPTS, DEFAULT_NAMESPACE,
+    apply_with_cas, PreparedKey, RateLimiter, RateLimiterBuilder, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_NAMESPACE,
 };
 pub use storage::{BatchItem, KeyOp, Native, Storage, Version, Versioned};
 pub use strategy::{BuiltIn, Strategy};

@@ -142,6 +142,45 @@ impl RateLimiterBuilder {
     }
 }
 
+/// One hit or peek (`op`) of one limit on one stored key, as an expression of the
+/// calling `async fn`: the native path first, else the compare-and-set core.
+///
+/// A macro rather than a method so that a hit's future is one level deep: an
+/// in-process storage answers at once, and a nested future to set up and copy is a
+/// measurable share of such a hit.
+macro_rules! decide {
+    ($limiter:expr, $stored:expr, $limit:expr, $op:expr) => {{
+        let inner = &*$limiter.inner;
+        let (stored, limit, op): (&StorageKey, &RateLimit, Op) = ($stored, $limit, $op);
+        let now = inner.clock.now();
+        let key_op = KeyOp {
+            key: stored,
+            limit,
+            op,
+            now,
+        };
+        let native = match inner.strategy.builtin() {
+            Some(builtin) => inner.storage.apply(builtin, key_op),
+            None => Native::Declined,
+        };
+        let verdict = match native {
+            Native::Ready(result) => result?,
+            Native::Pending(future) => future.await?,
+            // Boxed, so that the future of every hit stays small.
+            Native::Declined => {
+                let cas = apply_with_cas(
+                    &*inner.storage,
+                    &*inner.strategy,
+                    inner.max_attempts,
+                    key_op,
+                );
+                Box::pin(cas).await?
+            }
+        };
+        Ok(Decision::new(*limit, op.cost(), verdict, now))
+    }};
+}
+
 impl RateLimiter {
     /// A limiter with the [`FixedWindow`] strategy and the [`SystemClock`].
     pub fn new(storage: Arc<dyn Storage>) -> RateLimiter {
@@ -195,7 +234,10 @@ impl RateLimiter {
     ///
     /// [`Error::ZeroCost`] for a cost of 0; [`Error::Storage`] when the storage fails.
     pub async fn hit(&self, limit: &RateLimit, key: &Key, cost: u64) -> Result<Decision, Error> {
-        self.decide_one(limit, key, Op::Hit { cost }).await
+        let op = Op::Hit { cost };
+        check_cost(cost)?;
+        let stored = key::reused_storage_key(&self.inner.prefix, key, limit);
+        decide!(self, &stored, limit, op)
     }
 
     /// Whether a hit of `cost` would pass now. Never changes anything.
@@ -204,7 +246,10 @@ impl RateLimiter {
     ///
     /// As for [`hit`](Self::hit).
     pub async fn test(&self, limit: &RateLimit, key: &Key, cost: u64) -> Result<Decision, Error> {
-        self.decide_one(limit, key, Op::Test { cost }).await
+        let op = Op::Test { cost };
+        check_cost(cost)?;
+        let stored = key::reused_storage_key(&self.inner.prefix, key, limit);
+        decide!(self, &stored, limit, op)
     }
 
     /// Units remaining and the reset time of `limit` for `key`. Never changes anything.
@@ -214,7 +259,7 @@ impl RateLimiter {
     /// [`Error::Storage`] when the storage fails.
     pub async fn stats(&self, limit: &RateLimit, key: &Key) -> Result<WindowStats, Error> {
         let now = self.inner.clock.now();
-        let stored = self.storage_key(limit, key);
+        let stored = key::reused_storage_key(&self.inner.prefix, key, limit);
         let verdict = self
             .apply(&stored, limit, Op::Test { cost: 1 }, now)
             .await?;
@@ -263,16 +308,27 @@ impl RateLimiter {
     ) -> Result<Decision, Error> {
         check_cost(cost)?;
         let limits = distinct(limits)?;
+        let limits = &*limits;
         let now = self.inner.clock.now();
-        let keys: Vec<StorageKey> = limits.iter().map(|l| self.storage_key(l, key)).collect();
+        let keys = key::reused_storage_keys(&self.inner.prefix, key, limits);
+        let keys = &*keys;
 
         if let Some(builtin) = self.inner.strategy.builtin() {
-            let items: Vec<BatchItem<'_>> = keys
-                .iter()
-                .zip(&limits)
-                .map(|(key, limit)| BatchItem { key, limit })
-                .collect();
-            let native = self.inner.storage.batch(builtin, &items, cost, now);
+            let item = |i: usize| BatchItem {
+                key: &keys[i],
+                limit: &limits[i],
+            };
+            // Up to four limits (nearly always), the items live on the stack.
+            let on_stack: [BatchItem<'_>; 4];
+            let on_heap: Vec<BatchItem<'_>>;
+            let items: &[BatchItem<'_>] = if limits.len() <= 4 {
+                on_stack = std::array::from_fn(|i| item(i.min(limits.len() - 1)));
+                &on_stack[..limits.len()]
+            } else {
+                on_heap = (0..limits.len()).map(item).collect();
+                &on_heap
+            };
+            let native = self.inner.storage.batch(builtin, items, cost, now);
             if let Some(verdicts) = native.resolve().await {
                 let verdicts = verdicts?;
                 if verdicts.len() != limits.len() {
@@ -283,14 +339,27 @@ impl RateLimiter {
                     )
                     .into());
                 }
-                return combine(&limits, &verdicts, cost, now);
+                return combine(limits, &verdicts, cost, now);
             }
         }
 
-        // Generic path: a cheap look first, so the common rejection writes nothing.
-        let mut verdicts = self.test_each(&keys, &limits, cost, now).await?;
+        // Boxed, so that the future of every hit_all stays small (see `decide!`).
+        Box::pin(self.hit_all_generic(keys, limits, cost, now)).await
+    }
+
+    /// [`hit_all`](Self::hit_all) over the compare-and-set core: a cheap look first, so
+    /// the common rejection writes nothing, then the hits one by one, given back if a
+    /// later one rejects.
+    async fn hit_all_generic(
+        &self,
+        keys: &[StorageKey],
+        limits: &[RateLimit],
+        cost: u64,
+        now: Timestamp,
+    ) -> Result<Decision, Error> {
+        let mut verdicts = self.test_each(keys, limits, cost, now).await?;
         if verdicts.iter().any(|v| !v.allowed) {
-            return combine(&limits, &verdicts, cost, now);
+            return combine(limits, &verdicts, cost, now);
         }
         for i in 0..limits.len() {
             let hit = self
@@ -304,10 +373,10 @@ impl RateLimiter {
             }
             verdicts[i] = hit?;
             if lost {
-                return combine(&limits, &verdicts, cost, now);
+                return combine(limits, &verdicts, cost, now);
             }
         }
-        combine(&limits, &verdicts, cost, now)
+        combine(limits, &verdicts, cost, now)
     }
 
     /// Gives back `cost` of each limit, ignoring errors: used to undo the part of a
@@ -335,18 +404,69 @@ impl RateLimiter {
         check_cost(cost)?;
         let limits = distinct(limits)?;
         let now = self.inner.clock.now();
-        let keys: Vec<StorageKey> = limits.iter().map(|l| self.storage_key(l, key)).collect();
+        let keys = key::reused_storage_keys(&self.inner.prefix, key, &limits);
         let verdicts = self.test_each(&keys, &limits, cost, now).await?;
         combine(&limits, &verdicts, cost, now)
     }
 
-    /// One hit or peek of `op.cost()` on one limit.
-    async fn decide_one(&self, limit: &RateLimit, key: &Key, op: Op) -> Result<Decision, Error> {
+    /// `key` under `limit`, prepared for repeated hits: the stored key is built once,
+    /// here, instead of on every [`hit`](Self::hit). For callers that keep a client's
+    /// key and limit around (a connection, a session, a fixed set of routes).
+    ///
+    /// ```
+    /// use limiter_core::{Key, RateLimit, RateLimiter};
+    /// # use limiter_core::doc_support::TinyStorage;
+    /// use std::sync::Arc;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let limiter = RateLimiter::new(Arc::new(TinyStorage::default()));
+    /// let limit: RateLimit = "2 per minute".parse()?;
+    /// let prepared = limiter.prepare(&limit, &Key::from("user-42"));
+    /// assert!(limiter.hit_prepared(&prepared, 1).await?.is_allowed());
+    /// // The same counter as a plain hit on the same key and limit.
+    /// assert!(limiter.hit(&limit, &Key::from("user-42"), 1).await?.is_allowed());
+    /// assert!(!limiter.hit_prepared(&prepared, 1).await?.is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn prepare(&self, limit: &RateLimit, key: &Key) -> PreparedKey {
+        PreparedKey {
+            stored: self.storage_key(limit, key),
+            prefix_len: self.inner.prefix.len(),
+            limit: *limit,
+        }
+    }
+
+    /// [`hit`](Self::hit) on a key from [`prepare`](Self::prepare). A key prepared by
+    /// a limiter with another namespace or strategy is rebuilt for this one first.
+    ///
+    /// # Errors
+    ///
+    /// As for [`hit`](Self::hit).
+    pub async fn hit_prepared(&self, key: &PreparedKey, cost: u64) -> Result<Decision, Error> {
+        self.decide_prepared(key, Op::Hit { cost }).await
+    }
+
+    /// [`test`](Self::test) on a key from [`prepare`](Self::prepare).
+    ///
+    /// # Errors
+    ///
+    /// As for [`hit`](Self::hit).
+    pub async fn test_prepared(&self, key: &PreparedKey, cost: u64) -> Result<Decision, Error> {
+        self.decide_prepared(key, Op::Test { cost }).await
+    }
+
+    async fn decide_prepared(&self, key: &PreparedKey, op: Op) -> Result<Decision, Error> {
         check_cost(op.cost())?;
-        let now = self.inner.clock.now();
-        let stored = self.storage_key(limit, key);
-        let verdict = self.apply(&stored, limit, op, now).await?;
-        Ok(Decision::new(*limit, op.cost(), verdict, now))
+        let prefix = &self.inner.prefix;
+        let text = key.stored.as_str();
+        if key.prefix_len == prefix.len() && text.starts_with(prefix.as_str()) {
+            return decide!(self, &key.stored, &key.limit, op);
+        }
+        // Prepared by another limiter: the same identifiers under this one's prefix.
+        let identifiers = key.stored.group().get(key.prefix_len..).unwrap_or_default();
+        let stored = key::with_prefix(prefix, identifiers, &key.limit);
+        decide!(self, &stored, &key.limit, op)
     }
 
     /// Tests every `(key, limit)` pair, in order.
@@ -388,6 +508,27 @@ impl RateLimiter {
             }
         }
         apply_with_cas(&*inner.storage, &*inner.strategy, inner.max_attempts, op).await
+    }
+}
+
+/// A stored key built once for repeated hits: see [`RateLimiter::prepare`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PreparedKey {
+    stored: StorageKey,
+    /// The length of the preparing limiter's `namespace/strategy` prefix.
+    prefix_len: usize,
+    limit: RateLimit,
+}
+
+impl PreparedKey {
+    /// The limit it counts against.
+    pub fn limit(&self) -> &RateLimit {
+        &self.limit
+    }
+
+    /// The stored key, as the preparing limiter names it.
+    pub fn storage_key(&self) -> &StorageKey {
+        &self.stored
     }
 }
 
@@ -450,10 +591,17 @@ fn check_cost(cost: u64) -> Result<(), Error> {
     }
 }
 
-/// `limits` without repeats, in first-seen order.
-fn distinct(limits: &[RateLimit]) -> Result<Vec<RateLimit>, Error> {
+/// `limits` without repeats, in first-seen order: borrowed when there are none.
+fn distinct(limits: &[RateLimit]) -> Result<std::borrow::Cow<'_, [RateLimit]>, Error> {
     if limits.is_empty() {
         return Err(Error::NoLimits);
+    }
+    let repeats = limits
+        .iter()
+        .enumerate()
+        .any(|(i, limit)| limits[..i].contains(limit));
+    if !repeats {
+        return Ok(std::borrow::Cow::Borrowed(limits));
     }
     let mut out: Vec<RateLimit> = Vec::with_capacity(limits.len());
     for limit in limits {
@@ -461,7 +609,7 @@ fn distinct(limits: &[RateLimit]) -> Result<Vec<RateLimit>, Error> {
             out.push(*limit);
         }
     }
-    Ok(out)
+    Ok(std::borrow::Cow::Owned(out))
 }
 
 /// One decision for several limits: the rejecting limit that waits longest (never

@@ -318,3 +318,42 @@ async fn a_burst_on_one_hot_key_ends_in_decisions_not_contention_errors() {
         assert_eq!(admitted, 1_000, "{name}");
     }
 }
+
+/// A prepared key counts on the same stored key as a plain hit; a limiter with another
+/// namespace or strategy rebuilds it under its own prefix.
+#[tokio::test]
+async fn prepared_keys_count_with_plain_hits_and_follow_the_limiter() {
+    let storage = Arc::new(TinyStorage::default());
+    let clock = ManualClock::new(1_000);
+    let fixed = RateLimiter::builder(storage.clone())
+        .clock(clock.clone())
+        .build();
+    let gcra = RateLimiter::builder(storage.clone())
+        .strategy(Gcra)
+        .namespace("other/space")
+        .clock(clock)
+        .build();
+    let limit: RateLimit = "3 per minute".parse().unwrap();
+    let key = Key::new(["a/b", "{c}"]);
+    let prepared = fixed.prepare(&limit, &key);
+    assert_eq!(prepared.storage_key(), &fixed.storage_key(&limit, &key));
+    assert_eq!(prepared.limit(), &limit);
+
+    assert!(fixed.hit_prepared(&prepared, 2).await.unwrap().is_allowed());
+    assert_eq!(fixed.stats(&limit, &key).await.unwrap().remaining, 1);
+    assert!(!fixed.hit_prepared(&prepared, 2).await.unwrap().is_allowed());
+    assert!(fixed
+        .test_prepared(&prepared, 1)
+        .await
+        .unwrap()
+        .is_allowed());
+    assert!(matches!(
+        fixed.hit_prepared(&prepared, 0).await,
+        Err(Error::ZeroCost)
+    ));
+
+    // Another limiter: its own stored key, untouched by the hits above.
+    assert!(gcra.hit_prepared(&prepared, 3).await.unwrap().is_allowed());
+    assert_eq!(gcra.stats(&limit, &key).await.unwrap().remaining, 0);
+    assert_eq!(fixed.stats(&limit, &key).await.unwrap().remaining, 1);
+}

@@ -43,22 +43,32 @@
 //!
 //! **Sharding.** Keys are spread over N shards (default: the next power of two at or
 //! above 4 × [`available_parallelism`](std::thread::available_parallelism), at least
-//! 64), each a [`parking_lot::Mutex`] over a hash table, padded to its own cache lines.
-//! Keys come from clients, so they are hashed with a randomly seeded foldhash. The
-//! 64-bit hash is computed once per operation: its middle bits pick the shard, and the
-//! shard's table uses it as-is, so no key is hashed twice and a lookup by `&str`
-//! allocates nothing. Entries live inline in the table's buckets (one bucket per
-//! hit, plus the key's bytes to confirm the match). Two keys with the same full hash
-//! are both kept (the second in a small per-shard overflow list): collisions are
-//! handled, not assumed away. No lock is held across an `await`: every trait method
-//! is synchronous inside.
+//! 64), each a [`parking_lot::Mutex`] over a table, padded to its own cache lines.
+//! Keys come from clients, so their group ([`StorageKey::group`]: namespace, strategy
+//! and identifiers) is hashed with a randomly seeded foldhash; the middle bits of that
+//! hash pick the shard, so all of one client's limits under one strategy share a
+//! shard. The key's full hash (the group's, mixed with the limit part, which the
+//! application chooses) is computed once per operation and used as-is by the shard's
+//! table, so no key is hashed twice and a lookup allocates nothing. No lock is held
+//! across an `await`: every trait method is synchronous inside.
+//!
+//! **Layout.** A shard keeps its entries in one dense vector (72 bytes each: the
+//! state, version, expiry, recency, hash and where the key is), an index over it (8
+//! bytes a slot: the entry's position and where its key's bytes start), and the keys'
+//! bytes back to back in one buffer. A stored key therefore costs no allocation of its
+//! own, and a hit touches an index slot, then its entry and the key's bytes (to
+//! confirm the match) at once. Two keys with the same full hash
+//! both stay in the index, told apart by their bytes: collisions are handled, not
+//! assumed away. A removed key's bytes stay in the buffer until they are half of it;
+//! the buffer is then rebuilt from the live keys.
 //!
 //! **Native operations.** Each built-in strategy runs on the entry's state in place,
-//! under the shard lock. States up to 30 bytes (every fixed-window, sliding-window and
-//! GCRA state) are stored inside the entry; longer ones (moving-window logs) in a heap
-//! buffer that is reused. A hit on an existing key allocates nothing; a new key costs
-//! one allocation (its name), and a peek or a rejected hit on an absent key creates no
-//! entry.
+//! under the shard lock. States up to 25 bytes (every fixed-window, sliding-window and
+//! GCRA state) are stored inside the entry and decided on directly
+//! ([`BuiltIn::apply_inline`]); longer ones (moving-window logs) live in a heap buffer
+//! that is reused. A hit on an existing key allocates nothing; a new key allocates
+//! nothing either once its shard's vectors have room, and a peek or a rejected hit on
+//! an absent key creates no entry.
 //!
 //! **Versions.** Every write gives the entry a new version from its shard's counter.
 //! A key always lives in the same shard, so a deleted and re-created key never gets a
@@ -107,14 +117,23 @@
 //!
 //! `max_keys` bounds keys, not bytes: see **Memory** for what a key costs.
 //!
-//! **Memory.** About **180 bytes per key** for fixed-window keys such as
-//! `LIMITER/fixed-window/10.0.0.0/100/1/minute` (42 bytes), measured as the growth of
-//! the process's resident set over 100,000 keys (glibc's allocator, x86-64):
-//! `cargo test -p limiter-memory --release --test bytes_per_key -- --nocapture`. That
-//! is the table bucket (80 bytes, at the table's load factor), the key's allocation
-//! (64 bytes for 42), and the hash list used for sampling (8 bytes). Longer keys cost
-//! more. Fixed-window, sliding-window and GCRA states are stored inside the entry, so
-//! their keys cost about the same whatever the limit.
+//! **Memory.** Measured as the growth of the process's resident set while 1,000,000
+//! keys are stored, one hit each (glibc's allocator, x86-64; keys such as
+//! `LIMITER/fixed-window/10.0.0.1/100/1/minute`, 42 bytes):
+//! `cargo bench -p limiter-benches --bench memory`.
+//!
+//! | strategy | bytes per key |
+//! |---|---|
+//! | fixed window | 140 |
+//! | sliding window | 151 |
+//! | GCRA | 132 |
+//! | moving window (one record) | 186 |
+//!
+//! That is the entry (72 bytes), the key's bytes, and the index slot (8 bytes) at the
+//! index's load factor, plus the slack of vectors that grow by doubling. Longer keys cost
+//! their extra bytes; the strategy names in the key account for the differences above.
+//! Fixed-window, sliding-window and GCRA states are stored inside the entry, so their
+//! keys cost the same whatever the limit.
 //!
 //! **Moving-window logs grow with the limit's amount.** A moving-window key keeps a
 //! 16-byte record per millisecond with admitted hits in its window, so up to
@@ -123,13 +142,18 @@
 //! capacity while the key lives). A key under `1000000 per hour` can hold 16 MB;
 //! 100,000 keys under `1000 per minute`, 1.6 GB.
 //! [`max_keys`](MemoryStorageBuilder::max_keys) counts such a key as one, so with
-//! moving windows the memory bound is about `max_keys × (180 + 32 × amount)` bytes for
+//! moving windows the memory bound is about `max_keys × (190 + 32 × amount)` bytes for
 //! the largest amount in use: choose `max_keys` from that, or prefer the sliding-window
 //! or GCRA strategies (constant size) for large amounts.
 //!
-//! **Atomic batches.** [`Storage::batch`] locks the shards of all its keys, in
-//! ascending shard order so that concurrent batches cannot deadlock, peeks every limit,
-//! and consumes them all only if all pass, under the same locks.
+//! **Atomic batches.** [`Storage::batch`] of up to four keys of one group (a
+//! [`RateLimiter::hit_all`](limiter_core::RateLimiter::hit_all)) locks their one
+//! shard, runs every hit on a copy of its inline state, and writes the copies back only
+//! if all of them pass; otherwise it answers with tests of the unchanged states. Other
+//! batches (more keys, keys of several groups, a key not yet stored, moving-window
+//! logs) lock the shards of all their keys, in ascending shard order so that
+//! concurrent batches cannot deadlock, peek every limit, and consume them all only if
+//! all pass, under the same locks.
 #![forbid(unsafe_code)]
 
 mod shard;
@@ -208,11 +232,12 @@ impl MemoryStorageBuilder {
     /// **Bound**).
     ///
     /// This bounds keys, not bytes. A fixed-window, sliding-window or GCRA key costs
-    /// about 180 bytes, but a moving-window key keeps a 16-byte record per millisecond
-    /// with admitted hits in its window: up to `amount × 16` bytes of live records (16
-    /// MB for `1000000 per hour`), and up to twice that before expired records are
-    /// dropped. With moving windows the memory bound is therefore about
-    /// `max_keys × (180 + 32 × amount)` bytes for the largest amount in use.
+    /// about 130 to 150 bytes (see the crate docs, **Memory**), but a moving-window key
+    /// keeps a 16-byte record per millisecond with admitted hits in its window: up to
+    /// `amount × 16` bytes of live records (16 MB for `1000000 per hour`), and up to
+    /// twice that before expired records are dropped. With moving windows the memory
+    /// bound is therefore about `max_keys × (190 + 32 × amount)` bytes for the largest
+    /// amount in use.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = Some(max_keys.max(1));
         self
@@ -313,30 +338,41 @@ impl MemoryStorage {
         self.shards.len()
     }
 
-    fn hash(&self, key: &str) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, key)
+    fn hash(&self, part: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, part)
     }
 
-    /// The shard of a key's hash: its middle 32 bits scaled to the shard count. The
-    /// shard's hash table uses the low bits (bucket) and the top 7 bits (tag), which
-    /// therefore stay uniformly distributed inside a shard.
+    /// Where `key` lives: its shard, from the hash of its group alone, so that all of
+    /// one client's limits under one strategy share a shard (a multi-limit hit then
+    /// locks one shard); and its full hash in the shard's table, the group's hash
+    /// mixed with the limit part. Only the group holds what clients choose, so only
+    /// the group goes through the seeded hash; the limit part (the application's
+    /// limits) is mixed in cheaply.
+    fn place(&self, key: &StorageKey) -> (usize, u64) {
+        let group = self.hash(key.group());
+        (
+            self.shard_of(group),
+            group ^ mix(key.limit_part().as_bytes()),
+        )
+    }
+
+    /// The shard of a group's hash: its middle 32 bits scaled to the shard count.
     fn shard_of(&self, hash: u64) -> usize {
         let middle = (hash >> 24) & 0xFFFF_FFFF;
         usize::try_from((middle * self.shard_count) >> 32).unwrap_or(0)
     }
 
-    fn lock(&self, hash: u64) -> MutexGuard<'_, Shard> {
-        self.shards[self.shard_of(hash)].0.lock()
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        self.shards[shard.min(self.shards.len() - 1)].0.lock()
     }
 
     /// Every native operation: one shard lock, the built-in applied in place.
     fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
+        let (shard, hash) = self.place(op.key);
         let key = op.key.as_str();
-        let hash = self.hash(key);
-        let strategy = builtin.strategy();
         let now = op.now.as_millis();
-        self.lock(hash)
-            .apply(strategy, key, hash, op.limit, op.op, op.now, now)
+        self.lock(shard)
+            .apply(builtin, key, hash, op.limit, op.op, op.now, now)
             .map_err(|e| corrupt(builtin, key, &e))
     }
 
@@ -347,27 +383,44 @@ impl MemoryStorage {
         cost: u64,
         at: Timestamp,
     ) -> Result<Vec<Verdict>, StorageError> {
-        let strategy = builtin.strategy();
-        let hashes: Vec<u64> = items
-            .iter()
-            .map(|item| self.hash(item.key.as_str()))
-            .collect();
-        let mut shard_ids: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
+        let now = at.as_millis();
+        // The common case: a few limits of one client, in one shard.
+        if items.len() <= shard::BATCH_INLINE {
+            let mut places = [(0usize, 0u64); shard::BATCH_INLINE];
+            for (place, item) in places.iter_mut().zip(items) {
+                *place = self.place(item.key);
+            }
+            let places = &places[..items.len()];
+            let shard = places.first().map_or(0, |p| p.0);
+            if places.iter().all(|p| p.0 == shard) {
+                let mut guard = self.lock(shard);
+                let mut batch = [("", 0u64, None); shard::BATCH_INLINE];
+                for ((slot, item), place) in batch.iter_mut().zip(items).zip(places) {
+                    *slot = (item.key.as_str(), place.1, Some(item.limit));
+                }
+                let batch = &batch[..items.len()];
+                if let Some(result) = guard.batch_inline(builtin, batch, cost, at, now) {
+                    return result.map_err(|(i, e)| {
+                        let key = items.get(i).map_or("", |item| item.key.as_str());
+                        corrupt(builtin, key, &e)
+                    });
+                }
+            }
+        }
+        let places: Vec<(usize, u64)> = items.iter().map(|item| self.place(item.key)).collect();
+        let mut shard_ids: Vec<usize> = places.iter().map(|p| p.0).collect();
         shard_ids.sort_unstable();
         shard_ids.dedup();
-        let now = at.as_millis();
         // Ascending shard order: two batches never wait for each other in a cycle.
         let mut guards: Vec<MutexGuard<'_, Shard>> =
-            shard_ids.iter().map(|&s| self.shards[s].0.lock()).collect();
+            shard_ids.iter().map(|&s| self.lock(s)).collect();
         let mut run = |i: usize, op: Op| -> Result<Verdict, StorageError> {
             let item = &items[i];
-            let hash = hashes[i];
-            let slot = shard_ids
-                .binary_search(&self.shard_of(hash))
-                .unwrap_or_default();
+            let (shard, hash) = places[i];
+            let slot = shard_ids.binary_search(&shard).unwrap_or_default();
             let key = item.key.as_str();
             apply_holding(&mut guards, slot, |shard, evict_held| {
-                shard.apply_with(strategy, key, hash, item.limit, op, at, now, evict_held)
+                shard.apply_with(builtin, key, hash, item.limit, op, at, now, evict_held)
             })
             .map_err(|e| corrupt(builtin, key, &e))
         };
@@ -394,6 +447,33 @@ impl MemoryStorage {
         }
         Ok(verdicts)
     }
+}
+
+/// A quick unseeded hash of a limit part (`amount/multiples/unit`, a few dozen bytes),
+/// eight bytes at a time; the last word overlaps the one before.
+fn mix(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|w| w.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let len = bytes.len();
+    let mut h = (len as u64).wrapping_mul(K);
+    if len < 8 {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(K);
+        }
+    } else {
+        let mut at = 0;
+        while at + 8 < len {
+            h = (h ^ word(at)).wrapping_mul(K).rotate_left(23);
+            at += 8;
+        }
+        h = (h ^ word(len - 8)).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
 }
 
 /// Runs `apply` on the shard of `guards[slot]`, with an eviction from the other
@@ -432,9 +512,8 @@ impl Storage for MemoryStorage {
         key: &StorageKey,
         now: Timestamp,
     ) -> Result<Option<Versioned>, StorageError> {
-        let key = key.as_str();
-        let hash = self.hash(key);
-        let found = self.lock(hash).get(key, hash, now.as_millis());
+        let (shard, hash) = self.place(key);
+        let found = self.lock(shard).get(key.as_str(), hash, now.as_millis());
         Ok(found.map(|(value, version)| Versioned {
             value,
             version: Version(version),
@@ -449,20 +528,18 @@ impl Storage for MemoryStorage {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<bool, StorageError> {
-        let key = key.as_str();
-        let hash = self.hash(key);
+        let (shard, hash) = self.place(key);
         let now = now.as_millis();
         let expected = expected.map(|v| v.0);
         let expires = deadline(now, ttl);
         Ok(self
-            .lock(hash)
-            .compare_and_set(key, hash, expected, value, expires, now))
+            .lock(shard)
+            .compare_and_set(key.as_str(), hash, expected, value, expires, now))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
-        let key = key.as_str();
-        let hash = self.hash(key);
-        self.lock(hash).delete(key, hash);
+        let (shard, hash) = self.place(key);
+        self.lock(shard).delete(key.as_str(), hash);
         Ok(())
     }
 

@@ -1,23 +1,28 @@
-//! One shard: a hash table of entries and the per-shard bookkeeping for versions,
-//! expiry sweeps and approximate LRU eviction.
+//! One shard: a dense list of entries, an index over it, the keys' bytes, and the
+//! per-shard bookkeeping for versions, expiry sweeps and approximate LRU eviction.
 //!
 //! # Layout
 //!
-//! The table maps a key's full 64-bit foldhash to its [`Entry`], stored inline in the
-//! table's bucket: a hit touches one bucket (and the key's bytes, to confirm the
-//! match), like any hash map. The hash is computed once per operation by the storage,
-//! which also picks the shard from it, and the table uses it as-is (a pass-through
-//! hasher), so a key is never hashed twice.
+//! Entries live in one dense `Vec` (removal is `swap_remove`), each with its key's full
+//! 64-bit hash. The index is a hash table of slots (8 bytes each: the entry's position
+//! and where its key's bytes start) that uses that hash as-is: the storage computes it
+//! once per operation, so a key is never hashed twice. The keys' bytes are kept back to
+//! back in one buffer per shard (`keys`); an entry also holds where its key starts and
+//! its length. So a stored key costs its entry, its bytes and an index slot, with no
+//! allocation of its own, and a hit touches the index slot, then the entry and the
+//! key's bytes (to confirm the match) at once.
 //!
 //! Two different keys with the same full hash (practically never, but keys come from
-//! clients and nothing may break if it happens) cannot share a table slot: the later
-//! one goes to a small `overflow` list, and is promoted into the table when the entry
-//! holding its hash is removed. So an overflow entry always has a table entry with the
-//! same hash, and a hash absent from the table is absent from the shard.
+//! clients and nothing may break if it happens) both live in the index: a lookup
+//! compares the keys' bytes of every candidate, so collisions are handled, not assumed
+//! away.
 //!
-//! `order` lists the hashes of the table's entries densely (each entry knows its
-//! position; removal is `swap_remove`). It gives O(1) uniform random samples for LRU
-//! eviction and a cursor for the incremental expiry sweep.
+//! Removing an entry leaves its key's bytes in the buffer as garbage; once the garbage
+//! is more than half of the buffer, the buffer is rebuilt from the live entries, which
+//! moves each byte O(1) times overall.
+//!
+//! The dense list gives O(1) uniform random samples for LRU eviction and a cursor for
+//! the incremental expiry sweep.
 //!
 //! # The key bound
 //!
@@ -29,17 +34,20 @@
 //! the inserting shard then evicts one of its own entries, or, when it has none, one
 //! of another shard (see [`Shard::make_room`]).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use limiter_core::strategy::{Op, StateError, Strategy, Verdict};
+use hashbrown::HashTable;
+use limiter_core::strategy::state::InlineState;
+use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
 use limiter_core::{RateLimit, Timestamp};
 
 /// The most entries a shard holds, so that positions fit a `u32`.
 const MAX_ENTRIES: usize = u32::MAX as usize;
+
+/// The most bytes of keys a shard holds, so that offsets fit a `u32`.
+const MAX_KEY_BYTES: usize = u32::MAX as usize;
 
 /// How many entries the insertion of a key examines for expiry, at the sweep cursor.
 /// Stored keys only grow by insertions, so sweeping faster than keys arrive bounds the
@@ -61,9 +69,12 @@ const EVICTION_SAMPLE: usize = 8;
 /// it gives up (see [`Shard::make_room`]).
 const ROOM_ATTEMPTS: usize = 1_000;
 
-/// The longest state kept inside the entry rather than on the heap: every fixed-window
-/// (17 bytes), sliding-window (25 bytes) and GCRA (17 bytes) state fits.
-const INLINE: usize = 30;
+/// The most items of a batch run by [`Shard::batch_inline`].
+pub(crate) const BATCH_INLINE: usize = 4;
+
+/// The key buffer is rebuilt once its garbage is over half of it and over this many
+/// bytes.
+const MIN_GARBAGE: usize = 4_096;
 
 /// The bound on the keys of a storage, shared by its shards.
 #[derive(Debug)]
@@ -119,49 +130,25 @@ impl Bound {
     }
 }
 
-/// A [`Hasher`] that passes a `u64` through: table keys are already foldhash values.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by the table; this keeps the hasher total anyway.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Table = HashMap<u64, Entry, BuildHasherDefault<PassThrough>>;
-
-/// A stored state: inline when short, else on the heap.
+/// A stored state: inline when short (every fixed-window, sliding-window and GCRA
+/// state), else on the heap (moving-window logs).
 #[derive(Debug)]
 enum Value {
-    Inline { len: u8, bytes: [u8; INLINE] },
+    Inline(InlineState),
     Heap(Vec<u8>),
 }
 
 impl Value {
     fn new(bytes: &[u8]) -> Value {
-        let mut value = Value::Inline {
-            len: 0,
-            bytes: [0; INLINE],
-        };
-        value.set(bytes);
-        value
+        match InlineState::new(bytes) {
+            Some(state) => Value::Inline(state),
+            None => Value::Heap(bytes.to_vec()),
+        }
     }
 
     fn as_slice(&self) -> &[u8] {
         match self {
-            Value::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Value::Inline(state) => state.as_slice(),
             Value::Heap(vec) => vec,
         }
     }
@@ -173,13 +160,9 @@ impl Value {
                 vec.clear();
                 vec.extend_from_slice(new);
             }
-            Value::Inline { len, bytes } => {
-                match (u8::try_from(new.len()), bytes.get_mut(..new.len())) {
-                    (Ok(n), Some(prefix)) => {
-                        prefix.copy_from_slice(new);
-                        *len = n;
-                    }
-                    _ => *self = Value::Heap(new.to_vec()),
+            Value::Inline(state) => {
+                if !state.set(new) {
+                    *self = Value::Heap(new.to_vec());
                 }
             }
         }
@@ -187,40 +170,59 @@ impl Value {
 
     fn clear(&mut self) {
         match self {
-            Value::Inline { len, .. } => *len = 0,
+            Value::Inline(state) => state.clear(),
             Value::Heap(vec) => vec.clear(),
         }
     }
 }
 
+/// An index slot: where an entry is, and where its key's bytes start.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    pos: u32,
+    key_at: u32,
+}
+
 /// One stored key.
 #[derive(Debug)]
 struct Entry {
-    key: Box<str>,
+    /// The key's full hash.
+    hash: u64,
     value: Value,
     version: u64,
-    /// Milliseconds since the storage's epoch at which the entry expires.
+    /// Milliseconds since the epoch at which the entry expires, on the limiter's clock.
     expires: u64,
+    /// Where the key's bytes start in [`Shard::keys`].
+    key_at: u32,
+    /// The key's length in bytes.
+    key_len: u32,
     /// The shard's access tick at the last access (wrapping).
     used: u32,
-    /// Where the entry's hash is in [`Shard::order`] (table entries only).
-    pos: u32,
 }
 
 impl Entry {
     fn live(&self, now: u64) -> bool {
         self.expires > now
     }
+
+    fn key<'a>(&self, keys: &'a [u8]) -> &'a [u8] {
+        let at = self.key_at as usize;
+        keys.get(at..at + self.key_len as usize).unwrap_or_default()
+    }
 }
 
 /// One shard of a `MemoryStorage`.
 #[derive(Debug)]
 pub(crate) struct Shard {
-    table: Table,
-    /// Entries whose hash is taken in `table` by another key, with their hash.
-    overflow: Vec<(u64, Entry)>,
-    /// The hashes of `table`'s entries, densely.
-    order: Vec<u64>,
+    /// The entries, densely.
+    entries: Vec<Entry>,
+    /// Positions in `entries` and where their keys' bytes start, by the entries'
+    /// hashes.
+    index: HashTable<Slot>,
+    /// The keys' bytes, back to back; removed keys' bytes stay until a rebuild.
+    keys: Vec<u8>,
+    /// Bytes of `keys` that no entry uses.
+    garbage: usize,
     /// The most entries this shard keeps (at least 1), whatever the storage's bound.
     cap: usize,
     /// The storage's key bound, if it has one.
@@ -230,12 +232,10 @@ pub(crate) struct Shard {
     /// The last version handed out. Keys never move between shards, so a per-shard
     /// counter is enough to make versions unique per key for the storage's lifetime.
     version: u64,
-    /// Where the incremental expiry sweep resumes in `order`.
+    /// Where the incremental expiry sweep resumes in `entries`.
     cursor: usize,
     /// xorshift state for eviction sampling (never zero).
     rng: u64,
-    /// The buffer strategies run on for inline states, reused.
-    scratch: Vec<u8>,
 }
 
 /// The expiry for a write at `now` (ms since the epoch) kept at least `ttl`.
@@ -244,24 +244,6 @@ pub(crate) fn deadline(now: u64, ttl: Duration) -> u64 {
     // `now` is truncated to the millisecond, so one more keeps the TTL a lower bound.
     let extra = u64::from(ttl.subsec_nanos() % 1_000_000 != 0) + 1;
     now.saturating_add(ttl_ms).saturating_add(extra)
-}
-
-/// The entry of `key`, expired or not. A free function so that the caller can still
-/// use the shard's other fields while holding the entry.
-fn find_mut<'a>(
-    table: &'a mut Table,
-    overflow: &'a mut [(u64, Entry)],
-    key: &str,
-    hash: u64,
-) -> Option<&'a mut Entry> {
-    let entry = table.get_mut(&hash)?;
-    if &*entry.key == key {
-        return Some(entry);
-    }
-    overflow
-        .iter_mut()
-        .find(|(h, e)| *h == hash && &*e.key == key)
-        .map(|(_, e)| e)
 }
 
 fn to_u32(n: usize) -> u32 {
@@ -273,22 +255,22 @@ impl Shard {
     /// `bound` if there is one, with eviction sampling seeded by `seed`.
     pub(crate) fn new(cap: usize, bound: Option<Arc<Bound>>, seed: u64) -> Shard {
         Shard {
-            table: HashMap::default(),
-            overflow: Vec::new(),
-            order: Vec::new(),
+            entries: Vec::new(),
+            index: HashTable::new(),
+            keys: Vec::new(),
+            garbage: 0,
             cap: cap.clamp(1, MAX_ENTRIES - 1),
             bound,
             tick: 0,
             version: 0,
             cursor: 0,
             rng: seed | 1,
-            scratch: Vec::with_capacity(INLINE),
         }
     }
 
     /// The number of entries, expired ones not yet reclaimed included.
     pub(crate) fn len(&self) -> usize {
-        self.table.len() + self.overflow.len()
+        self.entries.len()
     }
 
     fn next_tick(&mut self) -> u32 {
@@ -296,15 +278,35 @@ impl Shard {
         self.tick
     }
 
+    /// The position of `key`'s entry, expired or not.
+    ///
+    /// The slot says where both the entry and the key's bytes are, so that the two
+    /// loads (likely cache misses with many keys) are issued together, not one after
+    /// the other.
+    fn find(&self, key: &str, hash: u64) -> Option<usize> {
+        let (entries, keys) = (&self.entries, &self.keys);
+        let key = key.as_bytes();
+        self.index
+            .find(hash, |slot| {
+                let at = slot.key_at as usize;
+                keys.get(at..at + key.len()) == Some(key)
+                    && entries
+                        .get(slot.pos as usize)
+                        .is_some_and(|e| e.key_len as usize == key.len() && e.hash == hash)
+            })
+            .map(|slot| slot.pos as usize)
+    }
+
     /// `key`'s bytes and version, if it is live at `now`.
     pub(crate) fn get(&mut self, key: &str, hash: u64, now: u64) -> Option<(Vec<u8>, u64)> {
         let tick = self.next_tick();
-        let entry = find_mut(&mut self.table, &mut self.overflow, key, hash)?;
+        let at = self.find(key, hash)?;
+        let entry = self.entries.get_mut(at)?;
         if entry.live(now) {
             entry.used = tick;
             return Some((entry.value.as_slice().to_vec(), entry.version));
         }
-        self.remove(key, hash);
+        self.remove_at(at);
         None
     }
 
@@ -321,7 +323,7 @@ impl Shard {
     ) -> bool {
         let tick = self.next_tick();
         let version = self.version.wrapping_add(1);
-        match find_mut(&mut self.table, &mut self.overflow, key, hash) {
+        match self.find(key, hash).and_then(|at| self.entries.get_mut(at)) {
             Some(entry) => {
                 let current = entry.live(now).then_some(entry.version);
                 if current != expected {
@@ -346,25 +348,31 @@ impl Shard {
 
     /// Removes `key`; whether it was present.
     pub(crate) fn delete(&mut self, key: &str, hash: u64) -> bool {
-        self.remove(key, hash).is_some()
+        match self.find(key, hash) {
+            Some(at) => {
+                self.remove_at(at);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes every entry. Versions keep counting up.
     pub(crate) fn clear(&mut self) {
         self.released(self.len());
-        self.table = HashMap::default();
-        self.overflow = Vec::new();
-        self.order = Vec::new();
+        self.entries = Vec::new();
+        self.index = HashTable::new();
+        self.keys = Vec::new();
+        self.garbage = 0;
         self.cursor = 0;
-        self.scratch = Vec::with_capacity(INLINE);
     }
 
-    /// Runs `strategy` on `key`'s state in place. Writes back (inserting the key if
+    /// Runs `builtin` on `key`'s state in place. Writes back (inserting the key if
     /// needed) only when the strategy asks for it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         &mut self,
-        strategy: &dyn Strategy,
+        builtin: BuiltIn,
         key: &str,
         hash: u64,
         limit: &RateLimit,
@@ -372,7 +380,7 @@ impl Shard {
         at: Timestamp,
         now: u64,
     ) -> Result<Verdict, StateError> {
-        self.apply_with(strategy, key, hash, limit, op, at, now, &mut |_| false)
+        self.apply_with(builtin, key, hash, limit, op, at, now, &mut |_| false)
     }
 
     /// [`apply`](Self::apply) for a caller that also holds the locks of other shards
@@ -381,7 +389,7 @@ impl Shard {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply_with(
         &mut self,
-        strategy: &dyn Strategy,
+        builtin: BuiltIn,
         key: &str,
         hash: u64,
         limit: &RateLimit,
@@ -391,25 +399,13 @@ impl Shard {
         evict_held: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Verdict, StateError> {
         let tick = self.next_tick();
-        if let Some(entry) = find_mut(&mut self.table, &mut self.overflow, key, hash) {
+        if let Some(entry) = self.find(key, hash).and_then(|i| self.entries.get_mut(i)) {
             if !entry.live(now) {
                 // Expired counts as empty; a heap buffer is kept for reuse.
                 entry.value.clear();
             }
             entry.used = tick;
-            let outcome = match &mut entry.value {
-                Value::Heap(vec) => strategy.apply(limit, vec, op, at)?,
-                Value::Inline { len, bytes } => {
-                    let scratch = &mut self.scratch;
-                    scratch.clear();
-                    scratch.extend_from_slice(bytes.get(..usize::from(*len)).unwrap_or_default());
-                    let outcome = strategy.apply(limit, scratch, op, at)?;
-                    if outcome.write.is_some() {
-                        entry.value.set(scratch);
-                    }
-                    outcome
-                }
-            };
+            let outcome = run(builtin, &mut entry.value, limit, op, at)?;
             if let Some(ttl) = outcome.write {
                 entry.expires = deadline(now, ttl);
                 self.version = self.version.wrapping_add(1);
@@ -418,13 +414,177 @@ impl Shard {
             }
             return Ok(outcome.verdict);
         }
-        self.scratch.clear();
-        let outcome = strategy.apply(limit, &mut self.scratch, op, at)?;
+        let mut value = Value::Inline(InlineState::default());
+        let outcome = run(builtin, &mut value, limit, op, at)?;
         if let Some(ttl) = outcome.write {
-            let value = Value::new(&self.scratch);
             self.insert(key, hash, value, deadline(now, ttl), now, evict_held);
         }
         Ok(outcome.verdict)
+    }
+
+    /// A multi-limit hit of `cost` on keys that all live in this shard with inline
+    /// states, all or nothing (see [`Storage::batch`](limiter_core::Storage::batch)):
+    /// every hit runs on a copy of its state, and the copies are written back only if
+    /// all of them pass; otherwise the verdicts are those of tests on the unchanged
+    /// states. Heap states (moving-window logs) are tested, then hit in place. `None`
+    /// when this does not apply (more than [`BATCH_INLINE`] items, a key absent or
+    /// repeated): the caller then takes the general path. A state that does not decode is reported with the
+    /// position of its item.
+    pub(crate) fn batch_inline(
+        &mut self,
+        builtin: BuiltIn,
+        items: &[(&str, u64, Option<&RateLimit>)],
+        cost: u64,
+        at: Timestamp,
+        now: u64,
+    ) -> Option<Result<Vec<Verdict>, (usize, StateError)>> {
+        let n = items.len();
+        if n > BATCH_INLINE {
+            return None;
+        }
+        let mut positions = [0usize; BATCH_INLINE];
+        let mut states = [InlineState::default(); BATCH_INLINE];
+        let mut on_heap = false;
+        for (i, &(key, hash, _)) in items.iter().enumerate() {
+            let pos = self.find(key, hash)?;
+            if positions[..i].contains(&pos) {
+                return None;
+            }
+            positions[i] = pos;
+            match self.inline_state(pos, now) {
+                Some(state) => states[i] = state,
+                None => on_heap = true,
+            }
+        }
+        if on_heap {
+            return Some(self.batch_in_place(builtin, &positions[..n], items, cost, at, now));
+        }
+        let mut writes = [None; BATCH_INLINE];
+        let mut verdicts = Vec::with_capacity(n);
+        for (i, &(_, _, limit)) in items.iter().enumerate() {
+            let outcome =
+                match builtin.apply_inline(limit?, &mut states[i], Op::Hit { cost }, at)? {
+                    Ok(outcome) => outcome,
+                    Err(e) => return Some(Err((i, e))),
+                };
+            if !outcome.verdict.allowed {
+                return Some(self.batch_tests(builtin, &positions[..n], items, cost, at, now));
+            }
+            writes[i] = outcome.write;
+            verdicts.push(outcome.verdict);
+        }
+        let tick = self.next_tick();
+        for i in 0..n {
+            let Some(entry) = self.entries.get_mut(positions[i]) else {
+                continue;
+            };
+            entry.used = tick;
+            if let Some(ttl) = writes[i] {
+                entry.value = Value::Inline(states[i]);
+                entry.expires = deadline(now, ttl);
+                self.version = self.version.wrapping_add(1);
+                entry.version = self.version;
+            }
+        }
+        self.after_update(now);
+        Some(Ok(verdicts))
+    }
+
+    /// [`batch_inline`](Self::batch_inline) for states that cannot be copied cheaply
+    /// (moving-window logs): tests of every item first, then, if all pass, the hits in
+    /// place.
+    fn batch_in_place(
+        &mut self,
+        builtin: BuiltIn,
+        positions: &[usize],
+        items: &[(&str, u64, Option<&RateLimit>)],
+        cost: u64,
+        at: Timestamp,
+        now: u64,
+    ) -> Result<Vec<Verdict>, (usize, StateError)> {
+        let tick = self.next_tick();
+        let mut verdicts = Vec::with_capacity(items.len());
+        let missing = |i: usize| {
+            (
+                i,
+                StateError {
+                    strategy: builtin.name(),
+                    reason: "no limit",
+                },
+            )
+        };
+        for (i, (&pos, &(_, _, limit))) in positions.iter().zip(items).enumerate() {
+            let (Some(entry), Some(limit)) = (self.entries.get_mut(pos), limit) else {
+                return Err(missing(i));
+            };
+            if !entry.live(now) {
+                // Expired counts as empty; a heap buffer is kept for reuse.
+                entry.value.clear();
+            }
+            entry.used = tick;
+            let outcome = run(builtin, &mut entry.value, limit, Op::Test { cost }, at);
+            verdicts.push(outcome.map_err(|e| (i, e))?.verdict);
+        }
+        if verdicts.iter().any(|v| !v.allowed) {
+            return Ok(verdicts);
+        }
+        verdicts.clear();
+        for (i, (&pos, &(_, _, limit))) in positions.iter().zip(items).enumerate() {
+            let (Some(entry), Some(limit)) = (self.entries.get_mut(pos), limit) else {
+                return Err(missing(i));
+            };
+            let outcome =
+                run(builtin, &mut entry.value, limit, Op::Hit { cost }, at).map_err(|e| (i, e))?;
+            if let Some(ttl) = outcome.write {
+                entry.expires = deadline(now, ttl);
+                self.version = self.version.wrapping_add(1);
+                entry.version = self.version;
+            }
+            verdicts.push(outcome.verdict);
+        }
+        self.after_update(now);
+        Ok(verdicts)
+    }
+
+    /// The inline state at `pos` as of `now` (empty when expired); `None` for a heap
+    /// state.
+    fn inline_state(&self, pos: usize, now: u64) -> Option<InlineState> {
+        let entry = self.entries.get(pos)?;
+        match &entry.value {
+            Value::Inline(state) if entry.live(now) => Some(*state),
+            Value::Inline(_) => Some(InlineState::default()),
+            Value::Heap(_) => None,
+        }
+    }
+
+    /// The verdicts of tests of `cost` on the unchanged states at `positions`, for
+    /// `items`.
+    fn batch_tests(
+        &mut self,
+        builtin: BuiltIn,
+        positions: &[usize],
+        items: &[(&str, u64, Option<&RateLimit>)],
+        cost: u64,
+        at: Timestamp,
+        now: u64,
+    ) -> Result<Vec<Verdict>, (usize, StateError)> {
+        let tick = self.next_tick();
+        let mut verdicts = Vec::with_capacity(items.len());
+        for (i, (&pos, &(_, _, limit))) in positions.iter().zip(items).enumerate() {
+            let mut state = self.inline_state(pos, now).unwrap_or_default();
+            let outcome = limit
+                .and_then(|limit| builtin.apply_inline(limit, &mut state, Op::Test { cost }, at))
+                .unwrap_or(Err(StateError {
+                    strategy: builtin.name(),
+                    reason: "not an inline state",
+                }))
+                .map_err(|e| (i, e))?;
+            if let Some(entry) = self.entries.get_mut(pos) {
+                entry.used = tick;
+            }
+            verdicts.push(outcome.verdict);
+        }
+        Ok(verdicts)
     }
 
     /// The occasional sweep of an update.
@@ -449,22 +609,39 @@ impl Shard {
         if !self.make_room(now, evict_held) {
             return false;
         }
+        if self.keys.len() + key.len() > MAX_KEY_BYTES {
+            self.rebuild_keys();
+        }
+        let (Ok(key_at), Ok(key_len)) = (u32::try_from(self.keys.len()), u32::try_from(key.len()))
+        else {
+            // Over 4 GiB of keys in one shard: the key is not stored.
+            self.released(1);
+            return false;
+        };
+        if self.keys.len() + key.len() > MAX_KEY_BYTES {
+            self.released(1);
+            return false;
+        }
+        self.keys.extend_from_slice(key.as_bytes());
         self.version = self.version.wrapping_add(1);
-        let mut entry = Entry {
-            key: Box::from(key),
+        let entry = Entry {
+            hash,
             value,
             version: self.version,
             expires,
+            key_at,
+            key_len,
             used: self.next_tick(),
-            pos: 0,
         };
-        if self.table.contains_key(&hash) {
-            self.overflow.push((hash, entry));
-        } else {
-            entry.pos = to_u32(self.order.len());
-            self.order.push(hash);
-            self.table.insert(hash, entry);
-        }
+        let slot = Slot {
+            pos: to_u32(self.entries.len()),
+            key_at,
+        };
+        self.entries.push(entry);
+        let entries = &self.entries;
+        self.index.insert_unique(hash, slot, |slot| {
+            entries.get(slot.pos as usize).map_or(0, |e| e.hash)
+        });
         self.sweep(now, SWEEP_ON_INSERT);
         true
     }
@@ -537,59 +714,61 @@ impl Shard {
         }
     }
 
-    /// Removes `key` and returns its entry.
-    fn remove(&mut self, key: &str, hash: u64) -> Option<Entry> {
-        let in_table = &*self.table.get(&hash)?.key == key;
-        if in_table {
-            return self.remove_from_table(hash);
+    /// Removes the entry at `at` (a valid position), keeping `entries` dense, and
+    /// returns it.
+    fn remove_at(&mut self, at: usize) -> Option<Entry> {
+        let hash = self.entries.get(at)?.hash;
+        let pos = to_u32(at);
+        if let Ok(slot) = self.index.find_entry(hash, |slot| slot.pos == pos) {
+            slot.remove();
         }
-        let at = self
-            .overflow
-            .iter()
-            .position(|(h, e)| *h == hash && &*e.key == key)?;
-        self.released(1);
-        Some(self.overflow.swap_remove(at).1)
-    }
-
-    /// Removes the table entry of `hash`, keeping `order` dense and promoting an
-    /// overflow entry with the same hash into the table.
-    fn remove_from_table(&mut self, hash: u64) -> Option<Entry> {
-        let removed = self.table.remove(&hash)?;
-        self.released(1);
-        let pos = removed.pos as usize;
-        if pos < self.order.len() {
-            self.order.swap_remove(pos);
-            if let Some(&moved) = self.order.get(pos) {
-                if let Some(entry) = self.table.get_mut(&moved) {
-                    entry.pos = to_u32(pos);
-                }
+        let removed = self.entries.swap_remove(at);
+        // The last entry moved into `at`: point its index slot there.
+        if let Some(moved) = self.entries.get(at) {
+            let old = to_u32(self.entries.len());
+            if let Some(slot) = self.index.find_mut(moved.hash, |slot| slot.pos == old) {
+                slot.pos = pos;
             }
         }
-        if let Some(at) = self.overflow.iter().position(|(h, _)| *h == hash) {
-            let (_, mut promoted) = self.overflow.swap_remove(at);
-            promoted.pos = to_u32(self.order.len());
-            self.order.push(hash);
-            self.table.insert(hash, promoted);
+        self.released(1);
+        self.garbage += removed.key_len as usize;
+        if self.garbage > MIN_GARBAGE && self.garbage * 2 > self.keys.len() {
+            self.rebuild_keys();
         }
         Some(removed)
     }
 
-    /// Examines up to `budget` table entries at the sweep cursor and removes the
-    /// expired ones; how many.
+    /// Copies the live keys' bytes into a new buffer, dropping the garbage.
+    fn rebuild_keys(&mut self) {
+        let mut keys = Vec::with_capacity(self.keys.len() - self.garbage);
+        for (pos, entry) in self.entries.iter_mut().enumerate() {
+            let at = to_u32(keys.len());
+            keys.extend_from_slice(entry.key(&self.keys));
+            entry.key_at = at;
+            let pos = to_u32(pos);
+            if let Some(slot) = self.index.find_mut(entry.hash, |slot| slot.pos == pos) {
+                slot.key_at = at;
+            }
+        }
+        self.keys = keys;
+        self.garbage = 0;
+    }
+
+    /// Examines up to `budget` entries at the sweep cursor and removes the expired
+    /// ones; how many.
     fn sweep(&mut self, now: u64, budget: usize) -> usize {
         let mut removed = 0;
         for _ in 0..budget {
-            if self.order.is_empty() {
+            if self.entries.is_empty() {
                 break;
             }
-            if self.cursor >= self.order.len() {
+            if self.cursor >= self.entries.len() {
                 self.cursor = 0;
             }
-            let hash = self.order[self.cursor];
-            let expired = self.table.get(&hash).is_some_and(|e| !e.live(now));
+            let expired = self.entries.get(self.cursor).is_some_and(|e| !e.live(now));
             if expired {
-                // The last hash moved into the cursor's place: look at it next.
-                self.remove_from_table(hash);
+                // The last entry moved into the cursor's place: look at it next.
+                self.remove_at(self.cursor);
                 removed += 1;
             } else {
                 self.cursor += 1;
@@ -602,19 +781,15 @@ impl Shard {
     pub(crate) fn purge(&mut self, now: u64) -> usize {
         let mut removed = 0;
         let mut at = 0;
-        while let Some(&hash) = self.order.get(at) {
-            if self.table.get(&hash).is_some_and(|e| !e.live(now)) {
-                self.remove_from_table(hash);
-                removed += 1;
-            } else {
+        while let Some(entry) = self.entries.get(at) {
+            if entry.live(now) {
                 at += 1;
+            } else {
+                self.remove_at(at);
+                removed += 1;
             }
         }
-        let before = self.overflow.len();
-        self.overflow.retain(|(_, e)| e.live(now));
-        let dropped = before - self.overflow.len();
-        self.released(dropped);
-        removed + dropped
+        removed
     }
 
     fn random(&mut self) -> u64 {
@@ -634,11 +809,11 @@ impl Shard {
         if self.sweep(now, EVICTION_SAMPLE) > 0 {
             return true;
         }
-        let len = self.order.len();
+        let len = self.entries.len();
         let mut victim = None;
         let mut oldest = 0u64;
         let mut consider = |shard: &Shard, at: usize| {
-            let Some(entry) = shard.order.get(at).and_then(|h| shard.table.get(h)) else {
+            let Some(entry) = shard.entries.get(at) else {
                 return;
             };
             let score = if entry.live(now) {
@@ -648,7 +823,7 @@ impl Shard {
             };
             if victim.is_none() || score > oldest {
                 oldest = score;
-                victim = shard.order.get(at).copied();
+                victim = Some(at);
             }
         };
         if len <= EVICTION_SAMPLE {
@@ -662,28 +837,47 @@ impl Shard {
                 consider(self, at);
             }
         }
-        match victim {
-            Some(hash) => self.remove_from_table(hash).is_some(),
-            // Only overflow entries left (they always have a table entry, so never).
-            None => {
-                let popped = self.overflow.pop().is_some();
-                self.released(usize::from(popped));
-                popped
-            }
-        }
+        victim.is_some_and(|at| self.remove_at(at).is_some())
     }
 
-    /// Checks the table, `order` and overflow against each other (tests only).
+    /// Checks the entries, the index and the key buffer against each other (tests
+    /// only).
     #[cfg(test)]
     fn check_invariants(&self) {
-        assert_eq!(self.table.len(), self.order.len());
-        for (pos, hash) in self.order.iter().enumerate() {
-            assert_eq!(self.table[hash].pos as usize, pos);
+        assert_eq!(self.index.len(), self.entries.len());
+        for (pos, entry) in self.entries.iter().enumerate() {
+            let found = self.index.find(entry.hash, |slot| slot.pos as usize == pos);
+            assert_eq!(found.map(|s| s.key_at), Some(entry.key_at), "entry {pos}");
         }
-        for (hash, entry) in &self.overflow {
-            assert_ne!(self.table[hash].key, entry.key);
-        }
+        let used: usize = self.entries.iter().map(|e| e.key_len as usize).sum();
+        assert_eq!(used + self.garbage, self.keys.len());
         assert!(self.len() <= self.cap);
+    }
+}
+
+/// Runs `builtin` on `value` in place: inline states without a copy, logs on their
+/// heap buffer. A moving-window log that starts inline (empty, or short bytes written
+/// by compare-and-set) moves to the heap.
+fn run(
+    builtin: BuiltIn,
+    value: &mut Value,
+    limit: &RateLimit,
+    op: Op,
+    at: Timestamp,
+) -> Result<limiter_core::strategy::Transition, StateError> {
+    match value {
+        Value::Inline(state) => match builtin.apply_inline(limit, state, op, at) {
+            Some(outcome) => outcome,
+            None => {
+                let mut vec = state.as_slice().to_vec();
+                let outcome = builtin.strategy().apply(limit, &mut vec, op, at)?;
+                if outcome.write.is_some() {
+                    *value = Value::Heap(vec);
+                }
+                Ok(outcome)
+            }
+        },
+        Value::Heap(vec) => builtin.strategy().apply(limit, vec, op, at),
     }
 }
 
@@ -712,11 +906,11 @@ mod tests {
             put(&mut shard, key, hash(i), u64::MAX);
         }
         shard.check_invariants();
-        assert_eq!((shard.table.len(), shard.overflow.len()), (10, 40));
+        assert_eq!(shard.len(), 50);
         for (i, key) in keys.iter().enumerate() {
             assert!(has(&mut shard, key, hash(i), 0), "{key}");
         }
-        // Removing the table entries promotes overflow entries into the table.
+        // Removing some keys of a hash leaves the others of that hash findable.
         for (i, key) in keys.iter().enumerate().step_by(3) {
             assert!(shard.delete(key, hash(i)));
             assert!(!shard.delete(key, hash(i)));
@@ -738,7 +932,7 @@ mod tests {
             shard.check_invariants();
             assert_eq!(bound.keys(), shard.len());
         };
-        // Colliding hashes (overflow entries), two lifetimes.
+        // Colliding hashes, two lifetimes.
         for i in 0..30u64 {
             let expires = if i % 3 == 0 { 10 } else { u64::MAX };
             put(&mut shard, &format!("k{i}"), i % 7, expires);
@@ -802,17 +996,36 @@ mod tests {
 
     #[test]
     fn entries_stay_small_and_values_move_to_the_heap_when_long() {
-        let size = std::mem::size_of::<(u64, Entry)>();
-        assert!(size <= 80, "{size}");
-        let mut value = Value::new(&[1; INLINE]);
-        assert!(matches!(value, Value::Inline { .. }));
-        value.set(&[2; INLINE + 1]);
+        let size = std::mem::size_of::<Entry>();
+        assert!(size <= 72, "{size}");
+        let inline = InlineState::CAPACITY;
+        let mut value = Value::new(&[1; InlineState::CAPACITY]);
+        assert!(matches!(value, Value::Inline(_)));
+        value.set(&vec![2; inline + 1]);
         assert!(matches!(value, Value::Heap(_)));
-        assert_eq!(value.as_slice(), &[2; INLINE + 1]);
+        assert_eq!(value.as_slice(), &vec![2; inline + 1][..]);
         value.set(&[3; 2]);
         assert_eq!(value.as_slice(), &[3; 2]);
         value.clear();
         assert!(value.as_slice().is_empty());
+    }
+
+    #[test]
+    fn the_key_buffer_is_rebuilt_when_half_garbage() {
+        let mut shard = Shard::new(usize::MAX, None, 9);
+        let keys: Vec<String> = (0..2_000).map(|i| format!("key-{i:06}")).collect();
+        for (i, key) in keys.iter().enumerate() {
+            put(&mut shard, key, i as u64, u64::MAX);
+        }
+        let full = shard.keys.len();
+        for (i, key) in keys.iter().enumerate().filter(|(i, _)| i % 4 != 0) {
+            assert!(shard.delete(key, i as u64));
+            shard.check_invariants();
+        }
+        assert!(shard.keys.len() < full, "rebuilt");
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(has(&mut shard, key, i as u64, 0), i % 4 == 0, "{key}");
+        }
     }
 
     #[test]

@@ -59,5 +59,5 @@ fn bytes_per_fixed_window_key() {
         example.as_str().len()
     );
     assert!(per_key > 50.0, "implausibly low: {per_key}");
-    assert!(per_key < 400.0, "{per_key} bytes per key");
+    assert!(per_key < 250.0, "{per_key} bytes per key");
 }

@@ -9,8 +9,8 @@ use limiter_core::strategy::{
     BuiltIn, FixedWindow, Gcra, MovingWindow, Op, SlidingWindow, Verdict,
 };
 use limiter_core::{
-    apply_with_cas, BatchItem, Key, KeyOp, ManualClock, Native, RateLimit, RateLimiter, Storage,
-    StorageError, StorageErrorKind, StorageKey, Strategy, Timestamp, Version,
+    apply_with_cas, BatchItem, Clock, Key, KeyOp, ManualClock, Native, RateLimit, RateLimiter,
+    Storage, StorageError, StorageErrorKind, StorageKey, Strategy, Timestamp, Version,
 };
 use limiter_memory::MemoryStorage;
 
@@ -525,4 +525,53 @@ async fn concurrent_hits_on_many_keys_with_a_bound() {
         task.await.unwrap();
     }
     assert!(storage.len() <= 500);
+}
+
+/// Multi-limit hits on stored keys (the one-shard batch: inline states on copies, logs
+/// tested then hit in place) decide, and leave bytes, exactly as the generic path over
+/// the same storage's core: through rejections, expiry and fresh keys.
+#[tokio::test]
+async fn one_shard_batches_match_the_generic_path() {
+    let limits = [
+        limit("3 per second"),
+        limit("5 per 2 seconds"),
+        limit("7 per 10 seconds"),
+    ];
+    for strategy in strategies() {
+        let clock = ManualClock::new(1_000_000);
+        let memory = Arc::new(MemoryStorage::new());
+        let core_only = Arc::new(MemoryStorage::new());
+        let plain = Arc::new(limiter_conformance::CasOnly::new(core_only.clone()));
+        let ours = RateLimiter::builder(memory.clone())
+            .strategy_arc(strategy.clone())
+            .clock(clock.clone())
+            .build();
+        let reference = RateLimiter::builder(plain.clone())
+            .strategy_arc(strategy.clone())
+            .clock(clock.clone())
+            .build();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut outcomes = [0; 2];
+        for step in 0..400 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            clock.advance(Duration::from_millis(seed % 7 * (seed % 5) * 60));
+            let key = Key::from(format!("client-{}", seed % 3));
+            let n = 2 + usize::try_from(seed % 2).unwrap_or(0);
+            let cost = 1 + seed % 3;
+            let got = ours.hit_all(&limits[..n], &key, cost).await.unwrap();
+            let want = reference.hit_all(&limits[..n], &key, cost).await.unwrap();
+            assert_eq!(got, want, "{} step {step}", strategy.name());
+            outcomes[usize::from(got.is_allowed())] += 1;
+            for l in &limits {
+                let stored = ours.storage_key(l, &key);
+                let now = clock.now();
+                let a = memory.get(&stored, now).await.unwrap().map(|v| v.value);
+                let b = core_only.get(&stored, now).await.unwrap().map(|v| v.value);
+                assert_eq!(a, b, "{} step {step} {stored}", strategy.name());
+            }
+        }
+        assert!(outcomes.iter().all(|&n| n > 50), "{outcomes:?}");
+    }
 }

@@ -1,6 +1,6 @@
 //! Fixed window: a counter that starts with the first hit and resets a window later.
 
-use super::state::{read_words, write_words};
+use super::state::Words;
 use super::{
     hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage,
 };
@@ -71,9 +71,9 @@ struct Window {
 }
 
 impl Window {
-    fn read(state: &[u8], now: Timestamp, window: u64) -> Result<Window, StateError> {
+    fn read(words: Option<[u64; 2]>, now: Timestamp, window: u64) -> Result<Window, StateError> {
         let now = now.as_millis();
-        match read_words::<2>(state, TAG, NAME)? {
+        match words {
             Some([start, _]) if start > Timestamp::MAX.as_millis() => Err(StateError {
                 strategy: NAME,
                 reason: "window start past Timestamp::MAX",
@@ -111,8 +111,8 @@ impl Window {
         }
     }
 
-    fn store(self, state: &mut Vec<u8>, now: Timestamp, amount: u64, window: u64) -> Transition {
-        write_words(state, TAG, &[self.start, self.count]);
+    fn store(self, state: &mut impl Words, now: Timestamp, amount: u64, window: u64) -> Transition {
+        state.write(TAG, &[self.start, self.count]);
         let usage = self.usage(amount, window);
         written(now, usage.remaining, usage.reset_at, self.end(window))
     }
@@ -134,27 +134,37 @@ impl Strategy for FixedWindow {
         op: Op,
         now: Timestamp,
     ) -> Result<Transition, StateError> {
-        let (amount, window) = (limit.amount(), limit.window_ms());
-        let mut w = Window::read(state, now, window)?;
-        let usage = w.usage(amount, window);
-        match op {
-            Op::Hit { cost } | Op::Test { cost } => hit_or_test(
-                &mut w,
-                (amount, cost, matches!(op, Op::Test { .. })),
-                usage,
-                |w| Ok(retry_instant(w.end(window))),
-                |w| {
-                    w.count = w.count.saturating_add(cost);
-                    Ok(w.store(state, now, amount, window))
-                },
-            ),
-            Op::Refund { cost, at } => {
-                if !(w.start..w.end(window)).contains(&at.as_millis()) {
-                    return Ok(usage.unchanged(true, None));
-                }
-                w.count = w.count.saturating_sub(cost);
+        run(limit, state, op, now)
+    }
+}
+
+/// [`FixedWindow`] on any word store.
+pub(super) fn run(
+    limit: &RateLimit,
+    state: &mut impl Words,
+    op: Op,
+    now: Timestamp,
+) -> Result<Transition, StateError> {
+    let (amount, window) = (limit.amount(), limit.window_ms());
+    let mut w = Window::read(state.read::<2>(TAG, NAME)?, now, window)?;
+    let usage = w.usage(amount, window);
+    match op {
+        Op::Hit { cost } | Op::Test { cost } => hit_or_test(
+            &mut w,
+            (amount, cost, matches!(op, Op::Test { .. })),
+            usage,
+            |w| Ok(retry_instant(w.end(window))),
+            |w| {
+                w.count = w.count.saturating_add(cost);
                 Ok(w.store(state, now, amount, window))
+            },
+        ),
+        Op::Refund { cost, at } => {
+            if !(w.start..w.end(window)).contains(&at.as_millis()) {
+                return Ok(usage.unchanged(true, None));
             }
+            w.count = w.count.saturating_sub(cost);
+            Ok(w.store(state, now, amount, window))
         }
     }
 }

@@ -1,9 +1,7 @@
 //! GCRA, the generic cell rate algorithm: a token bucket kept as one timestamp.
 
-use super::state::{read_words, write_words};
-use super::{
-    hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage,
-};
+use super::state::Words;
+use super::{div, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
@@ -70,113 +68,177 @@ const NAME: &str = "gcra";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Gcra;
 
-/// `n / d` (`d > 0`), in 64 bits when both fit: a 128-bit division is a slow library
-/// call, and on the hot path the operands are differences that nearly always fit.
-fn div(n: u128, d: u128) -> u128 {
-    match (u64::try_from(n), u64::try_from(d)) {
-        (Ok(n), Ok(d)) => u128::from(n / d),
-        _ => n / d,
-    }
-}
-
-/// `⌈n / d⌉` (`d > 0`).
-fn div_ceil(n: u128, d: u128) -> u128 {
-    let q = div(n, d);
-    if q * d < n {
-        q + 1
-    } else {
-        q
-    }
-}
-
 fn to_u64(n: u128) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// A bucket read at its effective time, all in ticks.
+/// A bucket read at its effective time.
+///
+/// The TAT is kept as stored, `[ms, ticks]` with `ticks < A`, and the effective time
+/// `n = t × A` is `[t, 0]` in the same form, so that the rules' roundings to whole
+/// milliseconds (`⌈x / A⌉` of a difference of such times) need no division: a hit
+/// divides once, for `remaining`.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
-    /// The stored TAT (0 when empty).
-    tat: u128,
+    /// The stored TAT's milliseconds (0 when empty).
+    ms: u64,
+    /// The stored TAT's ticks beyond `ms` (below `per_ms`).
+    ticks: u64,
     /// The effective time in ms.
     t: u64,
-    /// The effective time in ticks.
-    n: u128,
+    /// `max(TAT − n, 0)`, in ticks.
+    used: u128,
     /// Ticks per unit (the window in ms).
-    unit: u128,
+    unit: u64,
     /// Ticks per ms (the amount).
-    per_ms: u128,
+    per_ms: u64,
     /// The bucket's size in ticks.
     capacity: u128,
 }
 
+/// `[ms, ticks]` after `t` (ms) as ticks beyond `[t, 0]`: `(ms − t) × A + ticks`, or 0
+/// when not after it.
+fn ticks_after(ms: u64, ticks: u64, t: u64, per_ms: u64) -> u128 {
+    if ms > t || (ms == t && ticks > 0) {
+        u128::from(ms - t) * u128::from(per_ms) + u128::from(ticks)
+    } else {
+        0
+    }
+}
+
+/// The instant at which `[ms, ticks]` lies, rounded up to the millisecond.
+fn ceil_ms(ms: u64, ticks: u64) -> u64 {
+    ms.saturating_add(u64::from(ticks > 0))
+}
+
 impl Bucket {
-    fn read(state: &[u8], limit: &RateLimit, now: Timestamp) -> Result<Bucket, StateError> {
-        let per_ms = u128::from(limit.amount());
-        let unit = u128::from(limit.window_ms());
-        let capacity = per_ms * unit;
+    fn read(
+        words: Option<[u64; 2]>,
+        limit: &RateLimit,
+        now: Timestamp,
+    ) -> Result<Bucket, StateError> {
+        let per_ms = limit.amount();
+        let unit = limit.window_ms();
         let corrupt = |reason| StateError {
             strategy: NAME,
             reason,
         };
-        let tat = match read_words::<2>(state, TAG, NAME)? {
-            None => 0,
-            Some([_, ticks]) if u128::from(ticks) >= per_ms => {
+        let (ms, ticks) = match words {
+            None => (0, 0),
+            Some([_, ticks]) if ticks >= per_ms => {
                 return Err(corrupt("ticks not below the amount"))
             }
-            Some([ms, ticks]) => u128::from(ms) * per_ms + u128::from(ticks),
+            Some([ms, ticks]) => (ms, ticks),
         };
-        if tat > u128::from(Timestamp::MAX.as_millis()) * per_ms + capacity {
+        // TAT > MAX × A + C, with C = W × A and ticks < A.
+        let last = Timestamp::MAX.as_millis() + unit;
+        if ms > last || (ms == last && ticks > 0) {
             return Err(corrupt("TAT past Timestamp::MAX plus a window"));
         }
-        let seen = to_u64(div_ceil(tat.saturating_sub(capacity), per_ms));
+        // ⌈(TAT − C) / A⌉ when TAT > C: the TAT's instant, rounded up, minus a window.
+        let seen = if ms > unit || (ms == unit && ticks > 0) {
+            ceil_ms(ms, ticks) - unit
+        } else {
+            0
+        };
         let t = now.as_millis().max(seen);
         Ok(Bucket {
-            tat,
+            ms,
+            ticks,
             t,
-            n: u128::from(t) * per_ms,
+            used: ticks_after(ms, ticks, t, per_ms),
             unit,
             per_ms,
-            capacity,
+            capacity: u128::from(per_ms) * u128::from(unit),
         })
     }
 
-    /// The instant `ticks` ticks after the effective time, in ms, rounded up.
-    fn after(&self, ticks: u128) -> u64 {
-        self.t.saturating_add(to_u64(div_ceil(ticks, self.per_ms)))
+    /// `⌊(C − used) / W⌋`, 0 when negative.
+    fn remaining(&self, used: u128) -> u64 {
+        to_u64(div(
+            self.capacity.saturating_sub(used),
+            u128::from(self.unit),
+        ))
     }
 
-    fn usage_at(&self, tat: u128) -> Usage {
-        let used = tat.saturating_sub(self.n);
-        Usage {
-            remaining: to_u64(div(self.capacity.saturating_sub(used), self.unit)),
-            reset_at: Timestamp::from_millis(self.after(used)),
+    /// The instant at which a TAT `[ms, ticks]` with `used` ticks counted runs out:
+    /// `t + ⌈used / A⌉`.
+    fn reset_ms(&self, ms: u64, ticks: u64, used: u128) -> u64 {
+        if used > 0 {
+            ceil_ms(ms, ticks)
+        } else {
+            self.t
         }
     }
 
-    /// The TAT after a hit of `cost`.
-    fn after_hit(&self, cost: u64) -> u128 {
-        self.tat.max(self.n) + u128::from(cost) * self.unit
+    /// What is counted now, `remaining` being [`remaining`](Self::remaining) of it.
+    fn usage(&self, remaining: u64) -> Usage {
+        Usage {
+            remaining,
+            reset_at: Timestamp::from_millis(self.reset_ms(self.ms, self.ticks, self.used)),
+        }
     }
 
+    /// The TAT after a hit of `cost` (at most the amount), `max(TAT, n) + cost × W`, as
+    /// `[ms, ticks]`.
+    fn after_hit(&self, cost: u64) -> (u64, u64) {
+        let (ms, ticks) = if self.used > 0 {
+            (self.ms, self.ticks)
+        } else {
+            (self.t, 0)
+        };
+        let per_ms = u128::from(self.per_ms);
+        let add = u128::from(cost) * u128::from(self.unit);
+        // `cost ≤ A`, so whole milliseconds added are at most W.
+        let (whole, rest) = if add < per_ms {
+            (0, add)
+        } else if per_ms == 1 {
+            (add, 0)
+        } else {
+            let whole = div(add, per_ms);
+            (whole, add - whole * per_ms)
+        };
+        let mut ms = ms.saturating_add(to_u64(whole));
+        let mut ticks = u128::from(ticks) + rest;
+        if ticks >= per_ms {
+            ticks -= per_ms;
+            ms = ms.saturating_add(1);
+        }
+        (ms, to_u64(ticks))
+    }
+
+    /// For a rejected hit of `cost` (at most the amount): `t + ⌈(new − n − C) / A⌉`,
+    /// where `new − n − C > 0` is `[new_ms − t − W, new_ticks]`.
     fn retry(&self, cost: u64) -> Option<Timestamp> {
-        let late = self.after_hit(cost) - self.n - self.capacity;
-        retry_instant(self.after(late))
+        let (ms, ticks) = self.after_hit(cost);
+        retry_instant(ceil_ms(ms, ticks).saturating_sub(self.unit).max(self.t))
     }
 
-    /// The TAT after a refund of `cost` for a hit at `at`.
-    fn after_refund(&self, cost: u64, at: Timestamp) -> u128 {
-        let elapsed = u128::from(self.t.saturating_sub(at.as_millis())) * self.per_ms;
-        let give = (u128::from(cost) * self.unit).saturating_sub(elapsed);
-        self.tat.saturating_sub(give).max(self.n)
+    /// Stores `[ms, ticks]` and answers with the bucket that holds it.
+    fn store(
+        &self,
+        state: &mut impl Words,
+        now: Timestamp,
+        (ms, ticks): (u64, u64),
+        remaining: u64,
+    ) -> Transition {
+        state.write(TAG, &[ms, ticks]);
+        let used = ticks_after(ms, ticks, self.t, self.per_ms);
+        let reset = self.reset_ms(ms, ticks, used);
+        written(now, remaining, Timestamp::from_millis(reset), reset)
     }
 
-    fn store(&self, state: &mut Vec<u8>, now: Timestamp, tat: u128) -> Transition {
-        let ms = div(tat, self.per_ms);
-        write_words(state, TAG, &[to_u64(ms), to_u64(tat - ms * self.per_ms)]);
-        let usage = self.usage_at(tat);
-        let until = self.after(tat - self.n);
-        written(now, usage.remaining, usage.reset_at, until)
+    /// The TAT after a refund of `cost` for a hit at `at`:
+    /// `max(TAT − max(0, cost × W − max(0, t − at) × A), n)`, as `[ms, ticks]`.
+    fn after_refund(&self, cost: u64, at: Timestamp) -> (u64, u64) {
+        let per_ms = u128::from(self.per_ms);
+        let tat = u128::from(self.ms) * per_ms + u128::from(self.ticks);
+        let n = u128::from(self.t) * per_ms;
+        let elapsed = u128::from(self.t.saturating_sub(at.as_millis())) * per_ms;
+        let give = (u128::from(cost) * u128::from(self.unit)).saturating_sub(elapsed);
+        let tat = tat.saturating_sub(give).max(n);
+        let ms = div(tat, per_ms);
+        (to_u64(ms), to_u64(tat - ms * per_ms))
     }
 }
 
@@ -191,6 +253,169 @@ impl Strategy for Gcra {
 
     fn apply(
         &self,
+        limit: &RateLimit,
+        state: &mut Vec<u8>,
+        op: Op,
+        now: Timestamp,
+    ) -> Result<Transition, StateError> {
+        run(limit, state, op, now)
+    }
+}
+
+/// [`Gcra`] on any word store.
+pub(super) fn run(
+    limit: &RateLimit,
+    state: &mut impl Words,
+    op: Op,
+    now: Timestamp,
+) -> Result<Transition, StateError> {
+    let b = Bucket::read(state.read::<2>(TAG, NAME)?, limit, now)?;
+    let amount = limit.amount();
+    match op {
+        Op::Hit { cost } | Op::Test { cost } => {
+            let remaining = b.remaining(b.used);
+            if cost > amount {
+                Ok(b.usage(remaining).unchanged(false, None))
+            } else if cost > remaining {
+                Ok(b.usage(remaining).unchanged(false, b.retry(cost)))
+            } else if matches!(op, Op::Test { .. }) {
+                Ok(b.usage(remaining).unchanged(true, None))
+            } else {
+                // `⌊(C − used − cost × W) / W⌋ = ⌊(C − used) / W⌋ − cost`.
+                Ok(b.store(state, now, b.after_hit(cost), remaining - cost))
+            }
+        }
+        Op::Refund { .. } if b.used == 0 => Ok(b.usage(b.remaining(0)).unchanged(true, None)),
+        Op::Refund { cost, at } => {
+            let (ms, ticks) = b.after_refund(cost, at);
+            let remaining = b.remaining(ticks_after(ms, ticks, b.t, b.per_ms));
+            Ok(b.store(state, now, (ms, ticks), remaining))
+        }
+    }
+}
+
+/// The 128-bit implementation these rules were first written as, kept to check the
+/// millisecond-and-tick arithmetic above against it.
+#[cfg(test)]
+mod reference {
+    #![allow(clippy::unwrap_used)]
+    use super::super::state::{read_words, write_words};
+    use super::super::{hit_or_test, retry_instant, written, Op, StateError, Transition, Usage};
+    use super::{NAME, TAG};
+    use crate::clock::Timestamp;
+    use crate::limit::RateLimit;
+
+    /// `n / d` (`d > 0`), in 64 bits when both fit: a 128-bit division is a slow library
+    /// call, and on the hot path the operands are differences that nearly always fit.
+    fn div(n: u128, d: u128) -> u128 {
+        match (u64::try_from(n), u64::try_from(d)) {
+            (Ok(n), Ok(d)) => u128::from(n / d),
+            _ => n / d,
+        }
+    }
+
+    /// `⌈n / d⌉` (`d > 0`).
+    fn div_ceil(n: u128, d: u128) -> u128 {
+        let q = div(n, d);
+        if q * d < n {
+            q + 1
+        } else {
+            q
+        }
+    }
+
+    fn to_u64(n: u128) -> u64 {
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
+    /// A bucket read at its effective time, all in ticks.
+    #[derive(Debug, Clone, Copy)]
+    struct Bucket {
+        /// The stored TAT (0 when empty).
+        tat: u128,
+        /// The effective time in ms.
+        t: u64,
+        /// The effective time in ticks.
+        n: u128,
+        /// Ticks per unit (the window in ms).
+        unit: u128,
+        /// Ticks per ms (the amount).
+        per_ms: u128,
+        /// The bucket's size in ticks.
+        capacity: u128,
+    }
+
+    impl Bucket {
+        fn read(state: &[u8], limit: &RateLimit, now: Timestamp) -> Result<Bucket, StateError> {
+            let per_ms = u128::from(limit.amount());
+            let unit = u128::from(limit.window_ms());
+            let capacity = per_ms * unit;
+            let corrupt = |reason| StateError {
+                strategy: NAME,
+                reason,
+            };
+            let tat = match read_words::<2>(state, TAG, NAME)? {
+                None => 0,
+                Some([_, ticks]) if u128::from(ticks) >= per_ms => {
+                    return Err(corrupt("ticks not below the amount"))
+                }
+                Some([ms, ticks]) => u128::from(ms) * per_ms + u128::from(ticks),
+            };
+            if tat > u128::from(Timestamp::MAX.as_millis()) * per_ms + capacity {
+                return Err(corrupt("TAT past Timestamp::MAX plus a window"));
+            }
+            let seen = to_u64(div_ceil(tat.saturating_sub(capacity), per_ms));
+            let t = now.as_millis().max(seen);
+            Ok(Bucket {
+                tat,
+                t,
+                n: u128::from(t) * per_ms,
+                unit,
+                per_ms,
+                capacity,
+            })
+        }
+
+        /// The instant `ticks` ticks after the effective time, in ms, rounded up.
+        fn after(&self, ticks: u128) -> u64 {
+            self.t.saturating_add(to_u64(div_ceil(ticks, self.per_ms)))
+        }
+
+        fn usage_at(&self, tat: u128) -> Usage {
+            let used = tat.saturating_sub(self.n);
+            Usage {
+                remaining: to_u64(div(self.capacity.saturating_sub(used), self.unit)),
+                reset_at: Timestamp::from_millis(self.after(used)),
+            }
+        }
+
+        /// The TAT after a hit of `cost`.
+        fn after_hit(&self, cost: u64) -> u128 {
+            self.tat.max(self.n) + u128::from(cost) * self.unit
+        }
+
+        fn retry(&self, cost: u64) -> Option<Timestamp> {
+            let late = self.after_hit(cost) - self.n - self.capacity;
+            retry_instant(self.after(late))
+        }
+
+        /// The TAT after a refund of `cost` for a hit at `at`.
+        fn after_refund(&self, cost: u64, at: Timestamp) -> u128 {
+            let elapsed = u128::from(self.t.saturating_sub(at.as_millis())) * self.per_ms;
+            let give = (u128::from(cost) * self.unit).saturating_sub(elapsed);
+            self.tat.saturating_sub(give).max(self.n)
+        }
+
+        fn store(&self, state: &mut Vec<u8>, now: Timestamp, tat: u128) -> Transition {
+            let ms = div(tat, self.per_ms);
+            write_words(state, TAG, &[to_u64(ms), to_u64(tat - ms * self.per_ms)]);
+            let usage = self.usage_at(tat);
+            let until = self.after(tat - self.n);
+            written(now, usage.remaining, usage.reset_at, until)
+        }
+    }
+
+    pub(super) fn apply(
         limit: &RateLimit,
         state: &mut Vec<u8>,
         op: Op,
@@ -304,5 +529,38 @@ mod tests {
                 .verdict
                 .allowed
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Random runs, over the whole time domain and every size of limit, decide and
+        /// write exactly as the 128-bit reference.
+        #[test]
+        fn matches_the_128_bit_reference(
+            amount in proptest::prop_oneof![1u64..20, 1u64..2_000_000_000, proptest::prelude::Just(u64::MAX)],
+            window in proptest::prop_oneof![1u64..5_000, 1u64..=crate::limit::MAX_WINDOW_MS],
+            start in proptest::prop_oneof![0u64..10_000, proptest::prelude::Just(Timestamp::MAX.as_millis() - 100_000)],
+            steps in proptest::collection::vec((0u64..4, 0u64..3_000, 0u64..40, 0u64..6), 1..40),
+        ) {
+            let limit = RateLimit::new(amount, window, Unit::Millisecond).unwrap();
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            let mut now = start;
+            for (kind, gap, cost, back) in steps {
+                now = now.saturating_add(gap);
+                let cost = match cost { 0..=29 => 1 + cost % 4, 30..=35 => amount, _ => amount.saturating_add(1) };
+                let op = match kind {
+                    0 | 1 => Op::Hit { cost },
+                    2 => Op::Test { cost },
+                    _ => Op::Refund { cost, at: at(now.saturating_sub(back * 100)) },
+                };
+                // Now and then a clock that is behind.
+                let t = at(now.saturating_sub(back * 37 * u64::from(back > 3)));
+                let a = Gcra.apply(&limit, &mut ours, op, t);
+                let b = reference::apply(&limit, &mut theirs, op, t);
+                proptest::prop_assert_eq!(a, b);
+                proptest::prop_assert_eq!(&ours, &theirs);
+            }
+        }
     }
 }

@@ -187,6 +187,46 @@ impl BuiltIn {
         BuiltIn::ALL.into_iter().find(|b| b.name() == name)
     }
 
+    /// Runs this built-in on a state held by value, in place: the same verdict and the
+    /// same bytes as [`Strategy::apply`] on a `Vec` holding the same bytes, without the
+    /// `Vec`. For in-process storages (see [`InlineState`](state::InlineState)).
+    ///
+    /// `None` for [`BuiltIn::MovingWindow`], whose log does not fit inline: run it with
+    /// [`strategy`](Self::strategy) on a `Vec`.
+    ///
+    /// ```
+    /// use limiter_core::strategy::{state::InlineState, BuiltIn, Gcra, Op, Strategy};
+    /// use limiter_core::{RateLimit, Timestamp};
+    ///
+    /// let limit: RateLimit = "2 per second".parse()?;
+    /// let (mut inline, mut vec) = (InlineState::default(), Vec::new());
+    /// for ms in [0, 0, 0, 400, 500] {
+    ///     let (op, now) = (Op::Hit { cost: 1 }, Timestamp::from_millis(ms));
+    ///     let a = BuiltIn::Gcra.apply_inline(&limit, &mut inline, op, now).expect("inline")?;
+    ///     assert_eq!(a, Gcra.apply(&limit, &mut vec, op, now)?);
+    ///     assert_eq!(inline.as_slice(), vec.as_slice());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Inside the `Some`: a [`StateError`] when the state is not one this built-in wrote.
+    pub fn apply_inline(
+        self,
+        limit: &RateLimit,
+        state: &mut state::InlineState,
+        op: Op,
+        now: Timestamp,
+    ) -> Option<Result<Transition, StateError>> {
+        match self {
+            BuiltIn::FixedWindow => Some(fixed_window::run(limit, state, op, now)),
+            BuiltIn::SlidingWindow => Some(sliding_window::run(limit, state, op, now)),
+            BuiltIn::Gcra => Some(gcra::run(limit, state, op, now)),
+            BuiltIn::MovingWindow => None,
+        }
+    }
+
     /// The strategy object for this built-in.
     pub fn strategy(self) -> &'static dyn Strategy {
         match self {
@@ -306,6 +346,15 @@ pub trait Strategy: Send + Sync + fmt::Debug + 'static {
 /// How long state must outlive `until` (its last relevant instant) so that a storage's
 /// clock running a little behind ours never drops it early.
 pub const TTL_GRACE_MS: u64 = 1_000;
+
+/// `n / d` (`d > 0`), in 64 bits when both fit: a 128-bit division is a slow library
+/// call, and on the hot path the operands nearly always fit.
+pub(crate) fn div(n: u128, d: u128) -> u128 {
+    match (u64::try_from(n), u64::try_from(d)) {
+        (Ok(n), Ok(d)) => u128::from(n / d),
+        _ => n / d,
+    }
+}
 
 /// The TTL to store state with, for state that stops mattering at `until_ms`
 /// (milliseconds, possibly past [`Timestamp::MAX`]): `until_ms − now + 1000 ms`, at

@@ -1,10 +1,8 @@
 //! Sliding window counter: the current window's count plus a weighted share of the
 //! previous window's.
 
-use super::state::{read_words, write_words};
-use super::{
-    hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage,
-};
+use super::state::Words;
+use super::{div, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
@@ -78,9 +76,9 @@ struct Windows {
 }
 
 impl Windows {
-    fn read(state: &[u8], now: Timestamp, window: u64) -> Result<Windows, StateError> {
+    fn read(words: Option<[u64; 3]>, now: Timestamp, window: u64) -> Result<Windows, StateError> {
         let now = now.as_millis();
-        let Some([start, current, previous]) = read_words::<3>(state, TAG, NAME)? else {
+        let Some([start, current, previous]) = words else {
             return Ok(Windows::fresh(now));
         };
         if start > Timestamp::MAX.as_millis() {
@@ -118,8 +116,11 @@ impl Windows {
 
     /// `floor(previous × (window − elapsed) / window)`.
     fn weighted_previous(previous: u64, window: u64, elapsed: u64) -> u64 {
+        if previous == 0 {
+            return 0;
+        }
         let left = u128::from(window.saturating_sub(elapsed));
-        let share = u128::from(previous) * left / u128::from(window);
+        let share = div(u128::from(previous) * left, u128::from(window));
         u64::try_from(share).unwrap_or(u64::MAX)
     }
 
@@ -138,7 +139,7 @@ impl Windows {
         // previous × (window − e) < (budget + 1) × window
         // ⇔ window − e <= ((budget + 1) × window − 1) / previous
         let bound = (u128::from(budget) + 1) * u128::from(window) - 1;
-        let max_left = bound / u128::from(previous);
+        let max_left = div(bound, u128::from(previous));
         let max_left = u64::try_from(max_left).unwrap_or(u64::MAX);
         window.saturating_sub(max_left)
     }
@@ -159,8 +160,8 @@ impl Windows {
             .max(self.t)
     }
 
-    fn usage(&self, window: u64, amount: u64) -> Usage {
-        let used = self.used(window);
+    /// What is counted at the effective time, `used` being [`used`](Self::used).
+    fn usage_of(&self, used: u64, window: u64, amount: u64) -> Usage {
         Usage {
             remaining: amount.saturating_sub(used),
             // Zero usage is "a hit of the whole amount fits".
@@ -185,9 +186,21 @@ impl Windows {
         true
     }
 
-    fn store(self, state: &mut Vec<u8>, now: Timestamp, window: u64, amount: u64) -> Transition {
-        write_words(state, TAG, &[self.start, self.current, self.previous]);
-        let usage = self.usage(window, amount);
+    fn store(self, state: &mut impl Words, now: Timestamp, window: u64, amount: u64) -> Transition {
+        self.store_used(state, now, window, amount, self.used(window))
+    }
+
+    /// [`store`](Self::store) when the units counted after the operation are known.
+    fn store_used(
+        self,
+        state: &mut impl Words,
+        now: Timestamp,
+        window: u64,
+        amount: u64,
+        used: u64,
+    ) -> Transition {
+        state.write(TAG, &[self.start, self.current, self.previous]);
+        let usage = self.usage_of(used, window, amount);
         // The state matters until the current window has also become the previous.
         let until = self.start.saturating_add(window.saturating_mul(2));
         written(now, usage.remaining, usage.reset_at, until)
@@ -210,26 +223,41 @@ impl Strategy for SlidingWindow {
         op: Op,
         now: Timestamp,
     ) -> Result<Transition, StateError> {
-        let (amount, window) = (limit.amount(), limit.window_ms());
-        let mut w = Windows::read(state, now, window)?;
-        let usage = w.usage(window, amount);
-        match op {
-            Op::Hit { cost } | Op::Test { cost } => hit_or_test(
-                &mut w,
-                (amount, cost, matches!(op, Op::Test { .. })),
-                usage,
-                |w| Ok(retry_instant(w.retry_ms(window, amount, cost))),
-                |w| {
-                    w.current = w.current.saturating_add(cost);
-                    Ok(w.store(state, now, window, amount))
-                },
-            ),
-            Op::Refund { cost, at } => {
-                if !w.refund(window, cost, at.as_millis()) {
-                    return Ok(usage.unchanged(true, None));
-                }
-                Ok(w.store(state, now, window, amount))
+        run(limit, state, op, now)
+    }
+}
+
+/// [`SlidingWindow`] on any word store.
+pub(super) fn run(
+    limit: &RateLimit,
+    state: &mut impl Words,
+    op: Op,
+    now: Timestamp,
+) -> Result<Transition, StateError> {
+    let (amount, window) = (limit.amount(), limit.window_ms());
+    let mut w = Windows::read(state.read::<3>(TAG, NAME)?, now, window)?;
+    let used = w.used(window);
+    let remaining = amount.saturating_sub(used);
+    match op {
+        Op::Hit { cost } | Op::Test { cost } => {
+            if cost > amount {
+                Ok(w.usage_of(used, window, amount).unchanged(false, None))
+            } else if cost > remaining {
+                let retry = retry_instant(w.retry_ms(window, amount, cost));
+                Ok(w.usage_of(used, window, amount).unchanged(false, retry))
+            } else if matches!(op, Op::Test { .. }) {
+                Ok(w.usage_of(used, window, amount).unchanged(true, None))
+            } else {
+                // The weights stay those of `t`: the hit adds `cost` to what is counted.
+                w.current = w.current.saturating_add(cost);
+                Ok(w.store_used(state, now, window, amount, used.saturating_add(cost)))
             }
+        }
+        Op::Refund { cost, at } => {
+            if !w.refund(window, cost, at.as_millis()) {
+                return Ok(w.usage_of(used, window, amount).unchanged(true, None));
+            }
+            Ok(w.store(state, now, window, amount))
         }
     }
 }

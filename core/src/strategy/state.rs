@@ -93,6 +93,148 @@ pub fn word_at(chunk: &[u8]) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
+/// A state of at most [`InlineState::CAPACITY`] bytes, held by value.
+///
+/// Every fixed-window (17 bytes), sliding-window (25 bytes) and GCRA (17 bytes) state
+/// fits, so an in-process storage can keep those states without a heap buffer and run
+/// the built-ins on them in place with
+/// [`BuiltIn::apply_inline`](super::BuiltIn::apply_inline), which decides exactly as
+/// [`Strategy::apply`](super::Strategy::apply) on the same bytes, without copying them
+/// into a `Vec` first.
+///
+/// ```
+/// use limiter_core::strategy::state::InlineState;
+///
+/// let state = InlineState::new(&[1, 2, 3]).expect("short enough");
+/// assert_eq!(state.as_slice(), &[1, 2, 3]);
+/// assert!(InlineState::new(&[0; 26]).is_none());
+/// assert!(InlineState::default().is_empty());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct InlineState {
+    len: u8,
+    bytes: [u8; InlineState::CAPACITY],
+}
+
+impl InlineState {
+    /// The most bytes an inline state holds.
+    pub const CAPACITY: usize = 25;
+
+    /// A state holding `bytes`, or `None` when they are more than
+    /// [`CAPACITY`](Self::CAPACITY).
+    pub fn new(bytes: &[u8]) -> Option<InlineState> {
+        let mut state = InlineState::default();
+        state.set(bytes).then_some(state)
+    }
+
+    /// Replaces the bytes; `false` (and no change) when they are more than
+    /// [`CAPACITY`](Self::CAPACITY).
+    pub fn set(&mut self, bytes: &[u8]) -> bool {
+        match (u8::try_from(bytes.len()), self.bytes.get_mut(..bytes.len())) {
+            (Ok(len), Some(prefix)) => {
+                prefix.copy_from_slice(bytes);
+                self.len = len;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    /// Whether the state is empty (no state).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Empties the state.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// Where a built-in reads and writes its words: a `Vec` (the [`Strategy`] interface)
+/// or an [`InlineState`].
+///
+/// [`Strategy`]: super::Strategy
+pub(crate) trait Words {
+    /// As [`read_words`].
+    fn read<const N: usize>(
+        &self,
+        tag: u8,
+        strategy: &'static str,
+    ) -> Result<Option<[u64; N]>, StateError>;
+
+    /// As [`write_words`].
+    fn write<const N: usize>(&mut self, tag: u8, words: &[u64; N]);
+}
+
+impl Words for Vec<u8> {
+    fn read<const N: usize>(
+        &self,
+        tag: u8,
+        strategy: &'static str,
+    ) -> Result<Option<[u64; N]>, StateError> {
+        read_words(self, tag, strategy)
+    }
+
+    fn write<const N: usize>(&mut self, tag: u8, words: &[u64; N]) {
+        write_words(self, tag, words);
+    }
+}
+
+impl Words for InlineState {
+    fn read<const N: usize>(
+        &self,
+        tag: u8,
+        strategy: &'static str,
+    ) -> Result<Option<[u64; N]>, StateError> {
+        if self.len == 0 {
+            return Ok(None);
+        }
+        if self.bytes[0] != tag {
+            return Err(StateError {
+                strategy,
+                reason: "unknown tag",
+            });
+        }
+        if usize::from(self.len) != 1 + 8 * N || N > 3 {
+            return Err(StateError {
+                strategy,
+                reason: "wrong length",
+            });
+        }
+        // Fixed offsets within the 25 bytes: plain loads, no length checks at run time.
+        let mut words = [0u64; N];
+        for (i, word) in words.iter_mut().enumerate() {
+            let bytes = self.bytes.get(1 + 8 * i..9 + 8 * i).unwrap_or_default();
+            *word = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+        }
+        Ok(Some(words))
+    }
+
+    fn write<const N: usize>(&mut self, tag: u8, words: &[u64; N]) {
+        // Callers write at most three words: 1 + 24 bytes fit.
+        let len = 1 + 8 * N;
+        let Ok(len8) = u8::try_from(len) else {
+            return;
+        };
+        if len > InlineState::CAPACITY {
+            return;
+        }
+        self.bytes[0] = tag;
+        for (i, word) in words.iter().enumerate() {
+            if let Some(chunk) = self.bytes.get_mut(1 + 8 * i..9 + 8 * i) {
+                chunk.copy_from_slice(&word.to_le_bytes());
+            }
+        }
+        self.len = len8;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +248,23 @@ mod tests {
         assert!(read_words::<2>(&buf, 8, "t").is_err());
         assert!(read_words::<3>(&buf, 7, "t").is_err());
         assert!(read_words::<2>(&buf[..5], 7, "t").is_err());
+    }
+
+    #[test]
+    fn inline_states_read_and_write_like_vectors() {
+        let mut vec = Vec::new();
+        let mut inline = InlineState::default();
+        for words in [[1u64, 2, 3], [u64::MAX, 0, 7]] {
+            Words::write(&mut vec, 3, &words);
+            Words::write(&mut inline, 3, &words);
+            assert_eq!(inline.as_slice(), vec.as_slice());
+            assert_eq!(inline.read::<3>(3, "t"), Ok(Some(words)));
+            assert!(inline.read::<2>(3, "t").is_err());
+        }
+        Words::write(&mut inline, 1, &[9, 8]);
+        assert_eq!(inline.as_slice().len(), 17);
+        assert_eq!(inline.read::<2>(1, "t"), Ok(Some([9, 8])));
+        inline.clear();
+        assert_eq!(inline.read::<2>(1, "t"), Ok(None));
     }
 }

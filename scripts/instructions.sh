@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Instructions per in-memory hit, from callgrind: stable under machine noise, unlike
+# timings. Only the timed loop of the hot_path example is counted (setup, key
+# creation and clock calibration excluded), divided by its number of hits.
+#
+#   scripts/instructions.sh [CASE...]    (CASE: strategy:keys, e.g. gcra:1 governor:100000)
+#   HOT_PATH_BIN=path/to/hot_path scripts/instructions.sh   (count another build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
+# HOT_PATH_BIN: a hot_path binary built elsewhere (another revision) to count instead.
+bin=${HOT_PATH_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --quiet --release -p limiter-benches --example hot_path
+  bin=target/release/examples/hot_path
+fi
+
+cases=("$@")
+if [ ${#cases[@]} -eq 0 ]; then
+  for keys in 1 100000; do
+    for s in governor fixed_window moving_window sliding_window gcra; do
+      cases+=("$s:$keys")
+    done
+  done
+fi
+
+hits=200000
+count() {
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
+    --toggle-collect='hot_path::timed' "$bin" "$1" "$2" "$3" 2>&1 |
+    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+}
+printf '%-16s %8s %14s\n' case keys instr/hit
+for case in "${cases[@]}"; do
+  s=${case%%:*}
+  keys=${case##*:}
+  n=$(count "$s" "$keys" "$hits")
+  printf '%-16s %8s %14.1f\n' "$s" "$keys" "$(echo "$n / $hits" | bc -l)"
+done
