@@ -128,8 +128,8 @@ impl fmt::Display for ServerAddr {
 /// | `command_timeout` | longest a whole storage call may take, connection included | `1s` |
 /// | `flush_on_clear` | `true` lets [`clear_all`](limiter_core::Storage::clear_all) run `flush_all` on every server | `false` |
 ///
-/// Durations are whole numbers of milliseconds (`ms`) or seconds (`s`), from 1 ms to
-/// 10 minutes. An unknown option, an option given twice, or a bad value is a
+/// Durations are whole numbers of milliseconds (`ms`), seconds (`s`) or minutes (`m`),
+/// as for every storage ([`limiter_core::options::duration`]), from 1 ms to 10 minutes. An unknown option, an option given twice, or a bad value is a
 /// [`MemcachedConfigError::InvalidParameter`] naming it.
 ///
 /// # Examples
@@ -364,30 +364,17 @@ fn parse_pool_size(value: &str) -> Result<u32, String> {
     }
 }
 
-/// `250ms` or `2s`: whole milliseconds or seconds, from 1 ms to [`MAX_TIMEOUT`].
+/// A duration in the grammar every storage shares (`250ms`, `2s`, `1m`; see
+/// [`limiter_core::options::duration`]), at most [`MAX_TIMEOUT`].
 fn parse_duration(value: &str) -> Result<Duration, String> {
-    let expected = "expected a duration such as 250ms or 2s, from 1ms to 600s";
-    let (digits, unit_ms) = if let Some(d) = value.strip_suffix("ms") {
-        (d, 1)
-    } else if let Some(d) = value.strip_suffix('s') {
-        (d, 1_000)
-    } else {
-        return Err(format!("{value:?} has no unit (ms or s); {expected}"));
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let d = limiter_core::options::duration(value)?;
+    if d > MAX_TIMEOUT {
         return Err(format!(
-            "{value:?} is not a whole number of ms or s; {expected}"
+            "{value} is out of range; expected at most {}s",
+            MAX_TIMEOUT.as_secs()
         ));
     }
-    let millis = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit_ms))
-        .map(Duration::from_millis);
-    match millis {
-        Some(d) if !d.is_zero() && d <= MAX_TIMEOUT => Ok(d),
-        _ => Err(format!("{value} is out of range; {expected}")),
-    }
+    Ok(d)
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -540,12 +527,12 @@ mod tests {
             (
                 "memcached://h?connect_timeout=5",
                 "connect_timeout",
-                "no unit",
+                "is not a duration",
             ),
             (
                 "memcached://h?connect_timeout=0ms",
                 "connect_timeout",
-                "out of range",
+                "is not a duration",
             ),
             (
                 "memcached://h?command_timeout=601s",
@@ -555,17 +542,17 @@ mod tests {
             (
                 "memcached://h?command_timeout=1.5s",
                 "command_timeout",
-                "whole number",
+                "is not a duration",
             ),
             (
                 "memcached://h?command_timeout=ms",
                 "command_timeout",
-                "whole number",
+                "is not a duration",
             ),
             (
                 "memcached://h?command_timeout=99999999999999999999s",
                 "command_timeout",
-                "out of range",
+                "is not a duration",
             ),
             (
                 "memcached://h?flush_on_clear=yes",

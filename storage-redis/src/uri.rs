@@ -1,6 +1,6 @@
 //! Parsing Redis URIs into a [`RedisConfig`].
 
-use std::time::Duration;
+use limiter_core::options::{self, percent_decode};
 
 use crate::config::{RedisConfig, Topology, MAX_POOL_SIZE};
 use crate::error::RedisError;
@@ -148,8 +148,12 @@ pub(crate) fn parse(uri: &str) -> Result<RedisConfig, RedisError> {
                     })?;
                 config.pool_size(size)
             }
-            "connect_timeout" => config.connect_timeout(duration(&value).map_err(&invalid)?),
-            "command_timeout" => config.command_timeout(duration(&value).map_err(&invalid)?),
+            "connect_timeout" => {
+                config.connect_timeout(options::duration(&value).map_err(&invalid)?)
+            }
+            "command_timeout" => {
+                config.command_timeout(options::duration(&value).map_err(&invalid)?)
+            }
             "tls_ca_file" if !value.is_empty() => {
                 if scheme == "redis+unix" {
                     return Err(invalid("a unix socket does not use TLS".to_owned()));
@@ -220,45 +224,6 @@ fn database(text: &str) -> Result<u8, String> {
         .ok_or_else(|| format!("invalid database {text:?}: expected a number from 0 to 255"))
 }
 
-/// `500ms`, `2s` or `1m`: a whole number and a unit, above zero.
-fn duration(text: &str) -> Result<Duration, String> {
-    let err = || format!("{text:?} is not a duration above zero such as 500ms, 2s or 1m");
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| err())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
-        _ => return Err(err()),
-    };
-    if d.is_zero() {
-        return Err(err());
-    }
-    Ok(d)
-}
-
-/// Decodes `%XX` escapes.
-fn percent_decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("invalid percent escape in {text:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{text:?} does not decode to UTF-8"))
-}
-
 /// `uri` with the password, if any, replaced by `***`.
 pub(crate) fn redact(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
@@ -278,6 +243,7 @@ pub(crate) fn redact(uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn ok(uri: &str) -> RedisConfig {
         match parse(uri) {
