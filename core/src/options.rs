@@ -1,5 +1,7 @@
 //! Reading settings written as text, such as the query options of a storage URI
-//! (`redis://host?command_timeout=500ms`), with one grammar for every storage.
+//! (`redis://host?command_timeout=500ms&pool_size=16`), with one grammar for every
+//! storage: query pairs with no repeats, plain whole numbers, durations, percent
+//! escapes.
 
 use std::time::Duration;
 
@@ -74,6 +76,90 @@ pub fn percent_decode(text: &str) -> Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| format!("{text:?} does not decode to UTF-8"))
+}
+
+/// The `name=value` pairs of a URI query (`a=1&b=2`), in order: empty pairs are
+/// skipped, and a pair without `=` has an empty value. Values are not decoded.
+///
+/// ```
+/// use limiter_core::options::query_pairs;
+///
+/// assert_eq!(query_pairs("a=1&&b"), Ok(vec![("a", "1"), ("b", "")]));
+/// let repeated = query_pairs("a=1&a=2").unwrap_err();
+/// assert_eq!(repeated.name, "a");
+/// assert!(repeated.to_string().contains("given more than once"));
+/// ```
+///
+/// # Errors
+///
+/// [`RepeatedOption`] for a name given more than once: a setting given twice is a
+/// mistake, never "the last one wins".
+pub fn query_pairs(query: &str) -> Result<Vec<(&str, &str)>, RepeatedOption> {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if let Some((_, first)) = pairs.iter().find(|(seen, _)| *seen == name) {
+            return Err(RepeatedOption {
+                name: name.to_owned(),
+                first: (*first).to_owned(),
+                second: value.to_owned(),
+            });
+        }
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+/// A query option given more than once; see [`query_pairs`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("given more than once ({first:?}, then {second:?}); give each parameter at most once")]
+pub struct RepeatedOption {
+    /// The option's name.
+    pub name: String,
+    /// Its first value.
+    pub first: String,
+    /// Its second value.
+    pub second: String,
+}
+
+/// A whole number from `min` to `max` written with the digits 0-9 only (no sign,
+/// spaces or other characters, not empty).
+///
+/// ```
+/// use limiter_core::options::whole_number;
+///
+/// assert_eq!(whole_number("64", 1, 1024), Ok(64));
+/// assert!(whole_number("+5", 1, 1024).is_err());
+/// assert!(whole_number("0", 1, 1024).is_err());
+/// ```
+///
+/// # Errors
+///
+/// A message saying what was wrong and what is expected.
+pub fn whole_number(value: &str, min: u64, max: u64) -> Result<u64, String> {
+    let range = if max == u64::MAX {
+        format!("a whole number of at least {min}")
+    } else {
+        format!("a whole number from {min} to {max}")
+    };
+    if value.is_empty() {
+        return Err(format!("no value given; expected {range}"));
+    }
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{value:?} is not a plain decimal number; expected {range}, \
+             written with the digits 0-9 only (no sign or spaces)"
+        ));
+    }
+    match value.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        // Only digits, so the number does not fit; say where the top is when `range`
+        // does not.
+        Err(_) if max == u64::MAX => Err(format!(
+            "{value} is out of range; expected {range}, at most {max}"
+        )),
+        _ => Err(format!("{value} is out of range; expected {range}")),
+    }
 }
 
 #[cfg(test)]

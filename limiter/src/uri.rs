@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "memory")]
+use limiter_core::options;
 use limiter_core::Storage;
 
 /// A storage URI that could not be turned into a storage.
@@ -180,51 +182,12 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
     }
 }
 
-/// Splits `a=1&b=2` into pairs; an empty query gives none.
-#[cfg(feature = "memory")]
-fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-}
-
 /// The most shards `memory://?shards=` accepts, as [`MemoryStorageBuilder::shards`]
 /// documents.
 ///
 /// [`MemoryStorageBuilder::shards`]: crate::MemoryStorageBuilder::shards
 #[cfg(feature = "memory")]
 const MAX_SHARDS: usize = 65_536;
-
-/// The value of a numeric parameter: plain ASCII decimal digits (no sign, no
-/// whitespace, not empty) for a number from `min` to `max`; otherwise the reason it
-/// is rejected.
-#[cfg(feature = "memory")]
-fn whole_number(value: &str, min: usize, max: usize) -> Result<usize, String> {
-    let range = if max == usize::MAX {
-        format!("a whole number of at least {min}")
-    } else {
-        format!("a whole number from {min} to {max}")
-    };
-    if value.is_empty() {
-        return Err(format!("no value given; expected {range}"));
-    }
-    if !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "{value:?} is not a plain decimal number; expected {range}, \
-             written with the digits 0-9 only (no sign or spaces)"
-        ));
-    }
-    match value.parse::<usize>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        // Only digits, so the number does not fit in a usize; say where the top is
-        // when `range` does not.
-        Err(_) if max == usize::MAX => Err(format!(
-            "{value} is out of range; expected {range}, at most {max}"
-        )),
-        _ => Err(format!("{value} is out of range; expected {range}")),
-    }
-}
 
 #[cfg(feature = "memory")]
 fn memory(uri: &str, rest: &str) -> Result<Arc<dyn Storage>, UriError> {
@@ -240,9 +203,8 @@ fn memory(uri: &str, rest: &str) -> Result<Arc<dyn Storage>, UriError> {
         return Err(invalid(host, "memory:// takes no host or path".to_owned()));
     }
     let mut builder = limiter_memory::MemoryStorage::builder();
-    // The parameters given so far, with their values.
-    let mut seen: Vec<(&str, &str)> = Vec::new();
-    for (name, value) in query_pairs(query) {
+    let pairs = options::query_pairs(query).map_err(|e| invalid(&e.name, e.to_string()))?;
+    for (name, value) in pairs {
         let (max, set): (usize, fn(Builder, usize) -> Builder) = match name {
             "max_keys" => (usize::MAX, Builder::max_keys),
             "shards" => (MAX_SHARDS, Builder::shards),
@@ -253,18 +215,10 @@ fn memory(uri: &str, rest: &str) -> Result<Arc<dyn Storage>, UriError> {
                 ))
             }
         };
-        if let Some((_, first)) = seen.iter().find(|(seen_name, _)| *seen_name == name) {
-            return Err(invalid(
-                name,
-                format!(
-                    "given more than once ({first:?}, then {value:?}); \
-                     give each parameter at most once"
-                ),
-            ));
-        }
-        seen.push((name, value));
-        let number = whole_number(value, 1, max).map_err(|reason| invalid(name, reason))?;
-        builder = set(builder, number);
+        let number = options::whole_number(value, 1, u64::try_from(max).unwrap_or(u64::MAX))
+            .map_err(|reason| invalid(name, reason))?;
+        // At most `max`, a `usize`.
+        builder = set(builder, usize::try_from(number).unwrap_or(max));
     }
     Ok(Arc::new(builder.build()))
 }

@@ -214,18 +214,19 @@ impl MemcachedConfig {
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             flush_on_clear: false,
         };
-        let mut seen: Vec<&str> = Vec::new();
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let pairs = limiter_core::options::query_pairs(query).map_err(|e| {
+            MemcachedConfigError::InvalidParameter {
+                name: e.name.clone(),
+                uri: uri.to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
+        for (name, value) in pairs {
             let invalid = |reason: String| MemcachedConfigError::InvalidParameter {
                 name: name.to_owned(),
                 uri: uri.to_owned(),
                 reason,
             };
-            if seen.contains(&name) {
-                return Err(invalid("given more than once".to_owned()));
-            }
-            seen.push(name);
             match name {
                 "key_prefix" => config.key_prefix = parse_prefix(value).map_err(invalid)?,
                 "pool_size" => config.pool_size = parse_pool_size(value).map_err(invalid)?,
@@ -354,14 +355,9 @@ fn parse_prefix(value: &str) -> Result<String, String> {
 }
 
 fn parse_pool_size(value: &str) -> Result<u32, String> {
-    let range = format!("a whole number from 1 to {MAX_POOL_SIZE}");
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{value:?} is not {range}"));
-    }
-    match value.parse::<u32>() {
-        Ok(n) if (1..=MAX_POOL_SIZE).contains(&n) => Ok(n),
-        _ => Err(format!("{value} is out of range; expected {range}")),
-    }
+    let n = limiter_core::options::whole_number(value, 1, u64::from(MAX_POOL_SIZE))?;
+    // At most MAX_POOL_SIZE, a u32.
+    Ok(u32::try_from(n).unwrap_or(MAX_POOL_SIZE))
 }
 
 /// A duration in the grammar every storage shares (`250ms`, `2s`, `1m`; see
@@ -512,12 +508,12 @@ mod tests {
             (
                 "memcached://h?pool_size=+2",
                 "pool_size",
-                "not a whole number",
+                "not a plain decimal number",
             ),
             (
                 "memcached://h?pool_size=",
                 "pool_size",
-                "not a whole number",
+                "no value given",
             ),
             (
                 "memcached://h?pool_size=2&pool_size=2",

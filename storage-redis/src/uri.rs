@@ -119,34 +119,25 @@ pub(crate) fn parse(uri: &str) -> Result<RedisConfig, RedisError> {
         config
     };
 
-    let mut seen: Vec<&str> = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    let pairs = options::query_pairs(query).map_err(|e| RedisError::InvalidOption {
+        name: e.name.clone(),
+        uri: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    for (name, value) in pairs {
         let invalid = |reason: String| RedisError::InvalidOption {
             name: name.to_owned(),
             uri: shown.clone(),
             reason,
         };
-        if seen.contains(&name) {
-            return Err(invalid("given more than once".to_owned()));
-        }
-        seen.push(name);
         let value = percent_decode(value).map_err(&invalid)?;
         config = match name {
             "key_prefix" => config.key_prefix(value),
             "pool_size" => {
-                let size = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| {
-                        (1..=MAX_POOL_SIZE).contains(n) && value.bytes().all(|b| b.is_ascii_digit())
-                    })
-                    .ok_or_else(|| {
-                        invalid(format!(
-                            "{value:?} is not a whole number from 1 to {MAX_POOL_SIZE}"
-                        ))
-                    })?;
-                config.pool_size(size)
+                let max = u64::try_from(MAX_POOL_SIZE).unwrap_or(u64::MAX);
+                let size = options::whole_number(&value, 1, max).map_err(&invalid)?;
+                // At most MAX_POOL_SIZE, a usize.
+                config.pool_size(usize::try_from(size).unwrap_or(MAX_POOL_SIZE))
             }
             "connect_timeout" => {
                 config.connect_timeout(options::duration(&value).map_err(&invalid)?)
