@@ -510,11 +510,7 @@ mod tests {
                 "pool_size",
                 "not a plain decimal number",
             ),
-            (
-                "memcached://h?pool_size=",
-                "pool_size",
-                "no value given",
-            ),
+            ("memcached://h?pool_size=", "pool_size", "no value given"),
             (
                 "memcached://h?pool_size=2&pool_size=2",
                 "pool_size",
