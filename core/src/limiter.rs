@@ -369,7 +369,7 @@ impl RateLimiter {
             if lost {
                 // A rejection (a lost race) or a storage error: give back what this call
                 // already took, best effort, then report the first problem.
-                self.refund(&keys[..i], &limits[..i], cost, now).await;
+                self.give_back(&keys[..i], &limits[..i], cost, now).await;
             }
             verdicts[i] = hit?;
             if lost {
@@ -381,13 +381,69 @@ impl RateLimiter {
 
     /// Gives back `cost` of each limit, ignoring errors: used to undo the part of a
     /// multi-limit hit that went through before another limit rejected or failed.
-    async fn refund(&self, keys: &[StorageKey], limits: &[RateLimit], cost: u64, now: Timestamp) {
+    async fn give_back(
+        &self,
+        keys: &[StorageKey],
+        limits: &[RateLimit],
+        cost: u64,
+        now: Timestamp,
+    ) {
         for (key, limit) in keys.iter().zip(limits) {
             let refund = Op::Refund { cost, at: now };
             // Best effort: the caller reports the first error, and a refund that
             // fails leaves the limit consumed, which never over-admits.
             let _ = self.apply(key, limit, refund, now).await;
         }
+    }
+
+    /// Gives back `cost` units of every limit in `limits` for `key`, taken by an
+    /// allowed [`hit`](Self::hit) or [`hit_all`](Self::hit_all) whose decision was made
+    /// at `at` ([`Decision::decided_at`]): for work that turned out not to count, such
+    /// as a request the framework answered `405 Method Not Allowed`.
+    ///
+    /// Each strategy gives back only what the hit can still be holding (see the
+    /// strategy docs, rule **Refund**): a fixed or sliding window whose window has
+    /// moved on, or a moving-window record that expired, gives back nothing, so a
+    /// refund never leaves more room than if the hit had not happened. Refunding a hit
+    /// twice, or one that was rejected, can give back units that other hits took.
+    ///
+    /// ```
+    /// use limiter_core::{Key, RateLimit, RateLimiter};
+    /// # use limiter_core::doc_support::TinyStorage;
+    /// use std::sync::Arc;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let limiter = RateLimiter::new(Arc::new(TinyStorage::default()));
+    /// let limit: RateLimit = "1 per minute".parse()?;
+    /// let client = Key::from("203.0.113.9");
+    /// let decision = limiter.hit(&limit, &client, 1).await?;
+    /// assert!(decision.is_allowed());
+    /// limiter.refund(&[limit], &client, 1, decision.decided_at()).await?;
+    /// assert!(limiter.hit(&limit, &client, 1).await?.is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`hit_all`](Self::hit_all). Limits refunded before a storage error stay
+    /// refunded.
+    pub async fn refund(
+        &self,
+        limits: &[RateLimit],
+        key: &Key,
+        cost: u64,
+        at: Timestamp,
+    ) -> Result<(), Error> {
+        check_cost(cost)?;
+        let limits = distinct(limits)?;
+        let now = self.inner.clock.now();
+        for limit in limits.iter() {
+            let stored = self.storage_key(limit, key);
+            self.apply(&stored, limit, Op::Refund { cost, at }, now)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Whether [`hit_all`](Self::hit_all) would pass now. Never changes anything.

@@ -61,6 +61,9 @@ pub struct HttpLimiterBuilder {
     failure: FailurePolicy,
     deadline: Option<Duration>,
     metrics: Arc<dyn Metrics>,
+    charge_unmatched: bool,
+    charge_options: bool,
+    charge_method_not_allowed: bool,
 }
 
 impl fmt::Debug for HttpLimiterBuilder {
@@ -99,6 +102,9 @@ impl HttpLimiterBuilder {
             failure: FailurePolicy::FailClosed,
             deadline: Some(Duration::from_secs(1)),
             metrics: Arc::new(NoMetrics),
+            charge_unmatched: false,
+            charge_options: false,
+            charge_method_not_allowed: false,
         }
     }
 
@@ -140,7 +146,7 @@ impl HttpLimiterBuilder {
     }
 
     /// Configures the route `pattern`: as axum writes it (`/users/{id}`, matched
-    /// through `MatchedPath`), or the request path for adapters that know no
+    /// through `MatchedPath`), or the exact request path for adapters that know no
     /// patterns. A second call for one pattern replaces the first.
     pub fn route(mut self, pattern: impl Into<String>, route: Route) -> Self {
         self.routes.push((pattern.into(), route));
@@ -168,6 +174,72 @@ impl HttpLimiterBuilder {
         F: Fn(&RequestInfo<'_>) -> bool + Send + Sync + 'static,
     {
         self.filters.push(Arc::new(f));
+        self
+    }
+
+    /// Whether requests that match no route are charged. Default: `false`: as in
+    /// Flask-Limiter, a request the router answers with 404 (axum's fallback, which
+    /// `Router::layer` also wraps) counts against nothing and gets no headers.
+    ///
+    /// With `true`, such requests count against the application and default limits
+    /// in one budget per client, whatever their path, to slow down scanners. The raw
+    /// path never becomes part of a stored key either way: a client could send any
+    /// number of distinct ones.
+    ///
+    /// A request matches a route when the adapter reports the pattern it matched
+    /// ([`RequestInfo::with_route`]; the tower layer reads axum's `MatchedPath`), or
+    /// when its path is exactly a pattern given to [`route`](Self::route). Behind a
+    /// tower stack without a router (plain hyper, say), every other request is
+    /// unmatched: set this to `true` there to limit them.
+    ///
+    /// ```
+    /// use limiter_http::{Checked, HttpLimiter, RequestInfo};
+    /// # use limiter_core::RateLimiter;
+    /// # use limiter_memory::MemoryStorage;
+    /// # use std::sync::Arc;
+    /// use http::HeaderMap;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))
+    ///     .default_limits("1 per minute")
+    ///     .charge_unmatched(true)
+    ///     .build()?;
+    /// let headers = HeaderMap::new();
+    /// let peer = "192.0.2.1:1".parse()?;
+    /// let probe = |path| RequestInfo::new("GET", path, &headers).with_peer(peer);
+    /// assert!(matches!(limiter.check(&probe("/.env")).await, Checked::Allowed(_)));
+    /// // Another path, the same budget.
+    /// assert!(matches!(limiter.check(&probe("/wp-admin")).await, Checked::Rejected(_)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn charge_unmatched(mut self, charge: bool) -> Self {
+        self.charge_unmatched = charge;
+        self
+    }
+
+    /// Whether `OPTIONS` requests are charged. Default: `false`: browsers send CORS
+    /// preflights that the application never sees as requests (Flask answers
+    /// `OPTIONS` itself, and Flask-Limiter does not count it), so a preflight must not
+    /// spend the budget of the request it announces. With `true`, an `OPTIONS` that
+    /// the router answers `405` is still given back unless
+    /// [`charge_method_not_allowed`](Self::charge_method_not_allowed) is `true` too.
+    pub fn charge_options(mut self, charge: bool) -> Self {
+        self.charge_options = charge;
+        self
+    }
+
+    /// Whether requests answered `405 Method Not Allowed` stay charged. Default:
+    /// `false`: as in Flask-Limiter, where the router rejects them before any limit
+    /// is looked at. The router answers them after the limiter let the request
+    /// through (axum wraps a route's 405 answer in the route's layers), so the
+    /// limiter gives back what such a request counted when it sees the 405, and
+    /// sends no rate-limit headers with it. Until then, concurrent requests see the
+    /// units taken: a refund can reject another request early, never admit one too
+    /// many.
+    pub fn charge_method_not_allowed(mut self, charge: bool) -> Self {
+        self.charge_method_not_allowed = charge;
         self
     }
 
@@ -252,6 +324,9 @@ impl HttpLimiterBuilder {
             failure,
             deadline,
             metrics,
+            charge_unmatched,
+            charge_options,
+            charge_method_not_allowed,
         } = self;
         let invalid = |context: &str, message: String| BuildError::Invalid {
             context: context.to_owned(),
@@ -293,6 +368,9 @@ impl HttpLimiterBuilder {
             deadline,
             metrics,
             inflight: Default::default(),
+            charge_unmatched,
+            charge_options,
+            charge_method_not_allowed,
         }))
     }
 }

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{HeaderMap, Method, Response, StatusCode};
-use limiter_core::{Decision, Error, Key, RateLimit, RateLimiter};
+use limiter_core::{Decision, Error, Key, RateLimit, RateLimiter, Timestamp};
 use pin_project_lite::pin_project;
 use smallvec::SmallVec;
 
@@ -84,6 +84,9 @@ pub(crate) struct Inner {
     pub(crate) deadline: Option<Duration>,
     pub(crate) metrics: Arc<dyn Metrics>,
     pub(crate) inflight: Mutex<HashMap<Key, u64>>,
+    pub(crate) charge_unmatched: bool,
+    pub(crate) charge_options: bool,
+    pub(crate) charge_method_not_allowed: bool,
 }
 
 impl fmt::Debug for HttpLimiter {
@@ -125,6 +128,10 @@ pub(crate) const APPLICATION_SCOPE: &str = "~app";
 
 /// The scope identifier of meta limits.
 pub(crate) const META_SCOPE: &str = "~meta";
+
+/// The route scope of requests that match no route, when they are charged: one budget
+/// per client, whatever the path.
+pub(crate) const UNMATCHED_SCOPE: &str = "~unmatched";
 
 /// Whose budget a set counts against, besides the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +175,9 @@ struct Group {
     limits: Arc<[RateLimit]>,
     cost: u64,
     deduct_when: Option<Arc<ResponsePredicate>>,
+    /// When the hit that counted this group was decided, once an admitted request's
+    /// unconditional groups are all counted: what a refund gives back.
+    hit_at: Timestamp,
 }
 
 type Groups = SmallVec<[Group; 2]>;
@@ -247,7 +257,7 @@ impl fmt::Debug for Group {
 #[must_use]
 pub enum Checked {
     /// Let the request through; after the handler, call [`Admission::finish`] (or
-    /// [`Admission::write_headers`] when [`Admission::is_conditional`] is false).
+    /// [`Admission::write_headers`] when [`Admission::needs_settling`] is false).
     Allowed(Admission),
     /// Answer with this response (429, or 503 when failing closed).
     Rejected(Response<String>),
@@ -296,6 +306,23 @@ impl Admission {
         self.groups.iter().any(|g| g.deduct_when.is_some())
     }
 
+    /// Whether a response with `status` changes what is counted, so that it must go
+    /// through [`settle`](Self::settle) (or [`finish`](Self::finish)) rather than
+    /// straight to [`write_headers`](Self::write_headers): when some limits are
+    /// [conditional](Self::is_conditional), or when the status is `405 Method Not
+    /// Allowed` and such answers are not charged
+    /// ([`charge_method_not_allowed`](crate::HttpLimiterBuilder::charge_method_not_allowed)).
+    pub fn needs_settling(&self, status: StatusCode) -> bool {
+        self.is_conditional() || self.refunds(status)
+    }
+
+    /// Whether a response with `status` gives back what this request counted.
+    fn refunds(&self, status: StatusCode) -> bool {
+        status == StatusCode::METHOD_NOT_ALLOWED
+            && !self.engine.inner.charge_method_not_allowed
+            && self.groups.iter().any(|g| g.deduct_when.is_none())
+    }
+
     /// Writes the configured rate-limit headers into a response's `headers`.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
         let inner = &self.engine.inner;
@@ -315,9 +342,17 @@ impl Admission {
         }
     }
 
-    /// Decides, from the response, which conditional limits to deduct; the returned
-    /// [`Settlement`] owns everything and deducts them when run.
+    /// Decides, from the response, which conditional limits to deduct, or whether to
+    /// give back what the request counted (a `405` that is not charged); the returned
+    /// [`Settlement`] owns everything and does it when run.
     pub fn settle(self, response: &ResponseInfo<'_>) -> Settlement {
+        if self.refunds(response.status()) {
+            return Settlement {
+                admission: self,
+                deduct: SmallVec::new(),
+                refund: true,
+            };
+        }
         let deduct = self
             .groups
             .iter()
@@ -328,6 +363,7 @@ impl Admission {
         Settlement {
             admission: self,
             deduct,
+            refund: false,
         }
     }
 
@@ -344,12 +380,15 @@ impl Admission {
 pub struct Settlement {
     admission: Admission,
     deduct: SmallVec<[usize; 2]>,
+    /// Give back what the request counted, deduct nothing.
+    refund: bool,
 }
 
 impl fmt::Debug for Settlement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settlement")
             .field("deduct", &self.deduct)
+            .field("refund", &self.refund)
             .finish_non_exhaustive()
     }
 }
@@ -362,8 +401,13 @@ impl Settlement {
         let Settlement {
             mut admission,
             deduct,
+            refund,
         } = self;
         let engine = admission.engine.clone();
+        if refund {
+            admission.refund().await;
+            return admission;
+        }
         for i in deduct {
             let Some(group) = admission.groups.get(i) else {
                 continue;
@@ -388,6 +432,26 @@ impl Settlement {
             }
         }
         admission
+    }
+}
+
+impl Admission {
+    /// Gives back every group this request counted; the response then carries no
+    /// rate-limit headers, as for a request that was never charged.
+    async fn refund(&mut self) {
+        let engine = self.engine.clone();
+        // An admission's unconditional groups were all counted; its conditional ones
+        // are not deducted when the request is given back.
+        for group in self.groups.iter().filter(|g| g.deduct_when.is_none()) {
+            let refund = self
+                .limiter
+                .refund(&group.limits, &group.key, group.cost, group.hit_at);
+            if let Err(err) = Deadline::new(refund, engine.inner.deadline).await {
+                engine.inner.metrics.storage_error();
+                tracing::warn!(error = %err, "rate limiter: giving back a 405's hit failed");
+            }
+        }
+        self.decision = None;
     }
 }
 
@@ -439,8 +503,21 @@ fn applied_limits(groups: &Groups) -> SmallVec<[RateLimit; 4]> {
         .collect()
 }
 
+/// The identifier of a method in per-method keys: the standard methods by name, every
+/// extension method as one (a client can invent any number of them).
+fn method_scope(method: &str) -> &str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    if STANDARD.contains(&method) {
+        method
+    } else {
+        "~other"
+    }
+}
+
 /// Picks the decision that speaks for the request: a rejection, else the one with
-/// the fewest units left (the first on ties).
+/// the fewest units left (the last on ties).
 fn pick(decisions: &[Decision]) -> Option<Decision> {
     decisions
         .iter()
@@ -574,7 +651,9 @@ impl HttpLimiter {
     ///     .build()?;
     /// let slow = limiter.route_rule(Route::limits(Limits::new("1 per day")))?;
     /// let headers = HeaderMap::new();
-    /// let request = RequestInfo::new("GET", "/slow", &headers).with_peer("192.0.2.1:1".parse()?);
+    /// let request = RequestInfo::new("GET", "/slow", &headers)
+    ///     .with_route("/slow")
+    ///     .with_peer("192.0.2.1:1".parse()?);
     /// assert!(!limiter.plan_for(&request, &slow).is_empty());
     /// assert!(limiter.route_rule(Route::limits(Limits::new("1 per eon"))).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -589,7 +668,9 @@ impl HttpLimiter {
     }
 
     /// [`plan`](Self::plan) with `rule` as the request's route rule, in place of the
-    /// route table.
+    /// route table. The request still names its route by its pattern
+    /// ([`RequestInfo::with_route`]); without one it counts as unmatched
+    /// ([`charge_unmatched`](HttpLimiterBuilder::charge_unmatched)).
     pub fn plan_for(&self, request: &RequestInfo<'_>, rule: &RouteRule) -> Plan {
         self.plan_route(request, Some(&rule.0))
     }
@@ -625,6 +706,10 @@ impl HttpLimiter {
     /// Which limits apply to `request`, with their keys and costs. Runs every key
     /// function, dynamic limit, cost function and filter, and nothing else; the plan
     /// owns its data, so the request may be moved on before [`decide`](Self::decide).
+    ///
+    /// Nothing applies, unless configured otherwise, to `OPTIONS` requests
+    /// ([`charge_options`](HttpLimiterBuilder::charge_options)) and to requests that
+    /// match no route ([`charge_unmatched`](HttpLimiterBuilder::charge_unmatched)).
     pub fn plan(&self, request: &RequestInfo<'_>) -> Plan {
         self.plan_route(request, None)
     }
@@ -644,7 +729,24 @@ impl HttpLimiter {
         if !self.is_enabled() || inner.filters.iter().any(|f| f(request)) {
             return plan;
         }
-        let route = route.or_else(|| inner.routes.get(request.route()));
+        // Browsers send preflights that the application never sees as requests.
+        if request.method() == Method::OPTIONS && !inner.charge_options {
+            return plan;
+        }
+        // The route the request names: the pattern the adapter matched, else the path
+        // when it is a pattern of the route table. Both are bounded by configuration;
+        // the raw path of an unmatched request never names anything.
+        let (name, table_rule) = match request.route() {
+            Some(pattern) => (Some(pattern), inner.routes.get(pattern)),
+            None => match inner.routes.get_key_value(request.path()) {
+                Some((pattern, rule)) => (Some(pattern.as_str()), Some(rule)),
+                None => (None, None),
+            },
+        };
+        if name.is_none() && !inner.charge_unmatched {
+            return plan;
+        }
+        let route = route.or(table_rule);
         let (own, defaults) = match route {
             Some(r) if r.exempt == Exempt::All => return plan,
             Some(r) => {
@@ -664,12 +766,12 @@ impl HttpLimiter {
         };
         let defaults: &[Set] = if defaults { &inner.defaults } else { &[] };
         for set in inner.application.iter().chain(own).chain(defaults) {
-            self.add(&mut plan.groups, set, request);
+            self.add(&mut plan.groups, set, request, name);
         }
         if !plan.groups.is_empty() && !inner.meta.is_empty() {
             let mut meta = Groups::new();
             for set in &inner.meta {
-                self.add(&mut meta, set, request);
+                self.add(&mut meta, set, request, name);
             }
             if !meta.is_empty() {
                 plan.meta = Some(Box::new(meta));
@@ -678,7 +780,9 @@ impl HttpLimiter {
         plan
     }
 
-    fn add(&self, groups: &mut Groups, set: &Set, request: &RequestInfo<'_>) {
+    /// Adds `set`'s limits for `request` to `groups`; `route` names the request's
+    /// route, `None` when it matched none.
+    fn add(&self, groups: &mut Groups, set: &Set, request: &RequestInfo<'_>, route: Option<&str>) {
         if let Some(methods) = &set.methods {
             if !methods.iter().any(|m| m.as_str() == request.method()) {
                 return;
@@ -710,16 +814,17 @@ impl HttpLimiter {
         }
         key.push(client.as_str());
         match &set.scope {
-            Scope::Route => match request.route() {
-                route if route.starts_with('/') => key.push(route),
-                other => key.push(&format!("~route:{other}")),
+            Scope::Route => match route {
+                Some(route) if route.starts_with('/') => key.push(route),
+                Some(other) => key.push(&format!("~route:{other}")),
+                None => key.push(UNMATCHED_SCOPE),
             },
             Scope::Application => key.push(APPLICATION_SCOPE),
             Scope::Meta => key.push(META_SCOPE),
             Scope::Shared(scope) => key.push(scope),
         }
         if set.per_method {
-            key.push(request.method());
+            key.push(method_scope(request.method()));
         }
         let conditional = set.deduct_when.clone();
         let same = groups.iter_mut().find(|g| {
@@ -741,6 +846,7 @@ impl HttpLimiter {
                 limits,
                 cost,
                 deduct_when: conditional,
+                hit_at: Timestamp::ZERO,
             }),
         }
     }
@@ -764,7 +870,7 @@ impl HttpLimiter {
         self.clone().decide_owned(plan)
     }
 
-    async fn decide_owned(self, plan: Plan) -> Decided {
+    async fn decide_owned(self, mut plan: Plan) -> Decided {
         if plan.groups.is_empty() {
             return Decided::Allowed(Admission::empty(&self));
         }
@@ -777,9 +883,9 @@ impl HttpLimiter {
         let guards = self.register_inflight(&plan.groups);
         let deadline = self.inner.deadline;
         let decided = match plan.meta.as_deref() {
-            None => Deadline::new(self.run(&limiter, &plan.groups), deadline).await,
+            None => Deadline::new(self.run(&limiter, &mut plan.groups), deadline).await,
             Some(meta) => {
-                let run = self.run_with_meta(&limiter, &plan.groups, meta);
+                let run = self.run_with_meta(&limiter, &mut plan.groups, meta);
                 Deadline::new(Box::pin(run), deadline).await
             }
         };
@@ -787,7 +893,7 @@ impl HttpLimiter {
             Ok(Ok(decision)) => Outcome::Allowed(decision, limiter),
             Ok(Err(decision)) => Outcome::Limited(decision),
             // Rare: a separate allocation keeps the common future small.
-            Err(err) => Box::pin(self.on_failure(err, &plan)).await,
+            Err(err) => Box::pin(self.on_failure(err, &mut plan)).await,
         };
         let inner = &*self.inner;
         match outcome {
@@ -817,7 +923,7 @@ impl HttpLimiter {
     }
 
     /// The storage failed or missed the deadline: the failure policy decides.
-    async fn on_failure(&self, err: Failed, plan: &Plan) -> Outcome {
+    async fn on_failure(&self, err: Failed, plan: &mut Plan) -> Outcome {
         let inner = &*self.inner;
         inner.metrics.storage_error();
         match &inner.failure {
@@ -836,8 +942,8 @@ impl HttpLimiter {
                 }
                 let memory = fallback.memory.clone();
                 let decided = match plan.meta.as_deref() {
-                    None => self.run(&memory, &plan.groups).await,
-                    Some(meta) => self.run_with_meta(&memory, &plan.groups, meta).await,
+                    None => self.run(&memory, &mut plan.groups).await,
+                    Some(meta) => self.run_with_meta(&memory, &mut plan.groups, meta).await,
                 };
                 match decided {
                     Ok(Ok(decision)) => Outcome::Allowed(decision, memory),
@@ -855,12 +961,13 @@ impl HttpLimiter {
     async fn run(
         &self,
         limiter: &RateLimiter,
-        groups: &Groups,
+        groups: &mut Groups,
     ) -> Result<Result<Option<Decision>, Decision>, Failed> {
-        match groups.as_slice() {
+        match groups.as_mut_slice() {
             [g] if g.deduct_when.is_none() => {
                 let decision = hit(limiter, g).await?;
                 Ok(if decision.is_allowed() {
+                    g.hit_at = decision.decided_at();
                     Ok(Some(decision))
                 } else {
                     Err(decision)
@@ -876,7 +983,7 @@ impl HttpLimiter {
     async fn run_with_meta(
         &self,
         limiter: &RateLimiter,
-        groups: &Groups,
+        groups: &mut Groups,
         meta: &Groups,
     ) -> Result<Result<Option<Decision>, Decision>, Failed> {
         for g in meta {
@@ -900,11 +1007,11 @@ impl HttpLimiter {
     async fn run_groups(
         &self,
         limiter: &RateLimiter,
-        groups: &Groups,
+        groups: &mut Groups,
     ) -> Result<Result<Option<Decision>, Decision>, Failed> {
         let mut decisions: SmallVec<[Decision; 4]> = SmallVec::new();
         // Test everything first: a rejection counts nothing anywhere.
-        for g in groups {
+        for g in groups.iter() {
             let cost = match &g.deduct_when {
                 Some(_) => g.cost.saturating_mul(self.inflight_count(&g.key)),
                 None => g.cost,
@@ -917,11 +1024,12 @@ impl HttpLimiter {
                 decisions.push(decision);
             }
         }
-        for g in groups.iter().filter(|g| g.deduct_when.is_none()) {
+        for g in groups.iter_mut().filter(|g| g.deduct_when.is_none()) {
             let decision = hit(limiter, g).await?;
             if !decision.is_allowed() {
                 return Ok(Err(decision));
             }
+            g.hit_at = decision.decided_at();
             decisions.push(decision);
         }
         Ok(Ok(pick(&decisions)))

@@ -1,7 +1,7 @@
 //! Who a request counts against: the client key.
 
 use std::fmt::{self, Write as _};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -467,8 +467,8 @@ fn forwarded_client(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.rsplit(','))
         .map(move |entry| match header {
-            ProxyHeader::XForwardedFor => parse_node(entry),
-            ProxyHeader::Forwarded => forwarded_for(entry).and_then(parse_node),
+            ProxyHeader::XForwardedFor => x_forwarded_for_node(entry),
+            ProxyHeader::Forwarded => forwarded_node(entry),
         });
     match trust {
         TrustedProxies::Hops(hops) => {
@@ -498,28 +498,75 @@ fn forwarded_client(
     }
 }
 
-/// The `for=` value of one `Forwarded` element, without quotes.
-fn forwarded_for(element: &str) -> Option<&str> {
-    element.split(';').find_map(|pair| {
+/// The address in the `for=` parameter of one RFC 7239 `Forwarded` element, or `None`
+/// when there is none, it is obfuscated or `unknown`, or it does not parse: a token or
+/// a quoted string (quotes balanced, no escapes) holding a node, `1.2.3.4`,
+/// `1.2.3.4:80`, `[2001:db8::1]` or `[2001:db8::1]:80` (ports may be obfuscated,
+/// `_x`). An IPv6 address must be in brackets. A parameter given twice is malformed.
+fn forwarded_node(element: &str) -> Option<IpAddr> {
+    let mut values = element.split(';').filter_map(|pair| {
         let (name, value) = pair.split_once('=')?;
         name.trim()
             .eq_ignore_ascii_case("for")
-            .then(|| value.trim().trim_matches('"'))
-    })
+            .then_some(value.trim())
+    });
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let value = match value.strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"')?,
+        None => value,
+    };
+    if value.contains(['"', '\\']) {
+        return None;
+    }
+    parse_node(value, true)
 }
 
-/// An address from a header entry: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`,
-/// `[2001:db8::1]` or `[2001:db8::1]:80`.
-fn parse_node(entry: &str) -> Option<IpAddr> {
+/// The address of one `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:80`,
+/// `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:80`; anything else is `None`.
+fn x_forwarded_for_node(entry: &str) -> Option<IpAddr> {
     let entry = entry.trim();
-    if let Ok(ip) = entry.parse::<IpAddr>() {
+    match entry.parse::<IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => parse_node(entry, false),
+    }
+}
+
+/// An IPv4 address or a bracketed IPv6 address, then optionally `:` and a port of 1
+/// to 5 digits up to 65535 (or, with `obfuscated_port`, `_` and letters, digits,
+/// `.`, `_` or `-`), and nothing else.
+fn parse_node(node: &str, obfuscated_port: bool) -> Option<IpAddr> {
+    let (ip, rest) = match node.strip_prefix('[') {
+        Some(bracketed) => {
+            let (v6, rest) = bracketed.split_once(']')?;
+            (IpAddr::V6(v6.parse().ok()?), rest)
+        }
+        None => {
+            let (v4, rest) = node.split_at(node.find(':').unwrap_or(node.len()));
+            (IpAddr::V4(v4.parse().ok()?), rest)
+        }
+    };
+    if rest.is_empty() {
         return Some(ip);
     }
-    if let Ok(addr) = entry.parse::<SocketAddr>() {
-        return Some(addr.ip());
-    }
-    let inner = entry.strip_prefix('[')?.split(']').next()?;
-    inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+    let port = rest.strip_prefix(':')?;
+    let valid = match port.strip_prefix('_') {
+        Some(obfuscated) => {
+            obfuscated_port
+                && !obfuscated.is_empty()
+                && obfuscated
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        }
+        None => {
+            (1..=5).contains(&port.len())
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && port.parse::<u16>().is_ok()
+        }
+    };
+    valid.then_some(ip)
 }
 
 #[cfg(test)]
@@ -597,6 +644,92 @@ mod tests {
                 key_of(&key, "10.0.0.1:80", &[("forwarded", header)]).as_deref(),
                 Some(want),
                 "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_forwarded_values_fall_back_to_the_peer() {
+        let key = ClientKey::forwarded(ProxyHeader::Forwarded, TrustedProxies::Hops(1));
+        for header in [
+            "for=[2001:db8::1",
+            "for=\"[2001:db8::1\"",
+            "for=\"[::1]:\"",
+            "for=\"[::1]:80x\"",
+            "for=\"[::1]x\"",
+            "for=\"[::1]:123456\"",
+            "for=\"[::1]:65536\"",
+            "for=\"1.2.3.4",
+            "for=1.2.3.4\"",
+            "for=\"",
+            "for=",
+            "for=1.2.3.4:",
+            "for=1.2.3.4:_",
+            "for=2001:db8::1",
+            "for=\"2001:db8::1\"",
+            "for=\"1.2.3.4\\\"\"",
+            "for=1.2.3.4;for=5.6.7.8",
+            "for=1.2.3",
+            "for=01.2.3.4",
+            "for=unknown",
+            "proto=https",
+        ] {
+            assert_eq!(
+                key_of(&key, "10.0.0.1:80", &[("forwarded", header)]).as_deref(),
+                Some("10.0.0.1"),
+                "{header}"
+            );
+        }
+        // Well-formed neighbours of the above are believed.
+        for (header, want) in [
+            ("for=\"[2001:db8::1]\"", "2001:db8::/64"),
+            ("for=\"[::1]:80\"", "::/64"),
+            ("for=\"[2001:db8::1]:_proxy-7\"", "2001:db8::/64"),
+            ("for=1.2.3.4:65535", "1.2.3.4"),
+            ("for=\"1.2.3.4:_x.y\"", "1.2.3.4"),
+            ("FOR=1.2.3.4;proto=https", "1.2.3.4"),
+        ] {
+            assert_eq!(
+                key_of(&key, "10.0.0.1:80", &[("forwarded", header)]).as_deref(),
+                Some(want),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_x_forwarded_for_entries_fall_back_to_the_peer() {
+        let key = ClientKey::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(1));
+        for header in [
+            "[2001:db8::1",
+            "[::1]:",
+            "[::1]:80x",
+            "[::1]]",
+            "1.2.3.4:",
+            "1.2.3.4:99999",
+            "1.2.3.4:_obf",
+            "1.2.3.4 5.6.7.8",
+            "\"1.2.3.4\"",
+            "",
+            "unknown",
+        ] {
+            assert_eq!(
+                key_of(&key, "10.0.0.1:80", &[("x-forwarded-for", header)]).as_deref(),
+                Some("10.0.0.1"),
+                "{header:?}"
+            );
+        }
+        for (header, want) in [
+            ("2001:db8::1", "2001:db8::/64"),
+            ("[2001:db8::1]", "2001:db8::/64"),
+            ("[2001:db8::1]:443", "2001:db8::/64"),
+            ("1.2.3.4:80", "1.2.3.4"),
+            (" 1.2.3.4 ", "1.2.3.4"),
+        ] {
+            assert_eq!(
+                key_of(&key, "10.0.0.1:80", &[("x-forwarded-for", header)]).as_deref(),
+                Some(want),
+                "{header:?}"
             );
         }
     }

@@ -53,6 +53,7 @@
 //! | `on_breach`, error handler | [`HttpLimiterBuilder::on_breach`], [`Rejection`] |
 //! | `swallow_errors`, `in_memory_fallback` | [`FailurePolicy`], with a per-request [deadline](HttpLimiterBuilder::deadline) |
 //! | `meta_limits` | [`HttpLimiterBuilder::meta_limits`] |
+//! | 404s, `OPTIONS` and 405s are not limited | the same by default; [`HttpLimiterBuilder::charge_unmatched`], [`HttpLimiterBuilder::charge_options`], [`HttpLimiterBuilder::charge_method_not_allowed`] |
 //!
 //! ## Where Flask-Limiter differs
 //!
@@ -63,6 +64,14 @@
 //! - **Keys.** The default key is the socket peer's address. `X-Forwarded-For` and
 //!   `Forwarded` count only when configured, for a number of trusted hops or trusted
 //!   networks ([`TrustedProxies`]). IPv6 clients are grouped by /64 by default.
+//!   A forwarding value that does not parse strictly (RFC 7239 for `Forwarded`)
+//!   counts as absent.
+//! - **Which limit speaks.** A 429 names the limit with the longest wait; the
+//!   rate-limit headers describe the limit with the fewest units left.
+//! - **Hostile paths.** A request that matches no route is not charged, and its path
+//!   never becomes part of a stored key: one budget per client when
+//!   [charged](HttpLimiterBuilder::charge_unmatched). An `OPTIONS` request is not
+//!   charged, and a `405` answer is given back, unless configured.
 //! - **Malformed limits** fail [`HttpLimiterBuilder::build`], never a request.
 //! - **`Retry-After`** is sent on 429 responses only, rounded up.
 //!

@@ -20,7 +20,7 @@ use http::{Extensions, HeaderMap, StatusCode};
 ///     .with_route("/users/{id}")
 ///     .with_peer("203.0.113.9:4711".parse()?);
 /// assert_eq!(request.header("x-api-key"), Some("k-123"));
-/// assert_eq!(request.route(), "/users/{id}");
+/// assert_eq!(request.route(), Some("/users/{id}"));
 /// assert_eq!(request.peer_addr().map(|a| a.port()), Some(4711));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -49,7 +49,11 @@ impl<'a> RequestInfo<'a> {
     }
 
     /// Sets the route pattern that matched (axum's `MatchedPath`, such as
-    /// `/users/{id}`). Route rules are looked up by it; without one, by the path.
+    /// `/users/{id}`). Route rules and per-route budgets go by it. Without one, a
+    /// request whose path is exactly a pattern of the route table counts as that
+    /// route, and any other request as unmatched (see
+    /// [`charge_unmatched`](crate::HttpLimiterBuilder::charge_unmatched)): the raw path
+    /// never becomes part of a stored key, since a client can send any number of them.
     #[must_use]
     pub fn with_route(mut self, route: &'a str) -> Self {
         self.route = Some(route);
@@ -81,10 +85,9 @@ impl<'a> RequestInfo<'a> {
         self.path
     }
 
-    /// The route that names this request in route rules and keys: the matched route
-    /// pattern if the adapter knows it, else the path.
-    pub fn route(&self) -> &'a str {
-        self.route.unwrap_or(self.path)
+    /// The route pattern that matched, when the adapter knows it.
+    pub fn route(&self) -> Option<&'a str> {
+        self.route
     }
 
     /// All headers.

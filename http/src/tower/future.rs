@@ -147,7 +147,7 @@ where
                     let Some(admission) = admission.take() else {
                         return Poll::Ready(Ok(response));
                     };
-                    if !admission.is_conditional() {
+                    if !admission.needs_settling(response.status()) {
                         admission.write_headers(response.headers_mut());
                         return Poll::Ready(Ok(response));
                     }

@@ -25,6 +25,7 @@ use crate::{Decided, HttpLimiter, RequestInfo, RouteRule};
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))
 ///     .default_limits("1 per minute")
+///     .charge_unmatched(true) // no router reports a matched route here
 ///     .build()?;
 /// let hello = service_fn(|_req: Request<String>| async {
 ///     Ok::<_, Infallible>(Response::new("hello".to_owned()))
