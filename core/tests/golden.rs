@@ -137,7 +137,7 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
         BuiltIn::SlidingWindow => words(3, &[MAX + 1, 1, 0]),
         _ => words(4, &[u64::MAX - 1, 0]),
     };
-    vec![
+    let mut all = vec![
         scenario(
             "empty-state",
             3,
@@ -278,7 +278,19 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
             start: past_max,
             steps: vec![test(1, t0)],
         },
-    ]
+    ];
+    if b == BuiltIn::MovingWindow {
+        // A header counting fewer live units than its record: a refund of the record,
+        // or a skip of it once expired, is an error; a test that touches neither is not.
+        all.push(Scenario {
+            name: "header-below-its-records",
+            amount: 5,
+            window_ms: 1_000,
+            start: words(2, &[0, 0, t0, 1]),
+            steps: vec![refund(1, t0, t0), hit(1, t0 + 1_000), test(1, t0 + 10)],
+        });
+    }
+    all
 }
 
 fn generate() -> Value {

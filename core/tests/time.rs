@@ -226,6 +226,40 @@ fn gcra_far_future_state_is_an_error_not_a_panic() {
     assert!(got.is_err(), "{got:?}");
 }
 
+/// A moving-window log whose header counts fewer live units than one of its records
+/// (bytes the strategy never writes, from a shared store) is a `StateError` for a
+/// refund of that record, not an overflow.
+#[test]
+fn moving_window_refund_beyond_the_header_count_is_an_error() {
+    let l: RateLimit = "5 per second".parse().expect("valid");
+    let mut state = vec![2u8];
+    for w in [0u64, 0, 1_000, 1] {
+        state.extend_from_slice(&w.to_le_bytes());
+    }
+    let before = state.clone();
+    let got = BuiltIn::MovingWindow.strategy().apply(
+        &l,
+        &mut state,
+        Op::Refund {
+            cost: 1,
+            at: Timestamp::from_millis(1_000),
+        },
+        Timestamp::from_millis(1_000),
+    );
+    assert!(got.is_err(), "{got:?}");
+    assert_eq!(state, before);
+    // The same log with its record expired, skipped by a hit: the header cannot pay
+    // for the record either.
+    let got = BuiltIn::MovingWindow.strategy().apply(
+        &l,
+        &mut state,
+        Op::Hit { cost: 1 },
+        Timestamp::from_millis(2_000),
+    );
+    assert!(got.is_err(), "{got:?}");
+    assert_eq!(state, before);
+}
+
 // ---------------------------------------------------------------- retry instants
 
 #[test]
@@ -484,6 +518,71 @@ proptest! {
             }
         } else {
             prop_assert_eq!(&state, &before);
+        }
+    }
+}
+
+proptest! {
+    // Cheap cases, and the interesting ones are a small share of them.
+    #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+    /// Words in each strategy's own layout (its tag, its number of words), with values
+    /// near one another and near the clock, so that headers, records and refund times
+    /// meet: every operation answers or returns a `StateError`, never panics (with
+    /// overflow checks on) and never writes on an error or a rejection.
+    #[test]
+    fn words_in_each_layout_decode_to_a_decision_or_an_error(
+        b in any_builtin(),
+        records in 0usize..4,
+        mut words in prop::collection::vec(prop::sample::select(vec![
+            0u64, 1, 2, 3, 999, 1_000, 1_001, 2_000, MAX, u64::MAX,
+        ]), 9),
+        raw_head in any::<bool>(),
+        amount in prop::sample::select(vec![1u64, 2, 5, u64::MAX]),
+        window in prop::sample::select(vec![1u64, 1_000, 5_000]),
+        kind in 0u8..3,
+        cost in prop::sample::select(vec![0u64, 1, 2, 5, u64::MAX]),
+        now in prop::sample::select(vec![0u64, 999, 1_000, 1_001, 2_000, 7_000, MAX, u64::MAX]),
+        at in prop::sample::select(vec![0u64, 1, 999, 1_000, 1_001, 2_000, MAX]),
+        from_state in (any::<bool>(), 0usize..9),
+    ) {
+        let l = limit(amount, window);
+        let (tag, len) = match b {
+            BuiltIn::FixedWindow => (1u8, 2),
+            BuiltIn::MovingWindow => (2, 2 + 2 * records),
+            BuiltIn::SlidingWindow => (3, 3),
+            _ => (4, 2),
+        };
+        // The moving window's times: its records' (words 2, 4, ...); the others' all.
+        let times: Vec<usize> = match b {
+            BuiltIn::MovingWindow => (0..records).map(|r| 2 + 2 * r).collect(),
+            _ => (0..len).collect(),
+        };
+        if b == BuiltIn::MovingWindow && !raw_head {
+            words[0] %= records as u64 + 1; // a head within the log
+        }
+        let mut state = vec![tag];
+        for w in words.iter().take(len) {
+            state.extend_from_slice(&w.to_le_bytes());
+        }
+        // Often a refund of a time the state holds, and a clock no later than it.
+        let (now, at) = match from_state {
+            (true, i) if !times.is_empty() => {
+                let t = words[times[i % times.len()]];
+                (now.min(t), t)
+            }
+            _ => (now, at),
+        };
+        let op = match kind {
+            0 => Op::Hit { cost },
+            1 => Op::Test { cost },
+            _ => Op::Refund { cost, at: Timestamp::from_millis(at) },
+        };
+        let before = state.clone();
+        let got = b.strategy().apply(&l, &mut state, op, Timestamp::from_millis(now));
+        match got {
+            Ok(t) if t.write.is_some() => prop_assert!(t.verdict.allowed),
+            _ => prop_assert_eq!(&state, &before),
         }
     }
 }
