@@ -202,6 +202,22 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
             ],
         ),
         scenario(
+            "clock-fifteen-windows-ahead",
+            2,
+            10_000,
+            vec![
+                hit(1, t0 + 150_000),
+                hit(1, t0),
+                hit(1, t0 + 1),
+                test(1, t0 + 159_999),
+                refund(1, t0 + 1, t0 + 2),
+                refund(1, t0 + 150_000, t0 + 3),
+                hit(1, t0 + 160_000),
+                hit(1, t0 + 10_000),
+                hit(1, t0 + 10_001),
+            ],
+        ),
+        scenario(
             "refunds",
             4,
             1_000,
