@@ -305,6 +305,15 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
             start: words(2, &[0, 0, t0, 1]),
             steps: vec![refund(1, t0, t0), hit(1, t0 + 1_000), test(1, t0 + 10)],
         });
+        // A refund whose new reset instant is found past a record with a time past
+        // MAX: an error, with nothing written.
+        all.push(Scenario {
+            name: "refund-meets-a-corrupt-record",
+            amount: 1,
+            window_ms: 1,
+            start: words(2, &[0, 999, 1, 0, u64::MAX, 0, 0, 1]),
+            steps: vec![refund(1, 0, 0), test(1, 0)],
+        });
     }
     all
 }

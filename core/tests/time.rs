@@ -439,6 +439,29 @@ fn moving_window_refund_beyond_the_header_count_is_an_error() {
     assert_eq!(state, before);
 }
 
+/// A moving-window refund that must read a corrupt record after taking from another
+/// (to find the new `reset_at`) is a `StateError` and leaves the bytes as they were,
+/// as every error does.
+#[test]
+fn a_moving_window_refund_that_meets_a_corrupt_record_changes_nothing() {
+    let l = limit(1, 1);
+    let mut state = vec![2u8];
+    // head 0, 999 live units; records [1, 0], [u64::MAX, 0], [0, 1].
+    for w in [0u64, 999, 1, 0, u64::MAX, 0, 0, 1] {
+        state.extend_from_slice(&w.to_le_bytes());
+    }
+    let before = state.clone();
+    let refund = Op::Refund {
+        cost: 1,
+        at: Timestamp::ZERO,
+    };
+    let got = BuiltIn::MovingWindow
+        .strategy()
+        .apply(&l, &mut state, refund, Timestamp::ZERO);
+    assert!(got.is_err(), "{got:?}");
+    assert_eq!(state, before);
+}
+
 // ---------------------------------------------------------------- retry instants
 
 #[test]

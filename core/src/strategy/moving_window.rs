@@ -205,12 +205,22 @@ impl<'a> Log<'a> {
         Ok(v)
     }
 
-    /// The usage before an operation, or after a refund (rule 7).
-    fn usage(&self, v: &View, used: u64, amount: u64) -> Result<Usage, StateError> {
+    /// The usage before an operation, or after one (rule 7). `taken` is a record's
+    /// index and units after a refund not yet written.
+    fn usage(
+        &self,
+        v: &View,
+        used: u64,
+        amount: u64,
+        taken: Option<(usize, u64)>,
+    ) -> Result<Usage, StateError> {
         let mut reset = v.t;
         if used > 0 {
             for i in (v.head..self.len).rev() {
-                let (ts, units) = self.record(i)?;
+                let (ts, mut units) = self.record(i)?;
+                if let Some((_, left)) = taken.filter(|&(at, _)| at == i) {
+                    units = left;
+                }
                 if units > 0 {
                     reset = v.expires(ts);
                     break;
@@ -281,10 +291,16 @@ impl<'a> Log<'a> {
         Ok(head)
     }
 
-    /// Rule 6: takes up to `cost` units from the live record at `at`; the units taken.
-    fn refund(&mut self, v: &View, cost: u64, at: u64) -> Result<u64, StateError> {
+    /// Rule 6: the live record at `at` and what a refund of `cost` takes from it:
+    /// `(index, units left, units taken)`, with at least one unit taken. Reading only.
+    fn refund(
+        &self,
+        v: &View,
+        cost: u64,
+        at: u64,
+    ) -> Result<Option<(usize, u64, u64)>, StateError> {
         if !v.live(at) {
-            return Ok(0);
+            return Ok(None);
         }
         for i in (v.head..self.len).rev() {
             let (ts, units) = self.record(i)?;
@@ -296,14 +312,10 @@ impl<'a> Log<'a> {
                 if take > v.used {
                     return Err(undercounted());
                 }
-                if take > 0 {
-                    self.set_units(i, units - take);
-                    self.write_header(v.stored_head, v.stored_units.saturating_sub(take));
-                }
-                return Ok(take);
+                return Ok((take > 0).then_some((i, units - take, take)));
             }
         }
-        Ok(0)
+        Ok(None)
     }
 
     /// Rule 7: the TTL's end, from the last record.
@@ -331,7 +343,7 @@ impl Strategy for MovingWindow {
         let amount = limit.amount();
         let (mut log, head, units) = Log::open(state)?;
         let v = log.view(head, units, now.as_millis(), limit.window_ms())?;
-        let usage = log.usage(&v, v.used, amount)?;
+        let usage = log.usage(&v, v.used, amount, None)?;
         match op {
             Op::Hit { cost } | Op::Test { cost } => hit_or_test(
                 &mut log,
@@ -346,7 +358,7 @@ impl Strategy for MovingWindow {
                         head: log.record_hit(&v, cost)?,
                         ..v
                     };
-                    let after = log.usage(&v, v.used.saturating_add(cost), amount)?;
+                    let after = log.usage(&v, v.used.saturating_add(cost), amount, None)?;
                     Ok(written(
                         now,
                         after.remaining,
@@ -356,17 +368,15 @@ impl Strategy for MovingWindow {
                 },
             ),
             Op::Refund { cost, at } => {
-                let taken = log.refund(&v, cost, at.as_millis())?;
-                if taken == 0 {
+                let Some((i, left, take)) = log.refund(&v, cost, at.as_millis())? else {
                     return Ok(usage.unchanged(true, None));
-                }
-                let after = log.usage(&v, v.used - taken, amount)?;
-                Ok(written(
-                    now,
-                    after.remaining,
-                    after.reset_at,
-                    log.until(&v)?,
-                ))
+                };
+                // Every read before the first write, so that an error changes nothing.
+                let after = log.usage(&v, v.used - take, amount, Some((i, left)))?;
+                let until = log.until(&v)?;
+                log.set_units(i, left);
+                log.write_header(v.stored_head, v.stored_units.saturating_sub(take));
+                Ok(written(now, after.remaining, after.reset_at, until))
             }
         }
     }
