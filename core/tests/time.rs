@@ -787,4 +787,41 @@ proptest! {
             _ => prop_assert_eq!(&state, &before),
         }
     }
+    /// A log the moving window wrote, with one record then made corrupt (a time past
+    /// `MAX`, or more units than the header counts), and an operation that may reach
+    /// it: an error leaves the bytes as they were.
+    #[test]
+    fn a_moving_window_error_changes_no_byte(
+        hits in prop::collection::vec((0u64..40, 1u64..3), 1..8),
+        corrupt in (0usize..8, any::<bool>()),
+        kind in 0u8..3,
+        pick in 0usize..8,
+        later in 0u64..60,
+    ) {
+        let l = limit(5, 50);
+        let b = BuiltIn::MovingWindow;
+        let mut s = Vec::new();
+        let mut now = 1_000;
+        for &(gap, cost) in &hits {
+            now += gap;
+            hit(b, &l, &mut s, cost, now);
+        }
+        let records = (s.len() - 17) / 16;
+        let at = |i: usize| 17 + 16 * (i % records);
+        let (victim, time) = corrupt;
+        let spot = if time { at(victim) } else { at(victim) + 8 };
+        let value = if time { MAX + 1 } else { 1_000 };
+        s[spot..spot + 8].copy_from_slice(&value.to_le_bytes());
+        let op = match kind {
+            0 => Op::Hit { cost: 1 },
+            1 => Op::Test { cost: 5 },
+            _ => Op::Refund { cost: 1, at: Timestamp::from_millis(word(&s, at(pick))) },
+        };
+        let before = s.clone();
+        let got = b.strategy().apply(&l, &mut s, op, Timestamp::from_millis(now + later));
+        match got {
+            Ok(t) if t.write.is_some() => prop_assert!(t.verdict.allowed),
+            _ => prop_assert_eq!(&s, &before),
+        }
+    }
 }
