@@ -10,7 +10,7 @@ use limiter_core::{Decision, ParseError, RateLimiter};
 use crate::engine::{CompiledRoute, HttpLimiter, Inner, Scope, Set, SetLimits};
 use crate::failure::{Failure, FailurePolicy};
 use crate::headers::{HeaderStyle, RetryAfter};
-use crate::key::ClientKey;
+use crate::key::KeySource;
 use crate::metrics::{Metrics, NoMetrics};
 use crate::policy::{Cost, Limits, RequestPredicate, Route, Source};
 use crate::request::RequestInfo;
@@ -50,7 +50,7 @@ pub struct HttpLimiterBuilder {
     application: Vec<Limits>,
     meta: Vec<Limits>,
     routes: Vec<(String, Route)>,
-    key: ClientKey,
+    key: KeySource,
     key_prefix: String,
     filters: Vec<Arc<RequestPredicate>>,
     enabled: bool,
@@ -91,7 +91,7 @@ impl HttpLimiterBuilder {
             application: Vec::new(),
             meta: Vec::new(),
             routes: Vec::new(),
-            key: ClientKey::peer(),
+            key: KeySource::peer(),
             key_prefix: String::new(),
             filters: Vec::new(),
             enabled: true,
@@ -153,9 +153,9 @@ impl HttpLimiterBuilder {
         self
     }
 
-    /// The client key of every limit set without one of its own. Default:
-    /// [`ClientKey::peer`], the socket peer's address.
-    pub fn key(mut self, key: ClientKey) -> Self {
+    /// Where the limit sets without a key source of their own find the client.
+    /// Default: [`KeySource::peer`], the socket peer's address.
+    pub fn key(mut self, key: KeySource) -> Self {
         self.key = key;
         self
     }
@@ -332,7 +332,7 @@ impl HttpLimiterBuilder {
             context: context.to_owned(),
             message,
         };
-        key.validate().map_err(|m| invalid("client key", m))?;
+        key.validate().map_err(|m| invalid("key source", m))?;
         if deadline == Some(Duration::ZERO) {
             return Err(invalid(
                 "deadline",
@@ -384,7 +384,7 @@ impl From<&str> for Limits {
 /// A route rule, its limits parsed.
 pub(crate) fn compile_route(
     route: Route,
-    default_key: &ClientKey,
+    default_key: &KeySource,
     context: &str,
 ) -> Result<CompiledRoute, BuildError> {
     Ok(CompiledRoute {
@@ -396,7 +396,7 @@ pub(crate) fn compile_route(
 
 fn compile_all(
     all: Vec<Limits>,
-    default_key: &ClientKey,
+    default_key: &KeySource,
     scope: Scope,
     context: &str,
 ) -> Result<Vec<Set>, BuildError> {
@@ -407,7 +407,7 @@ fn compile_all(
 
 fn compile(
     limits: Limits,
-    default_key: &ClientKey,
+    default_key: &KeySource,
     scope: Scope,
     context: &str,
 ) -> Result<Set, BuildError> {

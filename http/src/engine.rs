@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 use crate::builder::{compile_route, BuildError, HttpLimiterBuilder, OnBreach};
 use crate::failure::{Failure, ProbeGuard};
 use crate::headers::{self, HeaderStyle, RetryAfter};
-use crate::key::ClientKey;
+use crate::key::KeySource;
 use crate::metrics::Metrics;
 use crate::policy::Route;
 use crate::policy::{Cost, DynamicLimitsFn, Exempt, RequestPredicate, ResponsePredicate};
@@ -72,7 +72,7 @@ pub(crate) struct Inner {
     pub(crate) application: Vec<Set>,
     pub(crate) meta: Vec<Set>,
     pub(crate) routes: HashMap<String, CompiledRoute>,
-    pub(crate) key: ClientKey,
+    pub(crate) key: KeySource,
     pub(crate) key_prefix: Option<String>,
     pub(crate) filters: Vec<Arc<RequestPredicate>>,
     pub(crate) enabled: AtomicBool,
@@ -107,7 +107,7 @@ impl fmt::Debug for HttpLimiter {
 /// One compiled limit set.
 pub(crate) struct Set {
     pub(crate) limits: SetLimits,
-    pub(crate) key: ClientKey,
+    pub(crate) key: KeySource,
     pub(crate) scope: Scope,
     pub(crate) per_method: bool,
     pub(crate) methods: Option<Vec<Method>>,

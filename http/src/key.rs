@@ -1,4 +1,4 @@
-//! Who a request counts against: the client key.
+//! Who a request counts against: the key source and the client identity it yields.
 
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv6Addr};
@@ -12,31 +12,34 @@ use crate::request::RequestInfo;
 
 type KeyFn = dyn Fn(&RequestInfo<'_>) -> Option<String> + Send + Sync;
 
-/// How a request is turned into the client identity that limits count against.
+/// Where a request's client identity comes from: the identity that limits count
+/// against. A source is configured once ([`HttpLimiterBuilder::key`](crate::HttpLimiterBuilder::key),
+/// [`Limits::key`](crate::Limits::key)) and read for every request; it is not an
+/// extractor.
 ///
-/// The default, [`ClientKey::peer`], is the socket peer's address: no header is
+/// The default, [`KeySource::peer`], is the socket peer's address: no header is
 /// believed unless configured, so a client cannot pick its own identity by sending
 /// `X-Forwarded-For`. IPv6 addresses are grouped by prefix (a /64 by default, see
 /// [`ipv6_prefix`](Self::ipv6_prefix)), because one customer usually holds a whole /64.
 ///
-/// A key that yields nothing (a missing header, a custom function returning `None`)
+/// A source that yields nothing (a missing header, a custom function returning `None`)
 /// skips the limits that use it for that request, as in Flask-Limiter.
 ///
 /// # Examples
 ///
 /// ```
-/// use limiter_http::{ClientKey, ProxyHeader, TrustedProxies};
+/// use limiter_http::{KeySource, ProxyHeader, TrustedProxies};
 ///
 /// // Behind one reverse proxy that appends to X-Forwarded-For:
-/// let behind_proxy = ClientKey::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(1));
+/// let behind_proxy = KeySource::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(1));
 /// // Per API key:
-/// let per_api_key = ClientKey::header("x-api-key");
+/// let per_api_key = KeySource::header("x-api-key");
 /// // Anything else:
-/// let per_tenant = ClientKey::custom(|request| request.header("x-tenant").map(str::to_owned));
+/// let per_tenant = KeySource::custom(|request| request.header("x-tenant").map(str::to_owned));
 /// # let _ = (behind_proxy, per_api_key, per_tenant);
 /// ```
 #[derive(Clone)]
-pub struct ClientKey {
+pub struct KeySource {
     kind: Kind,
     ipv6_prefix: u8,
 }
@@ -55,7 +58,7 @@ enum Kind {
     InvalidHeader(String),
 }
 
-impl fmt::Debug for ClientKey {
+impl fmt::Debug for KeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
             Kind::Peer => "peer".to_owned(),
@@ -65,16 +68,16 @@ impl fmt::Debug for ClientKey {
             Kind::Global => "global".to_owned(),
             Kind::InvalidHeader(name) => format!("invalid header({name:?})"),
         };
-        f.debug_struct("ClientKey")
+        f.debug_struct("KeySource")
             .field("kind", &kind)
             .field("ipv6_prefix", &self.ipv6_prefix)
             .finish()
     }
 }
 
-impl Default for ClientKey {
+impl Default for KeySource {
     fn default() -> Self {
-        ClientKey::peer()
+        KeySource::peer()
     }
 }
 
@@ -102,19 +105,19 @@ pub enum TrustedProxies {
     Networks(Vec<IpNetwork>),
 }
 
-impl ClientKey {
+impl KeySource {
     /// The socket peer's address (the default). Needs the adapter to know the peer:
     /// with axum, serve with `into_make_service_with_connect_info::<SocketAddr>()`.
-    pub fn peer() -> ClientKey {
-        ClientKey {
+    pub fn peer() -> KeySource {
+        KeySource {
             kind: Kind::Peer,
             ipv6_prefix: 64,
         }
     }
 
     /// The client address reported by trusted proxies in `header`, as `trust` says.
-    pub fn forwarded(header: ProxyHeader, trust: TrustedProxies) -> ClientKey {
-        ClientKey {
+    pub fn forwarded(header: ProxyHeader, trust: TrustedProxies) -> KeySource {
+        KeySource {
             kind: Kind::Forwarded { header, trust },
             ipv6_prefix: 64,
         }
@@ -123,32 +126,32 @@ impl ClientKey {
     /// The value of a request header, such as an API key. Requests without it (or with
     /// a value that is not visible ASCII) skip the limits that use this key. An invalid
     /// header name makes [`build`](crate::HttpLimiterBuilder::build) fail.
-    pub fn header(name: &str) -> ClientKey {
+    pub fn header(name: &str) -> KeySource {
         let kind = match HeaderName::from_str(name) {
             Ok(name) => Kind::Header(name),
             // Kept as is: `validate` reports it when the limiter is built.
             Err(_) => Kind::InvalidHeader(name.to_owned()),
         };
-        ClientKey {
+        KeySource {
             kind,
             ipv6_prefix: 64,
         }
     }
 
     /// Any function of the request; `None` skips the limits that use this key.
-    pub fn custom<F>(f: F) -> ClientKey
+    pub fn custom<F>(f: F) -> KeySource
     where
         F: Fn(&RequestInfo<'_>) -> Option<String> + Send + Sync + 'static,
     {
-        ClientKey {
+        KeySource {
             kind: Kind::Custom(Arc::new(f)),
             ipv6_prefix: 64,
         }
     }
 
     /// One identity for everyone: the limits count all requests together.
-    pub fn global() -> ClientKey {
-        ClientKey {
+    pub fn global() -> KeySource {
+        KeySource {
             kind: Kind::Global,
             ipv6_prefix: 64,
         }
@@ -169,12 +172,12 @@ impl ClientKey {
     /// builds on another.
     ///
     /// ```
-    /// use limiter_http::{ClientKey, RequestInfo};
+    /// use limiter_http::{KeySource, RequestInfo};
     /// use http::HeaderMap;
     ///
     /// let headers = HeaderMap::new();
     /// let request = RequestInfo::new("GET", "/", &headers).with_peer("[2001:db8::7]:443".parse()?);
-    /// assert_eq!(ClientKey::peer().client_id(&request).as_deref(), Some("2001:db8::/64"));
+    /// assert_eq!(KeySource::peer().client_id(&request).as_deref(), Some("2001:db8::/64"));
     /// # Ok::<(), std::net::AddrParseError>(())
     /// ```
     pub fn client_id(&self, request: &RequestInfo<'_>) -> Option<String> {
@@ -574,7 +577,7 @@ mod tests {
     use super::*;
     use http::HeaderMap;
 
-    fn key_of(key: &ClientKey, peer: &str, headers: &[(&str, &str)]) -> Option<String> {
+    fn key_of(key: &KeySource, peer: &str, headers: &[(&str, &str)]) -> Option<String> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.append(HeaderName::from_str(name).unwrap(), value.parse().unwrap());
@@ -585,7 +588,7 @@ mod tests {
 
     #[test]
     fn peer_ignores_forwarding_headers() {
-        let key = ClientKey::peer();
+        let key = KeySource::peer();
         let got = key_of(
             &key,
             "198.51.100.1:1000",
@@ -597,7 +600,7 @@ mod tests {
     #[test]
     fn hops_count_from_the_right() {
         let xff =
-            |hops| ClientKey::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(hops));
+            |hops| KeySource::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(hops));
         let headers = [("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.2")];
         let peer = "10.0.0.1:80";
         assert_eq!(key_of(&xff(0), peer, &headers).as_deref(), Some("10.0.0.1"));
@@ -615,7 +618,7 @@ mod tests {
 
     #[test]
     fn several_header_lines_read_as_one_list() {
-        let key = ClientKey::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(2));
+        let key = KeySource::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(2));
         let headers = [
             ("x-forwarded-for", "6.6.6.6"),
             ("x-forwarded-for", "203.0.113.9, 10.0.0.2"),
@@ -628,7 +631,7 @@ mod tests {
 
     #[test]
     fn forwarded_header_for_values() {
-        let key = ClientKey::forwarded(ProxyHeader::Forwarded, TrustedProxies::Hops(1));
+        let key = KeySource::forwarded(ProxyHeader::Forwarded, TrustedProxies::Hops(1));
         let cases = [
             ("for=192.0.2.60;proto=http;by=203.0.113.43", "192.0.2.60"),
             (
@@ -650,7 +653,7 @@ mod tests {
 
     #[test]
     fn malformed_forwarded_values_fall_back_to_the_peer() {
-        let key = ClientKey::forwarded(ProxyHeader::Forwarded, TrustedProxies::Hops(1));
+        let key = KeySource::forwarded(ProxyHeader::Forwarded, TrustedProxies::Hops(1));
         for header in [
             "for=[2001:db8::1",
             "for=\"[2001:db8::1\"",
@@ -699,7 +702,7 @@ mod tests {
 
     #[test]
     fn malformed_x_forwarded_for_entries_fall_back_to_the_peer() {
-        let key = ClientKey::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(1));
+        let key = KeySource::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(1));
         for header in [
             "[2001:db8::1",
             "[::1]:",
@@ -737,7 +740,7 @@ mod tests {
     #[test]
     fn trusted_networks() {
         let nets = vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
-        let key = ClientKey::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Networks(nets));
+        let key = KeySource::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Networks(nets));
         let headers = [("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.2")];
         assert_eq!(
             key_of(&key, "10.0.0.1:80", &headers).as_deref(),
@@ -778,13 +781,13 @@ mod tests {
 
     #[test]
     fn header_key_and_missing_header() {
-        let key = ClientKey::header("x-api-key");
+        let key = KeySource::header("x-api-key");
         assert_eq!(
             key_of(&key, "1.2.3.4:1", &[("x-api-key", "abc")]).as_deref(),
             Some("abc")
         );
         assert_eq!(key_of(&key, "1.2.3.4:1", &[]), None);
-        assert!(ClientKey::header("bad header").validate().is_err());
-        assert!(ClientKey::peer().ipv6_prefix(129).validate().is_err());
+        assert!(KeySource::header("bad header").validate().is_err());
+        assert!(KeySource::peer().ipv6_prefix(129).validate().is_err());
     }
 }

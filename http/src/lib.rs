@@ -1,6 +1,6 @@
 //! **limiter-http**: Flask-Limiter's features for Rust HTTP services, as a
 //! framework-neutral policy engine ([`HttpLimiter`]) and a thin tower adapter
-//! ([`tower::RateLimitLayer`], feature `tower`) for axum, hyper and any tower stack.
+//! ([`tower::LimiterLayer`], feature `tower`) for axum, hyper and any tower stack.
 //!
 //! ```no_run
 //! # #[cfg(feature = "axum")]
@@ -47,7 +47,7 @@
 //! | `exempt_when`, `request_filter` | [`Limits::exempt_when`], [`HttpLimiterBuilder::request_filter`] |
 //! | `cost` | [`Limits::cost`], [`Limits::cost_fn`] |
 //! | `deduct_when` | [`Limits::deduct_when`] |
-//! | `key_func`, `key_prefix` | [`ClientKey`], [`HttpLimiterBuilder::key_prefix`] |
+//! | `key_func`, `key_prefix` | [`KeySource`], [`HttpLimiterBuilder::key_prefix`] |
 //! | `enabled` | [`HttpLimiterBuilder::enabled`], [`HttpLimiter::set_enabled`] |
 //! | `headers_enabled`, `retry_after` | [`HeaderStyle`], [`RetryAfter`]; also the IETF fields |
 //! | `on_breach`, error handler | [`HttpLimiterBuilder::on_breach`], [`Rejection`] |
@@ -111,7 +111,7 @@
 //! # Keys
 //!
 //! A limit counts against a [`Key`](limiter_core::Key) of these identifiers: the key
-//! prefix if any, the client ([`ClientKey`]), the scope (the route pattern for
+//! prefix if any, the client ([`KeySource`]), the scope (the route pattern for
 //! default and route limits, `~app` for application limits, `~shared:NAME` for shared
 //! ones, `~meta` for meta limits), and the method for
 //! [`per_method`](Limits::per_method) limits. Limits of one request with the same key
@@ -146,7 +146,7 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `tower` | no | [`tower::RateLimitLayer`], [`tower::RateLimitService`] |
+//! | `tower` | no | [`tower::LimiterLayer`], [`tower::LimiterService`] |
 //! | `axum` | no | `tower`, plus route patterns from `MatchedPath` and peers from `ConnectInfo` |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -170,7 +170,7 @@ pub use engine::{Admission, Checked, Decided, HttpLimiter, Limited, Plan, RouteR
 pub use failure::FailurePolicy;
 pub use headers::{http_date, HeaderStyle, RetryAfter};
 pub use key::{
-    client_ip_key, ipv6_network, ClientKey, IpNetwork, IpNetworkError, ProxyHeader, TrustedProxies,
+    client_ip_key, ipv6_network, KeySource, IpNetwork, IpNetworkError, ProxyHeader, TrustedProxies,
 };
 pub use metrics::{CountingMetrics, Metrics};
 pub use policy::{Limits, Route};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use http::{Method, Response, StatusCode};
 use limiter_core::{parse_many, RateLimit};
-use limiter_http::{BuildError, ClientKey, HttpLimiter, Limits, Rejection, Route};
+use limiter_http::{BuildError, KeySource, HttpLimiter, Limits, Rejection, Route};
 use support::*;
 
 #[tokio::test]
@@ -156,7 +156,7 @@ async fn dynamic_limits_per_plan() {
         Some("none") => None,
         _ => Some(free.clone()),
     })
-    .key(ClientKey::header("x-api-key"));
+    .key(KeySource::header("x-api-key"));
     let limiter = HttpLimiter::builder(limiter)
         .default_limits(per_plan)
         .build()
@@ -441,7 +441,7 @@ async fn malformed_limits_fail_when_built() {
         .unwrap_err();
     assert!(matches!(err, BuildError::Invalid { .. }), "{err}");
     let err = HttpLimiter::builder(limiter)
-        .key(ClientKey::peer().ipv6_prefix(200))
+        .key(KeySource::peer().ipv6_prefix(200))
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("128"), "{err}");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use limiter::http::{BuildError, ClientKey, HttpLimiter, IpNetwork, ProxyHeader, TrustedProxies};
+use limiter::http::{BuildError, KeySource, HttpLimiter, IpNetwork, ProxyHeader, TrustedProxies};
 use limiter::{MemoryStorage, RateLimiter};
 
 /// The limiter: `3 per minute` per tenant and client address.
@@ -27,11 +27,11 @@ pub fn limiter() -> Result<HttpLimiter, BuildError> {
             context: "trusted proxies".into(),
             message: e.to_string(),
         })?;
-    let client = ClientKey::forwarded(
+    let client = KeySource::forwarded(
         ProxyHeader::XForwardedFor,
         TrustedProxies::Networks(proxies),
     );
-    let tenant_and_client = ClientKey::custom(move |request| {
+    let tenant_and_client = KeySource::custom(move |request| {
         let tenant = request.header("x-tenant").unwrap_or("public");
         let address = client.client_id(request)?;
         Some(format!("{tenant}@{address}"))

@@ -13,7 +13,7 @@ use crate::{Admission, Decided, HttpLimiter, ResponseInfo};
 pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 pin_project! {
-    /// The response future of [`RateLimitService`](super::RateLimitService).
+    /// The response future of [`LimiterService`](super::LimiterService).
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,

@@ -1,4 +1,4 @@
-//! The tower adapter: [`RateLimitLayer`] and [`RateLimitService`], usable with axum's
+//! The tower adapter: [`LimiterLayer`] and [`LimiterService`], usable with axum's
 //! `Router::layer` and `route_layer`, hyper (through `hyper-util`'s
 //! `TowerToHyperService`) and any tower stack over `http` requests.
 //!
@@ -18,5 +18,5 @@ mod layer;
 mod service;
 
 pub use self::future::ResponseFuture;
-pub use self::layer::RateLimitLayer;
-pub use self::service::RateLimitService;
+pub use self::layer::LimiterLayer;
+pub use self::service::LimiterService;
