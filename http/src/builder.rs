@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use limiter_core::{Decision, ParseError, RateLimiter};
 
-use crate::engine::{CompiledRoute, HttpLimiter, Inner, Scope, Set, SetLimits};
 use crate::failure::{Failure, FailurePolicy};
 use crate::headers::{HeaderStyle, RetryAfter};
 use crate::key::KeySource;
+use crate::limiter::{HttpLimiter, Inner};
 use crate::metrics::{Metrics, NoMetrics};
+use crate::plan::{CompiledRoute, Scope, Set, SetLimits};
 use crate::policy::{Cost, Limits, RequestPredicate, Route, Source};
+use crate::rejection::RejectionBody;
 use crate::request::RequestInfo;
-use crate::response::Rejection;
 
 pub(crate) type OnBreach = dyn Fn(&Decision, &RequestInfo<'_>) + Send + Sync;
 
@@ -57,7 +58,7 @@ pub struct HttpLimiterBuilder {
     header_style: HeaderStyle,
     retry_after: RetryAfter,
     on_breach: Option<Arc<OnBreach>>,
-    rejection: Rejection,
+    rejection: RejectionBody,
     failure: FailurePolicy,
     deadline: Option<Duration>,
     metrics: Arc<dyn Metrics>,
@@ -98,7 +99,7 @@ impl HttpLimiterBuilder {
             header_style: HeaderStyle::Off,
             retry_after: RetryAfter::Seconds,
             on_breach: None,
-            rejection: Rejection::PlainText,
+            rejection: RejectionBody::PlainText,
             failure: FailurePolicy::FailClosed,
             deadline: Some(Duration::from_secs(1)),
             metrics: Arc::new(NoMetrics),
@@ -193,7 +194,7 @@ impl HttpLimiterBuilder {
     /// unmatched: set this to `true` there to limit them.
     ///
     /// ```
-    /// use limiter_http::{Checked, HttpLimiter, RequestInfo};
+    /// use limiter_http::{HttpLimiter, RequestInfo};
     /// # use limiter_core::RateLimiter;
     /// # use limiter_memory::MemoryStorage;
     /// # use std::sync::Arc;
@@ -208,9 +209,9 @@ impl HttpLimiterBuilder {
     /// let headers = HeaderMap::new();
     /// let peer = "192.0.2.1:1".parse()?;
     /// let probe = |path| RequestInfo::new("GET", path, &headers).with_peer(peer);
-    /// assert!(matches!(limiter.check(&probe("/.env")).await, Checked::Allowed(_)));
+    /// assert!(limiter.check(&probe("/.env")).await.is_ok());
     /// // Another path, the same budget.
-    /// assert!(matches!(limiter.check(&probe("/wp-admin")).await, Checked::Rejected(_)));
+    /// assert!(limiter.check(&probe("/wp-admin")).await.is_err());
     /// # Ok(())
     /// # }
     /// ```
@@ -272,8 +273,8 @@ impl HttpLimiterBuilder {
         self
     }
 
-    /// The 429 response. Default: [`Rejection::PlainText`].
-    pub fn rejection(mut self, rejection: Rejection) -> Self {
+    /// The body of 429 responses. Default: [`RejectionBody::PlainText`].
+    pub fn rejection_body(mut self, rejection: RejectionBody) -> Self {
         self.rejection = rejection;
         self
     }

@@ -201,9 +201,16 @@ impl Limits {
     }
 
     /// Counts a request only when `f` is true of its response (Flask-Limiter's
-    /// `deduct_when`): the limits are checked before the handler runs and deducted
-    /// after it answers. See the crate docs, "Conditional deduction", for what
-    /// concurrency can do.
+    /// `deduct_when`): the limits are tested before the handler runs and deducted
+    /// after it answers ([`Admission::finish`](crate::Admission::finish)).
+    ///
+    /// Requests for the same key that are in flight together in one process are
+    /// counted together: the `n`-th concurrent request is let in only if `n` times its
+    /// cost is still available, so one process never lets more requests through than
+    /// the budget allows, even if all of them end up deducted. Several processes
+    /// sharing a storage can each admit up to the remaining budget before any of them
+    /// deducts: at most (processes − 1) × budget over. A deduction that finds the
+    /// budget already spent counts nothing (it is one all-or-nothing `hit_all`).
     #[must_use]
     pub fn deduct_when<F>(mut self, f: F) -> Self
     where

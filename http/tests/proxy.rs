@@ -5,7 +5,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use limiter_http::{KeySource, HttpLimiter, IpNetwork, ProxyHeader, TrustedProxies};
+use limiter_http::{HttpLimiter, IpNetwork, KeySource, ProxyHeader, TrustedProxies};
 use support::*;
 
 async fn server(key: KeySource) -> SocketAddr {

@@ -5,7 +5,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::{BoxFuture, ResponseFuture};
-use crate::{Decided, HttpLimiter, RequestInfo, RouteRule};
+use crate::{Admission, HttpLimiter, Rejected, RequestInfo, RouteRule};
 
 /// The rate-limiting service made by [`LimiterLayer`](super::LimiterLayer).
 ///
@@ -142,18 +142,15 @@ where
         // do): the ready inner service is then called at once, with no clone of it
         // and no request held. The real waker replaces the no-op one at the next poll
         // of a decision that has to wait.
-        let mut decision: BoxFuture<Decided> = Box::pin(self.limiter.decide(plan));
+        let mut decision: BoxFuture<Result<Admission, Rejected>> =
+            Box::pin(self.limiter.decide(plan));
         let mut cx = Context::from_waker(Waker::noop());
         match decision.as_mut().poll(&mut cx) {
-            Poll::Ready(Decided::Allowed(admission)) => {
-                ResponseFuture::calling(self.inner.call(req), admission)
-            }
-            Poll::Ready(Decided::Limited(limited)) => {
-                let response = self.limiter.limited_response(&limited, &request_info(&req));
-                ResponseFuture::answered(response.map(ResBody::from))
-            }
-            Poll::Ready(Decided::Unavailable) => {
-                let response = self.limiter.unavailable_response();
+            Poll::Ready(Ok(admission)) => ResponseFuture::calling(self.inner.call(req), admission),
+            Poll::Ready(Err(rejected)) => {
+                let response = self
+                    .limiter
+                    .rejection_response(&rejected, &request_info(&req));
                 ResponseFuture::answered(response.map(ResBody::from))
             }
             Poll::Pending => {
