@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
-use limiter::http::{BuildError, KeySource, HeaderStyle, HttpLimiter, Limits};
+use limiter::http::{BuildError, HeaderStyle, HttpLimiter, KeySource, Limits};
 use limiter::{MemoryStorage, RateLimit, RateLimiter};
 
 /// The API keys this demo knows, and their plans.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use limiter::http::{BuildError, KeySource, HttpLimiter, IpNetwork, ProxyHeader, TrustedProxies};
+use limiter::http::{BuildError, HttpLimiter, IpNetwork, KeySource, ProxyHeader, TrustedProxies};
 use limiter::{MemoryStorage, RateLimiter};
 
 /// The limiter: `3 per minute` per tenant and client address.
