@@ -92,9 +92,8 @@ pub use admission::Admission;
 pub use builder::{BuildError, HttpLimiterBuilder};
 pub use failure::FailurePolicy;
 pub use headers::{http_date, HeaderStyle, RetryAfter};
-pub use key::{
-    client_ip_key, ipv6_network, IpNetwork, IpNetworkError, KeySource, ProxyHeader, TrustedProxies,
-};
+pub use ipnet::IpNet;
+pub use key::{client_ip_key, ipv6_network, KeySource, ProxyHeader, TrustedProxies};
 pub use limiter::HttpLimiter;
 pub use metrics::{CountingMetrics, Metrics};
 pub use plan::{Plan, RouteRule};

@@ -5,7 +5,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use limiter_http::{HttpLimiter, IpNetwork, KeySource, ProxyHeader, TrustedProxies};
+use limiter_http::{HttpLimiter, IpNet, KeySource, ProxyHeader, TrustedProxies};
 use support::*;
 
 async fn server(key: KeySource) -> SocketAddr {
@@ -92,7 +92,7 @@ async fn forwarded_trusted_for_two_hops() {
 
 #[tokio::test]
 async fn trusted_networks_only() {
-    let loopback: IpNetwork = "127.0.0.0/8".parse().unwrap();
+    let loopback: IpNet = "127.0.0.0/8".parse().unwrap();
     let addr = server(KeySource::forwarded(
         ProxyHeader::XForwardedFor,
         TrustedProxies::Networks(vec![loopback, "10.0.0.0/8".parse().unwrap()]),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use limiter::http::{BuildError, HttpLimiter, IpNetwork, KeySource, ProxyHeader, TrustedProxies};
+use limiter::http::{BuildError, HttpLimiter, IpNet, KeySource, ProxyHeader, TrustedProxies};
 use limiter::{MemoryStorage, RateLimiter};
 
 /// The limiter: `3 per minute` per tenant and client address.
@@ -19,9 +19,9 @@ use limiter::{MemoryStorage, RateLimiter};
 ///
 /// A [`BuildError`] if a limit string were malformed (it is not).
 pub fn limiter() -> Result<HttpLimiter, BuildError> {
-    let proxies = ["127.0.0.0/8", "::1"]
+    let proxies = ["127.0.0.0/8", "::1/128"]
         .iter()
-        .map(|net| net.parse::<IpNetwork>())
+        .map(|net| net.parse::<IpNet>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| BuildError::Invalid {
             context: "trusted proxies".into(),
