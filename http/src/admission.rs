@@ -2,9 +2,10 @@
 //! that wait for the response, refunds of `405` answers, and the count of
 //! conditional requests in flight.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::PoisonError;
+use std::sync::{MutexGuard, PoisonError};
 
 use http::{HeaderMap, StatusCode};
 use limiter_core::{Decision, Key, RateLimiter};
@@ -266,12 +267,7 @@ pub(crate) struct InflightGuard {
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
-        let mut map = self
-            .engine
-            .inner
-            .inflight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.engine.inflight();
         if let Some(n) = map.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -282,6 +278,15 @@ impl Drop for InflightGuard {
 }
 
 impl HttpLimiter {
+    /// The count of requests in flight per conditional key. A panic while it was
+    /// held leaves counts that are still consistent: each update is one statement.
+    fn inflight(&self) -> MutexGuard<'_, HashMap<Key, u64>> {
+        self.inner
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Counts the request of `groups` as in flight for each of its conditional keys,
     /// until the returned guards are dropped.
     pub(crate) fn register_inflight(&self, groups: &Groups) -> SmallVec<[InflightGuard; 1]> {
@@ -289,11 +294,7 @@ impl HttpLimiter {
         if groups.iter().all(|g| g.deduct_when.is_none()) {
             return guards;
         }
-        let mut map = self
-            .inner
-            .inflight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.inflight();
         for g in groups.iter().filter(|g| g.deduct_when.is_some()) {
             *map.entry(g.key.clone()).or_insert(0) += 1;
             guards.push(InflightGuard {
@@ -306,11 +307,7 @@ impl HttpLimiter {
 
     /// How many requests for the conditional `key` are in flight, at least one.
     pub(crate) fn inflight_count(&self, key: &Key) -> u64 {
-        let map = self
-            .inner
-            .inflight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let map = self.inflight();
         map.get(key).copied().unwrap_or(1).max(1)
     }
 }

@@ -48,7 +48,8 @@ pub(crate) const X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-rese
 pub(crate) const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-fn ceil_secs(d: Duration) -> u64 {
+/// `d` in whole seconds, rounded up.
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX)
 }
 

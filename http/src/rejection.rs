@@ -198,7 +198,7 @@ impl RejectionBody {
                      \"detail\":\"rate limit exceeded: {limit}\",\"limit\":\"{limit}\""
                 );
                 if let Some(wait) = decision.retry_after() {
-                    let secs = wait.as_millis().div_ceil(1000).max(1);
+                    let secs = headers::ceil_secs(wait).max(1);
                     body.push_str(&format!(",\"retry_after\":{secs}"));
                 }
                 body.push('}');
