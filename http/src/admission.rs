@@ -35,10 +35,10 @@ use crate::request::ResponseInfo;
 ///
 /// ```
 /// use limiter_http::{HeaderStyle, HttpLimiter, RequestInfo, ResponseInfo};
-/// # use limiter_core::RateLimiter;
-/// # use limiter_memory::MemoryStorage;
-/// # use std::sync::Arc;
-/// use http::{HeaderMap, StatusCode};
+/// use limiter_core::RateLimiter;
+/// use limiter_memory::MemoryStorage;
+/// use std::sync::Arc;
+/// use http::HeaderMap;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -54,12 +54,12 @@ use crate::request::ResponseInfo;
 ///     unreachable!("the first request of ten");
 /// };
 /// // … the handler runs and answers …
-/// let mut response_headers = HeaderMap::new();
-/// let response = HeaderMap::new();
-/// admission
-///     .finish(&ResponseInfo::new(StatusCode::OK, &response), &mut response_headers)
+/// let mut response = http::Response::new("hello");
+/// let admission = admission
+///     .settle(&ResponseInfo::new(response.status(), response.headers()))
 ///     .await;
-/// assert_eq!(response_headers["x-ratelimit-remaining"], "9");
+/// admission.write_headers(response.headers_mut());
+/// assert_eq!(response.headers()["x-ratelimit-remaining"], "9");
 /// # Ok(())
 /// # }
 /// ```

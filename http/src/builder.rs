@@ -130,9 +130,9 @@ impl HttpLimiterBuilder {
     ///
     /// ```
     /// use limiter_http::HttpLimiter;
-    /// # use limiter_core::RateLimiter;
-    /// # use limiter_memory::MemoryStorage;
-    /// # use std::sync::Arc;
+    /// use limiter_core::RateLimiter;
+    /// use limiter_memory::MemoryStorage;
+    /// use std::sync::Arc;
     ///
     /// // A client rejected 5 times within an hour is shut out for the rest of it.
     /// let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))
@@ -195,9 +195,9 @@ impl HttpLimiterBuilder {
     ///
     /// ```
     /// use limiter_http::{HttpLimiter, RequestInfo};
-    /// # use limiter_core::RateLimiter;
-    /// # use limiter_memory::MemoryStorage;
-    /// # use std::sync::Arc;
+    /// use limiter_core::RateLimiter;
+    /// use limiter_memory::MemoryStorage;
+    /// use std::sync::Arc;
     /// use http::HeaderMap;
     ///
     /// # #[tokio::main(flavor = "current_thread")]

@@ -11,9 +11,10 @@
 //!    `Err(`[`Rejected`]`)`.
 //! 3. A [`Rejected`] request is answered with [`HttpLimiter::rejection_response`]
 //!    (429, or 503 when failing closed) and never reaches its handler.
-//! 4. After the handler, [`Admission::finish`] gives the response its rate-limit
-//!    headers, deducts [conditional](crate::Limits::deduct_when) limits and gives
-//!    back the cost of a `405`.
+//! 4. After the handler, [`Admission::settle`] deducts
+//!    [conditional](crate::Limits::deduct_when) limits and gives back the cost of a
+//!    `405`, and [`Admission::write_headers`] gives the response its rate-limit
+//!    headers; [`Admission::finish`] does both.
 //!
 //! [`HttpLimiter::check`] does steps 1 to 3 in one call; the tower layer does all
 //! four. In another framework:
@@ -31,10 +32,9 @@
 //!         Err(rejection) => return rejection,
 //!     };
 //!     let mut response = Response::new("hello".to_owned()); // the handler
-//!     let (status, headers) = (response.status(), response.headers().clone());
-//!     admission
-//!         .finish(&ResponseInfo::new(status, &headers), response.headers_mut())
-//!         .await;
+//!     // `settle` reads the response before it returns: no borrow is held across `await`.
+//!     let settle = admission.settle(&ResponseInfo::new(response.status(), response.headers()));
+//!     settle.await.write_headers(response.headers_mut());
 //!     response
 //! }
 //!
@@ -143,4 +143,6 @@
 //! [`Plan`]: crate::Plan
 //! [`Admission`]: crate::Admission
 //! [`Admission::finish`]: crate::Admission::finish
+//! [`Admission::settle`]: crate::Admission::settle
+//! [`Admission::write_headers`]: crate::Admission::write_headers
 //! [`Rejected`]: crate::Rejected

@@ -140,9 +140,9 @@ impl HttpLimiter {
     ///
     /// ```
     /// use limiter_http::{HttpLimiter, Limits, RequestInfo, Route};
-    /// # use limiter_core::RateLimiter;
-    /// # use limiter_memory::MemoryStorage;
-    /// # use std::sync::Arc;
+    /// use limiter_core::RateLimiter;
+    /// use limiter_memory::MemoryStorage;
+    /// use std::sync::Arc;
     /// use http::HeaderMap;
     ///
     /// let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))

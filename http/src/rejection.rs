@@ -25,9 +25,9 @@ use crate::request::RequestInfo;
 ///
 /// ```
 /// use limiter_http::{HttpLimiter, RequestInfo};
-/// # use limiter_core::RateLimiter;
-/// # use limiter_memory::MemoryStorage;
-/// # use std::sync::Arc;
+/// use limiter_core::RateLimiter;
+/// use limiter_memory::MemoryStorage;
+/// use std::sync::Arc;
 /// use http::{HeaderMap, StatusCode};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
