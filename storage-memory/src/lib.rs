@@ -158,6 +158,7 @@
 
 mod shard;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -171,11 +172,30 @@ use limiter_core::{
     Version, Versioned,
 };
 use parking_lot::{Mutex, MutexGuard};
+use sha2::{Digest, Sha256};
 
 use shard::{deadline, Bound, Shard};
 
-/// The most shards a storage has.
-const MAX_SHARDS: usize = 1 << 16;
+/// The most shards a storage has (see [`MemoryStorageBuilder::shards`]).
+pub const MAX_SHARDS: usize = 1 << 16;
+
+/// The byte bound of [`MemoryStorage::new`] and of a builder that sets none: 64 MiB
+/// (see [`MemoryStorageBuilder::max_bytes`]).
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+
+/// The smallest byte bound: 4 KiB, room for the longest stored key with its entry
+/// and a moving-window log (see [`MemoryStorageBuilder::max_bytes`]).
+pub const MIN_MAX_BYTES: usize = 4 << 10;
+
+/// The longest part of a key (its group or its limit part, see [`StorageKey`]) stored
+/// as it is: a longer part is digested (see the crate docs, **Memory**).
+pub const DIGEST_ABOVE: usize = 256;
+
+/// How many bytes of a digested part are kept as they are, before its digest.
+const DIGEST_PREFIX: usize = 64;
+
+/// Marks a digested part: never in a key's text, which is UTF-8.
+const DIGEST_MARK: u8 = 0xFF;
 
 /// The fewest shards the default configuration has.
 const MIN_DEFAULT_SHARDS: usize = 64;
@@ -195,8 +215,18 @@ pub struct MemoryStorage {
     shard_count: u64,
     hasher: RandomState,
     max_keys: Option<usize>,
-    /// The key count shared by the shards, when `max_keys` bounds it.
+    max_bytes: Option<usize>,
+    /// The key and byte counts shared by the shards, when `max_keys` or `max_bytes`
+    /// bounds them.
     bound: Option<Arc<Bound>>,
+}
+
+/// Where a key lives: its shard, its full hash, and the bytes it is stored under (its
+/// text, or its digested form when a part is longer than [`DIGEST_ABOVE`]).
+struct Place<'k> {
+    shard: usize,
+    hash: u64,
+    key: Cow<'k, [u8]>,
 }
 
 impl fmt::Debug for MemoryStorage {
@@ -204,6 +234,7 @@ impl fmt::Debug for MemoryStorage {
         f.debug_struct("MemoryStorage")
             .field("shards", &self.shards.len())
             .field("max_keys", &self.max_keys)
+            .field("max_bytes", &self.max_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -215,31 +246,75 @@ impl Default for MemoryStorage {
 }
 
 /// Builds a [`MemoryStorage`]; see [`MemoryStorage::builder`].
-#[derive(Debug, Clone, Default)]
+///
+/// By default the storage holds at most [`DEFAULT_MAX_BYTES`] (64 MiB) and any number
+/// of keys within that: see [`max_bytes`](Self::max_bytes),
+/// [`max_keys`](Self::max_keys) and [`unbounded`](Self::unbounded).
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct MemoryStorageBuilder {
     max_keys: Option<usize>,
+    max_bytes: Option<usize>,
     shards: Option<usize>,
+}
+
+impl Default for MemoryStorageBuilder {
+    fn default() -> Self {
+        MemoryStorageBuilder {
+            max_keys: None,
+            max_bytes: Some(DEFAULT_MAX_BYTES),
+            shards: None,
+        }
+    }
 }
 
 impl MemoryStorageBuilder {
     /// Keeps at most `max_keys` keys (at least 1), evicting approximately the least
-    /// recently used. Default: unbounded (expired keys are still reclaimed).
+    /// recently used. Default: no bound on the number of keys, only the byte bound
+    /// ([`max_bytes`](Self::max_bytes)); expired keys are reclaimed either way.
     ///
     /// [`len`](MemoryStorage::len) never exceeds `max_keys`, and no key is evicted
-    /// while fewer than `max_keys` are stored, whatever the number of shards: eviction
-    /// only starts at the bound, one key out for each new key in (see the crate docs,
-    /// **Bound**).
+    /// while fewer than `max_keys` are stored (and the byte bound is not reached),
+    /// whatever the number of shards: eviction only starts at the bound, one key out
+    /// for each new key in (see the crate docs, **Bound**).
     ///
-    /// This bounds keys, not bytes. A fixed-window, sliding-window or GCRA key costs
-    /// about 130 to 150 bytes (see the crate docs, **Memory**), but a moving-window key
-    /// keeps a 16-byte record per millisecond with admitted hits in its window: up to
-    /// `amount × 16` bytes of live records (16 MB for `1000000 per hour`), and up to
-    /// twice that before expired records are dropped. With moving windows the memory
-    /// bound is therefore about `max_keys × (190 + 32 × amount)` bytes for the largest
-    /// amount in use.
+    /// This bounds keys, not bytes: the byte bound, on by default, is what bounds
+    /// memory. A fixed-window, sliding-window or GCRA key costs about 130 to 150 bytes
+    /// (see the crate docs, **Memory**), but a moving-window key keeps a 16-byte record
+    /// per millisecond with admitted hits in its window: up to `amount × 16` bytes of
+    /// live records (16 MB for `1000000 per hour`), and up to twice that before
+    /// expired records are dropped.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = Some(max_keys.max(1));
+        self
+    }
+
+    /// Holds at most `max_bytes` bytes of keys and states (at least [`MIN_MAX_BYTES`],
+    /// 4 KiB), evicting approximately the least recently used keys to make room.
+    /// Default: [`DEFAULT_MAX_BYTES`], 64 MiB. `usize::MAX` lifts the byte bound.
+    ///
+    /// The bytes counted ([`MemoryStorage::bytes`]) are, for each key, its entry and
+    /// index slot (80 bytes), its stored key's bytes (at most 513: longer keys are
+    /// digested, see the crate docs, **Memory**) and the capacity of its heap state
+    /// (moving-window logs; other states are inside the entry); plus the bytes of
+    /// removed keys until their shard's key buffer is compacted. The guarantees are
+    /// those of [`max_keys`](Self::max_keys): the count never exceeds `max_bytes`, under
+    /// any concurrency (bytes are reserved before a key is inserted or a state grows),
+    /// and nothing is evicted below it (see the crate docs, **Bound**). The process's
+    /// memory is larger than the count by the slack of the vectors and the index
+    /// (about a third more in the measurements of the crate docs, **Memory**).
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = (max_bytes != usize::MAX).then(|| max_bytes.max(MIN_MAX_BYTES));
+        self
+    }
+
+    /// Lifts both bounds: no [`max_keys`](Self::max_keys), no
+    /// [`max_bytes`](Self::max_bytes). Expired keys are still reclaimed, but live keys
+    /// are never evicted, so memory grows with the number of distinct keys clients
+    /// send: only for keys that clients cannot choose freely.
+    pub fn unbounded(mut self) -> Self {
+        self.max_keys = None;
+        self.max_bytes = None;
         self
     }
 
@@ -258,8 +333,14 @@ impl MemoryStorageBuilder {
             count = count.min(max);
         }
         let hasher = RandomState::default();
-        // One key count for all the shards: any shard may hold any share of the bound.
-        let bound = self.max_keys.map(|max| Arc::new(Bound::new(max)));
+        // One key count and one byte count for all the shards: any shard may hold any
+        // share of the bounds.
+        let bound = (self.max_keys.is_some() || self.max_bytes.is_some()).then(|| {
+            Arc::new(Bound::new(
+                self.max_keys.unwrap_or(usize::MAX),
+                self.max_bytes.unwrap_or(usize::MAX),
+            ))
+        });
         let shards = (0..count)
             .map(|i| {
                 let seed = std::hash::BuildHasher::hash_one(&hasher, i);
@@ -274,6 +355,7 @@ impl MemoryStorageBuilder {
             shards,
             hasher,
             max_keys: self.max_keys,
+            max_bytes: self.max_bytes,
             bound,
         }
     }
@@ -289,26 +371,40 @@ fn default_shards() -> usize {
 }
 
 impl MemoryStorage {
-    /// An unbounded storage with the default number of shards.
+    /// A storage bounded to [`DEFAULT_MAX_BYTES`] (64 MiB), with the default number of
+    /// shards. For another bound, or none, see [`builder`](Self::builder).
     pub fn new() -> MemoryStorage {
         MemoryStorage::builder().build()
     }
 
-    /// A builder, to bound the number of keys or choose the number of shards.
+    /// A builder, to choose the bounds on bytes and keys, or the number of shards.
     pub fn builder() -> MemoryStorageBuilder {
         MemoryStorageBuilder::default()
     }
 
     /// The number of keys stored, including expired keys not yet reclaimed (see
-    /// [`purge_expired`](Self::purge_expired)). With
-    /// [`max_keys`](MemoryStorageBuilder::max_keys), one read of the shared key count,
-    /// which never exceeds the bound (an insertion under way counts from the moment it
-    /// reserves its place). Unbounded, it locks each shard in turn, so under concurrent
-    /// writes it is a snapshot of no single instant.
+    /// [`purge_expired`](Self::purge_expired)). In a bounded storage (the default), one
+    /// read of the shared key count, which never exceeds
+    /// [`max_keys`](MemoryStorageBuilder::max_keys) (an insertion under way counts from
+    /// the moment it reserves its place). Unbounded, it locks each shard in turn, so
+    /// under concurrent writes it is a snapshot of no single instant.
     pub fn len(&self) -> usize {
         match &self.bound {
             Some(bound) => bound.keys(),
             None => self.shards.iter().map(|s| s.0.lock().len()).sum(),
+        }
+    }
+
+    /// The bytes the storage counts against [`max_bytes`](MemoryStorageBuilder::max_bytes):
+    /// per key its entry and index slot, its stored key and its heap state, plus the
+    /// bytes of removed keys not yet compacted away (see
+    /// [`MemoryStorageBuilder::max_bytes`]). In a bounded storage, one read of the
+    /// shared count, which never exceeds `max_bytes` (reservations under way count);
+    /// unbounded, a sum over the shards, locked in turn.
+    pub fn bytes(&self) -> usize {
+        match &self.bound {
+            Some(bound) => bound.bytes(),
+            None => self.shards.iter().map(|s| s.0.lock().bytes()).sum(),
         }
     }
 
@@ -328,9 +424,14 @@ impl MemoryStorage {
         self.shards.iter().map(|s| s.0.lock().purge(now)).sum()
     }
 
-    /// The bound on the number of keys, if any.
+    /// The bound on the number of keys, if any (none by default).
     pub fn max_keys(&self) -> Option<usize> {
         self.max_keys
+    }
+
+    /// The bound on the bytes held, if any ([`DEFAULT_MAX_BYTES`] by default).
+    pub fn max_bytes(&self) -> Option<usize> {
+        self.max_bytes
     }
 
     /// The number of shards.
@@ -342,18 +443,52 @@ impl MemoryStorage {
         std::hash::BuildHasher::hash_one(&self.hasher, part)
     }
 
+    fn hash_bytes(&self, part: &[u8]) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, part)
+    }
+
     /// Where `key` lives: its shard, from the hash of its group alone, so that all of
     /// one client's limits under one strategy share a shard (a multi-limit hit then
     /// locks one shard); and its full hash in the shard's table, the group's hash
     /// mixed with the limit part. Only the group holds what clients choose, so only
     /// the group goes through the seeded hash; the limit part (the application's
-    /// limits) is mixed in cheaply.
-    fn place(&self, key: &StorageKey) -> (usize, u64) {
-        let group = self.hash(key.group());
-        (
-            self.shard_of(group),
-            group ^ mix(key.limit_part().as_bytes()),
-        )
+    /// limits) is mixed in cheaply. A key whose parts are at most [`DIGEST_ABOVE`]
+    /// bytes is stored under its own text, borrowed.
+    #[inline]
+    fn place<'k>(&self, key: &'k StorageKey) -> Place<'k> {
+        let (group, limit) = (key.group(), key.limit_part());
+        if group.len() > DIGEST_ABOVE || limit.len() > DIGEST_ABOVE {
+            return self.place_digested(group, limit);
+        }
+        let hash = self.hash(group);
+        Place {
+            shard: self.shard_of(hash),
+            hash: hash ^ mix(limit.as_bytes()),
+            key: Cow::Borrowed(key.as_str().as_bytes()),
+        }
+    }
+
+    /// [`place`](Self::place) for a key with a part longer than [`DIGEST_ABOVE`]:
+    /// stored as `group/limit` with each long part digested (see [`push_part`]). The
+    /// shard depends on the group alone, as for other keys: a group is always stored
+    /// the same way, whatever the limit.
+    #[cold]
+    fn place_digested(&self, group: &str, limit: &str) -> Place<'static> {
+        let mut stored = Vec::with_capacity(2 * DIGESTED_LEN + 1);
+        push_part(&mut stored, group);
+        let group_len = stored.len();
+        stored.push(b'/');
+        push_part(&mut stored, limit);
+        let hash = match stored.get(..group_len) {
+            Some(digested) if group.len() > DIGEST_ABOVE => self.hash_bytes(digested),
+            _ => self.hash(group),
+        };
+        let limit_part = stored.get(group_len + 1..).unwrap_or_default();
+        Place {
+            shard: self.shard_of(hash),
+            hash: hash ^ mix(limit_part),
+            key: Cow::Owned(stored),
+        }
     }
 
     /// The shard of a group's hash: its middle 32 bits scaled to the shard count.
@@ -368,12 +503,13 @@ impl MemoryStorage {
 
     /// Every native operation: one shard lock, the built-in applied in place.
     fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
-        let (shard, hash) = self.place(op.key);
-        let key = op.key.as_str();
+        let place = self.place(op.key);
         let now = op.now.as_millis();
-        self.lock(shard)
-            .apply(builtin, key, hash, op.limit, op.op, op.now, now)
-            .map_err(|e| corrupt(builtin, key, &e))
+        self.lock(place.shard)
+            .apply(
+                builtin, &place.key, place.hash, op.limit, op.op, op.now, now,
+            )
+            .map_err(|e| corrupt(builtin, op.key.as_str(), &e))
     }
 
     fn batch_now(
@@ -386,17 +522,18 @@ impl MemoryStorage {
         let now = at.as_millis();
         // The common case: a few limits of one client, in one shard.
         if items.len() <= shard::BATCH_INLINE {
-            let mut places = [(0usize, 0u64); shard::BATCH_INLINE];
+            let mut places: [Option<Place<'_>>; shard::BATCH_INLINE] = [None, None, None, None];
             for (place, item) in places.iter_mut().zip(items) {
-                *place = self.place(item.key);
+                *place = Some(self.place(item.key));
             }
-            let places = &places[..items.len()];
-            let shard = places.first().map_or(0, |p| p.0);
-            if places.iter().all(|p| p.0 == shard) {
+            let shard = places[0].as_ref().map_or(0, |p| p.shard);
+            if places.iter().flatten().all(|p| p.shard == shard) {
                 let mut guard = self.lock(shard);
-                let mut batch = [("", 0u64, None); shard::BATCH_INLINE];
-                for ((slot, item), place) in batch.iter_mut().zip(items).zip(places) {
-                    *slot = (item.key.as_str(), place.1, Some(item.limit));
+                let mut batch = [(&b""[..], 0u64, None); shard::BATCH_INLINE];
+                for ((slot, item), place) in
+                    batch.iter_mut().zip(items).zip(places.iter().flatten())
+                {
+                    *slot = (&*place.key, place.hash, Some(item.limit));
                 }
                 let batch = &batch[..items.len()];
                 if let Some(result) = guard.batch_inline(builtin, batch, cost, at, now) {
@@ -407,8 +544,8 @@ impl MemoryStorage {
                 }
             }
         }
-        let places: Vec<(usize, u64)> = items.iter().map(|item| self.place(item.key)).collect();
-        let mut shard_ids: Vec<usize> = places.iter().map(|p| p.0).collect();
+        let places: Vec<Place<'_>> = items.iter().map(|item| self.place(item.key)).collect();
+        let mut shard_ids: Vec<usize> = places.iter().map(|p| p.shard).collect();
         shard_ids.sort_unstable();
         shard_ids.dedup();
         // Ascending shard order: two batches never wait for each other in a cycle.
@@ -416,13 +553,13 @@ impl MemoryStorage {
             shard_ids.iter().map(|&s| self.lock(s)).collect();
         let mut run = |i: usize, op: Op| -> Result<Verdict, StorageError> {
             let item = &items[i];
-            let (shard, hash) = places[i];
-            let slot = shard_ids.binary_search(&shard).unwrap_or_default();
-            let key = item.key.as_str();
+            let place = &places[i];
+            let slot = shard_ids.binary_search(&place.shard).unwrap_or_default();
+            let (key, hash) = (&*place.key, place.hash);
             apply_holding(&mut guards, slot, |shard, evict_held| {
                 shard.apply_with(builtin, key, hash, item.limit, op, at, now, evict_held)
             })
-            .map_err(|e| corrupt(builtin, key, &e))
+            .map_err(|e| corrupt(builtin, item.key.as_str(), &e))
         };
 
         let mut verdicts = Vec::with_capacity(items.len());
@@ -435,8 +572,9 @@ impl MemoryStorage {
         for i in 0..items.len() {
             let verdict = run(i, Op::Hit { cost })?;
             if !verdict.allowed {
-                // Only possible when a key is repeated in `items`: undo this batch's
-                // earlier hits so that nothing is consumed.
+                // Only possible when a key is repeated in `items`, or when a state
+                // could not be stored for want of room: undo this batch's earlier hits
+                // so that nothing is consumed.
                 for j in 0..i {
                     run(j, Op::Refund { cost, at })?;
                 }
@@ -447,6 +585,31 @@ impl MemoryStorage {
         }
         Ok(verdicts)
     }
+}
+
+/// The most bytes a digested part takes: its first [`DIGEST_PREFIX`] bytes, the
+/// mark and a SHA-256.
+const DIGESTED_LEN: usize = DIGEST_PREFIX + 1 + 32;
+
+/// Appends `part` as it is stored: as it is when at most [`DIGEST_ABOVE`] bytes, else
+/// its first [`DIGEST_PREFIX`] bytes, [`DIGEST_MARK`] and the SHA-256 of the whole
+/// part.
+///
+/// No two keys share a stored form (barring a SHA-256 collision): a key's text is
+/// UTF-8, so the mark appears only in digested parts; a digested group puts it at byte
+/// 64, a plain group followed by a digested limit part at byte 65 or later, and a
+/// digested limit part after a digested group puts a second one at byte 162, where a
+/// plain limit part has none; within each of these shapes the lengths are fixed or
+/// told by the mark's position, and the digests tell the parts apart.
+fn push_part(out: &mut Vec<u8>, part: &str) {
+    let bytes = part.as_bytes();
+    if bytes.len() <= DIGEST_ABOVE {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.extend_from_slice(bytes.get(..DIGEST_PREFIX).unwrap_or(bytes));
+    out.push(DIGEST_MARK);
+    out.extend_from_slice(&Sha256::digest(bytes));
 }
 
 /// A quick unseeded hash of a limit part (`amount/multiples/unit`, a few dozen bytes),
@@ -512,8 +675,10 @@ impl Storage for MemoryStorage {
         key: &StorageKey,
         now: Timestamp,
     ) -> Result<Option<Versioned>, StorageError> {
-        let (shard, hash) = self.place(key);
-        let found = self.lock(shard).get(key.as_str(), hash, now.as_millis());
+        let place = self.place(key);
+        let found = self
+            .lock(place.shard)
+            .get(&place.key, place.hash, now.as_millis());
         Ok(found.map(|(value, version)| Versioned {
             value,
             version: Version(version),
@@ -528,18 +693,18 @@ impl Storage for MemoryStorage {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<bool, StorageError> {
-        let (shard, hash) = self.place(key);
+        let place = self.place(key);
         let now = now.as_millis();
         let expected = expected.map(|v| v.0);
         let expires = deadline(now, ttl);
         Ok(self
-            .lock(shard)
-            .compare_and_set(key.as_str(), hash, expected, value, expires, now))
+            .lock(place.shard)
+            .compare_and_set(&place.key, place.hash, expected, value, expires, now))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
-        let (shard, hash) = self.place(key);
-        self.lock(shard).delete(key.as_str(), hash);
+        let place = self.place(key);
+        self.lock(place.shard).delete(&place.key, place.hash);
         Ok(())
     }
 
