@@ -733,3 +733,57 @@ impl Storage for MemoryStorage {
         Native::Ready(self.batch_now(strategy, items, cost, now))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(group: &str, limit: &str) -> Vec<u8> {
+        let storage = MemoryStorage::builder().shards(4).build();
+        let key = StorageKey::new(group, limit);
+        storage.place(&key).key.into_owned()
+    }
+
+    #[test]
+    fn parts_over_the_threshold_are_digested_and_no_two_keys_meet() {
+        let plain = "p".repeat(DIGEST_ABOVE);
+        let long = "p".repeat(DIGEST_ABOVE + 1);
+        // At the threshold a part is kept as it is.
+        assert_eq!(
+            stored(&plain, &plain),
+            format!("{plain}/{plain}").into_bytes()
+        );
+        let shapes = [
+            stored(&long, "1/1/minute"),
+            stored("g", &long),
+            stored(&long, &long),
+            stored(&"q".repeat(64 * 1024), &long),
+            stored("", &long),
+        ];
+        for (i, a) in shapes.iter().enumerate() {
+            assert!(a.len() <= 2 * DIGEST_ABOVE + 1, "{}", a.len());
+            assert!(a.contains(&DIGEST_MARK));
+            for b in &shapes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // The same part is digested the same way, and a change past the kept prefix
+        // still changes the digest.
+        assert_eq!(stored(&long, "x"), stored(&long, "x"));
+        let mut other = long.clone();
+        other.push('!');
+        assert_ne!(stored(&long, "x"), stored(&other, "x"));
+    }
+
+    #[test]
+    fn a_group_maps_to_one_shard_whatever_its_limit_part() {
+        let storage = MemoryStorage::builder().shards(64).build();
+        for group in ["g".repeat(10), "g".repeat(DIGEST_ABOVE + 1)] {
+            let short = storage.place(&StorageKey::new(&group, "1/1/minute")).shard;
+            let long = storage
+                .place(&StorageKey::new(&group, &"l".repeat(1_000)))
+                .shard;
+            assert_eq!(short, long);
+        }
+    }
+}

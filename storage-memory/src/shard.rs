@@ -80,9 +80,10 @@ const MIN_GARBAGE: usize = 4_096;
 /// state: the entry itself and its index slot.
 pub(crate) const ENTRY_BYTES: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<Slot>();
 
-/// The most bytes a built-in's hit adds to a heap state (a moving-window log's header
-/// and one record: 33 bytes), reserved before the hit runs.
-const HEAP_GROWTH: usize = 64;
+/// The most bytes a built-in's hit adds to a heap state (a moving-window log's
+/// 17-byte header when it is empty, and one 16-byte record), reserved before the hit
+/// runs.
+const HEAP_GROWTH: usize = 33;
 
 /// The bounds of a storage, shared by its shards: the number of keys and the bytes
 /// they hold.
@@ -277,11 +278,6 @@ struct Entry {
 impl Entry {
     fn live(&self, now: u64) -> bool {
         self.expires > now
-    }
-
-    fn key<'a>(&self, keys: &'a [u8]) -> &'a [u8] {
-        let at = self.key_at as usize;
-        keys.get(at..at + self.key_len as usize).unwrap_or_default()
     }
 
     /// What the entry counts in its shard's bytes, besides its key's bytes.
@@ -519,10 +515,16 @@ impl Shard {
     ) -> Result<Verdict, StateError> {
         let tick = self.next_tick();
         if let Some(mut pos) = self.find(key, hash) {
-            if let Op::Hit { .. } = op {
-                match self.heap_room(builtin, key, hash, pos, now, evict_held) {
-                    Some(moved) => pos = moved,
-                    None => return self.refuse(builtin, pos, limit, op, at, now),
+            if let Op::Hit { cost } = op {
+                // Room for the hit's record, unless the state has it or the hit is
+                // refused anyway (a refused hit records nothing).
+                if self.needs_room(builtin, pos)
+                    && self.passes(builtin, pos, limit, cost, at, now)?
+                {
+                    match self.heap_room(builtin, key, hash, pos, now, evict_held) {
+                        Some(moved) => pos = moved,
+                        None => return self.refuse(builtin, pos, limit, op, at, now),
+                    }
                 }
             }
             let Some(entry) = self.entries.get_mut(pos) else {
@@ -561,6 +563,42 @@ impl Shard {
             }
         }
         Ok(outcome.verdict)
+    }
+
+    /// Whether the state at `pos` may have to grow to record a hit of `builtin`: a heap
+    /// state (or one that `builtin` moves to the heap) with less than
+    /// [`HEAP_GROWTH`] bytes to spare.
+    fn needs_room(&self, builtin: BuiltIn, pos: usize) -> bool {
+        grows(builtin)
+            && self
+                .entries
+                .get(pos)
+                .is_some_and(|entry| match &entry.value {
+                    Value::Heap(vec) => vec.capacity() - vec.len() < HEAP_GROWTH,
+                    Value::Inline(_) => true,
+                })
+    }
+
+    /// Whether a hit of `cost` on the state at `pos` would pass: a test, in place
+    /// (an expired state counts as empty, where a hit passes unless it costs more than
+    /// the limit's amount).
+    fn passes(
+        &mut self,
+        builtin: BuiltIn,
+        pos: usize,
+        limit: &RateLimit,
+        cost: u64,
+        at: Timestamp,
+        now: u64,
+    ) -> Result<bool, StateError> {
+        let Some(entry) = self.entries.get_mut(pos) else {
+            return Ok(false);
+        };
+        if !entry.live(now) {
+            return Ok(cost <= limit.amount());
+        }
+        let outcome = run(builtin, &mut entry.value, limit, Op::Test { cost }, at)?;
+        Ok(outcome.verdict.allowed)
     }
 
     /// The verdict for a hit on the entry at `pos` whose state cannot grow to record
@@ -611,9 +649,13 @@ impl Shard {
         if grows(builtin) {
             // Room for every log to take its hit first: making room may evict other
             // entries, which moves positions. No room: the general path decides.
-            for &(key, hash, _) in items {
+            for &(key, hash, limit) in items {
                 let pos = self.find(key, hash)?;
-                self.heap_room(builtin, key, hash, pos, now, &mut |_| false)?;
+                if self.needs_room(builtin, pos)
+                    && self.passes(builtin, pos, limit?, cost, at, now).ok()?
+                {
+                    self.heap_room(builtin, key, hash, pos, now, &mut |_| false)?;
+                }
             }
         }
         let mut positions = [0usize; BATCH_INLINE];
@@ -963,7 +1005,8 @@ impl Shard {
     }
 
     /// Frees room in a full storage, without waiting for any lock: compacts this
-    /// shard's key buffer if a quarter of it is garbage; else evicts one entry (an
+    /// shard's key buffer if a quarter of it is garbage (or if it has nothing else to
+    /// give); else evicts one entry (an
     /// expired one if a short sweep finds one, else approximately the least recently
     /// used), never the one at `keep`: from this shard if it has others, else from a
     /// shard the caller holds (`evict_held`), else from another shard, which it only
@@ -977,11 +1020,19 @@ impl Shard {
         keep: Option<usize>,
         evict_held: &mut dyn FnMut(u64) -> bool,
     ) -> Freed {
-        if self.garbage > MIN_GARBAGE && self.garbage * 4 > self.keys.len() {
+        if self.garbage > 0 && self.garbage * 4 >= self.keys.len() {
             self.compact_keys();
             return Freed::Some;
         }
-        if self.evict(now, keep) || evict_held(now) {
+        if self.evict(now, keep) {
+            return Freed::Some;
+        }
+        if self.garbage > 0 {
+            // Nothing left to evict here but removed keys' bytes.
+            self.compact_keys();
+            return Freed::Some;
+        }
+        if evict_held(now) {
             return Freed::Some;
         }
         self.evict_elsewhere(bound, now)
@@ -1060,20 +1111,37 @@ impl Shard {
         Some(removed)
     }
 
-    /// Copies the live keys' bytes into a new buffer, dropping the garbage and giving
-    /// its bytes back.
+    /// Moves the live keys' bytes to the front of the key buffer, in place (keeping its
+    /// capacity, so that a full storage does not churn through allocations), dropping
+    /// the garbage and giving its bytes back.
     fn compact_keys(&mut self) {
-        let mut keys = Vec::with_capacity(self.keys.len() - self.garbage);
-        for (pos, entry) in self.entries.iter_mut().enumerate() {
-            let at = to_u32(keys.len());
-            keys.extend_from_slice(entry.key(&self.keys));
+        // Positions by where their keys start: each key then moves down, never over a
+        // key not yet moved.
+        let mut order: Vec<(u32, u32)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(pos, entry)| (entry.key_at, to_u32(pos)))
+            .collect();
+        order.sort_unstable();
+        let mut end = 0usize;
+        for (from, pos) in order {
+            let Some(entry) = self.entries.get_mut(pos as usize) else {
+                continue;
+            };
+            let (from, len) = (from as usize, entry.key_len as usize);
+            if from + len > self.keys.len() {
+                continue;
+            }
+            self.keys.copy_within(from..from + len, end);
+            let at = to_u32(end);
             entry.key_at = at;
-            let pos = to_u32(pos);
             if let Some(slot) = self.index.find_mut(entry.hash, |slot| slot.pos == pos) {
                 slot.key_at = at;
             }
+            end += len;
         }
-        self.keys = keys;
+        self.keys.truncate(end);
         self.bytes = self.bytes.saturating_sub(self.garbage);
         self.released(0, self.garbage);
         self.garbage = 0;
@@ -1291,11 +1359,12 @@ mod tests {
 
     #[test]
     fn the_shared_key_count_follows_every_insertion_and_removal() {
-        let bound = Arc::new(Bound::new(30, usize::MAX));
+        let bound = Arc::new(Bound::new(30, 1 << 20));
         let mut shard = Shard::new(usize::MAX, Some(bound.clone()), 5);
         let check = |shard: &Shard| {
             shard.check_invariants();
             assert_eq!(bound.keys(), shard.len());
+            assert_eq!(bound.bytes(), shard.bytes());
         };
         // Colliding hashes, two lifetimes.
         for i in 0..30u64 {
