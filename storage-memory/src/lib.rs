@@ -1,8 +1,8 @@
 //! In-memory storage for **limiter**: [`MemoryStorage`], the embedded default.
 //!
-//! A sharded hash map, bounded in memory, that runs every built-in strategy natively:
-//! a hit locks one shard, decides in place and returns, with no compare-and-set loop and
-//! no allocation when the key already exists. Multi-limit hits
+//! A sharded hash map, bounded in bytes (64 MiB by default), that runs every built-in
+//! strategy natively: a hit locks one shard, decides in place and returns, with no
+//! compare-and-set loop and no allocation when the key already exists. Multi-limit hits
 //! ([`RateLimiter::hit_all`](limiter_core::RateLimiter::hit_all)) are atomic.
 //!
 //! # Examples
@@ -29,14 +29,20 @@
 //! # }).unwrap();
 //! ```
 //!
-//! A storage bounded to 100,000 keys:
+//! [`MemoryStorage::new`] holds at most 64 MiB ([`DEFAULT_MAX_BYTES`]). A storage
+//! bounded to 256 MiB and 100,000 keys:
 //!
 //! ```
 //! use limiter_memory::MemoryStorage;
 //!
-//! let storage = MemoryStorage::builder().max_keys(100_000).build();
+//! let storage = MemoryStorage::builder()
+//!     .max_bytes(256 << 20)
+//!     .max_keys(100_000)
+//!     .build();
 //! assert_eq!(storage.max_keys(), Some(100_000));
+//! assert_eq!(storage.max_bytes(), Some(256 << 20));
 //! assert!(storage.is_empty());
+//! assert_eq!(storage.bytes(), 0);
 //! ```
 //!
 //! # Design
@@ -59,8 +65,9 @@
 //! own, and a hit touches an index slot, then its entry and the key's bytes (to
 //! confirm the match) at once. Two keys with the same full hash
 //! both stay in the index, told apart by their bytes: collisions are handled, not
-//! assumed away. A removed key's bytes stay in the buffer until they are half of it;
-//! the buffer is then rebuilt from the live keys.
+//! assumed away. A removed key's bytes stay in the buffer until they are half of it
+//! (a quarter, when the storage is full); the live keys' bytes are then moved to its
+//! front, in place.
 //!
 //! **Native operations.** Each built-in strategy runs on the entry's state in place,
 //! under the shard lock. States up to 25 bytes (every fixed-window, sliding-window and
@@ -88,38 +95,60 @@
 //! read of an expired key removes it, and [`MemoryStorage::purge_expired`] removes
 //! them all. Each of these costs O(1) per operation.
 //!
-//! **Bound.** With [`max_keys`](MemoryStorageBuilder::max_keys), the shards share one
-//! atomic count of the keys stored in all of them; any shard may hold any share of
-//! the bound. What `max_keys` guarantees:
+//! **Bound.** A storage is bounded in bytes by default
+//! ([`max_bytes`](MemoryStorageBuilder::max_bytes), [`DEFAULT_MAX_BYTES`] = 64 MiB), and
+//! optionally in keys ([`max_keys`](MemoryStorageBuilder::max_keys)); the shards share
+//! one atomic count of the keys and one of the bytes stored in all of them, and any
+//! shard may hold any share of the bounds. The bytes counted
+//! ([`bytes`](MemoryStorage::bytes)) are, per key, its entry and index slot (80 bytes),
+//! its stored key's bytes (at most 513, see **Memory**) and the capacity of its heap
+//! state (a moving-window log), plus the bytes of removed keys until their shard's key
+//! buffer is compacted. What the bounds guarantee:
 //!
-//! - [`len`](MemoryStorage::len) never exceeds `max_keys`, under any concurrency: a
-//!   new key first reserves its place in the shared count, which never goes above the
-//!   bound, and every entry that leaves (deleted, expired, evicted, cleared) gives its
-//!   place back.
-//! - **Nothing is evicted below the bound.** As long as fewer than `max_keys` keys are
-//!   stored (expired ones not yet reclaimed count as stored), a new key is simply
-//!   added, whatever the number of shards and however the keys spread over them.
-//! - **At the bound, one key out for one key in.** A new key then evicts one entry and
-//!   takes its place: an expired entry if a short sweep of the inserting shard finds
-//!   one, else the least recently used of 8 entries of that shard sampled at random
-//!   (approximate LRU, as in Redis: O(1) per insert; a hit only stores an access
-//!   tick). If the inserting shard holds no entry, the victim comes from another shard:
-//!   one that an atomic batch already holds, else the first one, from a random start,
-//!   whose lock is free at that moment (`try_lock`, so that no shard lock ever waits
-//!   for another). Recency is compared within a shard only, so with few keys per
-//!   shard the choice is close to random.
+//! - [`len`](MemoryStorage::len) never exceeds `max_keys` and
+//!   [`bytes`](MemoryStorage::bytes) never exceeds `max_bytes`, under any concurrency: a
+//!   new key first reserves its place and its bytes in the shared counts, which never
+//!   go above the bounds, a growing moving-window log reserves its new capacity before
+//!   it grows, and every entry that leaves (deleted, expired, evicted, cleared) gives
+//!   its place and its bytes back (its key's bytes when they are compacted away).
+//! - **Nothing is evicted below the bounds.** As long as a new key (or a log's growth)
+//!   fits, it is simply added, whatever the number of shards and however the keys
+//!   spread over them (expired keys not yet reclaimed count as stored).
+//! - **At a bound, evict to make room.** A new key then frees room and tries again,
+//!   until it fits: it compacts its shard's key buffer if a quarter of it is bytes of
+//!   removed keys, else evicts an expired entry if a short sweep of the inserting shard
+//!   finds one, else the least recently used of 8 entries of that shard sampled at
+//!   random (approximate LRU, as in Redis: O(1) per insert; a hit only stores an access
+//!   tick). At the key bound that is one key out for one key in; at the byte bound,
+//!   as many as the new key's bytes need. If the inserting shard holds no entry, the
+//!   victim comes from another shard: one that an atomic batch already holds, else the
+//!   first one, from a random start, whose lock is free at that moment (`try_lock`, so
+//!   that no shard lock ever waits for another). Recency is compared within a shard
+//!   only, so with few keys per shard the choice is close to random.
 //!
-//! Evicting a live key forgets what it counted: the bound trades exactness under
-//! memory pressure for bounded memory. Updating an existing key never evicts. In a
-//! full storage, a new key whose shard is empty while every other shard with entries
-//! stays locked for a thousand attempts is not stored (its hit is decided but not
-//! counted); only pathological contention between batches can cause that.
+//! Evicting a live key forgets what it counted: the bounds trade exactness under
+//! memory pressure for bounded memory. Updating a fixed-window, sliding-window or GCRA
+//! key never evicts (its state is inside its entry). A moving-window hit that passes
+//! may need its log to grow: the log's capacity doubles when the byte count has room,
+//! else grows by one record, evicting other keys (never the log's own) to make room.
 //!
-//! `max_keys` bounds keys, not bytes: see **Memory** for what a key costs.
+//! **A hit that cannot be stored is refused, never admitted uncounted.** That happens
+//! when a moving-window log cannot grow because nothing else is left to evict (a
+//! single log larger than `max_bytes`), or, in a full storage, when a new key's shard
+//! is empty while every other shard with entries stays locked for a thousand attempts
+//! (only pathological contention between batches causes that). The hit is then
+//! refused with `retry_at` one second later, and nothing is recorded, so no more hits
+//! pass than the limit allows; in a batch, the hits already taken are refunded. A
+//! compare-and-set whose state cannot be stored returns `false`.
+//!
+//! **Opting out.** [`unbounded`](MemoryStorageBuilder::unbounded) lifts both bounds,
+//! and `max_bytes(usize::MAX)` the byte bound alone. Do so only when clients cannot
+//! choose keys freely: unbounded, every distinct key a client sends stays until it
+//! expires.
 //!
 //! **Memory.** Measured as the growth of the process's resident set while 1,000,000
-//! keys are stored, one hit each (glibc's allocator, x86-64; keys such as
-//! `LIMITER/fixed-window/10.0.0.1/100/1/minute`, 42 bytes):
+//! keys are stored in an unbounded storage, one hit each (glibc's allocator, x86-64;
+//! keys such as `LIMITER/fixed-window/10.0.0.1/100/1/minute`, 42 bytes):
 //! `cargo bench -p limiter-benches --bench memory`.
 //!
 //! | strategy | bytes per key |
@@ -133,17 +162,33 @@
 //! index's load factor, plus the slack of vectors that grow by doubling. Longer keys cost
 //! their extra bytes; the strategy names in the key account for the differences above.
 //! Fixed-window, sliding-window and GCRA states are stored inside the entry, so their
-//! keys cost the same whatever the limit.
+//! keys cost the same whatever the limit. So the default 64 MiB hold about 500,000
+//! such keys.
+//!
+//! **Long keys are digested.** A key's group (namespace, strategy and identifiers,
+//! [`StorageKey::group`]) or limit part ([`StorageKey::limit_part`]) longer than
+//! [`DIGEST_ABOVE`] (256) bytes is stored as its first 64 bytes, a `0xFF` byte (never
+//! part of a key's text, which is UTF-8) and the SHA-256 of the whole part: 97 bytes.
+//! So a stored key takes at most 513 bytes, and an entry at most about 600 counted
+//! bytes, whatever the key function returns (a 64 KiB header as the key costs what a
+//! 300-byte one does). Lookups digest the same way, so this is invisible to callers:
+//! two keys share a stored key only if their long parts share a SHA-256 digest. A
+//! group is stored the same way under every limit, so all of one client's limits still
+//! share a shard. Keys whose parts are at most 256 bytes are stored as they are,
+//! borrowed from the caller, with no allocation.
+//!
+//! **The resident set exceeds the count** by the vectors' and the index's slack and
+//! the allocator's: a default storage flooded with 1,000,000 distinct 1 KiB keys (the
+//! `million_long_keys` test) counts at most 64 MiB and its process grows by about
+//! 80 MiB; allow about a third more than `max_bytes`.
 //!
 //! **Moving-window logs grow with the limit's amount.** A moving-window key keeps a
 //! 16-byte record per millisecond with admitted hits in its window, so up to
 //! `amount × 16` bytes of live records on the heap, on top of the figure above (up to
 //! twice that while expired records wait to be dropped in bulk; the buffer keeps its
 //! capacity while the key lives). A key under `1000000 per hour` can hold 16 MB;
-//! 100,000 keys under `1000 per minute`, 1.6 GB.
-//! [`max_keys`](MemoryStorageBuilder::max_keys) counts such a key as one, so with
-//! moving windows the memory bound is about `max_keys × (190 + 32 × amount)` bytes for
-//! the largest amount in use: choose `max_keys` from that, or prefer the sliding-window
+//! 100,000 keys under `1000 per minute`, 1.6 GB. The byte bound counts these buffers,
+//! so they evict other keys rather than grow memory past it; prefer the sliding-window
 //! or GCRA strategies (constant size) for large amounts.
 //!
 //! **Atomic batches.** [`Storage::batch`] of up to four keys of one group (a
@@ -204,9 +249,9 @@ const MIN_DEFAULT_SHARDS: usize = 64;
 #[repr(align(128))]
 struct Padded(Mutex<Shard>);
 
-/// An in-memory [`Storage`]: sharded, optionally bounded, with every built-in strategy
-/// and atomic multi-limit batches run natively. See the [crate docs](crate) for the
-/// design.
+/// An in-memory [`Storage`]: sharded, bounded in bytes (by default) and optionally in
+/// keys, with every built-in strategy and atomic multi-limit batches run natively. See
+/// the [crate docs](crate) for the design.
 ///
 /// Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct MemoryStorage {

@@ -18,21 +18,23 @@
 //! away.
 //!
 //! Removing an entry leaves its key's bytes in the buffer as garbage; once the garbage
-//! is more than half of the buffer, the buffer is rebuilt from the live entries, which
-//! moves each byte O(1) times overall.
+//! is more than half of the buffer (a quarter when room is needed at the byte bound),
+//! the live keys' bytes are moved to its front, in place, which moves each byte O(1)
+//! times overall and keeps the buffer's capacity.
 //!
 //! The dense list gives O(1) uniform random samples for LRU eviction and a cursor for
 //! the incremental expiry sweep.
 //!
-//! # The key bound
+//! # The bounds
 //!
 //! The shards of a bounded storage share one [`Bound`]: an atomic count of the keys
-//! stored in all of them. A shard reserves a place in that count before it inserts a
-//! key, and gives it back whenever an entry leaves it (deletion, expiry, eviction,
-//! clearing), so the count is never below the number of stored keys and never above
-//! the bound. Eviction starts only when a reservation finds the count at the bound:
-//! the inserting shard then evicts one of its own entries, or, when it has none, one
-//! of another shard (see [`Shard::make_room`]).
+//! stored in all of them and one of their bytes ([`Shard::bytes`]). A shard reserves a
+//! place and the new entry's bytes before it inserts a key, and the new capacity
+//! before a heap state grows; it gives them back whenever an entry leaves it
+//! (deletion, expiry, eviction, clearing) and when it compacts its key buffer. So the
+//! counts are never below what is stored and never above the bounds. Eviction starts
+//! only when a reservation does not fit: the shard then frees room (see
+//! [`Shard::free_some`]) and tries again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
