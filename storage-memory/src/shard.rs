@@ -517,6 +517,13 @@ impl Shard {
     ) -> Result<Verdict, StateError> {
         let tick = self.next_tick();
         if let Some(mut pos) = self.find(key, hash) {
+            if let Some(entry) = self.entries.get_mut(pos) {
+                entry.used = tick;
+                if !entry.live(now) {
+                    // Expired counts as empty; a heap buffer is kept for reuse.
+                    entry.value.clear();
+                }
+            }
             if let Op::Hit { cost } = op {
                 // Room for the hit's record, unless the state has it or the hit is
                 // refused anyway (a refused hit records nothing).
@@ -525,7 +532,7 @@ impl Shard {
                 {
                     match self.heap_room(builtin, key, hash, pos, now, evict_held) {
                         Some(moved) => pos = moved,
-                        None => return self.refuse(builtin, pos, limit, op, at, now),
+                        None => return self.refuse(builtin, key, hash, limit, cost, at),
                     }
                 }
             }
@@ -535,11 +542,6 @@ impl Shard {
                     reason: "entry moved",
                 });
             };
-            if !entry.live(now) {
-                // Expired counts as empty; a heap buffer is kept for reuse.
-                entry.value.clear();
-            }
-            entry.used = tick;
             let before = entry.value.heap_bytes();
             let outcome = run(builtin, &mut entry.value, limit, op, at);
             let after = entry.value.heap_bytes();
@@ -603,28 +605,24 @@ impl Shard {
         Ok(outcome.verdict.allowed)
     }
 
-    /// The verdict for a hit on the entry at `pos` whose state cannot grow to record
-    /// it: the verdict of a test of the same cost, refused (see [`refused`]).
+    /// The verdict for a hit of `cost` on `key` (stored, live or emptied) whose state
+    /// cannot grow to record it: the verdict of a test, in place, refused (see
+    /// [`refused`]).
     fn refuse(
         &mut self,
         builtin: BuiltIn,
-        pos: usize,
+        key: &[u8],
+        hash: u64,
         limit: &RateLimit,
-        op: Op,
+        cost: u64,
         at: Timestamp,
-        now: u64,
     ) -> Result<Verdict, StateError> {
-        let Op::Hit { cost } = op else {
-            return Err(StateError {
-                strategy: builtin.name(),
-                reason: "not a hit",
-            });
+        let mut empty = Value::Inline(InlineState::default());
+        let value = match self.find(key, hash) {
+            Some(pos) => self.entries.get_mut(pos).map_or(&mut empty, |e| &mut e.value),
+            None => &mut empty,
         };
-        let mut probe = match self.entries.get(pos) {
-            Some(entry) if entry.live(now) => Value::new(entry.value.as_slice()),
-            _ => Value::Inline(InlineState::default()),
-        };
-        let outcome = run(builtin, &mut probe, limit, Op::Test { cost }, at)?;
+        let outcome = run(builtin, value, limit, Op::Test { cost }, at)?;
         Ok(refused(outcome.verdict, at))
     }
 

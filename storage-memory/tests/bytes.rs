@@ -179,7 +179,7 @@ async fn long_keys_are_digested_and_cost_the_same_whatever_their_length() {
     let limiter = limiter(&storage, Arc::new(FixedWindow));
     let l = limit("2 per hour");
     let cost_of = |id: String| {
-        let (storage, limiter, l) = (storage.clone(), limiter.clone(), l.clone());
+        let (storage, limiter, l) = (storage.clone(), limiter.clone(), l);
         async move {
             let before = storage.bytes();
             let key = Key::from(id);
