@@ -501,16 +501,27 @@ impl MemoryStorage {
     /// bytes is stored under its own text, borrowed.
     #[inline]
     fn place<'k>(&self, key: &'k StorageKey) -> Place<'k> {
+        match self.place_plain(key) {
+            Some((shard, hash)) => Place {
+                shard,
+                hash,
+                key: Cow::Borrowed(key.as_str().as_bytes()),
+            },
+            None => self.place_digested(key.group(), key.limit_part()),
+        }
+    }
+
+    /// The shard and full hash of a key stored under its own text (both parts at most
+    /// [`DIGEST_ABOVE`] bytes), as [`place`](Self::place) gives them; `None` for a key
+    /// to digest. The hot path: no allocation, no copy.
+    #[inline]
+    fn place_plain(&self, key: &StorageKey) -> Option<(usize, u64)> {
         let (group, limit) = (key.group(), key.limit_part());
         if group.len() > DIGEST_ABOVE || limit.len() > DIGEST_ABOVE {
-            return self.place_digested(group, limit);
+            return None;
         }
         let hash = self.hash(group);
-        Place {
-            shard: self.shard_of(hash),
-            hash: hash ^ mix(limit.as_bytes()),
-            key: Cow::Borrowed(key.as_str().as_bytes()),
-        }
+        Some((self.shard_of(hash), hash ^ mix(limit.as_bytes())))
     }
 
     /// [`place`](Self::place) for a key with a part longer than [`DIGEST_ABOVE`]:
@@ -518,6 +529,7 @@ impl MemoryStorage {
     /// shard depends on the group alone, as for other keys: a group is always stored
     /// the same way, whatever the limit.
     #[cold]
+    #[inline(never)]
     fn place_digested(&self, group: &str, limit: &str) -> Place<'static> {
         let mut stored = Vec::with_capacity(2 * DIGESTED_LEN + 1);
         push_part(&mut stored, group);
@@ -548,13 +560,21 @@ impl MemoryStorage {
 
     /// Every native operation: one shard lock, the built-in applied in place.
     fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
-        let place = self.place(op.key);
         let now = op.now.as_millis();
-        self.lock(place.shard)
-            .apply(
-                builtin, &place.key, place.hash, op.limit, op.op, op.now, now,
-            )
-            .map_err(|e| corrupt(builtin, op.key.as_str(), &e))
+        let verdict = match self.place_plain(op.key) {
+            Some((shard, hash)) => {
+                let key = op.key.as_str().as_bytes();
+                self.lock(shard)
+                    .apply(builtin, key, hash, op.limit, op.op, op.now, now)
+            }
+            None => {
+                let place = self.place(op.key);
+                self.lock(place.shard).apply(
+                    builtin, &place.key, place.hash, op.limit, op.op, op.now, now,
+                )
+            }
+        };
+        verdict.map_err(|e| corrupt(builtin, op.key.as_str(), &e))
     }
 
     fn batch_now(
@@ -565,20 +585,24 @@ impl MemoryStorage {
         at: Timestamp,
     ) -> Result<Vec<Verdict>, StorageError> {
         let now = at.as_millis();
-        // The common case: a few limits of one client, in one shard.
+        // The common case: a few limits of one client, in one shard, keys stored under
+        // their own text (a key to digest takes the general path).
         if items.len() <= shard::BATCH_INLINE {
-            let mut places: [Option<Place<'_>>; shard::BATCH_INLINE] = [None, None, None, None];
+            let mut places = [(0usize, 0u64); shard::BATCH_INLINE];
+            let mut plain = true;
             for (place, item) in places.iter_mut().zip(items) {
-                *place = Some(self.place(item.key));
+                match self.place_plain(item.key) {
+                    Some(found) => *place = found,
+                    None => plain = false,
+                }
             }
-            let shard = places[0].as_ref().map_or(0, |p| p.shard);
-            if places.iter().flatten().all(|p| p.shard == shard) {
+            let places = &places[..items.len()];
+            let shard = places.first().map_or(0, |p| p.0);
+            if plain && places.iter().all(|p| p.0 == shard) {
                 let mut guard = self.lock(shard);
                 let mut batch = [(&b""[..], 0u64, None); shard::BATCH_INLINE];
-                for ((slot, item), place) in
-                    batch.iter_mut().zip(items).zip(places.iter().flatten())
-                {
-                    *slot = (&*place.key, place.hash, Some(item.limit));
+                for ((slot, item), place) in batch.iter_mut().zip(items).zip(places) {
+                    *slot = (item.key.as_str().as_bytes(), place.1, Some(item.limit));
                 }
                 let batch = &batch[..items.len()];
                 if let Some(result) = guard.batch_inline(builtin, batch, cost, at, now) {

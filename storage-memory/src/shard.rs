@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 use limiter_core::strategy::state::InlineState;
-use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
+use limiter_core::strategy::{BuiltIn, Op, StateError, Transition, Verdict};
 use limiter_core::{RateLimit, Timestamp};
 
 /// The most entries a shard holds, so that positions fit a `u32`.
@@ -517,22 +517,24 @@ impl Shard {
     ) -> Result<Verdict, StateError> {
         let tick = self.next_tick();
         if let Some(mut pos) = self.find(key, hash) {
-            if let Some(entry) = self.entries.get_mut(pos) {
-                entry.used = tick;
-                if !entry.live(now) {
-                    // Expired counts as empty; a heap buffer is kept for reuse.
-                    entry.value.clear();
+            let heap = grows(builtin);
+            if heap {
+                if let Some(entry) = self.entries.get_mut(pos) {
+                    if !entry.live(now) {
+                        // Expired counts as empty, before its growth is sized.
+                        entry.value.clear();
+                    }
                 }
-            }
-            if let Op::Hit { cost } = op {
-                // Room for the hit's record, unless the state has it or the hit is
-                // refused anyway (a refused hit records nothing).
-                if self.needs_room(builtin, pos)
-                    && self.passes(builtin, pos, limit, cost, at, now)?
-                {
-                    match self.heap_room(builtin, key, hash, pos, now, evict_held) {
-                        Some(moved) => pos = moved,
-                        None => return self.refuse(builtin, key, hash, limit, cost, at),
+                if let Op::Hit { cost } = op {
+                    // Room for the hit's record, unless the state has it or the hit is
+                    // refused anyway (a refused hit records nothing).
+                    if self.needs_room(builtin, pos)
+                        && self.passes(builtin, pos, limit, cost, at, now)?
+                    {
+                        match self.heap_room(builtin, key, hash, pos, now, evict_held) {
+                            Some(moved) => pos = moved,
+                            None => return self.refuse(builtin, key, hash, limit, cost, at),
+                        }
                     }
                 }
             }
@@ -542,17 +544,29 @@ impl Shard {
                     reason: "entry moved",
                 });
             };
-            let before = entry.value.heap_bytes();
+            if !entry.live(now) {
+                // Expired counts as empty; a heap buffer is kept for reuse.
+                entry.value.clear();
+            }
+            entry.used = tick;
+            let before = if heap { entry.value.heap_bytes() } else { 0 };
             let outcome = run(builtin, &mut entry.value, limit, op, at);
-            let after = entry.value.heap_bytes();
-            self.account(before, after, before);
-            let outcome = outcome?;
-            if let Some(ttl) = outcome.write {
-                if let Some(entry) = self.entries.get_mut(pos) {
-                    entry.expires = deadline(now, ttl);
-                    self.version = self.version.wrapping_add(1);
-                    entry.version = self.version;
+            if let Ok(Transition {
+                write: Some(ttl), ..
+            }) = outcome
+            {
+                entry.expires = deadline(now, ttl);
+                self.version = self.version.wrapping_add(1);
+                entry.version = self.version;
+            }
+            if heap {
+                let after = entry.value.heap_bytes();
+                if after != before {
+                    self.account(before, after, before);
                 }
+            }
+            let outcome = outcome?;
+            if outcome.write.is_some() {
                 self.after_update(now);
             }
             return Ok(outcome.verdict);
@@ -619,7 +633,10 @@ impl Shard {
     ) -> Result<Verdict, StateError> {
         let mut empty = Value::Inline(InlineState::default());
         let value = match self.find(key, hash) {
-            Some(pos) => self.entries.get_mut(pos).map_or(&mut empty, |e| &mut e.value),
+            Some(pos) => self
+                .entries
+                .get_mut(pos)
+                .map_or(&mut empty, |e| &mut e.value),
             None => &mut empty,
         };
         let outcome = run(builtin, value, limit, Op::Test { cost }, at)?;
@@ -1297,7 +1314,7 @@ fn run(
     limit: &RateLimit,
     op: Op,
     at: Timestamp,
-) -> Result<limiter_core::strategy::Transition, StateError> {
+) -> Result<Transition, StateError> {
     match value {
         Value::Inline(state) => match builtin.apply_inline(limit, state, op, at) {
             Some(outcome) => outcome,
