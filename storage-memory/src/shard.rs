@@ -1413,6 +1413,57 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_byte_count_follows_logs_keys_and_compactions() {
+        let bound = Arc::new(Bound::new(usize::MAX, 20_000));
+        let mut shard = Shard::new(usize::MAX, Some(bound.clone()), 11);
+        let check = |shard: &Shard| {
+            shard.check_invariants();
+            assert_eq!(bound.bytes(), shard.bytes());
+            assert!(shard.bytes() <= 20_000, "{}", shard.bytes());
+        };
+        let limit: RateLimit = "1000 per hour".parse().expect("a limit");
+        let (mut admitted, mut refused) = (0u32, 0u32);
+        for t in 0..3_000u64 {
+            // Logs that grow (one record per millisecond), keys that come and go.
+            let key = format!("log-{}-{}", t % 7, "x".repeat((t % 50) as usize));
+            let at = Timestamp::from_millis(1_000_000 + t);
+            let verdict = shard
+                .apply(
+                    BuiltIn::MovingWindow,
+                    key.as_bytes(),
+                    t % 7 + (t % 50) * 7,
+                    &limit,
+                    Op::Hit { cost: 1 },
+                    at,
+                    at.as_millis(),
+                )
+                .expect("a verdict");
+            if verdict.allowed {
+                admitted += 1;
+            } else {
+                refused += 1;
+                assert!(verdict.retry_at.is_some());
+            }
+            check(&shard);
+            if t % 5 == 0 {
+                put(&mut shard, &format!("cas-{t}"), u64::MAX - t, u64::MAX);
+                check(&shard);
+            }
+            if t % 11 == 0 {
+                shard.delete(
+                    format!("cas-{}", t - t % 5).as_bytes(),
+                    u64::MAX - (t - t % 5),
+                );
+                check(&shard);
+            }
+        }
+        assert!(admitted > 0 && shard.len() > 0, "{admitted} {refused}");
+        shard.clear();
+        check(&shard);
+        assert_eq!(bound.bytes(), 0);
+    }
+
+    #[test]
     fn sweep_and_purge_remove_only_expired() {
         let mut shard = Shard::new(usize::MAX, None, 1);
         for i in 0..100u64 {
