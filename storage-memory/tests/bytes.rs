@@ -173,6 +173,40 @@ fn nothing_is_evicted_below_the_byte_bound() {
     }
 }
 
+#[test]
+fn concurrent_long_keys_below_the_byte_bound_evict_nothing() {
+    // 4 threads × 150 keys of 300 to 2,000 bytes (digested to about 110) fill about
+    // 110 KB of a 256 KiB bound, spread over 64 shards: every key stays.
+    let storage = bounded(256 << 10, 64);
+    let l = limit("1 per hour");
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let limiter = limiter(&storage, Arc::new(SlidingWindow));
+            let l = &l;
+            scope.spawn(move || {
+                futures::executor::block_on(async {
+                    for i in 0..150 {
+                        let key = Key::from(long_id(t * 1_000 + i, 300 + i * 11));
+                        assert!(limiter.hit(l, &key, 1).await.unwrap().is_allowed());
+                    }
+                });
+            });
+        }
+    });
+    assert_eq!(storage.len(), 600);
+    assert!(storage.bytes() <= 256 << 10);
+    let limiter = limiter(&storage, Arc::new(SlidingWindow));
+    futures::executor::block_on(async {
+        for t in 0..4 {
+            for i in 0..150 {
+                let key = Key::from(long_id(t * 1_000 + i, 300 + i * 11));
+                let decision = limiter.hit(&l, &key, 1).await.unwrap();
+                assert!(!decision.is_allowed(), "key {t}-{i} was evicted");
+            }
+        }
+    });
+}
+
 #[tokio::test]
 async fn long_keys_are_digested_and_cost_the_same_whatever_their_length() {
     let storage = Arc::new(MemoryStorage::new());
