@@ -130,7 +130,8 @@
 //! memory pressure for bounded memory. Updating a fixed-window, sliding-window or GCRA
 //! key never evicts (its state is inside its entry). A moving-window hit that passes
 //! may need its log to grow: the log's capacity doubles when the byte count has room,
-//! else grows by one record, evicting other keys (never the log's own) to make room.
+//! else grows by just what one hit adds (33 bytes), evicting other keys (never the
+//! log's own) to make room. A hit the limit refuses anyway needs no room.
 //!
 //! **A hit that cannot be stored is refused, never admitted uncounted.** That happens
 //! when a moving-window log cannot grow because nothing else is left to evict (a
@@ -195,8 +196,8 @@
 //! [`RateLimiter::hit_all`](limiter_core::RateLimiter::hit_all)) locks their one
 //! shard, runs every hit on a copy of its inline state, and writes the copies back only
 //! if all of them pass; otherwise it answers with tests of the unchanged states. Other
-//! batches (more keys, keys of several groups, a key not yet stored, moving-window
-//! logs) lock the shards of all their keys, in ascending shard order so that
+//! batches (more keys, keys of several groups, a key not yet stored or digested,
+//! moving-window logs that need room) lock the shards of all their keys, in ascending shard order so that
 //! concurrent batches cannot deadlock, peek every limit, and consume them all only if
 //! all pass, under the same locks.
 #![forbid(unsafe_code)]
