@@ -67,7 +67,9 @@ fn measure(case: &str, n: u32) {
             "sliding_window" => Arc::new(SlidingWindow),
             _ => Arc::new(Gcra),
         };
-        let storage = Arc::new(MemoryStorage::new());
+        // Unbounded: the default 64 MiB byte bound would evict keys before the
+        // millionth, and the figure is what a stored key costs.
+        let storage = Arc::new(MemoryStorage::builder().unbounded().build());
         let limiter = RateLimiter::builder(storage.clone())
             .strategy_arc(strategy)
             .clock(ManualClock::new(1_000_000))

@@ -78,8 +78,8 @@ const SCHEMES: &[(&str, &str)] = &[
 ///
 /// | URI | storage | cargo feature |
 /// |---|---|---|
-/// | `memory://` | [`MemoryStorage`](crate::MemoryStorage) | `memory` (default) |
-/// | `memory://?max_keys=100000&shards=64` | the same, bounded to 100,000 keys, 64 shards | `memory` |
+/// | `memory://` | [`MemoryStorage`](crate::MemoryStorage), bounded to 64 MiB | `memory` (default) |
+/// | `memory://?max_bytes=268435456&max_keys=100000&shards=64` | the same, bounded to 256 MiB and 100,000 keys, 64 shards | `memory` |
 /// | `memcached://10.0.0.1:11211,10.0.0.2:11211?key_prefix=app:` | `MemcachedStorage` on two servers | `memcached` |
 /// | `memcached:///run/memcached.sock` | the same, on a Unix socket | `memcached` |
 /// | `redis://[user:password@]host[:port][/db]` | `RedisStorage`, one server | `redis` |
@@ -88,17 +88,18 @@ const SCHEMES: &[(&str, &str)] = &[
 /// | `redis+cluster://host1:7000,host2:7001` | a Redis Cluster | `redis` |
 /// | `redis+sentinel://host1:26379,host2:26379/service-name[/db]` | a primary found through Sentinel | `redis` |
 ///
-/// The scheme is case-insensitive. `memory://` takes no host or path, and two
+/// The scheme is case-insensitive. `memory://` takes no host or path, and three
 /// optional query parameters:
 ///
 /// | parameter | meaning | allowed values |
 /// |---|---|---|
-/// | `max_keys` | [`MemoryStorageBuilder::max_keys`](crate::MemoryStorageBuilder::max_keys) | 1 or more |
+/// | `max_bytes` | [`MemoryStorageBuilder::max_bytes`](crate::MemoryStorageBuilder::max_bytes); default 67108864 (64 MiB) | 4096 or more; 18446744073709551615 (`usize::MAX` on 64-bit targets) lifts the byte bound |
+/// | `max_keys` | [`MemoryStorageBuilder::max_keys`](crate::MemoryStorageBuilder::max_keys); default none | 1 or more |
 /// | `shards` | [`MemoryStorageBuilder::shards`](crate::MemoryStorageBuilder::shards) | 1 to 65,536 |
 ///
-/// Values are plain decimal digits: `+5`, ` 5`, `5.0` and an empty value are errors,
-/// and so is a value out of range (it is not clamped). A parameter given twice and
-/// any other parameter are errors.
+/// Values are plain decimal digits, in bytes for `max_bytes`: `+5`, ` 5`, `5.0`, `64MiB`
+/// and an empty value are errors, and so is a value out of range (it is not clamped). A
+/// parameter given twice and any other parameter are errors.
 ///
 /// `memcached://` takes one or more servers and the options listed on
 /// `MemcachedConfig` (`key_prefix`, `pool_size`, `connect_timeout`, `command_timeout`,
@@ -182,13 +183,6 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
     }
 }
 
-/// The most shards `memory://?shards=` accepts, as [`MemoryStorageBuilder::shards`]
-/// documents.
-///
-/// [`MemoryStorageBuilder::shards`]: crate::MemoryStorageBuilder::shards
-#[cfg(feature = "memory")]
-const MAX_SHARDS: usize = 65_536;
-
 #[cfg(feature = "memory")]
 fn memory(uri: &str, rest: &str) -> Result<Arc<dyn Storage>, UriError> {
     use limiter_memory::MemoryStorageBuilder as Builder;
@@ -205,17 +199,24 @@ fn memory(uri: &str, rest: &str) -> Result<Arc<dyn Storage>, UriError> {
     let mut builder = limiter_memory::MemoryStorage::builder();
     let pairs = options::query_pairs(query).map_err(|e| invalid(&e.name, e.to_string()))?;
     for (name, value) in pairs {
-        let (max, set): (usize, fn(Builder, usize) -> Builder) = match name {
-            "max_keys" => (usize::MAX, Builder::max_keys),
-            "shards" => (MAX_SHARDS, Builder::shards),
+        // The ranges are the memory crate's own, so that no value is clamped silently.
+        let (min, max, set): (usize, usize, fn(Builder, usize) -> Builder) = match name {
+            "max_bytes" => (
+                limiter_memory::MIN_MAX_BYTES,
+                usize::MAX,
+                Builder::max_bytes,
+            ),
+            "max_keys" => (1, usize::MAX, Builder::max_keys),
+            "shards" => (1, limiter_memory::MAX_SHARDS, Builder::shards),
             _ => {
                 return Err(invalid(
                     name,
-                    "unknown parameter (known: max_keys, shards)".to_owned(),
+                    "unknown parameter (known: max_bytes, max_keys, shards)".to_owned(),
                 ))
             }
         };
-        let number = options::whole_number(value, 1, u64::try_from(max).unwrap_or(u64::MAX))
+        let bound = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let number = options::whole_number(value, bound(min), bound(max))
             .map_err(|reason| invalid(name, reason))?;
         // At most `max`, a `usize`.
         builder = set(builder, usize::try_from(number).unwrap_or(max));
@@ -401,8 +402,34 @@ mod tests {
 
     #[cfg(feature = "memory")]
     #[test]
+    fn memory_uri_bounds_the_bytes_held() {
+        // 4 KiB hold a few dozen short keys (80 bytes each and their text), not 200.
+        let storage = block_on(storage_from_uri("memory://?max_bytes=4096&shards=1")).unwrap();
+        let keys: Vec<_> = (0..200)
+            .map(|i| limiter_core::StorageKey::new("t", &format!("k{i}")))
+            .collect();
+        let now = limiter_core::Timestamp::from_millis(0);
+        block_on(async {
+            for key in &keys {
+                let ttl = std::time::Duration::from_secs(60);
+                assert!(storage
+                    .compare_and_set(key, None, b"x", ttl, now)
+                    .await
+                    .unwrap());
+            }
+            let mut present = 0;
+            for key in &keys {
+                present += usize::from(storage.get(key, now).await.unwrap().is_some());
+            }
+            assert!((10..=4096 / 80).contains(&present), "{present}");
+        });
+    }
+
+    #[cfg(feature = "memory")]
+    #[test]
     fn memory_uris_with_valid_parameters_are_accepted() {
         let largest = format!("memory://?max_keys={}", usize::MAX);
+        let unbounded = format!("memory://?max_bytes={}", usize::MAX);
         for good in [
             "memory://",
             "memory:///",
@@ -414,7 +441,10 @@ mod tests {
             "memory://?shards=65536",
             "memory://?max_keys=007",
             "memory://?&max_keys=5&&shards=3&",
+            "memory://?max_bytes=4096",
+            "memory://?max_bytes=67108864&max_keys=1000&shards=8",
             &largest,
+            &unbounded,
         ] {
             if let Err(e) = block_on(storage_from_uri(good)) {
                 panic!("{good}: {e}");
@@ -444,6 +474,27 @@ mod tests {
             ("memory://?max_keys=x".into(), "max_keys", not_digits("x", keys)),
             ("memory://?shards=1.5".into(), "shards", not_digits("1.5", shards)),
             ("memory://?shards=\u{663}".into(), "shards", not_digits("\u{663}", shards)),
+            (
+                "memory://?max_bytes=64MiB".into(),
+                "max_bytes",
+                not_digits("64MiB", "of at least 4096"),
+            ),
+            (
+                "memory://?max_bytes=4095".into(),
+                "max_bytes",
+                "4095 is out of range; expected a whole number of at least 4096".into(),
+            ),
+            (
+                "memory://?max_bytes=0".into(),
+                "max_bytes",
+                "0 is out of range; expected a whole number of at least 4096".into(),
+            ),
+            (
+                "memory://?max_bytes=1&max_bytes=2".into(),
+                "max_bytes",
+                r#"given more than once ("1", then "2"); give each parameter at most once"#
+                    .into(),
+            ),
             (
                 "memory://?max_keys=".into(),
                 "max_keys",
@@ -507,17 +558,17 @@ mod tests {
             (
                 "memory://?colour=red".into(),
                 "colour",
-                "unknown parameter (known: max_keys, shards)".into(),
+                "unknown parameter (known: max_bytes, max_keys, shards)".into(),
             ),
             (
                 "memory://?max_keys=5&Shards=2".into(),
                 "Shards",
-                "unknown parameter (known: max_keys, shards)".into(),
+                "unknown parameter (known: max_bytes, max_keys, shards)".into(),
             ),
             (
                 "memory://?=5".into(),
                 "",
-                "unknown parameter (known: max_keys, shards)".into(),
+                "unknown parameter (known: max_bytes, max_keys, shards)".into(),
             ),
             (
                 "memory://host".into(),

@@ -1,8 +1,8 @@
 //! In-memory storage for **limiter**: [`MemoryStorage`], the embedded default.
 //!
-//! A sharded hash map, bounded in memory, that runs every built-in strategy natively:
-//! a hit locks one shard, decides in place and returns, with no compare-and-set loop and
-//! no allocation when the key already exists. Multi-limit hits
+//! A sharded hash map, bounded in bytes (64 MiB by default), that runs every built-in
+//! strategy natively: a hit locks one shard, decides in place and returns, with no
+//! compare-and-set loop and no allocation when the key already exists. Multi-limit hits
 //! ([`RateLimiter::hit_all`](limiter_core::RateLimiter::hit_all)) are atomic.
 //!
 //! # Examples
@@ -29,14 +29,20 @@
 //! # }).unwrap();
 //! ```
 //!
-//! A storage bounded to 100,000 keys:
+//! [`MemoryStorage::new`] holds at most 64 MiB ([`DEFAULT_MAX_BYTES`]). A storage
+//! bounded to 256 MiB and 100,000 keys:
 //!
 //! ```
 //! use limiter_memory::MemoryStorage;
 //!
-//! let storage = MemoryStorage::builder().max_keys(100_000).build();
+//! let storage = MemoryStorage::builder()
+//!     .max_bytes(256 << 20)
+//!     .max_keys(100_000)
+//!     .build();
 //! assert_eq!(storage.max_keys(), Some(100_000));
+//! assert_eq!(storage.max_bytes(), Some(256 << 20));
 //! assert!(storage.is_empty());
+//! assert_eq!(storage.bytes(), 0);
 //! ```
 //!
 //! # Design
@@ -59,8 +65,9 @@
 //! own, and a hit touches an index slot, then its entry and the key's bytes (to
 //! confirm the match) at once. Two keys with the same full hash
 //! both stay in the index, told apart by their bytes: collisions are handled, not
-//! assumed away. A removed key's bytes stay in the buffer until they are half of it;
-//! the buffer is then rebuilt from the live keys.
+//! assumed away. A removed key's bytes stay in the buffer until they are half of it
+//! (a quarter, when the storage is full); the live keys' bytes are then moved to its
+//! front, in place.
 //!
 //! **Native operations.** Each built-in strategy runs on the entry's state in place,
 //! under the shard lock. States up to 25 bytes (every fixed-window, sliding-window and
@@ -88,38 +95,61 @@
 //! read of an expired key removes it, and [`MemoryStorage::purge_expired`] removes
 //! them all. Each of these costs O(1) per operation.
 //!
-//! **Bound.** With [`max_keys`](MemoryStorageBuilder::max_keys), the shards share one
-//! atomic count of the keys stored in all of them; any shard may hold any share of
-//! the bound. What `max_keys` guarantees:
+//! **Bound.** A storage is bounded in bytes by default
+//! ([`max_bytes`](MemoryStorageBuilder::max_bytes), [`DEFAULT_MAX_BYTES`] = 64 MiB), and
+//! optionally in keys ([`max_keys`](MemoryStorageBuilder::max_keys)); the shards share
+//! one atomic count of the keys and one of the bytes stored in all of them, and any
+//! shard may hold any share of the bounds. The bytes counted
+//! ([`bytes`](MemoryStorage::bytes)) are, per key, its entry and index slot (80 bytes),
+//! its stored key's bytes (at most 513, see **Memory**) and the capacity of its heap
+//! state (a moving-window log), plus the bytes of removed keys until their shard's key
+//! buffer is compacted. What the bounds guarantee:
 //!
-//! - [`len`](MemoryStorage::len) never exceeds `max_keys`, under any concurrency: a
-//!   new key first reserves its place in the shared count, which never goes above the
-//!   bound, and every entry that leaves (deleted, expired, evicted, cleared) gives its
-//!   place back.
-//! - **Nothing is evicted below the bound.** As long as fewer than `max_keys` keys are
-//!   stored (expired ones not yet reclaimed count as stored), a new key is simply
-//!   added, whatever the number of shards and however the keys spread over them.
-//! - **At the bound, one key out for one key in.** A new key then evicts one entry and
-//!   takes its place: an expired entry if a short sweep of the inserting shard finds
-//!   one, else the least recently used of 8 entries of that shard sampled at random
-//!   (approximate LRU, as in Redis: O(1) per insert; a hit only stores an access
-//!   tick). If the inserting shard holds no entry, the victim comes from another shard:
-//!   one that an atomic batch already holds, else the first one, from a random start,
-//!   whose lock is free at that moment (`try_lock`, so that no shard lock ever waits
-//!   for another). Recency is compared within a shard only, so with few keys per
-//!   shard the choice is close to random.
+//! - [`len`](MemoryStorage::len) never exceeds `max_keys` and
+//!   [`bytes`](MemoryStorage::bytes) never exceeds `max_bytes`, under any concurrency: a
+//!   new key first reserves its place and its bytes in the shared counts, which never
+//!   go above the bounds, a growing moving-window log reserves its new capacity before
+//!   it grows, and every entry that leaves (deleted, expired, evicted, cleared) gives
+//!   its place and its bytes back (its key's bytes when they are compacted away).
+//! - **Nothing is evicted below the bounds.** As long as a new key (or a log's growth)
+//!   fits, it is simply added, whatever the number of shards and however the keys
+//!   spread over them (expired keys not yet reclaimed count as stored).
+//! - **At a bound, evict to make room.** A new key then frees room and tries again,
+//!   until it fits: it compacts its shard's key buffer if a quarter of it is bytes of
+//!   removed keys, else evicts an expired entry if a short sweep of the inserting shard
+//!   finds one, else the least recently used of 8 entries of that shard sampled at
+//!   random (approximate LRU, as in Redis: O(1) per insert; a hit only stores an access
+//!   tick). At the key bound that is one key out for one key in; at the byte bound,
+//!   as many as the new key's bytes need. If the inserting shard holds no entry, the
+//!   victim comes from another shard: one that an atomic batch already holds, else the
+//!   first one, from a random start, whose lock is free at that moment (`try_lock`, so
+//!   that no shard lock ever waits for another). Recency is compared within a shard
+//!   only, so with few keys per shard the choice is close to random.
 //!
-//! Evicting a live key forgets what it counted: the bound trades exactness under
-//! memory pressure for bounded memory. Updating an existing key never evicts. In a
-//! full storage, a new key whose shard is empty while every other shard with entries
-//! stays locked for a thousand attempts is not stored (its hit is decided but not
-//! counted); only pathological contention between batches can cause that.
+//! Evicting a live key forgets what it counted: the bounds trade exactness under
+//! memory pressure for bounded memory. Updating a fixed-window, sliding-window or GCRA
+//! key never evicts (its state is inside its entry). A moving-window hit that passes
+//! may need its log to grow: the log's capacity doubles when the byte count has room,
+//! else grows by just what one hit adds (33 bytes), evicting other keys (never the
+//! log's own) to make room. A hit the limit refuses anyway needs no room.
 //!
-//! `max_keys` bounds keys, not bytes: see **Memory** for what a key costs.
+//! **A hit that cannot be stored is refused, never admitted uncounted.** That happens
+//! when a moving-window log cannot grow because nothing else is left to evict (a
+//! single log larger than `max_bytes`), or, in a full storage, when a new key's shard
+//! is empty while every other shard with entries stays locked for a thousand attempts
+//! (only pathological contention between batches causes that). The hit is then
+//! refused with `retry_at` one second later, and nothing is recorded, so no more hits
+//! pass than the limit allows; in a batch, the hits already taken are refunded. A
+//! compare-and-set whose state cannot be stored returns `false`.
+//!
+//! **Opting out.** [`unbounded`](MemoryStorageBuilder::unbounded) lifts both bounds,
+//! and `max_bytes(usize::MAX)` the byte bound alone. Do so only when clients cannot
+//! choose keys freely: unbounded, every distinct key a client sends stays until it
+//! expires.
 //!
 //! **Memory.** Measured as the growth of the process's resident set while 1,000,000
-//! keys are stored, one hit each (glibc's allocator, x86-64; keys such as
-//! `LIMITER/fixed-window/10.0.0.1/100/1/minute`, 42 bytes):
+//! keys are stored in an unbounded storage, one hit each (glibc's allocator, x86-64;
+//! keys such as `LIMITER/fixed-window/10.0.0.1/100/1/minute`, 42 bytes):
 //! `cargo bench -p limiter-benches --bench memory`.
 //!
 //! | strategy | bytes per key |
@@ -133,31 +163,48 @@
 //! index's load factor, plus the slack of vectors that grow by doubling. Longer keys cost
 //! their extra bytes; the strategy names in the key account for the differences above.
 //! Fixed-window, sliding-window and GCRA states are stored inside the entry, so their
-//! keys cost the same whatever the limit.
+//! keys cost the same whatever the limit. So the default 64 MiB hold about 500,000
+//! such keys.
+//!
+//! **Long keys are digested.** A key's group (namespace, strategy and identifiers,
+//! [`StorageKey::group`]) or limit part ([`StorageKey::limit_part`]) longer than
+//! [`DIGEST_ABOVE`] (256) bytes is stored as its first 64 bytes, a `0xFF` byte (never
+//! part of a key's text, which is UTF-8) and the SHA-256 of the whole part: 97 bytes.
+//! So a stored key takes at most 513 bytes, and an entry at most about 600 counted
+//! bytes, whatever the key function returns (a 64 KiB header as the key costs what a
+//! 300-byte one does). Lookups digest the same way, so this is invisible to callers:
+//! two keys share a stored key only if their long parts share a SHA-256 digest. A
+//! group is stored the same way under every limit, so all of one client's limits still
+//! share a shard. Keys whose parts are at most 256 bytes are stored as they are,
+//! borrowed from the caller, with no allocation.
+//!
+//! **The resident set exceeds the count** by the vectors' and the index's slack and
+//! the allocator's: a default storage flooded with 1,000,000 distinct 1 KiB keys (the
+//! `million_long_keys` test) counts at most 64 MiB and its process grows by about
+//! 80 MiB; allow about a third more than `max_bytes`.
 //!
 //! **Moving-window logs grow with the limit's amount.** A moving-window key keeps a
 //! 16-byte record per millisecond with admitted hits in its window, so up to
 //! `amount × 16` bytes of live records on the heap, on top of the figure above (up to
 //! twice that while expired records wait to be dropped in bulk; the buffer keeps its
 //! capacity while the key lives). A key under `1000000 per hour` can hold 16 MB;
-//! 100,000 keys under `1000 per minute`, 1.6 GB.
-//! [`max_keys`](MemoryStorageBuilder::max_keys) counts such a key as one, so with
-//! moving windows the memory bound is about `max_keys × (190 + 32 × amount)` bytes for
-//! the largest amount in use: choose `max_keys` from that, or prefer the sliding-window
+//! 100,000 keys under `1000 per minute`, 1.6 GB. The byte bound counts these buffers,
+//! so they evict other keys rather than grow memory past it; prefer the sliding-window
 //! or GCRA strategies (constant size) for large amounts.
 //!
 //! **Atomic batches.** [`Storage::batch`] of up to four keys of one group (a
 //! [`RateLimiter::hit_all`](limiter_core::RateLimiter::hit_all)) locks their one
 //! shard, runs every hit on a copy of its inline state, and writes the copies back only
 //! if all of them pass; otherwise it answers with tests of the unchanged states. Other
-//! batches (more keys, keys of several groups, a key not yet stored, moving-window
-//! logs) lock the shards of all their keys, in ascending shard order so that
+//! batches (more keys, keys of several groups, a key not yet stored or digested,
+//! moving-window logs that need room) lock the shards of all their keys, in ascending shard order so that
 //! concurrent batches cannot deadlock, peek every limit, and consume them all only if
 //! all pass, under the same locks.
 #![forbid(unsafe_code)]
 
 mod shard;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -171,11 +218,30 @@ use limiter_core::{
     Version, Versioned,
 };
 use parking_lot::{Mutex, MutexGuard};
+use sha2::{Digest, Sha256};
 
 use shard::{deadline, Bound, Shard};
 
-/// The most shards a storage has.
-const MAX_SHARDS: usize = 1 << 16;
+/// The most shards a storage has (see [`MemoryStorageBuilder::shards`]).
+pub const MAX_SHARDS: usize = 1 << 16;
+
+/// The byte bound of [`MemoryStorage::new`] and of a builder that sets none: 64 MiB
+/// (see [`MemoryStorageBuilder::max_bytes`]).
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+
+/// The smallest byte bound: 4 KiB, room for the longest stored key with its entry
+/// and a moving-window log (see [`MemoryStorageBuilder::max_bytes`]).
+pub const MIN_MAX_BYTES: usize = 4 << 10;
+
+/// The longest part of a key (its group or its limit part, see [`StorageKey`]) stored
+/// as it is: a longer part is digested (see the crate docs, **Memory**).
+pub const DIGEST_ABOVE: usize = 256;
+
+/// How many bytes of a digested part are kept as they are, before its digest.
+const DIGEST_PREFIX: usize = 64;
+
+/// Marks a digested part: never in a key's text, which is UTF-8.
+const DIGEST_MARK: u8 = 0xFF;
 
 /// The fewest shards the default configuration has.
 const MIN_DEFAULT_SHARDS: usize = 64;
@@ -184,9 +250,9 @@ const MIN_DEFAULT_SHARDS: usize = 64;
 #[repr(align(128))]
 struct Padded(Mutex<Shard>);
 
-/// An in-memory [`Storage`]: sharded, optionally bounded, with every built-in strategy
-/// and atomic multi-limit batches run natively. See the [crate docs](crate) for the
-/// design.
+/// An in-memory [`Storage`]: sharded, bounded in bytes (by default) and optionally in
+/// keys, with every built-in strategy and atomic multi-limit batches run natively. See
+/// the [crate docs](crate) for the design.
 ///
 /// Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct MemoryStorage {
@@ -195,8 +261,18 @@ pub struct MemoryStorage {
     shard_count: u64,
     hasher: RandomState,
     max_keys: Option<usize>,
-    /// The key count shared by the shards, when `max_keys` bounds it.
+    max_bytes: Option<usize>,
+    /// The key and byte counts shared by the shards, when `max_keys` or `max_bytes`
+    /// bounds them.
     bound: Option<Arc<Bound>>,
+}
+
+/// Where a key lives: its shard, its full hash, and the bytes it is stored under (its
+/// text, or its digested form when a part is longer than [`DIGEST_ABOVE`]).
+struct Place<'k> {
+    shard: usize,
+    hash: u64,
+    key: Cow<'k, [u8]>,
 }
 
 impl fmt::Debug for MemoryStorage {
@@ -204,6 +280,7 @@ impl fmt::Debug for MemoryStorage {
         f.debug_struct("MemoryStorage")
             .field("shards", &self.shards.len())
             .field("max_keys", &self.max_keys)
+            .field("max_bytes", &self.max_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -215,31 +292,75 @@ impl Default for MemoryStorage {
 }
 
 /// Builds a [`MemoryStorage`]; see [`MemoryStorage::builder`].
-#[derive(Debug, Clone, Default)]
+///
+/// By default the storage holds at most [`DEFAULT_MAX_BYTES`] (64 MiB) and any number
+/// of keys within that: see [`max_bytes`](Self::max_bytes),
+/// [`max_keys`](Self::max_keys) and [`unbounded`](Self::unbounded).
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct MemoryStorageBuilder {
     max_keys: Option<usize>,
+    max_bytes: Option<usize>,
     shards: Option<usize>,
+}
+
+impl Default for MemoryStorageBuilder {
+    fn default() -> Self {
+        MemoryStorageBuilder {
+            max_keys: None,
+            max_bytes: Some(DEFAULT_MAX_BYTES),
+            shards: None,
+        }
+    }
 }
 
 impl MemoryStorageBuilder {
     /// Keeps at most `max_keys` keys (at least 1), evicting approximately the least
-    /// recently used. Default: unbounded (expired keys are still reclaimed).
+    /// recently used. Default: no bound on the number of keys, only the byte bound
+    /// ([`max_bytes`](Self::max_bytes)); expired keys are reclaimed either way.
     ///
     /// [`len`](MemoryStorage::len) never exceeds `max_keys`, and no key is evicted
-    /// while fewer than `max_keys` are stored, whatever the number of shards: eviction
-    /// only starts at the bound, one key out for each new key in (see the crate docs,
-    /// **Bound**).
+    /// while fewer than `max_keys` are stored (and the byte bound is not reached),
+    /// whatever the number of shards: eviction only starts at the bound, one key out
+    /// for each new key in (see the crate docs, **Bound**).
     ///
-    /// This bounds keys, not bytes. A fixed-window, sliding-window or GCRA key costs
-    /// about 130 to 150 bytes (see the crate docs, **Memory**), but a moving-window key
-    /// keeps a 16-byte record per millisecond with admitted hits in its window: up to
-    /// `amount × 16` bytes of live records (16 MB for `1000000 per hour`), and up to
-    /// twice that before expired records are dropped. With moving windows the memory
-    /// bound is therefore about `max_keys × (190 + 32 × amount)` bytes for the largest
-    /// amount in use.
+    /// This bounds keys, not bytes: the byte bound, on by default, is what bounds
+    /// memory. A fixed-window, sliding-window or GCRA key costs about 130 to 150 bytes
+    /// (see the crate docs, **Memory**), but a moving-window key keeps a 16-byte record
+    /// per millisecond with admitted hits in its window: up to `amount × 16` bytes of
+    /// live records (16 MB for `1000000 per hour`), and up to twice that before
+    /// expired records are dropped.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = Some(max_keys.max(1));
+        self
+    }
+
+    /// Holds at most `max_bytes` bytes of keys and states (at least [`MIN_MAX_BYTES`],
+    /// 4 KiB), evicting approximately the least recently used keys to make room.
+    /// Default: [`DEFAULT_MAX_BYTES`], 64 MiB. `usize::MAX` lifts the byte bound.
+    ///
+    /// The bytes counted ([`MemoryStorage::bytes`]) are, for each key, its entry and
+    /// index slot (80 bytes), its stored key's bytes (at most 513: longer keys are
+    /// digested, see the crate docs, **Memory**) and the capacity of its heap state
+    /// (moving-window logs; other states are inside the entry); plus the bytes of
+    /// removed keys until their shard's key buffer is compacted. The guarantees are
+    /// those of [`max_keys`](Self::max_keys): the count never exceeds `max_bytes`, under
+    /// any concurrency (bytes are reserved before a key is inserted or a state grows),
+    /// and nothing is evicted below it (see the crate docs, **Bound**). The process's
+    /// memory is larger than the count by the slack of the vectors and the index
+    /// (about a third more in the measurements of the crate docs, **Memory**).
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = (max_bytes != usize::MAX).then(|| max_bytes.max(MIN_MAX_BYTES));
+        self
+    }
+
+    /// Lifts both bounds: no [`max_keys`](Self::max_keys), no
+    /// [`max_bytes`](Self::max_bytes). Expired keys are still reclaimed, but live keys
+    /// are never evicted, so memory grows with the number of distinct keys clients
+    /// send: only for keys that clients cannot choose freely.
+    pub fn unbounded(mut self) -> Self {
+        self.max_keys = None;
+        self.max_bytes = None;
         self
     }
 
@@ -258,8 +379,14 @@ impl MemoryStorageBuilder {
             count = count.min(max);
         }
         let hasher = RandomState::default();
-        // One key count for all the shards: any shard may hold any share of the bound.
-        let bound = self.max_keys.map(|max| Arc::new(Bound::new(max)));
+        // One key count and one byte count for all the shards: any shard may hold any
+        // share of the bounds.
+        let bound = (self.max_keys.is_some() || self.max_bytes.is_some()).then(|| {
+            Arc::new(Bound::new(
+                self.max_keys.unwrap_or(usize::MAX),
+                self.max_bytes.unwrap_or(usize::MAX),
+            ))
+        });
         let shards = (0..count)
             .map(|i| {
                 let seed = std::hash::BuildHasher::hash_one(&hasher, i);
@@ -274,6 +401,7 @@ impl MemoryStorageBuilder {
             shards,
             hasher,
             max_keys: self.max_keys,
+            max_bytes: self.max_bytes,
             bound,
         }
     }
@@ -289,26 +417,40 @@ fn default_shards() -> usize {
 }
 
 impl MemoryStorage {
-    /// An unbounded storage with the default number of shards.
+    /// A storage bounded to [`DEFAULT_MAX_BYTES`] (64 MiB), with the default number of
+    /// shards. For another bound, or none, see [`builder`](Self::builder).
     pub fn new() -> MemoryStorage {
         MemoryStorage::builder().build()
     }
 
-    /// A builder, to bound the number of keys or choose the number of shards.
+    /// A builder, to choose the bounds on bytes and keys, or the number of shards.
     pub fn builder() -> MemoryStorageBuilder {
         MemoryStorageBuilder::default()
     }
 
     /// The number of keys stored, including expired keys not yet reclaimed (see
-    /// [`purge_expired`](Self::purge_expired)). With
-    /// [`max_keys`](MemoryStorageBuilder::max_keys), one read of the shared key count,
-    /// which never exceeds the bound (an insertion under way counts from the moment it
-    /// reserves its place). Unbounded, it locks each shard in turn, so under concurrent
-    /// writes it is a snapshot of no single instant.
+    /// [`purge_expired`](Self::purge_expired)). In a bounded storage (the default), one
+    /// read of the shared key count, which never exceeds
+    /// [`max_keys`](MemoryStorageBuilder::max_keys) (an insertion under way counts from
+    /// the moment it reserves its place). Unbounded, it locks each shard in turn, so
+    /// under concurrent writes it is a snapshot of no single instant.
     pub fn len(&self) -> usize {
         match &self.bound {
             Some(bound) => bound.keys(),
             None => self.shards.iter().map(|s| s.0.lock().len()).sum(),
+        }
+    }
+
+    /// The bytes the storage counts against [`max_bytes`](MemoryStorageBuilder::max_bytes):
+    /// per key its entry and index slot, its stored key and its heap state, plus the
+    /// bytes of removed keys not yet compacted away (see
+    /// [`MemoryStorageBuilder::max_bytes`]). In a bounded storage, one read of the
+    /// shared count, which never exceeds `max_bytes` (reservations under way count);
+    /// unbounded, a sum over the shards, locked in turn.
+    pub fn bytes(&self) -> usize {
+        match &self.bound {
+            Some(bound) => bound.bytes(),
+            None => self.shards.iter().map(|s| s.0.lock().bytes()).sum(),
         }
     }
 
@@ -328,9 +470,14 @@ impl MemoryStorage {
         self.shards.iter().map(|s| s.0.lock().purge(now)).sum()
     }
 
-    /// The bound on the number of keys, if any.
+    /// The bound on the number of keys, if any (none by default).
     pub fn max_keys(&self) -> Option<usize> {
         self.max_keys
+    }
+
+    /// The bound on the bytes held, if any ([`DEFAULT_MAX_BYTES`] by default).
+    pub fn max_bytes(&self) -> Option<usize> {
+        self.max_bytes
     }
 
     /// The number of shards.
@@ -342,18 +489,64 @@ impl MemoryStorage {
         std::hash::BuildHasher::hash_one(&self.hasher, part)
     }
 
+    fn hash_bytes(&self, part: &[u8]) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, part)
+    }
+
     /// Where `key` lives: its shard, from the hash of its group alone, so that all of
     /// one client's limits under one strategy share a shard (a multi-limit hit then
     /// locks one shard); and its full hash in the shard's table, the group's hash
     /// mixed with the limit part. Only the group holds what clients choose, so only
     /// the group goes through the seeded hash; the limit part (the application's
-    /// limits) is mixed in cheaply.
-    fn place(&self, key: &StorageKey) -> (usize, u64) {
-        let group = self.hash(key.group());
-        (
-            self.shard_of(group),
-            group ^ mix(key.limit_part().as_bytes()),
-        )
+    /// limits) is mixed in cheaply. A key whose parts are at most [`DIGEST_ABOVE`]
+    /// bytes is stored under its own text, borrowed.
+    #[inline]
+    fn place<'k>(&self, key: &'k StorageKey) -> Place<'k> {
+        match self.place_plain(key) {
+            Some((shard, hash)) => Place {
+                shard,
+                hash,
+                key: Cow::Borrowed(key.as_str().as_bytes()),
+            },
+            None => self.place_digested(key.group(), key.limit_part()),
+        }
+    }
+
+    /// The shard and full hash of a key stored under its own text (both parts at most
+    /// [`DIGEST_ABOVE`] bytes), as [`place`](Self::place) gives them; `None` for a key
+    /// to digest. The hot path: no allocation, no copy.
+    #[inline]
+    fn place_plain(&self, key: &StorageKey) -> Option<(usize, u64)> {
+        let (group, limit) = (key.group(), key.limit_part());
+        if group.len() > DIGEST_ABOVE || limit.len() > DIGEST_ABOVE {
+            return None;
+        }
+        let hash = self.hash(group);
+        Some((self.shard_of(hash), hash ^ mix(limit.as_bytes())))
+    }
+
+    /// [`place`](Self::place) for a key with a part longer than [`DIGEST_ABOVE`]:
+    /// stored as `group/limit` with each long part digested (see [`push_part`]). The
+    /// shard depends on the group alone, as for other keys: a group is always stored
+    /// the same way, whatever the limit.
+    #[cold]
+    #[inline(never)]
+    fn place_digested(&self, group: &str, limit: &str) -> Place<'static> {
+        let mut stored = Vec::with_capacity(2 * DIGESTED_LEN + 1);
+        push_part(&mut stored, group);
+        let group_len = stored.len();
+        stored.push(b'/');
+        push_part(&mut stored, limit);
+        let hash = match stored.get(..group_len) {
+            Some(digested) if group.len() > DIGEST_ABOVE => self.hash_bytes(digested),
+            _ => self.hash(group),
+        };
+        let limit_part = stored.get(group_len + 1..).unwrap_or_default();
+        Place {
+            shard: self.shard_of(hash),
+            hash: hash ^ mix(limit_part),
+            key: Cow::Owned(stored),
+        }
     }
 
     /// The shard of a group's hash: its middle 32 bits scaled to the shard count.
@@ -368,12 +561,21 @@ impl MemoryStorage {
 
     /// Every native operation: one shard lock, the built-in applied in place.
     fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
-        let (shard, hash) = self.place(op.key);
-        let key = op.key.as_str();
         let now = op.now.as_millis();
-        self.lock(shard)
-            .apply(builtin, key, hash, op.limit, op.op, op.now, now)
-            .map_err(|e| corrupt(builtin, key, &e))
+        let verdict = match self.place_plain(op.key) {
+            Some((shard, hash)) => {
+                let key = op.key.as_str().as_bytes();
+                self.lock(shard)
+                    .apply(builtin, key, hash, op.limit, op.op, op.now, now)
+            }
+            None => {
+                let place = self.place(op.key);
+                self.lock(place.shard).apply(
+                    builtin, &place.key, place.hash, op.limit, op.op, op.now, now,
+                )
+            }
+        };
+        verdict.map_err(|e| corrupt(builtin, op.key.as_str(), &e))
     }
 
     fn batch_now(
@@ -384,19 +586,24 @@ impl MemoryStorage {
         at: Timestamp,
     ) -> Result<Vec<Verdict>, StorageError> {
         let now = at.as_millis();
-        // The common case: a few limits of one client, in one shard.
+        // The common case: a few limits of one client, in one shard, keys stored under
+        // their own text (a key to digest takes the general path).
         if items.len() <= shard::BATCH_INLINE {
             let mut places = [(0usize, 0u64); shard::BATCH_INLINE];
+            let mut plain = true;
             for (place, item) in places.iter_mut().zip(items) {
-                *place = self.place(item.key);
+                match self.place_plain(item.key) {
+                    Some(found) => *place = found,
+                    None => plain = false,
+                }
             }
             let places = &places[..items.len()];
             let shard = places.first().map_or(0, |p| p.0);
-            if places.iter().all(|p| p.0 == shard) {
+            if plain && places.iter().all(|p| p.0 == shard) {
                 let mut guard = self.lock(shard);
-                let mut batch = [("", 0u64, None); shard::BATCH_INLINE];
+                let mut batch = [(&b""[..], 0u64, None); shard::BATCH_INLINE];
                 for ((slot, item), place) in batch.iter_mut().zip(items).zip(places) {
-                    *slot = (item.key.as_str(), place.1, Some(item.limit));
+                    *slot = (item.key.as_str().as_bytes(), place.1, Some(item.limit));
                 }
                 let batch = &batch[..items.len()];
                 if let Some(result) = guard.batch_inline(builtin, batch, cost, at, now) {
@@ -407,8 +614,8 @@ impl MemoryStorage {
                 }
             }
         }
-        let places: Vec<(usize, u64)> = items.iter().map(|item| self.place(item.key)).collect();
-        let mut shard_ids: Vec<usize> = places.iter().map(|p| p.0).collect();
+        let places: Vec<Place<'_>> = items.iter().map(|item| self.place(item.key)).collect();
+        let mut shard_ids: Vec<usize> = places.iter().map(|p| p.shard).collect();
         shard_ids.sort_unstable();
         shard_ids.dedup();
         // Ascending shard order: two batches never wait for each other in a cycle.
@@ -416,13 +623,13 @@ impl MemoryStorage {
             shard_ids.iter().map(|&s| self.lock(s)).collect();
         let mut run = |i: usize, op: Op| -> Result<Verdict, StorageError> {
             let item = &items[i];
-            let (shard, hash) = places[i];
-            let slot = shard_ids.binary_search(&shard).unwrap_or_default();
-            let key = item.key.as_str();
+            let place = &places[i];
+            let slot = shard_ids.binary_search(&place.shard).unwrap_or_default();
+            let (key, hash) = (&*place.key, place.hash);
             apply_holding(&mut guards, slot, |shard, evict_held| {
                 shard.apply_with(builtin, key, hash, item.limit, op, at, now, evict_held)
             })
-            .map_err(|e| corrupt(builtin, key, &e))
+            .map_err(|e| corrupt(builtin, item.key.as_str(), &e))
         };
 
         let mut verdicts = Vec::with_capacity(items.len());
@@ -435,8 +642,9 @@ impl MemoryStorage {
         for i in 0..items.len() {
             let verdict = run(i, Op::Hit { cost })?;
             if !verdict.allowed {
-                // Only possible when a key is repeated in `items`: undo this batch's
-                // earlier hits so that nothing is consumed.
+                // Only possible when a key is repeated in `items`, or when a state
+                // could not be stored for want of room: undo this batch's earlier hits
+                // so that nothing is consumed.
                 for j in 0..i {
                     run(j, Op::Refund { cost, at })?;
                 }
@@ -447,6 +655,31 @@ impl MemoryStorage {
         }
         Ok(verdicts)
     }
+}
+
+/// The most bytes a digested part takes: its first [`DIGEST_PREFIX`] bytes, the
+/// mark and a SHA-256.
+const DIGESTED_LEN: usize = DIGEST_PREFIX + 1 + 32;
+
+/// Appends `part` as it is stored: as it is when at most [`DIGEST_ABOVE`] bytes, else
+/// its first [`DIGEST_PREFIX`] bytes, [`DIGEST_MARK`] and the SHA-256 of the whole
+/// part.
+///
+/// No two keys share a stored form (barring a SHA-256 collision): a key's text is
+/// UTF-8, so the mark appears only in digested parts; a digested group puts it at byte
+/// 64, a plain group followed by a digested limit part at byte 65 or later, and a
+/// digested limit part after a digested group puts a second one at byte 162, where a
+/// plain limit part has none; within each of these shapes the lengths are fixed or
+/// told by the mark's position, and the digests tell the parts apart.
+fn push_part(out: &mut Vec<u8>, part: &str) {
+    let bytes = part.as_bytes();
+    if bytes.len() <= DIGEST_ABOVE {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.extend_from_slice(bytes.get(..DIGEST_PREFIX).unwrap_or(bytes));
+    out.push(DIGEST_MARK);
+    out.extend_from_slice(&Sha256::digest(bytes));
 }
 
 /// A quick unseeded hash of a limit part (`amount/multiples/unit`, a few dozen bytes),
@@ -512,8 +745,10 @@ impl Storage for MemoryStorage {
         key: &StorageKey,
         now: Timestamp,
     ) -> Result<Option<Versioned>, StorageError> {
-        let (shard, hash) = self.place(key);
-        let found = self.lock(shard).get(key.as_str(), hash, now.as_millis());
+        let place = self.place(key);
+        let found = self
+            .lock(place.shard)
+            .get(&place.key, place.hash, now.as_millis());
         Ok(found.map(|(value, version)| Versioned {
             value,
             version: Version(version),
@@ -528,18 +763,18 @@ impl Storage for MemoryStorage {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<bool, StorageError> {
-        let (shard, hash) = self.place(key);
+        let place = self.place(key);
         let now = now.as_millis();
         let expected = expected.map(|v| v.0);
         let expires = deadline(now, ttl);
         Ok(self
-            .lock(shard)
-            .compare_and_set(key.as_str(), hash, expected, value, expires, now))
+            .lock(place.shard)
+            .compare_and_set(&place.key, place.hash, expected, value, expires, now))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
-        let (shard, hash) = self.place(key);
-        self.lock(shard).delete(key.as_str(), hash);
+        let place = self.place(key);
+        self.lock(place.shard).delete(&place.key, place.hash);
         Ok(())
     }
 
@@ -566,5 +801,59 @@ impl Storage for MemoryStorage {
         now: Timestamp,
     ) -> Native<'a, Vec<Verdict>> {
         Native::Ready(self.batch_now(strategy, items, cost, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(group: &str, limit: &str) -> Vec<u8> {
+        let storage = MemoryStorage::builder().shards(4).build();
+        let key = StorageKey::new(group, limit);
+        storage.place(&key).key.into_owned()
+    }
+
+    #[test]
+    fn parts_over_the_threshold_are_digested_and_no_two_keys_meet() {
+        let plain = "p".repeat(DIGEST_ABOVE);
+        let long = "p".repeat(DIGEST_ABOVE + 1);
+        // At the threshold a part is kept as it is.
+        assert_eq!(
+            stored(&plain, &plain),
+            format!("{plain}/{plain}").into_bytes()
+        );
+        let shapes = [
+            stored(&long, "1/1/minute"),
+            stored("g", &long),
+            stored(&long, &long),
+            stored(&"q".repeat(64 * 1024), &long),
+            stored("", &long),
+        ];
+        for (i, a) in shapes.iter().enumerate() {
+            assert!(a.len() <= 2 * DIGEST_ABOVE + 1, "{}", a.len());
+            assert!(a.contains(&DIGEST_MARK));
+            for b in &shapes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // The same part is digested the same way, and a change past the kept prefix
+        // still changes the digest.
+        assert_eq!(stored(&long, "x"), stored(&long, "x"));
+        let mut other = long.clone();
+        other.push('!');
+        assert_ne!(stored(&long, "x"), stored(&other, "x"));
+    }
+
+    #[test]
+    fn a_group_maps_to_one_shard_whatever_its_limit_part() {
+        let storage = MemoryStorage::builder().shards(64).build();
+        for group in ["g".repeat(10), "g".repeat(DIGEST_ABOVE + 1)] {
+            let short = storage.place(&StorageKey::new(&group, "1/1/minute")).shard;
+            let long = storage
+                .place(&StorageKey::new(&group, &"l".repeat(1_000)))
+                .shard;
+            assert_eq!(short, long);
+        }
     }
 }

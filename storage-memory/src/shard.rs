@@ -18,21 +18,23 @@
 //! away.
 //!
 //! Removing an entry leaves its key's bytes in the buffer as garbage; once the garbage
-//! is more than half of the buffer, the buffer is rebuilt from the live entries, which
-//! moves each byte O(1) times overall.
+//! is more than half of the buffer (a quarter when room is needed at the byte bound),
+//! the live keys' bytes are moved to its front, in place, which moves each byte O(1)
+//! times overall and keeps the buffer's capacity.
 //!
 //! The dense list gives O(1) uniform random samples for LRU eviction and a cursor for
 //! the incremental expiry sweep.
 //!
-//! # The key bound
+//! # The bounds
 //!
 //! The shards of a bounded storage share one [`Bound`]: an atomic count of the keys
-//! stored in all of them. A shard reserves a place in that count before it inserts a
-//! key, and gives it back whenever an entry leaves it (deletion, expiry, eviction,
-//! clearing), so the count is never below the number of stored keys and never above
-//! the bound. Eviction starts only when a reservation finds the count at the bound:
-//! the inserting shard then evicts one of its own entries, or, when it has none, one
-//! of another shard (see [`Shard::make_room`]).
+//! stored in all of them and one of their bytes ([`Shard::bytes`]). A shard reserves a
+//! place and the new entry's bytes before it inserts a key, and the new capacity
+//! before a heap state grows; it gives them back whenever an entry leaves it
+//! (deletion, expiry, eviction, clearing) and when it compacts its key buffer. So the
+//! counts are never below what is stored and never above the bounds. Eviction starts
+//! only when a reservation does not fit: the shard then frees room (see
+//! [`Shard::free_some`]) and tries again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -40,7 +42,7 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 use limiter_core::strategy::state::InlineState;
-use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
+use limiter_core::strategy::{BuiltIn, Op, StateError, Transition, Verdict};
 use limiter_core::{RateLimit, Timestamp};
 
 /// The most entries a shard holds, so that positions fit a `u32`.
@@ -76,25 +78,43 @@ pub(crate) const BATCH_INLINE: usize = 4;
 /// bytes.
 const MIN_GARBAGE: usize = 4_096;
 
-/// The bound on the keys of a storage, shared by its shards.
+/// What one entry costs in the byte count, besides its key's bytes and its heap
+/// state: the entry itself and its index slot.
+pub(crate) const ENTRY_BYTES: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<Slot>();
+
+/// The most bytes a built-in's hit adds to a heap state (a moving-window log's
+/// 17-byte header when it is empty, and one 16-byte record), reserved before the hit
+/// runs.
+const HEAP_GROWTH: usize = 33;
+
+/// The bounds of a storage, shared by its shards: the number of keys and the bytes
+/// they hold.
 #[derive(Debug)]
 pub(crate) struct Bound {
-    /// The most keys the storage holds (at least 1).
-    max: usize,
+    /// The most keys the storage holds (at least 1; `usize::MAX`: no bound).
+    max_keys: usize,
+    /// The most bytes the storage holds (`usize::MAX`: no bound).
+    max_bytes: usize,
     /// The keys stored in all shards, plus places reserved by insertions under way
     /// (each reservation is used or given back before its shard lock is released).
     keys: AtomicUsize,
+    /// The bytes held by all shards (see [`Shard::bytes`]), plus bytes reserved by
+    /// insertions and growths under way.
+    bytes: AtomicUsize,
     /// The storage's shards, to evict from another shard than the inserting one. Weak,
     /// since the shards hold this bound.
     shards: OnceLock<Weak<[crate::Padded]>>,
 }
 
 impl Bound {
-    /// A bound of `max` keys (at least 1), its shards not yet known.
-    pub(crate) fn new(max: usize) -> Bound {
+    /// A bound of `max_keys` keys (at least 1) and `max_bytes` bytes, its shards not
+    /// yet known.
+    pub(crate) fn new(max_keys: usize, max_bytes: usize) -> Bound {
         Bound {
-            max: max.max(1),
+            max_keys: max_keys.max(1),
+            max_bytes,
             keys: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
             shards: OnceLock::new(),
         }
     }
@@ -109,24 +129,61 @@ impl Bound {
         self.keys.load(Ordering::Acquire)
     }
 
-    /// Takes one place if the storage is below its bound; whether it did.
-    fn reserve(&self) -> bool {
-        self.keys
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .is_ok()
+    /// The bytes held, with the bytes reserved by insertions and growths under way.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Acquire)
     }
 
-    /// Gives back `n` places.
-    fn release(&self, n: usize) {
-        if n > 0 {
-            let _ = self
-                .keys
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |k| {
-                    Some(k.saturating_sub(n))
-                });
+    /// Adds `n` to `count` if the sum stays within `max`; whether it did.
+    fn take(count: &AtomicUsize, n: usize, max: usize) -> bool {
+        n == 0
+            || count
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                    c.checked_add(n).filter(|&sum| sum <= max)
+                })
+                .is_ok()
+    }
+
+    /// Takes one key's place and `bytes` bytes if both fit; whether it did (if not,
+    /// it took nothing).
+    fn reserve(&self, bytes: usize) -> bool {
+        if !Bound::take(&self.keys, 1, self.max_keys) {
+            return false;
         }
+        if Bound::take(&self.bytes, bytes, self.max_bytes) {
+            return true;
+        }
+        Bound::give(&self.keys, 1);
+        false
+    }
+
+    /// Takes `n` bytes if they fit; whether it did.
+    fn reserve_bytes(&self, n: usize) -> bool {
+        Bound::take(&self.bytes, n, self.max_bytes)
+    }
+
+    /// Counts `n` bytes that are already held, whether or not they fit (only for a
+    /// state that grew by more than [`HEAP_GROWTH`], which no built-in does).
+    fn force_bytes(&self, n: usize) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_add(n))
+            });
+    }
+
+    fn give(count: &AtomicUsize, n: usize) {
+        if n > 0 {
+            let _ = count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                Some(c.saturating_sub(n))
+            });
+        }
+    }
+
+    /// Gives back `keys` places and `bytes` bytes.
+    fn release(&self, keys: usize, bytes: usize) {
+        Bound::give(&self.keys, keys);
+        Bound::give(&self.bytes, bytes);
     }
 }
 
@@ -153,13 +210,33 @@ impl Value {
         }
     }
 
-    /// Replaces the bytes, reusing a heap buffer if there is one.
+    /// The heap bytes the state holds: its buffer's capacity (none when inline).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Value::Inline(_) => 0,
+            Value::Heap(vec) => vec.capacity(),
+        }
+    }
+
+    /// The heap bytes the state will hold once [`set`](Self::set) to `new`.
+    fn heap_bytes_after_set(&self, new: &[u8]) -> usize {
+        match self {
+            Value::Heap(vec) => vec.capacity().max(new.len()),
+            Value::Inline(_) if new.len() <= InlineState::CAPACITY => 0,
+            Value::Inline(_) => new.len(),
+        }
+    }
+
+    /// Replaces the bytes, reusing a heap buffer if it is large enough (else one of
+    /// exactly `new.len()` bytes, as [`heap_bytes_after_set`](Self::heap_bytes_after_set)
+    /// says).
     fn set(&mut self, new: &[u8]) {
         match self {
-            Value::Heap(vec) => {
+            Value::Heap(vec) if vec.capacity() >= new.len() => {
                 vec.clear();
                 vec.extend_from_slice(new);
             }
+            Value::Heap(vec) => *vec = new.to_vec(),
             Value::Inline(state) => {
                 if !state.set(new) {
                     *self = Value::Heap(new.to_vec());
@@ -205,10 +282,21 @@ impl Entry {
         self.expires > now
     }
 
-    fn key<'a>(&self, keys: &'a [u8]) -> &'a [u8] {
-        let at = self.key_at as usize;
-        keys.get(at..at + self.key_len as usize).unwrap_or_default()
+    /// What the entry counts in its shard's bytes, besides its key's bytes.
+    fn bytes(&self) -> usize {
+        ENTRY_BYTES + self.value.heap_bytes()
     }
+}
+
+/// What an attempt to free room found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freed {
+    /// Something was freed.
+    Some,
+    /// Nothing now, but a shard was locked by someone else: worth another try.
+    Busy,
+    /// Nothing, and nothing else to free: give up.
+    Nothing,
 }
 
 /// One shard of a `MemoryStorage`.
@@ -223,6 +311,10 @@ pub(crate) struct Shard {
     keys: Vec<u8>,
     /// Bytes of `keys` that no entry uses.
     garbage: usize,
+    /// The bytes this shard counts against the storage's byte bound:
+    /// [`ENTRY_BYTES`] per entry, the whole key buffer (garbage included, until it is
+    /// compacted) and the capacity of every heap state.
+    bytes: usize,
     /// The most entries this shard keeps (at least 1), whatever the storage's bound.
     cap: usize,
     /// The storage's key bound, if it has one.
@@ -259,6 +351,7 @@ impl Shard {
             index: HashTable::new(),
             keys: Vec::new(),
             garbage: 0,
+            bytes: 0,
             cap: cap.clamp(1, MAX_ENTRIES - 1),
             bound,
             tick: 0,
@@ -273,6 +366,11 @@ impl Shard {
         self.entries.len()
     }
 
+    /// The bytes this shard counts against the byte bound (see [`Shard::bytes`]).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     fn next_tick(&mut self) -> u32 {
         self.tick = self.tick.wrapping_add(1);
         self.tick
@@ -283,9 +381,8 @@ impl Shard {
     /// The slot says where both the entry and the key's bytes are, so that the two
     /// loads (likely cache misses with many keys) are issued together, not one after
     /// the other.
-    fn find(&self, key: &str, hash: u64) -> Option<usize> {
+    fn find(&self, key: &[u8], hash: u64) -> Option<usize> {
         let (entries, keys) = (&self.entries, &self.keys);
-        let key = key.as_bytes();
         self.index
             .find(hash, |slot| {
                 let at = slot.key_at as usize;
@@ -298,7 +395,7 @@ impl Shard {
     }
 
     /// `key`'s bytes and version, if it is live at `now`.
-    pub(crate) fn get(&mut self, key: &str, hash: u64, now: u64) -> Option<(Vec<u8>, u64)> {
+    pub(crate) fn get(&mut self, key: &[u8], hash: u64, now: u64) -> Option<(Vec<u8>, u64)> {
         let tick = self.next_tick();
         let at = self.find(key, hash)?;
         let entry = self.entries.get_mut(at)?;
@@ -314,7 +411,7 @@ impl Shard {
     /// expired); whether it wrote.
     pub(crate) fn compare_and_set(
         &mut self,
-        key: &str,
+        key: &[u8],
         hash: u64,
         expected: Option<u64>,
         value: &[u8],
@@ -323,13 +420,32 @@ impl Shard {
     ) -> bool {
         let tick = self.next_tick();
         let version = self.version.wrapping_add(1);
-        match self.find(key, hash).and_then(|at| self.entries.get_mut(at)) {
+        let found = self.find(key, hash);
+        match found.and_then(|at| self.entries.get_mut(at)) {
             Some(entry) => {
                 let current = entry.live(now).then_some(entry.version);
                 if current != expected {
                     return false;
                 }
+                let (before, after) = (
+                    entry.value.heap_bytes(),
+                    entry.value.heap_bytes_after_set(value),
+                );
+                let Some(at) = found.and_then(|at| {
+                    self.grow_room(key, hash, at, after - before, now, &mut |_| false)
+                }) else {
+                    // No room for the larger state: not written.
+                    return false;
+                };
+                let Some(entry) = self.entries.get_mut(at) else {
+                    return false;
+                };
                 entry.value.set(value);
+                let actual = entry.value.heap_bytes();
+                self.account(before, actual, after);
+                let Some(entry) = self.entries.get_mut(at) else {
+                    return false;
+                };
                 entry.version = version;
                 entry.expires = expires;
                 entry.used = tick;
@@ -347,7 +463,7 @@ impl Shard {
     }
 
     /// Removes `key`; whether it was present.
-    pub(crate) fn delete(&mut self, key: &str, hash: u64) -> bool {
+    pub(crate) fn delete(&mut self, key: &[u8], hash: u64) -> bool {
         match self.find(key, hash) {
             Some(at) => {
                 self.remove_at(at);
@@ -359,7 +475,8 @@ impl Shard {
 
     /// Removes every entry. Versions keep counting up.
     pub(crate) fn clear(&mut self) {
-        self.released(self.len());
+        self.released(self.len(), self.bytes);
+        self.bytes = 0;
         self.entries = Vec::new();
         self.index = HashTable::new();
         self.keys = Vec::new();
@@ -373,7 +490,7 @@ impl Shard {
     pub(crate) fn apply(
         &mut self,
         builtin: BuiltIn,
-        key: &str,
+        key: &[u8],
         hash: u64,
         limit: &RateLimit,
         op: Op,
@@ -390,7 +507,7 @@ impl Shard {
     pub(crate) fn apply_with(
         &mut self,
         builtin: BuiltIn,
-        key: &str,
+        key: &[u8],
         hash: u64,
         limit: &RateLimit,
         op: Op,
@@ -399,17 +516,57 @@ impl Shard {
         evict_held: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Verdict, StateError> {
         let tick = self.next_tick();
-        if let Some(entry) = self.find(key, hash).and_then(|i| self.entries.get_mut(i)) {
+        if let Some(mut pos) = self.find(key, hash) {
+            let heap = grows(builtin);
+            if heap {
+                if let Some(entry) = self.entries.get_mut(pos) {
+                    if !entry.live(now) {
+                        // Expired counts as empty, before its growth is sized.
+                        entry.value.clear();
+                    }
+                }
+                if let Op::Hit { cost } = op {
+                    // Room for the hit's record, unless the state has it or the hit is
+                    // refused anyway (a refused hit records nothing).
+                    if self.needs_room(builtin, pos)
+                        && self.passes(builtin, pos, limit, cost, at, now)?
+                    {
+                        match self.heap_room(builtin, key, hash, pos, now, evict_held) {
+                            Some(moved) => pos = moved,
+                            None => return self.refuse(builtin, key, hash, limit, cost, at),
+                        }
+                    }
+                }
+            }
+            let Some(entry) = self.entries.get_mut(pos) else {
+                return Err(StateError {
+                    strategy: builtin.name(),
+                    reason: "entry moved",
+                });
+            };
             if !entry.live(now) {
                 // Expired counts as empty; a heap buffer is kept for reuse.
                 entry.value.clear();
             }
             entry.used = tick;
-            let outcome = run(builtin, &mut entry.value, limit, op, at)?;
-            if let Some(ttl) = outcome.write {
+            let before = if heap { entry.value.heap_bytes() } else { 0 };
+            let outcome = run(builtin, &mut entry.value, limit, op, at);
+            if let Ok(Transition {
+                write: Some(ttl), ..
+            }) = outcome
+            {
                 entry.expires = deadline(now, ttl);
                 self.version = self.version.wrapping_add(1);
                 entry.version = self.version;
+            }
+            if heap {
+                let after = entry.value.heap_bytes();
+                if after != before {
+                    self.account(before, after, before);
+                }
+            }
+            let outcome = outcome?;
+            if outcome.write.is_some() {
                 self.after_update(now);
             }
             return Ok(outcome.verdict);
@@ -417,9 +574,73 @@ impl Shard {
         let mut value = Value::Inline(InlineState::default());
         let outcome = run(builtin, &mut value, limit, op, at)?;
         if let Some(ttl) = outcome.write {
-            self.insert(key, hash, value, deadline(now, ttl), now, evict_held);
+            let stored = self.insert(key, hash, value, deadline(now, ttl), now, evict_held);
+            if !stored && matches!(op, Op::Hit { .. }) {
+                // Never admit a hit that is not counted.
+                return Ok(refused(outcome.verdict, at));
+            }
         }
         Ok(outcome.verdict)
+    }
+
+    /// Whether the state at `pos` may have to grow to record a hit of `builtin`: a heap
+    /// state (or one that `builtin` moves to the heap) with less than
+    /// [`HEAP_GROWTH`] bytes to spare.
+    fn needs_room(&self, builtin: BuiltIn, pos: usize) -> bool {
+        grows(builtin)
+            && self
+                .entries
+                .get(pos)
+                .is_some_and(|entry| match &entry.value {
+                    Value::Heap(vec) => vec.capacity() - vec.len() < HEAP_GROWTH,
+                    Value::Inline(_) => true,
+                })
+    }
+
+    /// Whether a hit of `cost` on the state at `pos` would pass: a test, in place
+    /// (an expired state counts as empty, where a hit passes unless it costs more than
+    /// the limit's amount).
+    fn passes(
+        &mut self,
+        builtin: BuiltIn,
+        pos: usize,
+        limit: &RateLimit,
+        cost: u64,
+        at: Timestamp,
+        now: u64,
+    ) -> Result<bool, StateError> {
+        let Some(entry) = self.entries.get_mut(pos) else {
+            return Ok(false);
+        };
+        if !entry.live(now) {
+            return Ok(cost <= limit.amount());
+        }
+        let outcome = run(builtin, &mut entry.value, limit, Op::Test { cost }, at)?;
+        Ok(outcome.verdict.allowed)
+    }
+
+    /// The verdict for a hit of `cost` on `key` (stored, live or emptied) whose state
+    /// cannot grow to record it: the verdict of a test, in place, refused (see
+    /// [`refused`]).
+    fn refuse(
+        &mut self,
+        builtin: BuiltIn,
+        key: &[u8],
+        hash: u64,
+        limit: &RateLimit,
+        cost: u64,
+        at: Timestamp,
+    ) -> Result<Verdict, StateError> {
+        let mut empty = Value::Inline(InlineState::default());
+        let value = match self.find(key, hash) {
+            Some(pos) => self
+                .entries
+                .get_mut(pos)
+                .map_or(&mut empty, |e| &mut e.value),
+            None => &mut empty,
+        };
+        let outcome = run(builtin, value, limit, Op::Test { cost }, at)?;
+        Ok(refused(outcome.verdict, at))
     }
 
     /// A multi-limit hit of `cost` on keys that all live in this shard with inline
@@ -433,7 +654,7 @@ impl Shard {
     pub(crate) fn batch_inline(
         &mut self,
         builtin: BuiltIn,
-        items: &[(&str, u64, Option<&RateLimit>)],
+        items: &[(&[u8], u64, Option<&RateLimit>)],
         cost: u64,
         at: Timestamp,
         now: u64,
@@ -441,6 +662,18 @@ impl Shard {
         let n = items.len();
         if n > BATCH_INLINE {
             return None;
+        }
+        if grows(builtin) {
+            // Room for every log to take its hit first: making room may evict other
+            // entries, which moves positions. No room: the general path decides.
+            for &(key, hash, limit) in items {
+                let pos = self.find(key, hash)?;
+                if self.needs_room(builtin, pos)
+                    && self.passes(builtin, pos, limit?, cost, at, now).ok()?
+                {
+                    self.heap_room(builtin, key, hash, pos, now, &mut |_| false)?;
+                }
+            }
         }
         let mut positions = [0usize; BATCH_INLINE];
         let mut states = [InlineState::default(); BATCH_INLINE];
@@ -497,7 +730,7 @@ impl Shard {
         &mut self,
         builtin: BuiltIn,
         positions: &[usize],
-        items: &[(&str, u64, Option<&RateLimit>)],
+        items: &[(&[u8], u64, Option<&RateLimit>)],
         cost: u64,
         at: Timestamp,
         now: u64,
@@ -533,8 +766,14 @@ impl Shard {
             let (Some(entry), Some(limit)) = (self.entries.get_mut(pos), limit) else {
                 return Err(missing(i));
             };
-            let outcome =
-                run(builtin, &mut entry.value, limit, Op::Hit { cost }, at).map_err(|e| (i, e))?;
+            let before = entry.value.heap_bytes();
+            let outcome = run(builtin, &mut entry.value, limit, Op::Hit { cost }, at);
+            let after = entry.value.heap_bytes();
+            self.account(before, after, before);
+            let outcome = outcome.map_err(|e| (i, e))?;
+            let Some(entry) = self.entries.get_mut(pos) else {
+                return Err(missing(i));
+            };
             if let Some(ttl) = outcome.write {
                 entry.expires = deadline(now, ttl);
                 self.version = self.version.wrapping_add(1);
@@ -563,7 +802,7 @@ impl Shard {
         &mut self,
         builtin: BuiltIn,
         positions: &[usize],
-        items: &[(&str, u64, Option<&RateLimit>)],
+        items: &[(&[u8], u64, Option<&RateLimit>)],
         cost: u64,
         at: Timestamp,
         now: u64,
@@ -590,7 +829,7 @@ impl Shard {
     /// The occasional sweep of an update.
     fn after_update(&mut self, now: u64) {
         if self.version % SWEEP_EVERY == 0 {
-            self.sweep(now, SWEEP_ON_UPDATE);
+            self.sweep(now, SWEEP_ON_UPDATE, None);
         }
     }
 
@@ -599,30 +838,32 @@ impl Shard {
     /// [`make_room`](Self::make_room) for when it cannot).
     fn insert(
         &mut self,
-        key: &str,
+        key: &[u8],
         hash: u64,
         value: Value,
         expires: u64,
         now: u64,
         evict_held: &mut dyn FnMut(u64) -> bool,
     ) -> bool {
-        if !self.make_room(now, evict_held) {
+        let cost = ENTRY_BYTES + key.len() + value.heap_bytes();
+        if !self.make_room(cost, now, evict_held) {
             return false;
         }
         if self.keys.len() + key.len() > MAX_KEY_BYTES {
-            self.rebuild_keys();
+            self.compact_keys();
         }
         let (Ok(key_at), Ok(key_len)) = (u32::try_from(self.keys.len()), u32::try_from(key.len()))
         else {
             // Over 4 GiB of keys in one shard: the key is not stored.
-            self.released(1);
+            self.released(1, cost);
             return false;
         };
         if self.keys.len() + key.len() > MAX_KEY_BYTES {
-            self.released(1);
+            self.released(1, cost);
             return false;
         }
-        self.keys.extend_from_slice(key.as_bytes());
+        self.keys.extend_from_slice(key);
+        self.bytes += cost;
         self.version = self.version.wrapping_add(1);
         let entry = Entry {
             hash,
@@ -642,25 +883,26 @@ impl Shard {
         self.index.insert_unique(hash, slot, |slot| {
             entries.get(slot.pos as usize).map_or(0, |e| e.hash)
         });
-        self.sweep(now, SWEEP_ON_INSERT);
+        self.sweep(now, SWEEP_ON_INSERT, None);
         true
     }
 
-    /// Makes room for one more entry and, in a bounded storage, reserves its place in
-    /// the shared key count; whether it could.
+    /// Makes room for one more entry of `cost` bytes and, in a bounded storage,
+    /// reserves its place and its bytes in the shared counts; whether it could.
     ///
-    /// Below the bound this only takes a place: nothing is evicted, however the keys
-    /// are spread over the shards. At the bound it evicts one entry (an expired one if
-    /// a short sweep finds one, else approximately the least recently used) and tries
-    /// again: from this shard if it has entries, else from a shard the caller holds
-    /// (`evict_held`), else from another shard, which it only `try_lock`s, so that no
-    /// two shard locks ever wait for each other. A holder of a shard with entries
-    /// evicts from its own shard or another one it holds, without waiting, so the
-    /// shards it tries are soon free; after [`ROOM_ATTEMPTS`] failed attempts it gives
-    /// up, and the key is not stored.
-    fn make_room(&mut self, now: u64, evict_held: &mut dyn FnMut(u64) -> bool) -> bool {
+    /// Below the bounds this only takes a place and the bytes: nothing is evicted,
+    /// however the keys are spread over the shards. At a bound it frees room (see
+    /// [`free_some`](Self::free_some)) and tries again, as long as something was freed
+    /// or another shard was busy; after [`ROOM_ATTEMPTS`] attempts it gives up, and
+    /// the key is not stored.
+    fn make_room(
+        &mut self,
+        cost: usize,
+        now: u64,
+        evict_held: &mut dyn FnMut(u64) -> bool,
+    ) -> bool {
         while self.len() >= self.cap {
-            if !self.evict(now) {
+            if !self.evict(now, None) {
                 return false;
             }
         }
@@ -668,54 +910,200 @@ impl Shard {
             return true;
         };
         for attempt in 0..ROOM_ATTEMPTS {
-            if bound.reserve() {
+            if bound.reserve(cost) {
                 return true;
             }
-            let evicted = (self.len() > 0 && self.evict(now))
-                || evict_held(now)
-                || self.evict_elsewhere(&bound, now);
-            if !evicted && attempt > 0 {
-                std::thread::yield_now();
+            match self.free_some(&bound, now, None, evict_held) {
+                Freed::Some => {}
+                Freed::Busy if attempt > 0 => std::thread::yield_now(),
+                Freed::Busy => {}
+                Freed::Nothing => return false,
             }
         }
         false
     }
 
+    /// Reserves `extra` more bytes for the state of the entry at `pos` (`key`, `hash`),
+    /// freeing room as [`make_room`](Self::make_room) does but never by evicting that
+    /// entry; its position afterwards (eviction moves entries), or `None` if there is
+    /// no room.
+    fn grow_room(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        pos: usize,
+        extra: usize,
+        now: u64,
+        evict_held: &mut dyn FnMut(u64) -> bool,
+    ) -> Option<usize> {
+        let Some(bound) = self.bound.clone() else {
+            return Some(pos);
+        };
+        let mut pos = pos;
+        for attempt in 0..ROOM_ATTEMPTS {
+            if bound.reserve_bytes(extra) {
+                return Some(pos);
+            }
+            let freed = self.free_some(&bound, now, Some(pos), evict_held);
+            pos = self.find(key, hash)?;
+            match freed {
+                Freed::Some => {}
+                Freed::Busy if attempt > 0 => std::thread::yield_now(),
+                Freed::Busy => {}
+                Freed::Nothing => return None,
+            }
+        }
+        None
+    }
+
+    /// Makes sure the state of the entry at `pos` (`key`, `hash`) can take a hit of
+    /// `builtin` without growing its buffer: a moving-window log gets room for
+    /// [`HEAP_GROWTH`] more bytes, its capacity doubling when it can (else growing by
+    /// just that), the bytes reserved first (see [`grow_room`](Self::grow_room)). The
+    /// entry's position afterwards, or `None` when there is no room: the hit must then
+    /// be refused.
+    fn heap_room(
+        &mut self,
+        builtin: BuiltIn,
+        key: &[u8],
+        hash: u64,
+        pos: usize,
+        now: u64,
+        evict_held: &mut dyn FnMut(u64) -> bool,
+    ) -> Option<usize> {
+        if !grows(builtin) {
+            return Some(pos);
+        }
+        let (len, cap) = match &self.entries.get(pos)?.value {
+            Value::Heap(vec) => (vec.len(), vec.capacity()),
+            Value::Inline(state) => (state.as_slice().len(), 0),
+        };
+        let least = len + HEAP_GROWTH;
+        if cap >= least {
+            return Some(pos);
+        }
+        let doubled = least.max(cap.saturating_mul(2));
+        let (pos, target) = match &self.bound {
+            Some(bound) if bound.reserve_bytes(doubled - cap) => (pos, doubled),
+            Some(_) => (
+                self.grow_room(key, hash, pos, least - cap, now, evict_held)?,
+                least,
+            ),
+            None => (pos, doubled),
+        };
+        let entry = self.entries.get_mut(pos)?;
+        match &mut entry.value {
+            Value::Heap(vec) => vec.reserve_exact(target - vec.len()),
+            Value::Inline(state) => {
+                let mut vec = Vec::with_capacity(target);
+                vec.extend_from_slice(state.as_slice());
+                entry.value = Value::Heap(vec);
+            }
+        }
+        let actual = entry.value.heap_bytes();
+        self.account(cap, actual, target);
+        Some(pos)
+    }
+
+    /// Records that a state counted as `counted` heap bytes now holds `actual`, with
+    /// `reserved` bytes (at least `counted`) already taken in the shared count: gives
+    /// back what was reserved and not used. A state that grew past its reservation is
+    /// counted as it is, whatever the bound (no built-in does that: see
+    /// [`heap_room`](Self::heap_room)).
+    fn account(&mut self, counted: usize, actual: usize, reserved: usize) {
+        self.bytes = (self.bytes + actual).saturating_sub(counted);
+        if let Some(bound) = &self.bound {
+            if actual > reserved {
+                bound.force_bytes(actual - reserved);
+            } else {
+                bound.release(0, reserved - actual);
+            }
+        }
+    }
+
+    /// Frees room in a full storage, without waiting for any lock: compacts this
+    /// shard's key buffer if a quarter of it is garbage (or if it has nothing else to
+    /// give); else evicts one entry (an
+    /// expired one if a short sweep finds one, else approximately the least recently
+    /// used), never the one at `keep`: from this shard if it has others, else from a
+    /// shard the caller holds (`evict_held`), else from another shard, which it only
+    /// `try_lock`s, so that no two shard locks ever wait for each other. A holder of a
+    /// shard with entries evicts from its own shard or another one it holds, without
+    /// waiting, so the shards it tries are soon free.
+    fn free_some(
+        &mut self,
+        bound: &Bound,
+        now: u64,
+        keep: Option<usize>,
+        evict_held: &mut dyn FnMut(u64) -> bool,
+    ) -> Freed {
+        if self.garbage > 0 && self.garbage * 4 >= self.keys.len() {
+            self.compact_keys();
+            return Freed::Some;
+        }
+        if self.evict(now, keep) {
+            return Freed::Some;
+        }
+        if self.garbage > 0 {
+            // Nothing left to evict here but removed keys' bytes.
+            self.compact_keys();
+            return Freed::Some;
+        }
+        if evict_held(now) {
+            return Freed::Some;
+        }
+        self.evict_elsewhere(bound, now)
+    }
+
     /// Evicts one entry of another shard that is not locked at the moment, trying the
-    /// shards from a random one on; whether it did.
-    fn evict_elsewhere(&mut self, bound: &Bound, now: u64) -> bool {
+    /// shards from a random one on.
+    fn evict_elsewhere(&mut self, bound: &Bound, now: u64) -> Freed {
         let Some(shards) = bound.shards.get().and_then(Weak::upgrade) else {
-            return false;
+            return Freed::Nothing;
         };
         let count = shards.len();
         if count < 2 {
-            return false;
+            return Freed::Nothing;
         }
         let start = usize::try_from(self.random() % count as u64).unwrap_or(0);
-        // This shard's own lock is held, so `try_lock` skips it.
-        (0..count).any(|i| {
-            shards
-                .get((start + i) % count)
-                .and_then(|other| other.0.try_lock())
-                .is_some_and(|mut other| other.len() > 0 && other.evict(now))
-        })
+        let mut busy = 0;
+        for i in 0..count {
+            let Some(other) = shards.get((start + i) % count) else {
+                continue;
+            };
+            match other.0.try_lock() {
+                Some(mut other) => {
+                    if other.len() > 0 && other.evict(now, None) {
+                        return Freed::Some;
+                    }
+                }
+                None => busy += 1,
+            }
+        }
+        // This shard's own lock is held: it is always one of the busy ones.
+        if busy > 1 {
+            Freed::Busy
+        } else {
+            Freed::Nothing
+        }
     }
 
     /// Evicts one entry if the shard has any, for a batch that holds its lock; whether
     /// it did.
     pub(crate) fn evict_one(&mut self, now: u64) -> bool {
-        self.len() > 0 && self.evict(now)
+        self.len() > 0 && self.evict(now, None)
     }
 
-    /// Gives back `n` places of the shared key count, for entries that left.
-    fn released(&self, n: usize) {
+    /// Gives back `keys` places and `bytes` bytes of the shared counts, for entries
+    /// that left and key bytes compacted away.
+    fn released(&self, keys: usize, bytes: usize) {
         if let Some(bound) = &self.bound {
-            bound.release(n);
+            bound.release(keys, bytes);
         }
     }
 
     /// Removes the entry at `at` (a valid position), keeping `entries` dense, and
-    /// returns it.
+    /// returns it. Its key's bytes stay counted until the key buffer is compacted.
     fn remove_at(&mut self, at: usize) -> Option<Entry> {
         let hash = self.entries.get(at)?.hash;
         let pos = to_u32(at);
@@ -730,33 +1118,55 @@ impl Shard {
                 slot.pos = pos;
             }
         }
-        self.released(1);
+        let freed = removed.bytes();
+        self.bytes = self.bytes.saturating_sub(freed);
+        self.released(1, freed);
         self.garbage += removed.key_len as usize;
         if self.garbage > MIN_GARBAGE && self.garbage * 2 > self.keys.len() {
-            self.rebuild_keys();
+            self.compact_keys();
         }
         Some(removed)
     }
 
-    /// Copies the live keys' bytes into a new buffer, dropping the garbage.
-    fn rebuild_keys(&mut self) {
-        let mut keys = Vec::with_capacity(self.keys.len() - self.garbage);
-        for (pos, entry) in self.entries.iter_mut().enumerate() {
-            let at = to_u32(keys.len());
-            keys.extend_from_slice(entry.key(&self.keys));
+    /// Moves the live keys' bytes to the front of the key buffer, in place (keeping its
+    /// capacity, so that a full storage does not churn through allocations), dropping
+    /// the garbage and giving its bytes back.
+    fn compact_keys(&mut self) {
+        // Positions by where their keys start: each key then moves down, never over a
+        // key not yet moved.
+        let mut order: Vec<(u32, u32)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(pos, entry)| (entry.key_at, to_u32(pos)))
+            .collect();
+        order.sort_unstable();
+        let mut end = 0usize;
+        for (from, pos) in order {
+            let Some(entry) = self.entries.get_mut(pos as usize) else {
+                continue;
+            };
+            let (from, len) = (from as usize, entry.key_len as usize);
+            if from + len > self.keys.len() {
+                continue;
+            }
+            self.keys.copy_within(from..from + len, end);
+            let at = to_u32(end);
             entry.key_at = at;
-            let pos = to_u32(pos);
             if let Some(slot) = self.index.find_mut(entry.hash, |slot| slot.pos == pos) {
                 slot.key_at = at;
             }
+            end += len;
         }
-        self.keys = keys;
+        self.keys.truncate(end);
+        self.bytes = self.bytes.saturating_sub(self.garbage);
+        self.released(0, self.garbage);
         self.garbage = 0;
     }
 
     /// Examines up to `budget` entries at the sweep cursor and removes the expired
-    /// ones; how many.
-    fn sweep(&mut self, now: u64, budget: usize) -> usize {
+    /// ones other than the one at `keep`; how many.
+    fn sweep(&mut self, now: u64, budget: usize, keep: Option<usize>) -> usize {
         let mut removed = 0;
         for _ in 0..budget {
             if self.entries.is_empty() {
@@ -766,10 +1176,15 @@ impl Shard {
                 self.cursor = 0;
             }
             let expired = self.entries.get(self.cursor).is_some_and(|e| !e.live(now));
-            if expired {
+            if expired && keep != Some(self.cursor) {
                 // The last entry moved into the cursor's place: look at it next.
                 self.remove_at(self.cursor);
                 removed += 1;
+                if keep == Some(self.entries.len()) {
+                    // The kept entry was the last: it moved too, and is found again by
+                    // its key; stop here.
+                    break;
+                }
             } else {
                 self.cursor += 1;
             }
@@ -802,17 +1217,20 @@ impl Shard {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    /// Evicts one entry: an expired one if a short sweep finds one, else the least
-    /// recently used of [`EVICTION_SAMPLE`] random entries (of all entries when there
-    /// are no more). Whether it removed anything.
-    fn evict(&mut self, now: u64) -> bool {
-        if self.sweep(now, EVICTION_SAMPLE) > 0 {
+    /// Evicts one entry other than the one at `keep`: an expired one if a short sweep
+    /// finds one, else the least recently used of [`EVICTION_SAMPLE`] random entries
+    /// (of all entries when there are no more). Whether it removed anything.
+    fn evict(&mut self, now: u64, keep: Option<usize>) -> bool {
+        if self.sweep(now, EVICTION_SAMPLE, keep) > 0 {
             return true;
         }
         let len = self.entries.len();
         let mut victim = None;
         let mut oldest = 0u64;
         let mut consider = |shard: &Shard, at: usize| {
+            if keep == Some(at) {
+                return;
+            }
             let Some(entry) = shard.entries.get(at) else {
                 return;
             };
@@ -851,7 +1269,39 @@ impl Shard {
         }
         let used: usize = self.entries.iter().map(|e| e.key_len as usize).sum();
         assert_eq!(used + self.garbage, self.keys.len());
+        let states: usize = self.entries.iter().map(Entry::bytes).sum();
+        assert_eq!(self.bytes, states + self.keys.len());
         assert!(self.len() <= self.cap);
+    }
+}
+
+/// Whether `builtin` keeps its state on the heap and grows it on hits (moving-window
+/// logs; a built-in this crate does not know is assumed to).
+fn grows(builtin: BuiltIn) -> bool {
+    !matches!(
+        builtin,
+        BuiltIn::FixedWindow | BuiltIn::SlidingWindow | BuiltIn::Gcra
+    )
+}
+
+/// How long a hit refused for want of memory is told to wait.
+const NO_ROOM_RETRY_MS: u64 = 1_000;
+
+/// `verdict` (of a hit or a test that passed) turned into a refusal, for a hit whose
+/// state cannot be stored: a hit that is not counted is never admitted. It may pass
+/// again once the storage has room: `retry_at` is [`NO_ROOM_RETRY_MS`] later.
+fn refused(verdict: Verdict, at: Timestamp) -> Verdict {
+    if !verdict.allowed {
+        return verdict;
+    }
+    let retry = at.as_millis().saturating_add(NO_ROOM_RETRY_MS);
+    Verdict {
+        allowed: false,
+        remaining: 0,
+        reset_at: verdict.reset_at,
+        retry_at: Some(Timestamp::from_millis(
+            retry.min(Timestamp::MAX.as_millis()),
+        )),
     }
 }
 
@@ -864,7 +1314,7 @@ fn run(
     limit: &RateLimit,
     op: Op,
     at: Timestamp,
-) -> Result<limiter_core::strategy::Transition, StateError> {
+) -> Result<Transition, StateError> {
     match value {
         Value::Inline(state) => match builtin.apply_inline(limit, state, op, at) {
             Some(outcome) => outcome,
@@ -886,13 +1336,13 @@ mod tests {
     use super::*;
 
     fn put(shard: &mut Shard, key: &str, hash: u64, expires: u64) {
-        let current = shard.get(key, hash, 0).map(|(_, v)| v);
-        assert!(shard.compare_and_set(key, hash, current, key.as_bytes(), expires, 0));
+        let current = shard.get(key.as_bytes(), hash, 0).map(|(_, v)| v);
+        assert!(shard.compare_and_set(key.as_bytes(), hash, current, key.as_bytes(), expires, 0));
     }
 
     fn has(shard: &mut Shard, key: &str, hash: u64, now: u64) -> bool {
         shard
-            .get(key, hash, now)
+            .get(key.as_bytes(), hash, now)
             .is_some_and(|(value, _)| value == key.as_bytes())
     }
 
@@ -912,8 +1362,8 @@ mod tests {
         }
         // Removing some keys of a hash leaves the others of that hash findable.
         for (i, key) in keys.iter().enumerate().step_by(3) {
-            assert!(shard.delete(key, hash(i)));
-            assert!(!shard.delete(key, hash(i)));
+            assert!(shard.delete(key.as_bytes(), hash(i)));
+            assert!(!shard.delete(key.as_bytes(), hash(i)));
             shard.check_invariants();
         }
         for (i, key) in keys.iter().enumerate() {
@@ -926,11 +1376,12 @@ mod tests {
 
     #[test]
     fn the_shared_key_count_follows_every_insertion_and_removal() {
-        let bound = Arc::new(Bound::new(30));
+        let bound = Arc::new(Bound::new(30, 1 << 20));
         let mut shard = Shard::new(usize::MAX, Some(bound.clone()), 5);
         let check = |shard: &Shard| {
             shard.check_invariants();
             assert_eq!(bound.keys(), shard.len());
+            assert_eq!(bound.bytes(), shard.bytes());
         };
         // Colliding hashes, two lifetimes.
         for i in 0..30u64 {
@@ -945,11 +1396,11 @@ mod tests {
             assert_eq!(shard.len(), 30);
         }
         for i in (0..60u64).step_by(4) {
-            shard.delete(&format!("k{i}"), i % 7);
+            shard.delete(format!("k{i}").as_bytes(), i % 7);
             check(&shard);
         }
-        let _ = shard.get("k1", 1, 20);
-        shard.sweep(u64::MAX - 1, 5);
+        let _ = shard.get(b"k1", 1, 20);
+        shard.sweep(u64::MAX - 1, 5, None);
         check(&shard);
         shard.purge(u64::MAX);
         check(&shard);
@@ -959,6 +1410,57 @@ mod tests {
         shard.clear();
         check(&shard);
         assert_eq!(bound.keys(), 0);
+    }
+
+    #[test]
+    fn the_shared_byte_count_follows_logs_keys_and_compactions() {
+        let bound = Arc::new(Bound::new(usize::MAX, 20_000));
+        let mut shard = Shard::new(usize::MAX, Some(bound.clone()), 11);
+        let check = |shard: &Shard| {
+            shard.check_invariants();
+            assert_eq!(bound.bytes(), shard.bytes());
+            assert!(shard.bytes() <= 20_000, "{}", shard.bytes());
+        };
+        let limit: RateLimit = "1000 per hour".parse().expect("a limit");
+        let (mut admitted, mut refused) = (0u32, 0u32);
+        for t in 0..3_000u64 {
+            // Logs that grow (one record per millisecond), keys that come and go.
+            let key = format!("log-{}-{}", t % 7, "x".repeat((t % 50) as usize));
+            let at = Timestamp::from_millis(1_000_000 + t);
+            let verdict = shard
+                .apply(
+                    BuiltIn::MovingWindow,
+                    key.as_bytes(),
+                    t % 7 + (t % 50) * 7,
+                    &limit,
+                    Op::Hit { cost: 1 },
+                    at,
+                    at.as_millis(),
+                )
+                .expect("a verdict");
+            if verdict.allowed {
+                admitted += 1;
+            } else {
+                refused += 1;
+                assert!(verdict.retry_at.is_some());
+            }
+            check(&shard);
+            if t % 5 == 0 {
+                put(&mut shard, &format!("cas-{t}"), u64::MAX - t, u64::MAX);
+                check(&shard);
+            }
+            if t % 11 == 0 {
+                shard.delete(
+                    format!("cas-{}", t - t % 5).as_bytes(),
+                    u64::MAX - (t - t % 5),
+                );
+                check(&shard);
+            }
+        }
+        assert!(admitted > 0 && shard.len() > 0, "{admitted} {refused}");
+        shard.clear();
+        check(&shard);
+        assert_eq!(bound.bytes(), 0);
     }
 
     #[test]
@@ -972,7 +1474,7 @@ mod tests {
                 if i % 2 == 0 { 10 } else { 1_000 },
             );
         }
-        let swept = shard.sweep(50, 4);
+        let swept = shard.sweep(50, 4, None);
         assert!((1..=4).contains(&swept), "{swept}");
         shard.check_invariants();
         assert_eq!(shard.purge(50), 50 - swept);
@@ -1019,7 +1521,7 @@ mod tests {
         }
         let full = shard.keys.len();
         for (i, key) in keys.iter().enumerate().filter(|(i, _)| i % 4 != 0) {
-            assert!(shard.delete(key, i as u64));
+            assert!(shard.delete(key.as_bytes(), i as u64));
             shard.check_invariants();
         }
         assert!(shard.keys.len() < full, "rebuilt");
