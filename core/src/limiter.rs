@@ -8,7 +8,7 @@ use crate::decision::{Decision, WindowStats};
 use crate::error::{Error, StorageError, StorageErrorKind};
 use crate::key::{self, Key, StorageKey};
 use crate::limit::RateLimit;
-use crate::storage::{BatchItem, KeyOp, Native, Storage};
+use crate::storage::{Answer, Batch, BatchItem, KeyOp, Storage};
 use crate::strategy::{FixedWindow, Op, Strategy, Verdict};
 
 mod backoff;
@@ -142,41 +142,63 @@ impl RateLimiterBuilder {
     }
 }
 
-/// One hit or peek (`op`) of one limit on one stored key, as an expression of the
-/// calling `async fn`: the native path first, else the compare-and-set core.
+/// `key_op` on the storage, as an expression of the calling `async fn`: the storage's
+/// own operation when it runs the strategy natively, else the compare-and-set core.
+/// The one place that chooses between the two.
 ///
 /// A macro rather than a method so that a hit's future is one level deep: an
 /// in-process storage answers at once, and a nested future to set up and copy is a
 /// measurable share of such a hit.
+macro_rules! run_op {
+    ($storage:expr, $strategy:expr, $max_attempts:expr, $key_op:expr) => {{
+        let (storage, strategy): (&dyn Storage, &dyn Strategy) = ($storage, $strategy);
+        let key_op: KeyOp<'_> = $key_op;
+        let answer = match (strategy.builtin(), storage.abilities().get_native()) {
+            (Some(builtin), Some(native)) => native.apply(builtin, key_op),
+            _ => Answer::Declined,
+        };
+        match answer {
+            Answer::Ready(result) => result,
+            Answer::Pending(future) => future.await,
+            // Boxed, so that the future of every hit stays small.
+            Answer::Declined => {
+                Box::pin(apply_with_cas(storage, strategy, $max_attempts, key_op)).await
+            }
+        }
+    }};
+}
+
+/// Runs `op` on `storage` as the [`RateLimiter`] does: through the storage's own
+/// operation when it runs `strategy` natively
+/// ([`NativeStrategies`](crate::storage::NativeStrategies)), else through the generic
+/// path, [`apply_with_cas`] (which gives up after `max_attempts` lost races).
+///
+/// # Errors
+///
+/// The storage's errors; see [`apply_with_cas`] for the generic path's.
+pub async fn apply(
+    storage: &dyn Storage,
+    strategy: &dyn Strategy,
+    max_attempts: u32,
+    op: KeyOp<'_>,
+) -> Result<Verdict, StorageError> {
+    run_op!(storage, strategy, max_attempts, op)
+}
+
+/// One hit or peek (`op`) of one limit on one stored key at the clock's time, as a
+/// [`Decision`]; see [`run_op!`].
 macro_rules! decide {
     ($limiter:expr, $stored:expr, $limit:expr, $op:expr) => {{
         let inner = &*$limiter.inner;
-        let (stored, limit, op): (&StorageKey, &RateLimit, Op) = ($stored, $limit, $op);
+        let (key, limit, op): (&StorageKey, &RateLimit, Op) = ($stored, $limit, $op);
         let now = inner.clock.now();
-        let key_op = KeyOp {
-            key: stored,
-            limit,
-            op,
-            now,
-        };
-        let native = match inner.strategy.builtin() {
-            Some(builtin) => inner.storage.apply(builtin, key_op),
-            None => Native::Declined,
-        };
-        let verdict = match native {
-            Native::Ready(result) => result?,
-            Native::Pending(future) => future.await?,
-            // Boxed, so that the future of every hit stays small.
-            Native::Declined => {
-                let cas = apply_with_cas(
-                    &*inner.storage,
-                    &*inner.strategy,
-                    inner.max_attempts,
-                    key_op,
-                );
-                Box::pin(cas).await?
-            }
-        };
+        let key_op = KeyOp { key, limit, op, now };
+        let verdict = run_op!(
+            &*inner.storage,
+            &*inner.strategy,
+            inner.max_attempts,
+            key_op
+        )?;
         Ok(Decision::new(*limit, op.cost(), verdict, now))
     }};
 }
@@ -313,7 +335,8 @@ impl RateLimiter {
         let keys = key::reused_storage_keys(&self.inner.prefix, key, limits);
         let keys = &*keys;
 
-        if let Some(builtin) = self.inner.strategy.builtin() {
+        let native = self.inner.storage.abilities().get_native();
+        if let (Some(builtin), Some(native)) = (self.inner.strategy.builtin(), native) {
             let item = |i: usize| BatchItem {
                 key: &keys[i],
                 limit: &limits[i],
@@ -328,8 +351,9 @@ impl RateLimiter {
                 on_heap = (0..limits.len()).map(item).collect();
                 &on_heap
             };
-            let native = self.inner.storage.batch(builtin, items, cost, now);
-            if let Some(verdicts) = native.resolve().await {
+            // Distinct limits have distinct keys, and the cost was checked.
+            let batch = Batch::trusted(items, cost, now);
+            if let Some(verdicts) = native.batch(builtin, batch).resolve().await {
                 let verdicts = verdicts?;
                 if verdicts.len() != limits.len() {
                     return Err(StorageError::new(
@@ -550,20 +574,13 @@ impl RateLimiter {
         now: Timestamp,
     ) -> Result<Verdict, StorageError> {
         let inner = &*self.inner;
-        let op = KeyOp {
-            key,
-            limit,
-            op,
-            now,
-        };
-        if let Some(builtin) = inner.strategy.builtin() {
-            match inner.storage.apply(builtin, op) {
-                Native::Ready(result) => return result,
-                Native::Pending(future) => return future.await,
-                Native::Declined => {}
-            }
-        }
-        apply_with_cas(&*inner.storage, &*inner.strategy, inner.max_attempts, op).await
+        let key_op = KeyOp { key, limit, op, now };
+        run_op!(
+            &*inner.storage,
+            &*inner.strategy,
+            inner.max_attempts,
+            key_op
+        )
     }
 }
 

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use limiter_core::doc_support::TinyStorage;
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
+use limiter_core::storage::{async_trait, Version, Versioned};
 use limiter_core::{
-    async_trait, BuiltIn, Clock, Error, Key, ManualClock, RateLimit, RateLimiter, Storage,
-    StorageError, StorageErrorKind, StorageKey, Strategy, Timestamp, Version, Versioned,
+    BuiltIn, Clock, Error, Key, ManualClock, RateLimit, RateLimiter, Storage, StorageError,
+    StorageErrorKind, StorageKey, Strategy, Timestamp,
 };
 
 /// Wraps [`TinyStorage`]; optionally loses every compare-and-set, and can run a hook
