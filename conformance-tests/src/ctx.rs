@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::storage::{self, KeyOp, Storage, StorageKey, Versioned};
+use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{
     Clock, Decision, Error, Key, ManualClock, RateLimit, RateLimiter, RateLimiterBuilder,
     Timestamp, WindowStats, DEFAULT_MAX_ATTEMPTS,

@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use limiter_conformance::{cases, Capabilities, Ctx, Mode, ReferenceStorage, Setup};
-use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::storage::{
     apply_with_cas, async_trait, Abilities, Answer, Batch, KeyOp, NativeStrategies, Storage,
     StorageKey, Version, Versioned,
 };
+use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

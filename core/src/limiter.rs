@@ -185,6 +185,64 @@ pub async fn apply(
     run_op!(storage, strategy, max_attempts, op)
 }
 
+/// Runs a multi-limit hit all or nothing over single-key operations ([`apply`] on
+/// each), as the [`RateLimiter`] does for a storage without a native
+/// [`batch`](crate::storage::NativeStrategies::batch); a native batch may call it for
+/// the cases it cannot run itself.
+///
+/// It tests every item first, so that the common rejection writes nothing; then hits
+/// them one by one. When a hit rejects (a concurrent caller spent the units meanwhile)
+/// or fails, it gives back what it took, best effort (a give-back that fails leaves
+/// units consumed, which can reject later hits early but never admit one too many),
+/// and answers with tests of every item, or the error. Concurrent callers may see the
+/// earlier items consumed in between: they may reject where they would have passed,
+/// never pass where they should reject.
+///
+/// # Errors
+///
+/// The storage's errors, as [`apply`].
+pub async fn apply_batch<'b>(
+    storage: &dyn Storage,
+    strategy: &dyn Strategy,
+    max_attempts: u32,
+    batch: Batch<'b>,
+) -> Result<Vec<Verdict>, StorageError> {
+    let (items, cost, now) = (batch.items(), batch.cost(), batch.now());
+    let run = |item: BatchItem<'b>, op: Op| {
+        let op = KeyOp {
+            key: item.key,
+            limit: item.limit,
+            op,
+            now,
+        };
+        apply(storage, strategy, max_attempts, op)
+    };
+    let mut verdicts = Vec::with_capacity(items.len());
+    for item in items {
+        verdicts.push(run(*item, Op::Test { cost }).await?);
+    }
+    if verdicts.iter().any(|v| !v.allowed) {
+        return Ok(verdicts);
+    }
+    for (i, item) in items.iter().enumerate() {
+        match run(*item, Op::Hit { cost }).await {
+            Ok(verdict) if verdict.allowed => verdicts[i] = verdict,
+            lost => {
+                for taken in &items[..i] {
+                    let _ = run(*taken, Op::Refund { cost, at: now }).await;
+                }
+                // A rejected hit reads as a test of the same state.
+                verdicts[i] = lost?;
+                for (taken, verdict) in items[..i].iter().zip(&mut verdicts) {
+                    *verdict = run(*taken, Op::Test { cost }).await?;
+                }
+                return Ok(verdicts);
+            }
+        }
+    }
+    Ok(verdicts)
+}
+
 /// One hit or peek (`op`) of one limit on one stored key at the clock's time, as a
 /// [`Decision`]; see [`run_op!`].
 macro_rules! decide {
@@ -192,7 +250,12 @@ macro_rules! decide {
         let inner = &*$limiter.inner;
         let (key, limit, op): (&StorageKey, &RateLimit, Op) = ($stored, $limit, $op);
         let now = inner.clock.now();
-        let key_op = KeyOp { key, limit, op, now };
+        let key_op = KeyOp {
+            key,
+            limit,
+            op,
+            now,
+        };
         let verdict = run_op!(
             &*inner.storage,
             &*inner.strategy,
@@ -335,24 +398,25 @@ impl RateLimiter {
         let keys = key::reused_storage_keys(&self.inner.prefix, key, limits);
         let keys = &*keys;
 
-        let native = self.inner.storage.abilities().get_native();
-        if let (Some(builtin), Some(native)) = (self.inner.strategy.builtin(), native) {
-            let item = |i: usize| BatchItem {
-                key: &keys[i],
-                limit: &limits[i],
-            };
-            // Up to four limits (nearly always), the items live on the stack.
-            let on_stack: [BatchItem<'_>; 4];
-            let on_heap: Vec<BatchItem<'_>>;
-            let items: &[BatchItem<'_>] = if limits.len() <= 4 {
-                on_stack = std::array::from_fn(|i| item(i.min(limits.len() - 1)));
-                &on_stack[..limits.len()]
-            } else {
-                on_heap = (0..limits.len()).map(item).collect();
-                &on_heap
-            };
-            // Distinct limits have distinct keys, and the cost was checked.
-            let batch = Batch::trusted(items, cost, now);
+        let item = |i: usize| BatchItem {
+            key: &keys[i],
+            limit: &limits[i],
+        };
+        // Up to four limits (nearly always), the items live on the stack.
+        let on_stack: [BatchItem<'_>; 4];
+        let on_heap: Vec<BatchItem<'_>>;
+        let items: &[BatchItem<'_>] = if limits.len() <= 4 {
+            on_stack = std::array::from_fn(|i| item(i.min(limits.len() - 1)));
+            &on_stack[..limits.len()]
+        } else {
+            on_heap = (0..limits.len()).map(item).collect();
+            &on_heap
+        };
+        // Distinct limits have distinct keys, and the cost was checked.
+        let batch = Batch::trusted(items, cost, now);
+        let inner = &*self.inner;
+        let native = inner.storage.abilities().get_native();
+        if let (Some(builtin), Some(native)) = (inner.strategy.builtin(), native) {
             if let Some(verdicts) = native.batch(builtin, batch).resolve().await {
                 let verdicts = verdicts?;
                 if verdicts.len() != limits.len() {
@@ -366,58 +430,10 @@ impl RateLimiter {
                 return combine(limits, &verdicts, cost, now);
             }
         }
-
         // Boxed, so that the future of every hit_all stays small (see `decide!`).
-        Box::pin(self.hit_all_generic(keys, limits, cost, now)).await
-    }
-
-    /// [`hit_all`](Self::hit_all) over the compare-and-set core: a cheap look first, so
-    /// the common rejection writes nothing, then the hits one by one, given back if a
-    /// later one rejects.
-    async fn hit_all_generic(
-        &self,
-        keys: &[StorageKey],
-        limits: &[RateLimit],
-        cost: u64,
-        now: Timestamp,
-    ) -> Result<Decision, Error> {
-        let mut verdicts = self.test_each(keys, limits, cost, now).await?;
-        if verdicts.iter().any(|v| !v.allowed) {
-            return combine(limits, &verdicts, cost, now);
-        }
-        for i in 0..limits.len() {
-            let hit = self
-                .apply(&keys[i], &limits[i], Op::Hit { cost }, now)
-                .await;
-            let lost = !matches!(hit, Ok(verdict) if verdict.allowed);
-            if lost {
-                // A rejection (a lost race) or a storage error: give back what this call
-                // already took, best effort, then report the first problem.
-                self.give_back(&keys[..i], &limits[..i], cost, now).await;
-            }
-            verdicts[i] = hit?;
-            if lost {
-                return combine(limits, &verdicts, cost, now);
-            }
-        }
+        let generic = apply_batch(&*inner.storage, &*inner.strategy, inner.max_attempts, batch);
+        let verdicts = Box::pin(generic).await?;
         combine(limits, &verdicts, cost, now)
-    }
-
-    /// Gives back `cost` of each limit, ignoring errors: used to undo the part of a
-    /// multi-limit hit that went through before another limit rejected or failed.
-    async fn give_back(
-        &self,
-        keys: &[StorageKey],
-        limits: &[RateLimit],
-        cost: u64,
-        now: Timestamp,
-    ) {
-        for (key, limit) in keys.iter().zip(limits) {
-            let refund = Op::Refund { cost, at: now };
-            // Best effort: the caller reports the first error, and a refund that
-            // fails leaves the limit consumed, which never over-admits.
-            let _ = self.apply(key, limit, refund, now).await;
-        }
     }
 
     /// Gives back `cost` units of every limit in `limits` for `key`, taken by an
@@ -574,7 +590,12 @@ impl RateLimiter {
         now: Timestamp,
     ) -> Result<Verdict, StorageError> {
         let inner = &*self.inner;
-        let key_op = KeyOp { key, limit, op, now };
+        let key_op = KeyOp {
+            key,
+            limit,
+            op,
+            now,
+        };
         run_op!(
             &*inner.storage,
             &*inner.strategy,

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::doc_support::TinyStorage;
-use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::storage::{async_trait, Version, Versioned};
+use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{
     BuiltIn, Clock, Error, Key, ManualClock, RateLimit, RateLimiter, Storage, StorageError,
     StorageErrorKind, StorageKey, Strategy, Timestamp,

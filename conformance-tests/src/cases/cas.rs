@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::strategy::BuiltIn;
 use limiter_core::storage::Version;
+use limiter_core::strategy::BuiltIn;
 use limiter_core::{Key, StorageKey};
 
 use crate::Ctx;

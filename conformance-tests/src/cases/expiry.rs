@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::strategy::BuiltIn;
 use limiter_core::storage::{Expiry, StorageKey, Versioned};
+use limiter_core::strategy::BuiltIn;
 use limiter_core::{Clock, Key, SystemClock, Timestamp};
 use tokio::time::{sleep_until, Instant};
 
@@ -42,7 +42,9 @@ async fn on_the_limiters_time(ctx: &Ctx) {
     let key = Key::from("expiring");
     let mut keys = Vec::new();
     for strategy in BuiltIn::ALL {
-        let limiter = ctx.builder_on(Arc::clone(ctx.storage()), strategy, "").build();
+        let limiter = ctx
+            .builder_on(Arc::clone(ctx.storage()), strategy, "")
+            .build();
         let l = ctx.checked(limiter, strategy.name());
         let d = l.hit(&limit, &key, 1).await;
         ensure!(ctx, d.is_allowed(), "{strategy}: first hit rejected: {d:?}");
