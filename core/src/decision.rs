@@ -74,15 +74,19 @@ impl Decision {
 
     /// For a rejected hit that can pass later, how long to wait before the same hit
     /// passes (if nothing else consumes meanwhile). `None` when the hit was allowed, or
-    /// when it can never pass (see [`can_ever_pass`](Self::can_ever_pass)).
+    /// when it can never pass (exactly when [`can_ever_pass`](Self::can_ever_pass) is
+    /// `false`).
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_at.map(|at| at.saturating_since(self.now))
     }
 
-    /// `false` when the cost exceeds the limit's amount, so the hit is rejected whatever
-    /// happens.
+    /// `false` when the hit is rejected whatever happens: its cost exceeds the limit's
+    /// amount, or it was rejected and the earliest instant it could pass lies past
+    /// [`Timestamp::MAX`], where time stands still (within one window of the end of
+    /// the time domain). For a rejected hit it is `true` exactly when
+    /// [`retry_after`](Self::retry_after) is `Some`.
     pub fn can_ever_pass(&self) -> bool {
-        self.cost <= self.limit.amount()
+        self.cost <= self.limit.amount() && (self.allowed || self.retry_at.is_some())
     }
 
     /// The limiter's time when it decided.

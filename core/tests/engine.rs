@@ -358,3 +358,44 @@ async fn prepared_keys_count_with_plain_hits_and_follow_the_limiter() {
     assert_eq!(gcra.stats(&limit, &key).await.unwrap().remaining, 0);
     assert_eq!(fixed.stats(&limit, &key).await.unwrap().remaining, 1);
 }
+
+/// Within one window of `Timestamp::MAX`, a rejected hit's retry instant lies past the
+/// end of time, where time stands still: it can never pass, and the decision says so
+/// both ways (`retry_after` is `None` and `can_ever_pass` is false). Earlier, the same
+/// rejection can pass later and says that both ways too.
+#[tokio::test]
+async fn a_rejection_that_could_only_pass_after_the_end_of_time_never_passes() {
+    let l = limit("1/second");
+    for strategy in every_strategy() {
+        let name = strategy.name();
+        for (now, passes_later) in [
+            (1_700_000_000_000, true),
+            (Timestamp::MAX.as_millis() - 500, false),
+            (Timestamp::MAX.as_millis(), false),
+        ] {
+            let limiter = RateLimiter::builder(Arc::new(TinyStorage::default()))
+                .strategy_arc(strategy.clone())
+                .clock(ManualClock::new(now))
+                .build();
+            let k = Key::from("end");
+            assert!(limiter.hit(&l, &k, 1).await.unwrap().is_allowed());
+            for d in [
+                limiter.hit(&l, &k, 1).await.unwrap(),
+                limiter.test(&l, &k, 1).await.unwrap(),
+                limiter
+                    .hit_all(&[l, limit("5/second")], &k, 1)
+                    .await
+                    .unwrap(),
+            ] {
+                assert!(!d.is_allowed(), "{name} at {now}: {d:?}");
+                assert_eq!(d.retry_after().is_some(), passes_later, "{name} at {now}");
+                assert_eq!(d.can_ever_pass(), passes_later, "{name} at {now}: {d:?}");
+            }
+            let over = limiter.hit(&l, &k, 2).await.unwrap();
+            assert!(
+                !over.can_ever_pass() && over.retry_after().is_none(),
+                "{name}"
+            );
+        }
+    }
+}

@@ -137,7 +137,7 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
         BuiltIn::SlidingWindow => words(3, &[MAX + 1, 1, 0]),
         _ => words(4, &[u64::MAX - 1, 0]),
     };
-    vec![
+    let mut all = vec![
         scenario(
             "empty-state",
             3,
@@ -199,6 +199,22 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
                 test(1, t0 + 39_999),
                 hit(1, t0 + 40_000),
                 hit(1, t0 + 10_000),
+            ],
+        ),
+        scenario(
+            "clock-fifteen-windows-ahead",
+            2,
+            10_000,
+            vec![
+                hit(1, t0 + 150_000),
+                hit(1, t0),
+                hit(1, t0 + 1),
+                test(1, t0 + 159_999),
+                refund(1, t0 + 1, t0 + 2),
+                refund(1, t0 + 150_000, t0 + 3),
+                hit(1, t0 + 160_000),
+                hit(1, t0 + 10_000),
+                hit(1, t0 + 10_001),
             ],
         ),
         scenario(
@@ -278,7 +294,28 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
             start: past_max,
             steps: vec![test(1, t0)],
         },
-    ]
+    ];
+    if b == BuiltIn::MovingWindow {
+        // A header counting fewer live units than its record: a refund of the record,
+        // or a skip of it once expired, is an error; a test that touches neither is not.
+        all.push(Scenario {
+            name: "header-below-its-records",
+            amount: 5,
+            window_ms: 1_000,
+            start: words(2, &[0, 0, t0, 1]),
+            steps: vec![refund(1, t0, t0), hit(1, t0 + 1_000), test(1, t0 + 10)],
+        });
+        // A refund whose new reset instant is found past a record with a time past
+        // MAX: an error, with nothing written.
+        all.push(Scenario {
+            name: "refund-meets-a-corrupt-record",
+            amount: 1,
+            window_ms: 1,
+            start: words(2, &[0, 999, 1, 0, u64::MAX, 0, 0, 1]),
+            steps: vec![refund(1, 0, 0), test(1, 0)],
+        });
+    }
+    all
 }
 
 fn generate() -> Value {

@@ -1,6 +1,7 @@
 //! Strategy-level tests of time: per-key monotonic time under clocks that step back,
-//! the time domain up to `Timestamp::MAX`, exact retry instants, undos that never
-//! leave more room than the undone hit had never happened, and arbitrary stored bytes.
+//! what clocks ahead admit in real time, the time domain up to `Timestamp::MAX`, exact
+//! retry instants, undos that never leave more room than the undone hit had never
+//! happened, and arbitrary stored bytes.
 //!
 //! Everything here drives `Strategy::apply` on a byte buffer.
 
@@ -138,6 +139,184 @@ fn a_window_does_not_restart_for_a_clock_behind_its_start() {
     }
 }
 
+// ---------------------------------------------------------------- clocks ahead, in real time
+
+/// A hit in a run on several clocks: real time moves `gap` ms, then the clock at
+/// `offset` ms ahead of real time hits `cost`.
+#[derive(Debug, Clone, Copy)]
+struct Turn {
+    gap: u64,
+    offset: u64,
+    cost: u64,
+}
+
+/// Runs `turns` on one key from real time `start` and returns the admitted units at
+/// the **real** time of their decision.
+fn admitted_in_real_time(b: BuiltIn, l: &RateLimit, start: u64, turns: &[Turn]) -> Vec<(u64, u64)> {
+    let mut s = Vec::new();
+    let mut real = start;
+    let mut admitted = Vec::new();
+    for t in turns {
+        real += t.gap;
+        if hit(b, l, &mut s, t.cost, real + t.offset) {
+            admitted.push((real, t.cost));
+        }
+    }
+    admitted
+}
+
+/// The documented bound in any window-long interval of real time when every clock
+/// reads within `d` of real time, ahead of it, however the clocks move within that:
+/// the strategy's effective-time bound for each of `1 + ⌈d / W⌉` window-long
+/// intervals.
+fn skewed_bound(b: BuiltIn, l: &RateLimit, d: u64) -> u128 {
+    u128::from(1 + d.div_ceil(l.window_ms())) * bound(b, l)
+}
+
+/// The offsets of the scenario: half a window, a window, 3 and 15 windows.
+fn offsets(window: u64) -> [u64; 4] {
+    [window / 2, window, 3 * window, 15 * window]
+}
+
+/// One clock right and one ahead by a constant `d`, of any size, taking turns on one
+/// key in several patterns: in every window-long interval of real time the strategy
+/// admits at most twice its effective-time bound (the moving window: twice the amount).
+/// Real time is the right clock's; were the clock ahead the right one, every real time
+/// would move by `d` and the counts would be the same.
+#[test]
+fn two_clocks_a_constant_offset_apart_admit_at_most_twice_the_bound_in_real_time() {
+    let l = limit(2, 10_000);
+    let w = l.window_ms();
+    for d in offsets(w) {
+        let right = |gap| Turn {
+            gap,
+            offset: 0,
+            cost: 1,
+        };
+        let ahead = |gap| Turn {
+            gap,
+            offset: d,
+            cost: 1,
+        };
+        let patterns: Vec<Vec<Turn>> = vec![
+            // Taking turns every 500 ms.
+            (0..80)
+                .map(|i| if i % 2 == 0 { right(500) } else { ahead(0) })
+                .collect(),
+            // The clock ahead now and then, the right one often.
+            (0..120)
+                .map(|i| if i % 23 == 0 { ahead(300) } else { right(300) })
+                .collect(),
+            // The right one fills the window, then the clock ahead comes in, again and
+            // again after a pause longer than the offset.
+            (0..6)
+                .flat_map(|_| [right(d + w + 1), right(0), ahead(1), right(1), right(1)])
+                .collect(),
+        ];
+        for b in BuiltIn::ALL {
+            for turns in &patterns {
+                let admitted = admitted_in_real_time(b, &l, 1_000_000, turns);
+                let most = densest(&admitted, w);
+                assert!(
+                    most <= 2 * bound(b, &l),
+                    "{b}, {d} ms ahead: {most} in {w} ms"
+                );
+            }
+        }
+    }
+}
+
+/// The bound cannot be the amount: after the right clock's hits, the clock ahead
+/// presents the very state and time that the right clock presents after a pause, when
+/// its hits must pass. So with the moving window, `A` units from the right clock and
+/// `A` more from the clock ahead pass within `window − d` of real time (within
+/// milliseconds when `d ≥ window`); no rule on the stored state and the caller's clock
+/// can tell the two apart.
+#[test]
+fn a_clock_ahead_cannot_be_told_from_time_passing() {
+    let l = limit(2, 10_000);
+    let (b, w, start) = (BuiltIn::MovingWindow, l.window_ms(), 1_000_000);
+    for d in offsets(w) {
+        // The real time at which the clock ahead reads the end of the window.
+        let gap = w.saturating_sub(d).max(5);
+        let turns = [
+            Turn {
+                gap: 0,
+                offset: 0,
+                cost: 2,
+            },
+            Turn {
+                gap,
+                offset: d,
+                cost: 2,
+            },
+        ];
+        let admitted = admitted_in_real_time(b, &l, start, &turns);
+        assert_eq!(densest(&admitted, w), 4, "{d} ms ahead");
+        // The same bytes and time as the right clock alone after a pause.
+        let mut alone = Vec::new();
+        assert!(hit(b, &l, &mut alone, 2, start));
+        assert!(hit(b, &l, &mut alone, 2, start + gap + d));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Two clocks, one right and one ahead by a constant offset of any size, hits
+    /// interleaved at random: in every window-long interval of real time at most twice
+    /// the strategy's effective-time bound.
+    #[test]
+    fn a_clock_ahead_by_a_constant_offset_admits_at_most_twice_the_bound(
+        b in any_builtin(),
+        amount in 1u64..6,
+        window in 2u64..60,
+        offset in prop_oneof![
+            (0usize..4).prop_map(Some),
+            Just(None),
+        ],
+        any_offset in 0u64..2_000,
+        turns in prop::collection::vec((0u64..80, any::<bool>(), 0u64..8), 1..80),
+    ) {
+        let l = limit(amount, window);
+        let d = offset.map_or(any_offset, |i| offsets(window)[i]);
+        let turns: Vec<Turn> = turns
+            .iter()
+            .map(|&(gap, ahead, cost)| Turn {
+                gap: gap % (2 * window),
+                offset: if ahead { d } else { 0 },
+                cost: cost.min(amount + 1),
+            })
+            .collect();
+        let admitted = admitted_in_real_time(b, &l, 1_000_000, &turns);
+        prop_assert!(densest(&admitted, window) <= 2 * bound(b, &l));
+    }
+
+    /// Clocks that each read anywhere within `d` ahead of real time, reading by reading
+    /// (a clock that jumps about, or several clocks): in every window-long interval of
+    /// real time at most `1 + ⌈d / W⌉` times the effective-time bound.
+    #[test]
+    fn clocks_anywhere_within_d_admit_at_most_the_skewed_bound(
+        b in any_builtin(),
+        amount in 1u64..6,
+        window in 2u64..60,
+        d in 0u64..400,
+        turns in prop::collection::vec((0u64..80, 0u64..1_000, 0u64..8), 1..80),
+    ) {
+        let l = limit(amount, window);
+        let turns: Vec<Turn> = turns
+            .iter()
+            .map(|&(gap, offset, cost)| Turn {
+                gap: gap % (2 * window),
+                offset: offset % (d + 1),
+                cost: cost.min(amount + 1),
+            })
+            .collect();
+        let admitted = admitted_in_real_time(b, &l, 1_000_000, &turns);
+        prop_assert!(densest(&admitted, window) <= skewed_bound(b, &l, d));
+    }
+}
+
 // ---------------------------------------------------------------- time domain
 
 #[test]
@@ -224,6 +403,63 @@ fn gcra_far_future_state_is_an_error_not_a_panic() {
         Timestamp::from_millis(1_700_000_000_000),
     );
     assert!(got.is_err(), "{got:?}");
+}
+
+/// A moving-window log whose header counts fewer live units than one of its records
+/// (bytes the strategy never writes, from a shared store) is a `StateError` for a
+/// refund of that record, not an overflow.
+#[test]
+fn moving_window_refund_beyond_the_header_count_is_an_error() {
+    let l: RateLimit = "5 per second".parse().expect("valid");
+    let mut state = vec![2u8];
+    for w in [0u64, 0, 1_000, 1] {
+        state.extend_from_slice(&w.to_le_bytes());
+    }
+    let before = state.clone();
+    let got = BuiltIn::MovingWindow.strategy().apply(
+        &l,
+        &mut state,
+        Op::Refund {
+            cost: 1,
+            at: Timestamp::from_millis(1_000),
+        },
+        Timestamp::from_millis(1_000),
+    );
+    assert!(got.is_err(), "{got:?}");
+    assert_eq!(state, before);
+    // The same log with its record expired, skipped by a hit: the header cannot pay
+    // for the record either.
+    let got = BuiltIn::MovingWindow.strategy().apply(
+        &l,
+        &mut state,
+        Op::Hit { cost: 1 },
+        Timestamp::from_millis(2_000),
+    );
+    assert!(got.is_err(), "{got:?}");
+    assert_eq!(state, before);
+}
+
+/// A moving-window refund that must read a corrupt record after taking from another
+/// (to find the new `reset_at`) is a `StateError` and leaves the bytes as they were,
+/// as every error does.
+#[test]
+fn a_moving_window_refund_that_meets_a_corrupt_record_changes_nothing() {
+    let l = limit(1, 1);
+    let mut state = vec![2u8];
+    // head 0, 999 live units; records [1, 0], [u64::MAX, 0], [0, 1].
+    for w in [0u64, 999, 1, 0, u64::MAX, 0, 0, 1] {
+        state.extend_from_slice(&w.to_le_bytes());
+    }
+    let before = state.clone();
+    let refund = Op::Refund {
+        cost: 1,
+        at: Timestamp::ZERO,
+    };
+    let got = BuiltIn::MovingWindow
+        .strategy()
+        .apply(&l, &mut state, refund, Timestamp::ZERO);
+    assert!(got.is_err(), "{got:?}");
+    assert_eq!(state, before);
 }
 
 // ---------------------------------------------------------------- retry instants
@@ -484,6 +720,108 @@ proptest! {
             }
         } else {
             prop_assert_eq!(&state, &before);
+        }
+    }
+}
+
+proptest! {
+    // Cheap cases, and the interesting ones are a small share of them.
+    #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+    /// Words in each strategy's own layout (its tag, its number of words), with values
+    /// near one another and near the clock, so that headers, records and refund times
+    /// meet: every operation answers or returns a `StateError`, never panics (with
+    /// overflow checks on) and never writes on an error or a rejection.
+    #[test]
+    fn words_in_each_layout_decode_to_a_decision_or_an_error(
+        b in any_builtin(),
+        records in 0usize..4,
+        mut words in prop::collection::vec(prop::sample::select(vec![
+            0u64, 1, 2, 3, 999, 1_000, 1_001, 2_000, MAX, u64::MAX,
+        ]), 9),
+        raw_head in any::<bool>(),
+        amount in prop::sample::select(vec![1u64, 2, 5, u64::MAX]),
+        window in prop::sample::select(vec![1u64, 1_000, 5_000]),
+        kind in 0u8..3,
+        cost in prop::sample::select(vec![0u64, 1, 2, 5, u64::MAX]),
+        now in prop::sample::select(vec![0u64, 999, 1_000, 1_001, 2_000, 7_000, MAX, u64::MAX]),
+        at in prop::sample::select(vec![0u64, 1, 999, 1_000, 1_001, 2_000, MAX]),
+        from_state in (any::<bool>(), 0usize..9),
+    ) {
+        let l = limit(amount, window);
+        let (tag, len) = match b {
+            BuiltIn::FixedWindow => (1u8, 2),
+            BuiltIn::MovingWindow => (2, 2 + 2 * records),
+            BuiltIn::SlidingWindow => (3, 3),
+            _ => (4, 2),
+        };
+        // The moving window's times: its records' (words 2, 4, ...); the others' all.
+        let times: Vec<usize> = match b {
+            BuiltIn::MovingWindow => (0..records).map(|r| 2 + 2 * r).collect(),
+            _ => (0..len).collect(),
+        };
+        if b == BuiltIn::MovingWindow && !raw_head {
+            words[0] %= records as u64 + 1; // a head within the log
+        }
+        let mut state = vec![tag];
+        for w in words.iter().take(len) {
+            state.extend_from_slice(&w.to_le_bytes());
+        }
+        // Often a refund of a time the state holds, and a clock no later than it.
+        let (now, at) = match from_state {
+            (true, i) if !times.is_empty() => {
+                let t = words[times[i % times.len()]];
+                (now.min(t), t)
+            }
+            _ => (now, at),
+        };
+        let op = match kind {
+            0 => Op::Hit { cost },
+            1 => Op::Test { cost },
+            _ => Op::Refund { cost, at: Timestamp::from_millis(at) },
+        };
+        let before = state.clone();
+        let got = b.strategy().apply(&l, &mut state, op, Timestamp::from_millis(now));
+        match got {
+            Ok(t) if t.write.is_some() => prop_assert!(t.verdict.allowed),
+            _ => prop_assert_eq!(&state, &before),
+        }
+    }
+    /// A log the moving window wrote, with one record then made corrupt (a time past
+    /// `MAX`, or more units than the header counts), and an operation that may reach
+    /// it: an error leaves the bytes as they were.
+    #[test]
+    fn a_moving_window_error_changes_no_byte(
+        hits in prop::collection::vec((0u64..40, 1u64..3), 1..8),
+        corrupt in (0usize..8, any::<bool>()),
+        kind in 0u8..3,
+        pick in 0usize..8,
+        later in 0u64..60,
+    ) {
+        let l = limit(5, 50);
+        let b = BuiltIn::MovingWindow;
+        let mut s = Vec::new();
+        let mut now = 1_000;
+        for &(gap, cost) in &hits {
+            now += gap;
+            hit(b, &l, &mut s, cost, now);
+        }
+        let records = (s.len() - 17) / 16;
+        let at = |i: usize| 17 + 16 * (i % records);
+        let (victim, time) = corrupt;
+        let spot = if time { at(victim) } else { at(victim) + 8 };
+        let value = if time { MAX + 1 } else { 1_000 };
+        s[spot..spot + 8].copy_from_slice(&value.to_le_bytes());
+        let op = match kind {
+            0 => Op::Hit { cost: 1 },
+            1 => Op::Test { cost: 5 },
+            _ => Op::Refund { cost: 1, at: Timestamp::from_millis(word(&s, at(pick))) },
+        };
+        let before = s.clone();
+        let got = b.strategy().apply(&l, &mut s, op, Timestamp::from_millis(now + later));
+        match got {
+            Ok(t) if t.write.is_some() => prop_assert!(t.verdict.allowed),
+            _ => prop_assert_eq!(&s, &before),
         }
     }
 }

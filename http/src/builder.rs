@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use limiter_core::{Decision, ParseError, RateLimiter};
 
-use crate::engine::{CompiledRoute, HttpLimiter, Inner, Scope, Set, SetLimits};
 use crate::failure::{Failure, FailurePolicy};
 use crate::headers::{HeaderStyle, RetryAfter};
-use crate::key::ClientKey;
+use crate::key::KeySource;
+use crate::limiter::{HttpLimiter, Inner};
 use crate::metrics::{Metrics, NoMetrics};
+use crate::plan::{CompiledRoute, Scope, Set, SetLimits};
 use crate::policy::{Cost, Limits, RequestPredicate, Route, Source};
+use crate::rejection::RejectionBody;
 use crate::request::RequestInfo;
-use crate::response::Rejection;
 
 pub(crate) type OnBreach = dyn Fn(&Decision, &RequestInfo<'_>) + Send + Sync;
 
@@ -50,14 +51,14 @@ pub struct HttpLimiterBuilder {
     application: Vec<Limits>,
     meta: Vec<Limits>,
     routes: Vec<(String, Route)>,
-    key: ClientKey,
+    key: KeySource,
     key_prefix: String,
     filters: Vec<Arc<RequestPredicate>>,
     enabled: bool,
     header_style: HeaderStyle,
     retry_after: RetryAfter,
     on_breach: Option<Arc<OnBreach>>,
-    rejection: Rejection,
+    rejection: RejectionBody,
     failure: FailurePolicy,
     deadline: Option<Duration>,
     metrics: Arc<dyn Metrics>,
@@ -91,14 +92,14 @@ impl HttpLimiterBuilder {
             application: Vec::new(),
             meta: Vec::new(),
             routes: Vec::new(),
-            key: ClientKey::peer(),
+            key: KeySource::peer(),
             key_prefix: String::new(),
             filters: Vec::new(),
             enabled: true,
             header_style: HeaderStyle::Off,
             retry_after: RetryAfter::Seconds,
             on_breach: None,
-            rejection: Rejection::PlainText,
+            rejection: RejectionBody::PlainText,
             failure: FailurePolicy::FailClosed,
             deadline: Some(Duration::from_secs(1)),
             metrics: Arc::new(NoMetrics),
@@ -129,9 +130,9 @@ impl HttpLimiterBuilder {
     ///
     /// ```
     /// use limiter_http::HttpLimiter;
-    /// # use limiter_core::RateLimiter;
-    /// # use limiter_memory::MemoryStorage;
-    /// # use std::sync::Arc;
+    /// use limiter_core::RateLimiter;
+    /// use limiter_memory::MemoryStorage;
+    /// use std::sync::Arc;
     ///
     /// // A client rejected 5 times within an hour is shut out for the rest of it.
     /// let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))
@@ -153,9 +154,9 @@ impl HttpLimiterBuilder {
         self
     }
 
-    /// The client key of every limit set without one of its own. Default:
-    /// [`ClientKey::peer`], the socket peer's address.
-    pub fn key(mut self, key: ClientKey) -> Self {
+    /// Where the limit sets without a key source of their own find the client.
+    /// Default: [`KeySource::peer`], the socket peer's address.
+    pub fn key(mut self, key: KeySource) -> Self {
         self.key = key;
         self
     }
@@ -193,10 +194,10 @@ impl HttpLimiterBuilder {
     /// unmatched: set this to `true` there to limit them.
     ///
     /// ```
-    /// use limiter_http::{Checked, HttpLimiter, RequestInfo};
-    /// # use limiter_core::RateLimiter;
-    /// # use limiter_memory::MemoryStorage;
-    /// # use std::sync::Arc;
+    /// use limiter_http::{HttpLimiter, RequestInfo};
+    /// use limiter_core::RateLimiter;
+    /// use limiter_memory::MemoryStorage;
+    /// use std::sync::Arc;
     /// use http::HeaderMap;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -208,9 +209,9 @@ impl HttpLimiterBuilder {
     /// let headers = HeaderMap::new();
     /// let peer = "192.0.2.1:1".parse()?;
     /// let probe = |path| RequestInfo::new("GET", path, &headers).with_peer(peer);
-    /// assert!(matches!(limiter.check(&probe("/.env")).await, Checked::Allowed(_)));
+    /// assert!(limiter.check(&probe("/.env")).await.is_ok());
     /// // Another path, the same budget.
-    /// assert!(matches!(limiter.check(&probe("/wp-admin")).await, Checked::Rejected(_)));
+    /// assert!(limiter.check(&probe("/wp-admin")).await.is_err());
     /// # Ok(())
     /// # }
     /// ```
@@ -272,8 +273,8 @@ impl HttpLimiterBuilder {
         self
     }
 
-    /// The 429 response. Default: [`Rejection::PlainText`].
-    pub fn rejection(mut self, rejection: Rejection) -> Self {
+    /// The body of 429 responses. Default: [`RejectionBody::PlainText`].
+    pub fn rejection_body(mut self, rejection: RejectionBody) -> Self {
         self.rejection = rejection;
         self
     }
@@ -332,7 +333,7 @@ impl HttpLimiterBuilder {
             context: context.to_owned(),
             message,
         };
-        key.validate().map_err(|m| invalid("client key", m))?;
+        key.validate().map_err(|m| invalid("key source", m))?;
         if deadline == Some(Duration::ZERO) {
             return Err(invalid(
                 "deadline",
@@ -384,7 +385,7 @@ impl From<&str> for Limits {
 /// A route rule, its limits parsed.
 pub(crate) fn compile_route(
     route: Route,
-    default_key: &ClientKey,
+    default_key: &KeySource,
     context: &str,
 ) -> Result<CompiledRoute, BuildError> {
     Ok(CompiledRoute {
@@ -396,7 +397,7 @@ pub(crate) fn compile_route(
 
 fn compile_all(
     all: Vec<Limits>,
-    default_key: &ClientKey,
+    default_key: &KeySource,
     scope: Scope,
     context: &str,
 ) -> Result<Vec<Set>, BuildError> {
@@ -407,7 +408,7 @@ fn compile_all(
 
 fn compile(
     limits: Limits,
-    default_key: &ClientKey,
+    default_key: &KeySource,
     scope: Scope,
     context: &str,
 ) -> Result<Set, BuildError> {

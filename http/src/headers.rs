@@ -1,7 +1,7 @@
 //! Rate-limit response headers.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use http::HeaderMap;
@@ -48,7 +48,8 @@ pub(crate) const X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-rese
 pub(crate) const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-fn ceil_secs(d: Duration) -> u64 {
+/// `d` in whole seconds, rounded up.
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX)
 }
 
@@ -120,39 +121,19 @@ pub(crate) fn write(
     }
 }
 
-/// `secs` since the epoch as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+/// `secs` since the epoch as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the
+/// format of `Retry-After` with [`RetryAfter::HttpDate`]. Times after the year 9999,
+/// which the format cannot express, read as its last second.
 ///
 /// ```
 /// assert_eq!(limiter_http::http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
 /// assert_eq!(limiter_http::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
 /// ```
 pub fn http_date(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (hh, mm, ss) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, unsigned form).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    let weekday = DAYS
-        .get(usize::try_from(days % 7).unwrap_or(0))
-        .copied()
-        .unwrap_or("Thu");
-    let month_name = MONTHS
-        .get(usize::try_from(month - 1).unwrap_or(0))
-        .copied()
-        .unwrap_or("Jan");
-    format!("{weekday}, {day:02} {month_name} {year} {hh:02}:{mm:02}:{ss:02} GMT")
+    // 9999-12-31T23:59:59Z: `httpdate` formats nothing later.
+    const LAST: u64 = 253_402_300_799;
+    let time = UNIX_EPOCH + Duration::from_secs(secs.min(LAST));
+    httpdate::fmt_http_date(time)
 }
 
 #[cfg(test)]
@@ -164,6 +145,7 @@ mod tests {
         assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(http_date(1_709_164_800), "Thu, 29 Feb 2024 00:00:00 GMT");
         assert_eq!(http_date(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
+        assert_eq!(http_date(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
     }
 
     #[test]

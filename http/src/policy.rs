@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::Method;
 use limiter_core::RateLimit;
 
-use crate::key::ClientKey;
+use crate::key::KeySource;
 use crate::request::{RequestInfo, ResponseInfo};
 
 pub(crate) type DynamicLimitsFn =
@@ -26,7 +26,7 @@ pub(crate) type ResponsePredicate = dyn Fn(&ResponseInfo<'_>) -> bool + Send + S
 /// # Examples
 ///
 /// ```
-/// use limiter_http::{ClientKey, Limits};
+/// use limiter_http::{KeySource, Limits};
 /// use http::{Method, StatusCode};
 ///
 /// // 5 failed logins per minute per client address; successful ones cost nothing.
@@ -35,13 +35,13 @@ pub(crate) type ResponsePredicate = dyn Fn(&ResponseInfo<'_>) -> bool + Send + S
 ///     .deduct_when(|response| response.status() == StatusCode::UNAUTHORIZED);
 ///
 /// // One budget shared by every route that uses this set, per API key.
-/// let search = Limits::new("100 per hour").shared("search").key(ClientKey::header("x-api-key"));
+/// let search = Limits::new("100 per hour").shared("search").key(KeySource::header("x-api-key"));
 /// # let _ = (logins, search);
 /// ```
 #[derive(Clone)]
 pub struct Limits {
     pub(crate) source: Source,
-    pub(crate) key: Option<ClientKey>,
+    pub(crate) key: Option<KeySource>,
     pub(crate) per_method: bool,
     pub(crate) methods: Option<Vec<Method>>,
     pub(crate) cost: Cost,
@@ -124,7 +124,7 @@ impl Limits {
     /// `None` (or an empty list) to apply no limit of this set to the request.
     ///
     /// ```
-    /// use limiter_http::{ClientKey, Limits};
+    /// use limiter_http::{KeySource, Limits};
     /// use limiter_core::{parse_many, RateLimit};
     /// use std::sync::Arc;
     ///
@@ -134,7 +134,7 @@ impl Limits {
     ///     Some("pro") => Some(pro.clone()),
     ///     _ => Some(free.clone()),
     /// })
-    /// .key(ClientKey::header("x-api-key"));
+    /// .key(KeySource::header("x-api-key"));
     /// # let _ = per_plan;
     /// # Ok::<(), limiter_core::ParseError>(())
     /// ```
@@ -145,10 +145,10 @@ impl Limits {
         Limits::from_source(Source::Dynamic(Arc::new(f)))
     }
 
-    /// The client key for these limits, instead of the limiter's
+    /// Where these limits find the client, instead of the limiter's
     /// ([`HttpLimiterBuilder::key`](crate::HttpLimiterBuilder::key)).
     #[must_use]
-    pub fn key(mut self, key: ClientKey) -> Self {
+    pub fn key(mut self, key: KeySource) -> Self {
         self.key = Some(key);
         self
     }
@@ -201,9 +201,16 @@ impl Limits {
     }
 
     /// Counts a request only when `f` is true of its response (Flask-Limiter's
-    /// `deduct_when`): the limits are checked before the handler runs and deducted
-    /// after it answers. See the crate docs, "Conditional deduction", for what
-    /// concurrency can do.
+    /// `deduct_when`): the limits are tested before the handler runs and deducted
+    /// after it answers ([`Admission::finish`](crate::Admission::finish)).
+    ///
+    /// Requests for the same key that are in flight together in one process are
+    /// counted together: the `n`-th concurrent request is let in only if `n` times its
+    /// cost is still available, so one process never lets more requests through than
+    /// the budget allows, even if all of them end up deducted. Several processes
+    /// sharing a storage can each admit up to the remaining budget before any of them
+    /// deducts: at most (processes − 1) × budget over. A deduction that finds the
+    /// budget already spent counts nothing (it is one all-or-nothing `hit_all`).
     #[must_use]
     pub fn deduct_when<F>(mut self, f: F) -> Self
     where

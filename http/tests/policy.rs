@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use http::{Method, Response, StatusCode};
 use limiter_core::{parse_many, RateLimit};
-use limiter_http::{BuildError, ClientKey, HttpLimiter, Limits, Rejection, Route};
+use limiter_http::{BuildError, HttpLimiter, KeySource, Limits, RejectionBody, Route};
 use support::*;
 
 #[tokio::test]
@@ -156,7 +156,7 @@ async fn dynamic_limits_per_plan() {
         Some("none") => None,
         _ => Some(free.clone()),
     })
-    .key(ClientKey::header("x-api-key"));
+    .key(KeySource::header("x-api-key"));
     let limiter = HttpLimiter::builder(limiter)
         .default_limits(per_plan)
         .build()
@@ -361,7 +361,7 @@ async fn on_breach_and_custom_and_problem_responses() {
             assert_eq!(request.route(), Some("/a"));
             seen.fetch_add(1, Ordering::SeqCst);
         })
-        .rejection(Rejection::custom(|decision, request| {
+        .rejection_body(RejectionBody::custom(|decision, request| {
             let mut response = Response::new(format!("{} on {}", decision.limit(), request.path()));
             *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             response
@@ -379,7 +379,7 @@ async fn on_breach_and_custom_and_problem_responses() {
     let (limiter, _clock) = memory_limiter();
     let problem = HttpLimiter::builder(limiter)
         .default_limits("1 per minute")
-        .rejection(Rejection::Problem)
+        .rejection_body(RejectionBody::Problem)
         .build()
         .unwrap();
     let addr = serve(routes().layer(problem.layer())).await;
@@ -441,7 +441,7 @@ async fn malformed_limits_fail_when_built() {
         .unwrap_err();
     assert!(matches!(err, BuildError::Invalid { .. }), "{err}");
     let err = HttpLimiter::builder(limiter)
-        .key(ClientKey::peer().ipv6_prefix(200))
+        .key(KeySource::peer().ipv6_prefix(200))
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("128"), "{err}");

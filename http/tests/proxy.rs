@@ -5,10 +5,10 @@ mod support;
 
 use std::net::SocketAddr;
 
-use limiter_http::{ClientKey, HttpLimiter, IpNetwork, ProxyHeader, TrustedProxies};
+use limiter_http::{HttpLimiter, IpNet, KeySource, ProxyHeader, TrustedProxies};
 use support::*;
 
-async fn server(key: ClientKey) -> SocketAddr {
+async fn server(key: KeySource) -> SocketAddr {
     let (limiter, _clock) = memory_limiter();
     let limiter = HttpLimiter::builder(limiter)
         .default_limits("1 per minute")
@@ -24,7 +24,7 @@ async fn get(c: &reqwest::Client, addr: SocketAddr, headers: &[(&str, &str)]) ->
 
 #[tokio::test]
 async fn spoofed_headers_are_not_trusted_by_default() {
-    let addr = server(ClientKey::peer()).await;
+    let addr = server(KeySource::peer()).await;
     let c = client();
     assert_eq!(get(&c, addr, &[]).await, 200);
     for spoof in [
@@ -38,7 +38,7 @@ async fn spoofed_headers_are_not_trusted_by_default() {
 
 #[tokio::test]
 async fn x_forwarded_for_trusted_for_one_hop() {
-    let addr = server(ClientKey::forwarded(
+    let addr = server(KeySource::forwarded(
         ProxyHeader::XForwardedFor,
         TrustedProxies::Hops(1),
     ))
@@ -62,7 +62,7 @@ async fn x_forwarded_for_trusted_for_one_hop() {
 
 #[tokio::test]
 async fn forwarded_trusted_for_two_hops() {
-    let addr = server(ClientKey::forwarded(
+    let addr = server(KeySource::forwarded(
         ProxyHeader::Forwarded,
         TrustedProxies::Hops(2),
     ))
@@ -92,8 +92,8 @@ async fn forwarded_trusted_for_two_hops() {
 
 #[tokio::test]
 async fn trusted_networks_only() {
-    let loopback: IpNetwork = "127.0.0.0/8".parse().unwrap();
-    let addr = server(ClientKey::forwarded(
+    let loopback: IpNet = "127.0.0.0/8".parse().unwrap();
+    let addr = server(KeySource::forwarded(
         ProxyHeader::XForwardedFor,
         TrustedProxies::Networks(vec![loopback, "10.0.0.0/8".parse().unwrap()]),
     ))
@@ -114,7 +114,7 @@ async fn trusted_networks_only() {
     );
 
     // A peer outside the trusted networks is the client, whatever it sends.
-    let addr = server(ClientKey::forwarded(
+    let addr = server(KeySource::forwarded(
         ProxyHeader::XForwardedFor,
         TrustedProxies::Networks(vec!["10.0.0.0/8".parse().unwrap()]),
     ))
@@ -133,7 +133,7 @@ async fn trusted_networks_only() {
 async fn ipv6_clients_are_grouped_by_prefix() {
     // Behind a trusted proxy, so that distinct IPv6 clients can be simulated.
     let key = |bits| {
-        ClientKey::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(1)).ipv6_prefix(bits)
+        KeySource::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(1)).ipv6_prefix(bits)
     };
     let c = client();
     let addr = server(key(64)).await;

@@ -30,7 +30,7 @@
 //! | `redis-tls` | no | TLS for the Redis storage, `rediss://` |
 //! | `serde` | no | `Serialize`/`Deserialize` for [`RateLimit`] as its string form |
 //! | `http` | no | [`http`]: Flask-Limiter's policies as a framework-neutral engine |
-//! | `tower` | no | `http`, plus the tower layer [`http::tower::RateLimitLayer`] |
+//! | `tower` | no | `http`, plus the tower layer [`http::tower::LimiterLayer`] |
 //! | `axum` | no | `tower`, plus axum's `MatchedPath` and `ConnectInfo` |
 //! | `full` | no | everything above |
 //!

@@ -63,6 +63,7 @@ macro_rules! __limiter_conformance_cases {
                 model::matches_the_reference_model,
                 time::a_clock_stepping_back_counts_at_the_keys_time,
                 time::clocks_thirty_seconds_apart_stay_within_the_bound,
+                time::a_clock_fifteen_windows_ahead_stays_within_twice_the_bound,
                 time::limits_hold_at_the_end_of_time,
                 time::the_largest_amount_is_exact,
                 time::a_late_undo_never_leaves_more_room_than_no_hit,

@@ -234,7 +234,7 @@ impl View {
             } else {
                 v.retry_at.map(|at| at.saturating_since(now))
             },
-            can_ever_pass: cost <= limit.amount(),
+            can_ever_pass: cost <= limit.amount() && (v.allowed || v.retry_at.is_some()),
             decided_at: now,
         }
     }

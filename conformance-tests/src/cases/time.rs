@@ -15,15 +15,28 @@ use crate::Ctx;
 /// strategy applied to a plain byte buffer (with the case's key expiring as its
 /// time-to-live says); returns the `(latest time seen, cost)` of the admitted ones.
 async fn replay(ctx: &Ctx, limit: &RateLimit, key: &Key, hits: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let allowed = replay_each(ctx, limit, key, hits).await;
+    let mut latest = 0;
+    let mut admitted = Vec::new();
+    for (&(offset, cost), allowed) in hits.iter().zip(allowed) {
+        latest = latest.max(offset);
+        if allowed {
+            admitted.push((latest, cost));
+        }
+    }
+    admitted
+}
+
+/// [`replay`], returning whether each hit passed.
+async fn replay_each(ctx: &Ctx, limit: &RateLimit, key: &Key, hits: &[(u64, u64)]) -> Vec<bool> {
     let l = ctx.limiter();
     let strategy = ctx.strategy().strategy();
     let mut state: Vec<u8> = Vec::new();
     let mut until = Timestamp::ZERO;
-    let (mut latest, mut admitted) = (0, Vec::new());
+    let mut allowed = Vec::new();
     for (i, &(offset, cost)) in hits.iter().enumerate() {
         ctx.set_offset_ms(offset);
         let now = ctx.now();
-        latest = latest.max(offset);
         if now >= until {
             state.clear();
         }
@@ -49,11 +62,9 @@ async fn replay(ctx: &Ctx, limit: &RateLimit, key: &Key, hits: &[(u64, u64)]) ->
             verdict.retry_at.filter(|_| !verdict.allowed),
             "hit #{i} at t0+{offset}ms: retry time"
         );
-        if d.is_allowed() {
-            admitted.push((latest, cost));
-        }
+        allowed.push(d.is_allowed());
     }
-    admitted
+    allowed
 }
 
 fn millis(duration: std::time::Duration) -> u64 {
@@ -114,6 +125,52 @@ pub async fn clocks_thirty_seconds_apart_stay_within_the_bound(ctx: &Ctx) {
         ctx,
         most <= bound,
         "{most} units admitted within 10 s of the key's time (bound {bound}): {admitted:?}"
+    );
+}
+
+/// One process's clock is right and another's is 150 s ahead, on `2 per 10 seconds`:
+/// a stored time fifteen windows ahead of the right clock. Every decision follows the
+/// strategy's rules, and in every 10 s of real time (the right clock's) at most twice
+/// the strategy's bound in effective time passes (the moving window: twice the
+/// amount), as the strategies' documentation states for a constant offset of any size.
+pub async fn a_clock_fifteen_windows_ahead_stays_within_twice_the_bound(ctx: &Ctx) {
+    let limit = ctx.limit("2 per 10 seconds");
+    let key = Key::from("far-ahead");
+    let (w, d) = (10_000, 150_000);
+    // (real time, whether the clock ahead hits): the right clock hits twice after a
+    // pause, then the clock ahead once, then the right one twice more; then the two
+    // take turns every 500 ms.
+    let mut turns = Vec::new();
+    let mut real = 1_000;
+    for _ in 0..4 {
+        real += d + w + 1;
+        turns.extend([(real, false), (real, false), (real + 1, true)]);
+        turns.extend([(real + 2, false), (real + 3, false)]);
+    }
+    for i in 0..40 {
+        turns.push((real + 10 + i * 500, i % 2 == 1));
+    }
+    let hits: Vec<(u64, u64)> = turns
+        .iter()
+        .map(|&(real, ahead)| (real + if ahead { d } else { 0 }, 1))
+        .collect();
+    let allowed = replay_each(ctx, &limit, &key, &hits).await;
+    let admitted: Vec<(u64, u64)> = turns
+        .iter()
+        .zip(allowed)
+        .filter(|(_, allowed)| *allowed)
+        .map(|(&(real, _), _)| (real, 1))
+        .collect();
+    let bound = match ctx.strategy() {
+        BuiltIn::MovingWindow => 4,
+        BuiltIn::Gcra => 6,
+        _ => 8,
+    };
+    let most = densest(&admitted, w);
+    ensure!(
+        ctx,
+        most <= bound,
+        "{most} units admitted within 10 s of real time (bound {bound}): {admitted:?}"
     );
 }
 

@@ -56,16 +56,55 @@
 //! | [`MovingWindow`] | at most amount |
 //! | [`Gcra`] | at most `amount + ⌊(window − 1) × amount / window⌋` (a burst, then the refill) |
 //!
-//! **Clock skew.** Say every process's clock reads within `d` of every other's. A
-//! decision's effective time lies between the deciding process's reading and the
-//! furthest-ahead reading so far, so an interval of real time of length `L` is an
-//! interval of effective time of length at most `L + d`. With `d` below the window,
+//! **Clock skew.** Say every process's clock reads within `d` of every other's (a
+//! clock that jumps about counts as one reading within `d` of the others at each
+//! instant). A decision's effective time lies between the deciding process's reading
+//! and the furthest-ahead reading so far, so an interval of real time of length `L` is
+//! an interval of effective time of length at most `L + d`. With `d` below the window,
 //! the moving window therefore admits at most `amount` in any real interval of
 //! `window − d` and at most `2 × amount` in any window-long one; the GCRA admits at most
 //! its effective-time bound of a `window + d` interval; fixed and sliding windows at
-//! most `2 × amount` in any real interval of `window − d`. This holds while the state is
-//! stored: a clock more than the TTL grace (1000 ms) behind the writer may find the
-//! state gone and start afresh.
+//! most `2 × amount` in any real interval of `window − d`. For any `d`, a window-long
+//! interval of real time is covered by `1 + ⌈d / window⌉` window-long intervals of
+//! effective time, so each strategy admits there at most `1 + ⌈d / window⌉` times its
+//! bound above. A clock ahead by `d` or more that keeps jumping further ahead frees a
+//! window at each jump: the bound grows with `d`, and no rule can stop that (see below).
+//!
+//! **One clock ahead by a constant offset.** When two processes' clocks differ by a
+//! constant `d` of any size (one clock set wrong, say), the bound in real time does not
+//! grow with `d`: in any window-long interval of real time each strategy admits at most
+//! **twice** its effective-time bound (the moving window `2 × amount`, fixed and sliding
+//! windows `4 × amount`, the GCRA `2 × (amount + ⌊(window − 1) × amount / window⌋)`),
+//! whichever of the two clocks is right. The key's time follows the process behind
+//! until the process ahead decides on the key; from then on the key's time is the
+//! reading of the process ahead at its latest decision, and the process behind decides
+//! at that time (so its hits count in the windows of the process ahead), until the
+//! process ahead has left the key alone for `d`. So within a window-long interval of
+//! real time the key's time jumps ahead at most once when `d ≥ window`, and the
+//! decisions fall in two intervals of effective time no longer than the window in
+//! total; when `d < window` they fall in one interval of `window + d`.
+//!
+//! **Why not less.** After the process behind has decided, the process ahead presents
+//! the very state and time the process behind would present after a pause of `d`, when
+//! its hits must pass: a decision depends only on the stored state and the caller's
+//! clock, so it cannot tell a clock ahead from time passing. So for any `d > 0` the
+//! moving window does admit `2 × amount` within a real interval of `window − d`
+//! (within moments when `d ≥ window`) under any rule that lets a right clock pass
+//! after a pause. Ignoring a stored time far ahead instead, and deciding on a
+//! fresh state at the caller's clock, would be worse: two clocks would overwrite each
+//! other's state and every hit would pass.
+//!
+//! **The process behind.** It decides at the key's time, up to `d` ahead of its clock,
+//! and its `retry_at` and `reset_at` are instants of the key's time, up to `d` later
+//! than on its own clock. While the process ahead keeps using the key, the process
+//! behind shares the windows of the process ahead; the GCRA, whose key time is its
+//! theoretical arrival time minus one window, finds the bucket full (but for under a
+//! millisecond's refill) for every caller whose clock is behind that time, so it
+//! rejects the process behind until its clock gets there. Its writes are kept up to
+//! `d` longer than those of the process ahead.
+//!
+//! All of this holds while the state is stored: a clock more than the TTL grace
+//! (1000 ms) behind the writer may find the state gone and start afresh.
 //!
 //! # Time domain
 //!

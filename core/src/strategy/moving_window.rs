@@ -25,9 +25,11 @@ const RECORD: usize = 16;
 /// Tag `2`, a header `[head, live_units]`, then records `[ts, units]` (16 bytes each):
 /// `17 + 16 × len` bytes. Records are sorted by strictly increasing `ts` (ms). Records
 /// before index `head` have expired; `live_units` is the sum of the units from `head`
-/// on. A wrong tag, a length not of that form, `head > len`, or a record read with a
-/// `ts` past [`Timestamp::MAX`] is a [`StateError`]. Only refunds leave records with
-/// zero units.
+/// on. A wrong tag, a length not of that form, `head > len`, a record read with a
+/// `ts` past [`Timestamp::MAX`], or `live_units` found below the units of the records
+/// it covers (when the skip of rule 3 or the refund of rule 6 reaches a record whose
+/// units exceed what is left of it) is a [`StateError`]. Only refunds leave records
+/// with zero units.
 ///
 /// # Rules
 ///
@@ -39,8 +41,9 @@ const RECORD: usize = 16;
 ///    it has expired when `ts + W ≤ t`. The same rule holds for hit, test and refund,
 ///    and `ts + W` is also the `reset_at`/`retry_at` reported.
 /// 3. **Skip.** From `head`, while the record at `head` has expired, subtract its units
-///    from `live_units` and advance `head`; `used` is what is left, `remaining = A −
-///    used` (0 if negative). This is only written back by an admitted hit.
+///    from `live_units` and advance `head` (units above what is left: a
+///    [`StateError`]); `used` is what is left, `remaining = A − used` (0 if
+///    negative). This is only written back by an admitted hit.
 /// 4. **Hit / test** of `cost` passes when `cost ≤ remaining`. An admitted hit of cost
 ///    0 changes nothing. An admitted hit of cost 1 or more is recorded at `t`: added to
 ///    the last record if its `ts = t` (merge), else appended as `[t, cost]`; then
@@ -57,7 +60,8 @@ const RECORD: usize = 16;
 ///    later. Only the record with `ts = at` exactly can be taken from without ever
 ///    taking a unit that counts longer than the undone one: if a record at index
 ///    `≥ head` has `ts = at` and has not expired (`at + W > t`), `take = min(units,
-///    cost)` is subtracted from its units and from the stored `live_units`. Nothing
+///    cost)` is subtracted from its units and from the stored `live_units` (`take`
+///    above `used`: a [`StateError`]). Nothing
 ///    else changes: no skip, no compaction, no record removed (a record left with zero
 ///    units still holds the key's time). When nothing is taken nothing is written. So
 ///    a refund of a record that has expired changes nothing, and a refund of a hit
@@ -104,6 +108,11 @@ fn corrupt(reason: &'static str) -> StateError {
         strategy: NAME,
         reason,
     }
+}
+
+/// A header counting fewer live units than the records it covers (rules 3 and 6).
+fn undercounted() -> StateError {
+    corrupt("live units below the units of the records")
 }
 
 /// A validated log: `state` holds a header and `len` records, or nothing.
@@ -190,18 +199,28 @@ impl<'a> Log<'a> {
             if v.live(ts) {
                 break;
             }
-            v.used = v.used.saturating_sub(units);
+            v.used = v.used.checked_sub(units).ok_or_else(undercounted)?;
             v.head += 1;
         }
         Ok(v)
     }
 
-    /// The usage before an operation, or after a refund (rule 7).
-    fn usage(&self, v: &View, used: u64, amount: u64) -> Result<Usage, StateError> {
+    /// The usage before an operation, or after one (rule 7). `taken` is a record's
+    /// index and units after a refund not yet written.
+    fn usage(
+        &self,
+        v: &View,
+        used: u64,
+        amount: u64,
+        taken: Option<(usize, u64)>,
+    ) -> Result<Usage, StateError> {
         let mut reset = v.t;
         if used > 0 {
             for i in (v.head..self.len).rev() {
-                let (ts, units) = self.record(i)?;
+                let (ts, mut units) = self.record(i)?;
+                if let Some((_, left)) = taken.filter(|&(at, _)| at == i) {
+                    units = left;
+                }
                 if units > 0 {
                     reset = v.expires(ts);
                     break;
@@ -272,10 +291,16 @@ impl<'a> Log<'a> {
         Ok(head)
     }
 
-    /// Rule 6: takes up to `cost` units from the live record at `at`; the units taken.
-    fn refund(&mut self, v: &View, cost: u64, at: u64) -> Result<u64, StateError> {
+    /// Rule 6: the live record at `at` and what a refund of `cost` takes from it:
+    /// `(index, units left, units taken)`, with at least one unit taken. Reading only.
+    fn refund(
+        &self,
+        v: &View,
+        cost: u64,
+        at: u64,
+    ) -> Result<Option<(usize, u64, u64)>, StateError> {
         if !v.live(at) {
-            return Ok(0);
+            return Ok(None);
         }
         for i in (v.head..self.len).rev() {
             let (ts, units) = self.record(i)?;
@@ -284,14 +309,13 @@ impl<'a> Log<'a> {
             }
             if ts == at {
                 let take = units.min(cost);
-                if take > 0 {
-                    self.set_units(i, units - take);
-                    self.write_header(v.stored_head, v.stored_units.saturating_sub(take));
+                if take > v.used {
+                    return Err(undercounted());
                 }
-                return Ok(take);
+                return Ok((take > 0).then_some((i, units - take, take)));
             }
         }
-        Ok(0)
+        Ok(None)
     }
 
     /// Rule 7: the TTL's end, from the last record.
@@ -319,7 +343,7 @@ impl Strategy for MovingWindow {
         let amount = limit.amount();
         let (mut log, head, units) = Log::open(state)?;
         let v = log.view(head, units, now.as_millis(), limit.window_ms())?;
-        let usage = log.usage(&v, v.used, amount)?;
+        let usage = log.usage(&v, v.used, amount, None)?;
         match op {
             Op::Hit { cost } | Op::Test { cost } => hit_or_test(
                 &mut log,
@@ -334,7 +358,7 @@ impl Strategy for MovingWindow {
                         head: log.record_hit(&v, cost)?,
                         ..v
                     };
-                    let after = log.usage(&v, v.used.saturating_add(cost), amount)?;
+                    let after = log.usage(&v, v.used.saturating_add(cost), amount, None)?;
                     Ok(written(
                         now,
                         after.remaining,
@@ -344,17 +368,15 @@ impl Strategy for MovingWindow {
                 },
             ),
             Op::Refund { cost, at } => {
-                let taken = log.refund(&v, cost, at.as_millis())?;
-                if taken == 0 {
+                let Some((i, left, take)) = log.refund(&v, cost, at.as_millis())? else {
                     return Ok(usage.unchanged(true, None));
-                }
-                let after = log.usage(&v, v.used - taken, amount)?;
-                Ok(written(
-                    now,
-                    after.remaining,
-                    after.reset_at,
-                    log.until(&v)?,
-                ))
+                };
+                // Every read before the first write, so that an error changes nothing.
+                let after = log.usage(&v, v.used - take, amount, Some((i, left)))?;
+                let until = log.until(&v)?;
+                log.set_units(i, left);
+                log.write_header(v.stored_head, v.stored_units.saturating_sub(take));
+                Ok(written(now, after.remaining, after.reset_at, until))
             }
         }
     }

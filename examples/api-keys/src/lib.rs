@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
-use limiter::http::{BuildError, ClientKey, HeaderStyle, HttpLimiter, Limits};
+use limiter::http::{BuildError, HeaderStyle, HttpLimiter, KeySource, Limits};
 use limiter::{MemoryStorage, RateLimit, RateLimiter};
 
 /// The API keys this demo knows, and their plans.
@@ -40,7 +40,7 @@ pub fn limiter() -> Result<HttpLimiter, BuildError> {
         let plan = keys.get(request.header("x-api-key")?)?;
         plans.get(plan).cloned()
     })
-    .key(ClientKey::header("x-api-key"));
+    .key(KeySource::header("x-api-key"));
     let anonymous = Limits::new("2 per minute").exempt_when(|r| r.header("x-api-key").is_some());
 
     HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use limiter::http::{BuildError, ClientKey, HttpLimiter, IpNetwork, ProxyHeader, TrustedProxies};
+use limiter::http::{BuildError, HttpLimiter, IpNet, KeySource, ProxyHeader, TrustedProxies};
 use limiter::{MemoryStorage, RateLimiter};
 
 /// The limiter: `3 per minute` per tenant and client address.
@@ -19,19 +19,19 @@ use limiter::{MemoryStorage, RateLimiter};
 ///
 /// A [`BuildError`] if a limit string were malformed (it is not).
 pub fn limiter() -> Result<HttpLimiter, BuildError> {
-    let proxies = ["127.0.0.0/8", "::1"]
+    let proxies = ["127.0.0.0/8", "::1/128"]
         .iter()
-        .map(|net| net.parse::<IpNetwork>())
+        .map(|net| net.parse::<IpNet>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| BuildError::Invalid {
             context: "trusted proxies".into(),
             message: e.to_string(),
         })?;
-    let client = ClientKey::forwarded(
+    let client = KeySource::forwarded(
         ProxyHeader::XForwardedFor,
         TrustedProxies::Networks(proxies),
     );
-    let tenant_and_client = ClientKey::custom(move |request| {
+    let tenant_and_client = KeySource::custom(move |request| {
         let tenant = request.header("x-tenant").unwrap_or("public");
         let address = client.client_id(request)?;
         Some(format!("{tenant}@{address}"))

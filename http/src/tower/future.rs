@@ -8,12 +8,12 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::service::request_info;
-use crate::{Admission, Decided, HttpLimiter, ResponseInfo};
+use crate::{Admission, HttpLimiter, Rejected, ResponseInfo};
 
 pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 pin_project! {
-    /// The response future of [`RateLimitService`](super::RateLimitService).
+    /// The response future of [`LimiterService`](super::LimiterService).
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,
@@ -33,7 +33,7 @@ pin_project! {
         Passthrough { #[pin] future: S::Future },
         // Waiting for the limiter.
         Deciding {
-            decision: BoxFuture<Decided>,
+            decision: BoxFuture<Result<Admission, Rejected>>,
             limiter: HttpLimiter,
             inner: Option<S>,
             request: Option<Request<ReqBody>>,
@@ -85,7 +85,7 @@ where
 
     pub(super) fn deciding(
         limiter: HttpLimiter,
-        decision: BoxFuture<Decided>,
+        decision: BoxFuture<Result<Admission, Rejected>>,
         inner: S,
         request: Request<ReqBody>,
     ) -> Self {
@@ -124,21 +124,17 @@ where
                         return Poll::Pending;
                     };
                     match decided {
-                        Decided::Allowed(admission) => {
+                        Ok(admission) => {
                             let future = service.call(req);
                             this.state.set(State::Calling {
                                 future,
                                 admission: Some(admission),
                             });
                         }
-                        Decided::Limited(limited) => {
-                            let response = limiter.limited_response(&limited, &request_info(&req));
+                        Err(rejected) => {
+                            let response =
+                                limiter.rejection_response(&rejected, &request_info(&req));
                             return Poll::Ready(Ok(response.map(ResBody::from)));
-                        }
-                        Decided::Unavailable => {
-                            return Poll::Ready(Ok(limiter
-                                .unavailable_response()
-                                .map(ResBody::from)));
                         }
                     }
                 }
@@ -151,10 +147,10 @@ where
                         admission.write_headers(response.headers_mut());
                         return Poll::Ready(Ok(response));
                     }
-                    let settlement =
+                    let settle =
                         admission.settle(&ResponseInfo::new(response.status(), response.headers()));
                     this.state.set(State::Settling {
-                        settle: Box::pin(settlement.run()),
+                        settle: Box::pin(settle),
                         response: Some(response),
                     });
                 }

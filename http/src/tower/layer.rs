@@ -1,9 +1,9 @@
 use tower_layer::Layer;
 
-use super::RateLimitService;
+use super::LimiterService;
 use crate::{BuildError, HttpLimiter, Route, RouteRule};
 
-/// Wraps services in a [`RateLimitService`]; made by [`HttpLimiter::layer`].
+/// Wraps services in a [`LimiterService`]; made by [`HttpLimiter::layer`].
 ///
 /// # Examples
 ///
@@ -27,43 +27,43 @@ use crate::{BuildError, HttpLimiter, Route, RouteRule};
 /// # Ok::<(), limiter_http::BuildError>(())
 /// ```
 #[derive(Clone)]
-pub struct RateLimitLayer {
+pub struct LimiterLayer {
     limiter: HttpLimiter,
     route: Option<RouteRule>,
 }
 
-impl std::fmt::Debug for RateLimitLayer {
+impl std::fmt::Debug for LimiterLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimitLayer")
+        f.debug_struct("LimiterLayer")
             .field("limiter", &self.limiter)
             .field("own_route_rule", &self.route.is_some())
             .finish()
     }
 }
 
-impl RateLimitLayer {
+impl LimiterLayer {
     /// A layer deciding with `limiter`.
     pub fn new(limiter: HttpLimiter) -> Self {
-        RateLimitLayer {
+        LimiterLayer {
             limiter,
             route: None,
         }
     }
 }
 
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimitService<S>;
+impl<S> Layer<S> for LimiterLayer {
+    type Service = LimiterService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService::with_route(inner, self.limiter.clone(), self.route.clone())
+        LimiterService::with_route(inner, self.limiter.clone(), self.route.clone())
     }
 }
 
 impl HttpLimiter {
     /// A tower layer that limits every request of the services it wraps.
     #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
-    pub fn layer(&self) -> RateLimitLayer {
-        RateLimitLayer::new(self.clone())
+    pub fn layer(&self) -> LimiterLayer {
+        LimiterLayer::new(self.clone())
     }
 
     /// A tower layer for the routes it wraps, with `route` as their rule, in place of
@@ -100,8 +100,8 @@ impl HttpLimiter {
     /// As [`HttpLimiterBuilder::build`](crate::HttpLimiterBuilder::build) for the
     /// route's limits.
     #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
-    pub fn layer_for(&self, route: Route) -> Result<RateLimitLayer, BuildError> {
-        Ok(RateLimitLayer {
+    pub fn layer_for(&self, route: Route) -> Result<LimiterLayer, BuildError> {
+        Ok(LimiterLayer {
             limiter: self.clone(),
             route: Some(self.route_rule(route)?),
         })

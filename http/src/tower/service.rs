@@ -5,16 +5,16 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::{BoxFuture, ResponseFuture};
-use crate::{Decided, HttpLimiter, RequestInfo, RouteRule};
+use crate::{Admission, HttpLimiter, Rejected, RequestInfo, RouteRule};
 
-/// The rate-limiting service made by [`RateLimitLayer`](super::RateLimitLayer).
+/// The rate-limiting service made by [`LimiterLayer`](super::LimiterLayer).
 ///
 /// `Clone` when the inner service is; `poll_ready` is the inner service's.
 ///
 /// # Examples
 ///
 /// ```
-/// use limiter_http::{HttpLimiter, tower::RateLimitService};
+/// use limiter_http::{HttpLimiter, tower::LimiterService};
 /// use limiter_core::RateLimiter;
 /// use limiter_memory::MemoryStorage;
 /// use http::{Request, Response, StatusCode};
@@ -30,7 +30,7 @@ use crate::{Decided, HttpLimiter, RequestInfo, RouteRule};
 /// let hello = service_fn(|_req: Request<String>| async {
 ///     Ok::<_, Infallible>(Response::new("hello".to_owned()))
 /// });
-/// let service = RateLimitService::new(hello, limiter);
+/// let service = LimiterService::new(hello, limiter);
 /// let request = || {
 ///     let mut req = Request::new(String::new());
 ///     req.extensions_mut().insert("192.0.2.1:5000".parse::<SocketAddr>().unwrap());
@@ -42,15 +42,15 @@ use crate::{Decided, HttpLimiter, RequestInfo, RouteRule};
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct RateLimitService<S> {
+pub struct LimiterService<S> {
     inner: S,
     limiter: HttpLimiter,
     route: Option<RouteRule>,
 }
 
-impl<S: std::fmt::Debug> std::fmt::Debug for RateLimitService<S> {
+impl<S: std::fmt::Debug> std::fmt::Debug for LimiterService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimitService")
+        f.debug_struct("LimiterService")
             .field("inner", &self.inner)
             .field("limiter", &self.limiter)
             .field("own_route_rule", &self.route.is_some())
@@ -58,10 +58,10 @@ impl<S: std::fmt::Debug> std::fmt::Debug for RateLimitService<S> {
     }
 }
 
-impl<S> RateLimitService<S> {
+impl<S> LimiterService<S> {
     /// `inner`, limited by `limiter`.
     pub fn new(inner: S, limiter: HttpLimiter) -> Self {
-        RateLimitService {
+        LimiterService {
             inner,
             limiter,
             route: None,
@@ -69,7 +69,7 @@ impl<S> RateLimitService<S> {
     }
 
     pub(super) fn with_route(inner: S, limiter: HttpLimiter, route: Option<RouteRule>) -> Self {
-        RateLimitService {
+        LimiterService {
             inner,
             limiter,
             route,
@@ -116,7 +116,7 @@ fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
     extensions.get::<SocketAddr>().copied()
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimitService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LimiterService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     ResBody: From<String>,
@@ -142,18 +142,15 @@ where
         // do): the ready inner service is then called at once, with no clone of it
         // and no request held. The real waker replaces the no-op one at the next poll
         // of a decision that has to wait.
-        let mut decision: BoxFuture<Decided> = Box::pin(self.limiter.decide(plan));
+        let mut decision: BoxFuture<Result<Admission, Rejected>> =
+            Box::pin(self.limiter.decide(plan));
         let mut cx = Context::from_waker(Waker::noop());
         match decision.as_mut().poll(&mut cx) {
-            Poll::Ready(Decided::Allowed(admission)) => {
-                ResponseFuture::calling(self.inner.call(req), admission)
-            }
-            Poll::Ready(Decided::Limited(limited)) => {
-                let response = self.limiter.limited_response(&limited, &request_info(&req));
-                ResponseFuture::answered(response.map(ResBody::from))
-            }
-            Poll::Ready(Decided::Unavailable) => {
-                let response = self.limiter.unavailable_response();
+            Poll::Ready(Ok(admission)) => ResponseFuture::calling(self.inner.call(req), admission),
+            Poll::Ready(Err(rejected)) => {
+                let response = self
+                    .limiter
+                    .rejection_response(&rejected, &request_info(&req));
                 ResponseFuture::answered(response.map(ResBody::from))
             }
             Poll::Pending => {

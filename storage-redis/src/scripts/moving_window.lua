@@ -53,7 +53,8 @@ function S.load(key, A, W, now)
   while c.head < c.len do
     local ts, units = record(c, c.head)
     if ts + W > c.t then break end
-    c.used = math.max(c.used - units, 0)
+    if units > c.used then corrupt(NAME, 'live units below the units of the records') end
+    c.used = c.used - units
     c.head = c.head + 1
   end
   return c
@@ -101,6 +102,7 @@ function S.refund(c, cost, at)
     if ts < at then break end
     if ts == at then
       local take = math.min(units, cost)
+      if take > c.used then corrupt(NAME, 'live units below the units of the records') end
       if take == 0 then break end
       c.override, c.override_units = i, units - take
       remaining, reset = usage(c, math.max(c.used - take, 0))

@@ -1,0 +1,284 @@
+//! Deciding a [`Plan`]: every group of limits, all or nothing, under the meta
+//! limits, the storage failure policy and the per-request deadline.
+
+use std::future::Future;
+
+use limiter_core::{Decision, Error, RateLimiter};
+use smallvec::SmallVec;
+
+use crate::admission::Admission;
+use crate::deadline::{Deadline, Failed};
+use crate::failure::{Failure, ProbeGuard};
+use crate::limiter::HttpLimiter;
+use crate::plan::{Group, Groups, Plan};
+use crate::rejection::Rejected;
+
+impl HttpLimiter {
+    /// Decides a [`plan`](Self::plan): every limit that applies, all or nothing,
+    /// under the failure policy and the deadline.
+    ///
+    /// Limits that share a key and a cost are decided by one
+    /// [`RateLimiter::hit_all`], atomically. When a request has several such groups
+    /// (application limits beside route limits, say), all are tested first, and the
+    /// request is rejected without counting anything if any would reject; then each
+    /// group is hit in turn. Only a concurrent request that spends the last units
+    /// between the test and the hit can make a later group reject after an earlier
+    /// one counted: the earlier group then keeps that one request's cost, so the
+    /// bound is one cost per such race.
+    ///
+    /// A rejected request is an `Err(`[`Rejected`]`)`: answer it with
+    /// [`rejection_response`](Self::rejection_response).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may or may not have counted the request.
+    pub fn decide(
+        &self,
+        plan: Plan,
+    ) -> impl Future<Output = Result<Admission, Rejected>> + Send + 'static {
+        self.clone().decide_owned(plan)
+    }
+
+    async fn decide_owned(self, mut plan: Plan) -> Result<Admission, Rejected> {
+        if plan.groups.is_empty() {
+            return Ok(Admission::empty(&self));
+        }
+        let limiter = match self.fallback_state() {
+            Active::Primary => self.inner.limiter.clone(),
+            Active::Memory(memory) => memory,
+            // Rare: a separate allocation keeps the common future small.
+            Active::ProbeDue(probe) => Box::pin(self.probe(probe)).await,
+        };
+        let guards = self.register_inflight(&plan.groups);
+        let deadline = self.inner.deadline;
+        let decided = match plan.meta.as_deref() {
+            None => Deadline::new(self.run(&limiter, &mut plan.groups), deadline).await,
+            Some(meta) => {
+                let run = self.run_with_meta(&limiter, &mut plan.groups, meta);
+                Deadline::new(Box::pin(run), deadline).await
+            }
+        };
+        let outcome = match decided {
+            Ok(Ok(decision)) => Outcome::Allowed(decision, limiter),
+            Ok(Err(decision)) => Outcome::Limited(decision),
+            // Rare: a separate allocation keeps the common future small.
+            Err(err) => Box::pin(self.on_failure(err, &mut plan)).await,
+        };
+        let inner = &*self.inner;
+        match outcome {
+            Outcome::Allowed(decision, limiter) => {
+                inner.metrics.allowed();
+                Ok(Admission::new(
+                    &self,
+                    limiter,
+                    decision,
+                    plan.groups,
+                    guards,
+                ))
+            }
+            Outcome::Limited(decision) => {
+                inner.metrics.limited();
+                Err(Rejected::limited(decision, plan.groups))
+            }
+            Outcome::Open => {
+                inner.metrics.allowed();
+                Ok(Admission::empty(&self))
+            }
+            Outcome::Closed => Err(Rejected::unavailable()),
+        }
+    }
+
+    /// The storage failed or missed the deadline: the failure policy decides.
+    async fn on_failure(&self, err: Failed, plan: &mut Plan) -> Outcome {
+        let inner = &*self.inner;
+        inner.metrics.storage_error();
+        match &inner.failure {
+            Failure::Closed => {
+                tracing::error!(error = %err, "rate limiter storage failed; failing closed (503)");
+                Outcome::Closed
+            }
+            Failure::Open => {
+                tracing::warn!(error = %err, "rate limiter storage failed; failing open");
+                Outcome::Open
+            }
+            Failure::Fallback(fallback) => {
+                if fallback.activate() {
+                    inner.metrics.fallback(true);
+                    tracing::warn!(error = %err, "rate limiter storage failed; deciding in memory until it answers");
+                }
+                let memory = fallback.memory.clone();
+                let decided = match plan.meta.as_deref() {
+                    None => self.run(&memory, &mut plan.groups).await,
+                    Some(meta) => self.run_with_meta(&memory, &mut plan.groups, meta).await,
+                };
+                match decided {
+                    Ok(Ok(decision)) => Outcome::Allowed(decision, memory),
+                    Ok(Err(decision)) => Outcome::Limited(decision),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "in-memory fallback failed; failing open");
+                        Outcome::Open
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Ok(decision for headers)` or `Err(rejecting decision)`.
+    async fn run(
+        &self,
+        limiter: &RateLimiter,
+        groups: &mut Groups,
+    ) -> Result<Result<Option<Decision>, Decision>, Failed> {
+        match groups.as_mut_slice() {
+            [g] if g.deduct_when.is_none() => {
+                let decision = hit(limiter, g).await?;
+                Ok(if decision.is_allowed() {
+                    g.hit_at = decision.decided_at();
+                    Ok(Some(decision))
+                } else {
+                    Err(decision)
+                })
+            }
+            // Several groups: a separate allocation keeps the common future small.
+            _ => Box::pin(self.run_groups(limiter, groups)).await,
+        }
+    }
+
+    /// [`run`](Self::run) behind the meta limits: rejected at once while they are
+    /// exhausted, and one unit of them spent on each rejection.
+    async fn run_with_meta(
+        &self,
+        limiter: &RateLimiter,
+        groups: &mut Groups,
+        meta: &Groups,
+    ) -> Result<Result<Option<Decision>, Decision>, Failed> {
+        for g in meta {
+            let decision = test(limiter, g, g.cost).await?;
+            if !decision.is_allowed() {
+                return Ok(Err(decision));
+            }
+        }
+        let decided = self.run(limiter, groups).await?;
+        if decided.is_err() {
+            for g in meta {
+                if let Err(err) = hit(limiter, g).await {
+                    self.inner.metrics.storage_error();
+                    tracing::warn!(error = %err, "rate limiter: counting a breach against the meta limits failed");
+                }
+            }
+        }
+        Ok(decided)
+    }
+
+    async fn run_groups(
+        &self,
+        limiter: &RateLimiter,
+        groups: &mut Groups,
+    ) -> Result<Result<Option<Decision>, Decision>, Failed> {
+        let mut decisions: SmallVec<[Decision; 4]> = SmallVec::new();
+        // Test everything first: a rejection counts nothing anywhere.
+        for g in groups.iter() {
+            let cost = match &g.deduct_when {
+                Some(_) => g.cost.saturating_mul(self.inflight_count(&g.key)),
+                None => g.cost,
+            };
+            let decision = test(limiter, g, cost).await?;
+            if !decision.is_allowed() {
+                return Ok(Err(decision));
+            }
+            if g.deduct_when.is_some() {
+                decisions.push(decision);
+            }
+        }
+        for g in groups.iter_mut().filter(|g| g.deduct_when.is_none()) {
+            let decision = hit(limiter, g).await?;
+            if !decision.is_allowed() {
+                return Ok(Err(decision));
+            }
+            g.hit_at = decision.decided_at();
+            decisions.push(decision);
+        }
+        Ok(Ok(pick(&decisions)))
+    }
+
+    /// Which limiter decides: the primary, or the in-memory fallback while the primary
+    /// is down, or the primary's probe when one is due.
+    fn fallback_state(&self) -> Active {
+        let Failure::Fallback(fallback) = &self.inner.failure else {
+            return Active::Primary;
+        };
+        if !fallback.is_active() {
+            return Active::Primary;
+        }
+        match fallback.probe_due() {
+            Some(probe) => Active::ProbeDue(probe),
+            None if fallback.is_active() => Active::Memory(fallback.memory.clone()),
+            None => Active::Primary,
+        }
+    }
+
+    /// Probes the primary storage; the limiter to decide with afterwards.
+    async fn probe(&self, probe: ProbeGuard) -> RateLimiter {
+        let inner = &*self.inner;
+        let storage = inner.limiter.storage().clone();
+        let check = async move { storage.check().await.map_err(Error::from) };
+        let ok = Deadline::new(check, inner.deadline).await.is_ok();
+        probe.finish(ok);
+        match &inner.failure {
+            Failure::Fallback(fallback) if fallback.is_active() => {
+                tracing::debug!("rate limiter storage still down");
+                fallback.memory.clone()
+            }
+            _ => {
+                inner.metrics.fallback(false);
+                tracing::info!(
+                    "rate limiter storage answers again; leaving the in-memory fallback"
+                );
+                inner.limiter.clone()
+            }
+        }
+    }
+}
+
+/// One group's hit: all its limits or none. A single limit takes the limiter's
+/// single-limit path, which allocates less than a batch of one.
+pub(crate) async fn hit(limiter: &RateLimiter, group: &Group) -> Result<Decision, Error> {
+    match &*group.limits {
+        [one] => limiter.hit(one, &group.key, group.cost).await,
+        all => limiter.hit_all(all, &group.key, group.cost).await,
+    }
+}
+
+/// Whether one group's hit of `cost` would pass now.
+async fn test(limiter: &RateLimiter, group: &Group, cost: u64) -> Result<Decision, Error> {
+    match &*group.limits {
+        [one] => limiter.test(one, &group.key, cost).await,
+        all => limiter.test_all(all, &group.key, cost).await,
+    }
+}
+
+/// Picks the decision that speaks for the request: a rejection, else the one with
+/// the fewest units left (the last on ties).
+fn pick(decisions: &[Decision]) -> Option<Decision> {
+    decisions
+        .iter()
+        .find(|d| !d.is_allowed())
+        .or_else(|| decisions.iter().rev().min_by_key(|d| d.remaining()))
+        .copied()
+}
+
+/// What [`HttpLimiter::decide`] found, before it becomes an [`Admission`] or a
+/// [`Rejected`].
+enum Outcome {
+    Allowed(Option<Decision>, RateLimiter),
+    Limited(Decision),
+    Open,
+    Closed,
+}
+
+/// Which limiter decides a request.
+enum Active {
+    Primary,
+    Memory(RateLimiter),
+    ProbeDue(ProbeGuard),
+}
