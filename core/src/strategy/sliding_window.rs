@@ -2,12 +2,12 @@
 //! previous window's.
 
 use super::state::Words;
-use super::{div, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage};
+use super::{div, retry_instant, written, BuiltIn, Op, StateError, Transition, Usage};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
 const TAG: u8 = 3;
-const NAME: &str = "sliding-window-counter";
+const NAME: &str = BuiltIn::SlidingWindow.name();
 
 /// Sliding window counter: an O(1) approximation of the moving window.
 ///
@@ -204,26 +204,6 @@ impl Windows {
         // The state matters until the current window has also become the previous.
         let until = self.start.saturating_add(window.saturating_mul(2));
         written(now, usage.remaining, usage.reset_at, until)
-    }
-}
-
-impl Strategy for SlidingWindow {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn builtin(&self) -> Option<BuiltIn> {
-        Some(BuiltIn::SlidingWindow)
-    }
-
-    fn apply(
-        &self,
-        limit: &RateLimit,
-        state: &mut Vec<u8>,
-        op: Op,
-        now: Timestamp,
-    ) -> Result<Transition, StateError> {
-        run(limit, state, op, now)
     }
 }
 
