@@ -45,7 +45,7 @@ pub mod strategy;
 pub mod doc_support;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use decision::{Decision, WindowStats};
+pub use decision::{Decision, Retry, WindowStats};
 pub use error::{Error, StorageError, StorageErrorKind};
 pub use key::{Key, StorageKey};
 pub use limit::{parse_many, ParseError, ParseErrorKind, RateLimit, Unit};

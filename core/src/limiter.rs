@@ -348,11 +348,7 @@ impl RateLimiter {
         let verdict = self
             .apply(&stored, limit, Op::Test { cost: 1 }, now)
             .await?;
-        Ok(WindowStats {
-            remaining: verdict.remaining,
-            reset_at: verdict.reset_at,
-            now,
-        })
+        Ok(WindowStats::new(verdict.remaining, verdict.reset_at, now))
     }
 
     /// Forgets everything counted for `limit` and `key`.

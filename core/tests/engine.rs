@@ -12,7 +12,7 @@ use limiter_core::doc_support::TinyStorage;
 use limiter_core::storage::{async_trait, Version, Versioned};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{
-    BuiltIn, Clock, Error, Key, ManualClock, RateLimit, RateLimiter, Storage, StorageError,
+    BuiltIn, Clock, Error, Key, ManualClock, RateLimit, RateLimiter, Retry, Storage, StorageError,
     StorageErrorKind, StorageKey, Strategy, Timestamp,
 };
 
@@ -389,13 +389,15 @@ async fn a_rejection_that_could_only_pass_after_the_end_of_time_never_passes() {
             ] {
                 assert!(!d.is_allowed(), "{name} at {now}: {d:?}");
                 assert_eq!(d.retry_after().is_some(), passes_later, "{name} at {now}");
-                assert_eq!(d.can_ever_pass(), passes_later, "{name} at {now}: {d:?}");
+                assert_eq!(
+                    d.retry() == Some(Retry::Never),
+                    !passes_later,
+                    "{name} at {now}: {d:?}"
+                );
             }
             let over = limiter.hit(&l, &k, 2).await.unwrap();
-            assert!(
-                !over.can_ever_pass() && over.retry_after().is_none(),
-                "{name}"
-            );
+            assert_eq!(over.retry(), Some(Retry::Never), "{name}");
+            assert_eq!(over.retry_after(), None, "{name}");
         }
     }
 }

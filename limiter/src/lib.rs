@@ -54,8 +54,8 @@ mod uri;
 #[doc(inline)]
 pub use limiter_core::{
     limit, parse_many, storage, strategy, Clock, Decision, Error, Key, ManualClock, ParseError,
-    RateLimit, RateLimiter, RateLimiterBuilder, Storage, StorageError, StorageErrorKind, Strategy,
-    SystemClock, Timestamp, WindowStats,
+    RateLimit, RateLimiter, RateLimiterBuilder, Retry, Storage, StorageError, StorageErrorKind,
+    Strategy, SystemClock, Timestamp, WindowStats,
 };
 
 #[cfg(feature = "memory")]

@@ -150,6 +150,7 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::Strategy;
     use std::num::NonZeroU64;
 
     fn limit(amount: u64) -> RateLimit {

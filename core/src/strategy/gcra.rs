@@ -421,6 +421,7 @@ mod reference {
 mod tests {
     use super::*;
     use crate::limit::Unit;
+    use crate::strategy::Strategy;
 
     fn at(ms: u64) -> Timestamp {
         Timestamp::from_millis(ms)

@@ -245,6 +245,7 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::Strategy;
     use std::num::NonZeroU64;
 
     fn at(ms: u64) -> Timestamp {
