@@ -1,67 +1,48 @@
-//! [`Capabilities`]: what a storage under test can do.
+//! [`Capabilities`]: which cases the suite may run against a storage.
 
-use std::time::Duration;
-
-/// What the storage under test supports. The default, [`Capabilities::ALL`], turns every
-/// case on; switch a capability off only when the storage genuinely cannot provide it.
+/// Which cases the suite may run. What a storage *can* do, it declares itself
+/// ([`Storage::abilities`](limiter_core::Storage::abilities): its flush, how its keys
+/// expire); these flags say what the suite must *not* do to it. The default,
+/// [`Capabilities::ALL`], runs every case.
 ///
-/// A case whose capability is off does not pass silently: it prints
+/// A case that does not run does not pass silently: it prints
 /// `NOT RUN: <case> needs capability <name>` to the test's output (visible with
-/// `--nocapture`, and always on failure) and checks nothing. Which cases each flag turns
-/// off is listed on the flag.
-///
-/// Build it with the constants and `const` methods, or with a struct literal:
+/// `--nocapture`, and always on failure) and checks nothing.
 ///
 /// ```
 /// use limiter_conformance::Capabilities;
-/// use std::time::Duration;
 ///
-/// let caps = Capabilities::ALL
-///     .without_clear_all()
-///     .with_expiry_margin(Duration::from_millis(1_500));
-/// assert!(!caps.clear_all && caps.real_time_expiry);
-///
-/// let same = Capabilities { clear_all: false, expiry_margin: Duration::from_millis(1_500), ..Capabilities::ALL };
-/// assert_eq!(caps, same);
+/// let caps = Capabilities::ALL.without_clear_all();
+/// assert!(!caps.clear_all && caps.expiry);
+/// assert_eq!(caps, Capabilities { clear_all: false, ..Capabilities::ALL });
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
-    /// [`Storage::clear_all`](limiter_core::Storage::clear_all) works and the suite may
-    /// call it. Turns off `storage::clear_all_removes_every_key` (in both `native` and
-    /// `cas_only`).
+    /// The suite may flush the storage with its
+    /// [`ClearAll`](limiter_core::storage::ClearAll) ability
+    /// (`storage::clear_all_removes_every_key`, in both `native` and `cas_only`; a
+    /// storage without the ability reports it `NOT RUN`).
     ///
-    /// Switch it off for a storage that cannot flush (its `clear_all` returns
-    /// `Unsupported`), **and** when the storage instances the suite creates share their
-    /// data with anything else (one server used by other programs or other test
-    /// binaries running at the same time): `clear_all` would wipe their keys. Within one
-    /// test binary the suite already serialises that case against all others.
+    /// Switch it off when the storage instances the suite creates share their data
+    /// with anything else (one server used by other programs or other test binaries
+    /// running at the same time): the flush would wipe their keys. Within one test
+    /// binary the suite already serialises that case against all others.
     pub clear_all: bool,
-    /// The storage drops a key once its time-to-live has passed, in real time. Turns off
-    /// `storage::state_expires_after_its_ttl`, which hits with a
-    /// [`SystemClock`](limiter_core::SystemClock) limiter on a 200 ms window and then
-    /// sleeps about two seconds in total.
-    ///
-    /// Switch it off for stores whose expiry is coarse (whole seconds) or lazy beyond
-    /// [`expiry_margin`](Self::expiry_margin). Decisions never depend on expiry, so every
-    /// other case still runs.
-    pub real_time_expiry: bool,
-    /// How long after a key's time-to-live the expiry case still accepts the key being
-    /// readable. Default 300 ms.
-    pub expiry_margin: Duration,
+    /// The suite may check that keys expire (`storage::state_expires_after_its_ttl`):
+    /// on the limiter's clock for a storage that declares
+    /// [`Expiry::LimiterTime`](limiter_core::storage::Expiry::LimiterTime), in real
+    /// time, about two seconds of it, for one that declares
+    /// [`Expiry::RealTime`](limiter_core::storage::Expiry::RealTime). Switch it off
+    /// only for a store that never drops keys by itself.
+    pub expiry: bool,
 }
 
 impl Capabilities {
-    /// Everything on, with a 300 ms expiry margin.
+    /// Every case runs.
     pub const ALL: Capabilities = Capabilities {
         clear_all: true,
-        real_time_expiry: true,
-        expiry_margin: Duration::from_millis(300),
+        expiry: true,
     };
-
-    /// [`ALL`](Self::ALL).
-    pub const fn all() -> Capabilities {
-        Capabilities::ALL
-    }
 
     /// These capabilities with [`clear_all`](Self::clear_all) off.
     #[must_use]
@@ -70,17 +51,10 @@ impl Capabilities {
         self
     }
 
-    /// These capabilities with [`real_time_expiry`](Self::real_time_expiry) off.
+    /// These capabilities with [`expiry`](Self::expiry) off.
     #[must_use]
-    pub const fn without_real_time_expiry(mut self) -> Capabilities {
-        self.real_time_expiry = false;
-        self
-    }
-
-    /// These capabilities with another [`expiry_margin`](Self::expiry_margin).
-    #[must_use]
-    pub const fn with_expiry_margin(mut self, margin: Duration) -> Capabilities {
-        self.expiry_margin = margin;
+    pub const fn without_expiry(mut self) -> Capabilities {
+        self.expiry = false;
         self
     }
 }

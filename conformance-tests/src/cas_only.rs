@@ -4,12 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::{async_trait, Storage, StorageError, StorageKey, Timestamp, Version, Versioned};
+use limiter_core::storage::{async_trait, Abilities, Storage, StorageKey, Version, Versioned};
+use limiter_core::{StorageError, Timestamp};
 
-/// Forwards only the required core of [`Storage`] (`get`, `compare_and_set`, `delete`,
-/// `check`, `clear_all`) to the wrapped storage. The native operations keep their
-/// defaults and decline ([`Native::Declined`](limiter_core::Native::Declined)), so a [`RateLimiter`](limiter_core::RateLimiter) over
-/// a `CasOnly` always takes the generic compare-and-set path.
+/// Forwards the required core of [`Storage`] (`get`, `compare_and_set`, `delete`,
+/// `check`) and every ability but the native strategies
+/// ([`NativeStrategies`](limiter_core::storage::NativeStrategies)) to the wrapped
+/// storage, so a [`RateLimiter`](limiter_core::RateLimiter) over a `CasOnly` always
+/// takes the generic compare-and-set path.
 ///
 /// The suite runs every case twice, once on the storage as given (`native::…`) and
 /// once wrapped in `CasOnly` (`cas_only::…`), so both of a storage's paths are tested.
@@ -77,7 +79,12 @@ impl<S: Storage + ?Sized> Storage for CasOnly<S> {
         self.inner.check().await
     }
 
-    async fn clear_all(&self) -> Result<(), StorageError> {
-        self.inner.clear_all().await
+    fn abilities(&self) -> Abilities<'_> {
+        let inner = self.inner.abilities();
+        let abilities = Abilities::new().expiry(inner.get_expiry());
+        match inner.get_clear_all() {
+            Some(clear_all) => abilities.clear_all(clear_all),
+            None => abilities,
+        }
     }
 }

@@ -6,11 +6,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use limiter_core::storage::{self, KeyOp, Storage, StorageKey, Versioned};
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{
-    apply_with_cas, Clock, Decision, Error, Key, KeyOp, ManualClock, Native, RateLimit,
-    RateLimiter, RateLimiterBuilder, Storage, StorageKey, Timestamp, Versioned, WindowStats,
-    DEFAULT_MAX_ATTEMPTS,
+    Clock, Decision, Error, Key, ManualClock, RateLimit, RateLimiter, RateLimiterBuilder,
+    Timestamp, WindowStats, DEFAULT_MAX_ATTEMPTS,
 };
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -322,15 +322,8 @@ impl Ctx {
             op,
             now: self.now(),
         };
-        let strategy = self.strategy();
-        let result = match self.storage.apply(strategy, key_op) {
-            Native::Declined => {
-                let generic = strategy.strategy();
-                apply_with_cas(&*self.storage, generic, DEFAULT_MAX_ATTEMPTS, key_op).await
-            }
-            Native::Ready(result) => result,
-            Native::Pending(future) => future.await,
-        };
+        let strategy = self.strategy().strategy();
+        let result = storage::apply(&*self.storage, strategy, DEFAULT_MAX_ATTEMPTS, key_op).await;
         self.ok(result, format_args!("{op:?} on {stored:?}"))
     }
 

@@ -66,18 +66,15 @@
 //!
 //! # Capabilities
 //!
-//! The optional second argument is a [`Capabilities`] value (default
-//! [`Capabilities::ALL`]). Turn off only what your storage cannot do:
-//!
-//! - [`clear_all`](Capabilities::clear_all): off when `clear_all` is unsupported, or when
-//!   the storages the factory makes share data with anything else that runs meanwhile
-//!   (the case would wipe it);
-//! - [`real_time_expiry`](Capabilities::real_time_expiry): off when keys are not dropped
-//!   within [`expiry_margin`](Capabilities::expiry_margin) of their time-to-live.
-//!
-//! A case that is turned off prints `NOT RUN: … needs capability …` and checks
-//! nothing; it is never silently counted as a storage that passed it.
-//!
+//! What a storage can do, it declares itself in
+//! [`Storage::abilities`](limiter_core::Storage::abilities): its flush
+//! ([`ClearAll`](limiter_core::storage::ClearAll)) and how its keys expire
+//! ([`Expiry`](limiter_core::storage::Expiry)); the suite reads them. The optional second
+//! argument of [`suite!`], a [`Capabilities`] value (default [`Capabilities::ALL`]),
+//! only says what the suite must not do: [`clear_all`](Capabilities::clear_all) off when
+//! the storages the factory makes share data with anything else that runs meanwhile
+//! (the case would wipe it).
+
 //! # What the suite assumes
 //!
 //! - Each case uses a fresh storage from the factory and a fresh random namespace, so

@@ -4,18 +4,23 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use limiter_core::{async_trait, Storage, StorageError, StorageKey, Timestamp, Version, Versioned};
+use limiter_core::storage::{
+    async_trait, Abilities, ClearAll, Expiry, Storage, StorageKey, Version, Versioned,
+};
+use limiter_core::{StorageError, Timestamp};
 
 /// How many writes pass between two sweeps of expired entries.
 const SWEEP_EVERY: u64 = 1_024;
 
 /// A storage that implements **only the required core** of [`Storage`] (`get`,
-/// `compare_and_set`, `delete`, `check`, `clear_all`) over a `Mutex<HashMap>`.
+/// `compare_and_set`, `delete`, `check`) over a `Mutex<HashMap>`, and declares two
+/// abilities: [`ClearAll`], and keys that expire in real time ([`Expiry::RealTime`]).
+/// No native strategies.
 ///
 /// It exists for two reasons:
 ///
 /// 1. The suite runs on it (`conformance-tests/tests/reference.rs`), which proves that
-///    these five methods are enough for every built-in strategy, single and multi-limit,
+///    these four methods are enough for every built-in strategy, single and multi-limit,
 ///    under concurrency: the [`RateLimiter`](limiter_core::RateLimiter) drives them
 ///    through its compare-and-set loop.
 /// 2. It is the **template for a third-party storage**. Copy this file, replace the map
@@ -30,9 +35,9 @@ const SWEEP_EVERY: u64 = 1_024;
 ///      long, and should disappear afterwards (here checked against [`Instant`]s on
 ///      read, and swept every 1,024 writes).
 ///
-///    Then add your own native operations (`fixed_window`, `gcra`, …, `batch`) if your
-///    store can decide in one round trip; the suite checks that they agree with this
-///    generic path.
+///    Then implement [`NativeStrategies`](limiter_core::storage::NativeStrategies) if
+///    your store can decide in one round trip; the suite checks that it agrees with
+///    this generic path.
 ///
 /// Keys are compared as exact strings; no normalisation, no length limit.
 ///
@@ -169,6 +174,15 @@ impl Storage for ReferenceStorage {
         Ok(())
     }
 
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities::new().clear_all(self).expiry(Expiry::RealTime {
+            late: Duration::ZERO,
+        })
+    }
+}
+
+#[async_trait]
+impl ClearAll for ReferenceStorage {
     async fn clear_all(&self) -> Result<(), StorageError> {
         self.lock().entries.clear();
         Ok(())

@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use limiter_conformance::{cases, Capabilities, Ctx, Mode, ReferenceStorage, Setup};
-use limiter_core::strategy::{BuiltIn, Op, Verdict};
-use limiter_core::{
-    apply_with_cas, async_trait, BatchItem, KeyOp, Native, Storage, StorageError, StorageErrorKind,
-    StorageKey, Timestamp, Version, Versioned,
+use limiter_core::storage::{
+    apply_with_cas, async_trait, Abilities, Answer, Batch, KeyOp, NativeStrategies, Storage,
+    StorageKey, Version, Versioned,
 };
+use limiter_core::strategy::{BuiltIn, Op, Verdict};
+use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flaw {
@@ -156,35 +157,35 @@ impl Storage for Flawed {
         Ok(())
     }
 
-    fn apply<'a>(&'a self, builtin: BuiltIn, op: KeyOp<'a>) -> Native<'a, Verdict> {
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities::new().native(self)
+    }
+}
+
+impl NativeStrategies for Flawed {
+    fn apply<'a>(&'a self, builtin: BuiltIn, op: KeyOp<'a>) -> Answer<'a, Verdict> {
         match self.flaw {
-            Flaw::NativeOffByOne => Native::pending(async move { self.late(builtin, op) }),
-            Flaw::ReadyOffByOne => Native::Ready(self.late(builtin, op)),
+            Flaw::NativeOffByOne => Answer::pending(async move { self.late(builtin, op) }),
+            Flaw::ReadyOffByOne => Answer::Ready(self.late(builtin, op)),
             Flaw::TestWrites if matches!(op.op, Op::Test { .. }) => {
-                Native::pending(self.test_writes(builtin, op))
+                Answer::pending(self.test_writes(builtin, op))
             }
-            _ => Native::Declined,
+            _ => Answer::Declined,
         }
     }
 
-    fn batch<'a>(
-        &'a self,
-        strategy: BuiltIn,
-        items: &'a [BatchItem<'a>],
-        cost: u64,
-        now: Timestamp,
-    ) -> Native<'a, Vec<Verdict>> {
+    fn batch<'a>(&'a self, strategy: BuiltIn, batch: Batch<'a>) -> Answer<'a, Vec<Verdict>> {
         if self.flaw != Flaw::BatchNotAllOrNothing {
-            return Native::Declined;
+            return Answer::Declined;
         }
-        Native::pending(async move {
+        Answer::pending(async move {
             let mut verdicts = Vec::new();
-            for item in items {
+            for item in batch.items() {
                 let op = KeyOp {
                     key: item.key,
                     limit: item.limit,
-                    op: Op::Hit { cost },
-                    now,
+                    op: Op::Hit { cost: batch.cost() },
+                    now: batch.now(),
                 };
                 verdicts.push(apply_with_cas(self, strategy.strategy(), 128, op).await?);
             }

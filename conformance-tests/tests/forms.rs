@@ -1,7 +1,7 @@
 //! The other forms of `suite!`: an `Arc<dyn Storage>` with capabilities turned off, and
 //! an expression that awaits an async constructor.
 
-/// `arc:` form, with `clear_all` and real-time expiry turned off (those two cases
+/// `arc:` form, with `clear_all` and expiry turned off (those two cases
 /// report `NOT RUN` and check nothing).
 mod shared_without_capabilities {
     use std::sync::Arc;
@@ -12,7 +12,7 @@ mod shared_without_capabilities {
         arc: Arc::new(ReferenceStorage::new()),
         Capabilities::ALL
             .without_clear_all()
-            .without_real_time_expiry(),
+            .without_expiry(),
     );
 }
 

@@ -62,37 +62,81 @@ impl Decision {
     }
 
     /// When the limit's full amount is available again if no more hits come
-    /// ([`Timestamp::to_system_time`] converts it).
-    pub fn reset_at(&self) -> Timestamp {
-        self.reset_at
+    /// ([`Timestamp::to_system_time`] converts it); `None` when that never happens:
+    /// the window outlasts [`Timestamp::MAX`], where the limiter's time stands still.
+    pub fn reset_at(&self) -> Option<Timestamp> {
+        reset(self.reset_at)
     }
 
-    /// The time from the decision to [`reset_at`](Self::reset_at).
-    pub fn reset_after(&self) -> Duration {
-        self.reset_at.saturating_since(self.now)
+    /// The time from the decision to [`reset_at`](Self::reset_at); `None` for never.
+    pub fn reset_after(&self) -> Option<Duration> {
+        self.reset_at().map(|at| at.saturating_since(self.now))
     }
 
-    /// For a rejected hit that can pass later, how long to wait before the same hit
-    /// passes (if nothing else consumes meanwhile). `None` when the hit was allowed, or
-    /// when it can never pass (exactly when [`can_ever_pass`](Self::can_ever_pass) is
-    /// `false`).
+    /// `None` when the hit was allowed; for a rejected one, whether and when the same
+    /// hit passes: [`Retry::After`] a wait (if nothing else consumes meanwhile), or
+    /// [`Retry::Never`].
+    ///
+    /// ```
+    /// use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, Retry};
+    /// # use limiter_core::doc_support::TinyStorage;
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let limiter = RateLimiter::builder(Arc::new(TinyStorage::default()))
+    ///     .clock(ManualClock::new(0))
+    ///     .build();
+    /// let limit: RateLimit = "2 per second".parse()?;
+    /// let key = Key::from("client");
+    /// assert_eq!(limiter.hit(&limit, &key, 2).await?.retry(), None);
+    /// let again = limiter.hit(&limit, &key, 1).await?;
+    /// assert_eq!(again.retry(), Some(Retry::After(Duration::from_secs(1))));
+    /// let too_big = limiter.hit(&limit, &key, 3).await?;
+    /// assert_eq!(too_big.retry(), Some(Retry::Never));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn retry(&self) -> Option<Retry> {
+        if self.allowed {
+            return None;
+        }
+        Some(match self.retry_at {
+            Some(at) if self.cost <= self.limit.amount() => {
+                Retry::After(at.saturating_since(self.now))
+            }
+            _ => Retry::Never,
+        })
+    }
+
+    /// The wait of [`Retry::After`]: `Some` exactly for a rejected hit that can pass
+    /// later (see [`retry`](Self::retry) for the other cases).
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_at.map(|at| at.saturating_since(self.now))
-    }
-
-    /// `false` when the hit is rejected whatever happens: its cost exceeds the limit's
-    /// amount, or it was rejected and the earliest instant it could pass lies past
-    /// [`Timestamp::MAX`], where time stands still (within one window of the end of
-    /// the time domain). For a rejected hit it is `true` exactly when
-    /// [`retry_after`](Self::retry_after) is `Some`.
-    pub fn can_ever_pass(&self) -> bool {
-        self.cost <= self.limit.amount() && (self.allowed || self.retry_at.is_some())
+        match self.retry() {
+            Some(Retry::After(wait)) => Some(wait),
+            _ => None,
+        }
     }
 
     /// The limiter's time when it decided.
     pub fn decided_at(&self) -> Timestamp {
         self.now
     }
+}
+
+/// Whether and when a rejected hit can pass: [`Decision::retry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Retry {
+    /// The same hit passes after this long, if nothing else consumes meanwhile.
+    After(Duration),
+    /// The same hit never passes: its cost exceeds the limit's amount, or the earliest
+    /// instant it could pass lies past [`Timestamp::MAX`], where the limiter's time
+    /// stands still.
+    Never,
+}
+
+/// A strategy's reset time as the caller sees it: `None` at the end of time.
+fn reset(at: Timestamp) -> Option<Timestamp> {
+    (at < Timestamp::MAX).then_some(at)
 }
 
 /// The state of one limit for one key, without consuming anything.
@@ -102,15 +146,24 @@ pub struct WindowStats {
     /// Units available now.
     pub remaining: u64,
     /// When the full amount is available again if no more hits come (the current time
-    /// when nothing is counted).
-    pub reset_at: Timestamp,
+    /// when nothing is counted); `None` when that never happens, as for
+    /// [`Decision::reset_at`].
+    pub reset_at: Option<Timestamp>,
     /// The limiter's time when the stats were read.
     pub now: Timestamp,
 }
 
 impl WindowStats {
-    /// The time from now to [`reset_at`](Self::reset_at).
-    pub fn reset_after(&self) -> Duration {
-        self.reset_at.saturating_since(self.now)
+    pub(crate) fn new(remaining: u64, reset_at: Timestamp, now: Timestamp) -> WindowStats {
+        WindowStats {
+            remaining,
+            reset_at: reset(reset_at),
+            now,
+        }
+    }
+
+    /// The time from now to [`reset_at`](Self::reset_at); `None` for never.
+    pub fn reset_after(&self) -> Option<Duration> {
+        self.reset_at.map(|at| at.saturating_since(self.now))
     }
 }

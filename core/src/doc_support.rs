@@ -30,7 +30,7 @@ impl TinyStorage {
     }
 }
 
-#[crate::async_trait]
+#[crate::storage::async_trait]
 impl Storage for TinyStorage {
     async fn get(
         &self,

@@ -45,16 +45,12 @@ pub mod strategy;
 pub mod doc_support;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use decision::{Decision, WindowStats};
+pub use decision::{Decision, Retry, WindowStats};
 pub use error::{Error, StorageError, StorageErrorKind};
 pub use key::{Key, StorageKey};
 pub use limit::{parse_many, ParseError, ParseErrorKind, RateLimit, Unit};
 pub use limiter::{
-    apply_with_cas, PreparedKey, RateLimiter, RateLimiterBuilder, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_NAMESPACE,
+    PreparedKey, RateLimiter, RateLimiterBuilder, DEFAULT_MAX_ATTEMPTS, DEFAULT_NAMESPACE,
 };
-pub use storage::{BatchItem, KeyOp, Native, Storage, Version, Versioned};
+pub use storage::Storage;
 pub use strategy::{BuiltIn, Strategy};
-
-/// Re-exported so that storage implementations use the same `async_trait` version.
-pub use async_trait::async_trait;

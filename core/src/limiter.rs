@@ -8,7 +8,7 @@ use crate::decision::{Decision, WindowStats};
 use crate::error::{Error, StorageError, StorageErrorKind};
 use crate::key::{self, Key, StorageKey};
 use crate::limit::RateLimit;
-use crate::storage::{BatchItem, KeyOp, Native, Storage};
+use crate::storage::{Answer, Batch, BatchItem, KeyOp, Storage};
 use crate::strategy::{FixedWindow, Op, Strategy, Verdict};
 
 mod backoff;
@@ -142,41 +142,126 @@ impl RateLimiterBuilder {
     }
 }
 
-/// One hit or peek (`op`) of one limit on one stored key, as an expression of the
-/// calling `async fn`: the native path first, else the compare-and-set core.
+/// `key_op` on the storage, as an expression of the calling `async fn`: the storage's
+/// own operation when it runs the strategy natively, else the compare-and-set core.
+/// The one place that chooses between the two.
 ///
 /// A macro rather than a method so that a hit's future is one level deep: an
 /// in-process storage answers at once, and a nested future to set up and copy is a
 /// measurable share of such a hit.
+macro_rules! run_op {
+    ($storage:expr, $strategy:expr, $max_attempts:expr, $key_op:expr) => {{
+        let (storage, strategy): (&dyn Storage, &dyn Strategy) = ($storage, $strategy);
+        let key_op: KeyOp<'_> = $key_op;
+        let answer = match (strategy.builtin(), storage.abilities().get_native()) {
+            (Some(builtin), Some(native)) => native.apply(builtin, key_op),
+            _ => Answer::Declined,
+        };
+        match answer {
+            Answer::Ready(result) => result,
+            Answer::Pending(future) => future.await,
+            // Boxed, so that the future of every hit stays small.
+            Answer::Declined => {
+                Box::pin(apply_with_cas(storage, strategy, $max_attempts, key_op)).await
+            }
+        }
+    }};
+}
+
+/// Runs `op` on `storage` as the [`RateLimiter`] does: through the storage's own
+/// operation when it runs `strategy` natively
+/// ([`NativeStrategies`](crate::storage::NativeStrategies)), else through the generic
+/// path, [`apply_with_cas`] (which gives up after `max_attempts` lost races).
+///
+/// # Errors
+///
+/// The storage's errors; see [`apply_with_cas`] for the generic path's.
+pub async fn apply(
+    storage: &dyn Storage,
+    strategy: &dyn Strategy,
+    max_attempts: u32,
+    op: KeyOp<'_>,
+) -> Result<Verdict, StorageError> {
+    run_op!(storage, strategy, max_attempts, op)
+}
+
+/// Runs a multi-limit hit all or nothing over single-key operations ([`apply`] on
+/// each), as the [`RateLimiter`] does for a storage without a native
+/// [`batch`](crate::storage::NativeStrategies::batch); a native batch may call it for
+/// the cases it cannot run itself.
+///
+/// It tests every item first, so that the common rejection writes nothing; then hits
+/// them one by one. When a hit rejects (a concurrent caller spent the units meanwhile)
+/// or fails, it gives back what it took, best effort (a give-back that fails leaves
+/// units consumed, which can reject later hits early but never admit one too many),
+/// and answers with tests of every item, or the error. Concurrent callers may see the
+/// earlier items consumed in between: they may reject where they would have passed,
+/// never pass where they should reject.
+///
+/// # Errors
+///
+/// The storage's errors, as [`apply`].
+pub async fn apply_batch<'b>(
+    storage: &dyn Storage,
+    strategy: &dyn Strategy,
+    max_attempts: u32,
+    batch: Batch<'b>,
+) -> Result<Vec<Verdict>, StorageError> {
+    let (items, cost, now) = (batch.items(), batch.cost(), batch.now());
+    let run = |item: BatchItem<'b>, op: Op| {
+        let op = KeyOp {
+            key: item.key,
+            limit: item.limit,
+            op,
+            now,
+        };
+        apply(storage, strategy, max_attempts, op)
+    };
+    let mut verdicts = Vec::with_capacity(items.len());
+    for item in items {
+        verdicts.push(run(*item, Op::Test { cost }).await?);
+    }
+    if verdicts.iter().any(|v| !v.allowed) {
+        return Ok(verdicts);
+    }
+    for (i, item) in items.iter().enumerate() {
+        match run(*item, Op::Hit { cost }).await {
+            Ok(verdict) if verdict.allowed => verdicts[i] = verdict,
+            lost => {
+                for taken in &items[..i] {
+                    let _ = run(*taken, Op::Refund { cost, at: now }).await;
+                }
+                // A rejected hit reads as a test of the same state.
+                verdicts[i] = lost?;
+                for (taken, verdict) in items[..i].iter().zip(&mut verdicts) {
+                    *verdict = run(*taken, Op::Test { cost }).await?;
+                }
+                return Ok(verdicts);
+            }
+        }
+    }
+    Ok(verdicts)
+}
+
+/// One hit or peek (`op`) of one limit on one stored key at the clock's time, as a
+/// [`Decision`]; see [`run_op!`].
 macro_rules! decide {
     ($limiter:expr, $stored:expr, $limit:expr, $op:expr) => {{
         let inner = &*$limiter.inner;
-        let (stored, limit, op): (&StorageKey, &RateLimit, Op) = ($stored, $limit, $op);
+        let (key, limit, op): (&StorageKey, &RateLimit, Op) = ($stored, $limit, $op);
         let now = inner.clock.now();
         let key_op = KeyOp {
-            key: stored,
+            key,
             limit,
             op,
             now,
         };
-        let native = match inner.strategy.builtin() {
-            Some(builtin) => inner.storage.apply(builtin, key_op),
-            None => Native::Declined,
-        };
-        let verdict = match native {
-            Native::Ready(result) => result?,
-            Native::Pending(future) => future.await?,
-            // Boxed, so that the future of every hit stays small.
-            Native::Declined => {
-                let cas = apply_with_cas(
-                    &*inner.storage,
-                    &*inner.strategy,
-                    inner.max_attempts,
-                    key_op,
-                );
-                Box::pin(cas).await?
-            }
-        };
+        let verdict = run_op!(
+            &*inner.storage,
+            &*inner.strategy,
+            inner.max_attempts,
+            key_op
+        )?;
         Ok(Decision::new(*limit, op.cost(), verdict, now))
     }};
 }
@@ -263,11 +348,7 @@ impl RateLimiter {
         let verdict = self
             .apply(&stored, limit, Op::Test { cost: 1 }, now)
             .await?;
-        Ok(WindowStats {
-            remaining: verdict.remaining,
-            reset_at: verdict.reset_at,
-            now,
-        })
+        Ok(WindowStats::new(verdict.remaining, verdict.reset_at, now))
     }
 
     /// Forgets everything counted for `limit` and `key`.
@@ -313,23 +394,26 @@ impl RateLimiter {
         let keys = key::reused_storage_keys(&self.inner.prefix, key, limits);
         let keys = &*keys;
 
-        if let Some(builtin) = self.inner.strategy.builtin() {
-            let item = |i: usize| BatchItem {
-                key: &keys[i],
-                limit: &limits[i],
-            };
-            // Up to four limits (nearly always), the items live on the stack.
-            let on_stack: [BatchItem<'_>; 4];
-            let on_heap: Vec<BatchItem<'_>>;
-            let items: &[BatchItem<'_>] = if limits.len() <= 4 {
-                on_stack = std::array::from_fn(|i| item(i.min(limits.len() - 1)));
-                &on_stack[..limits.len()]
-            } else {
-                on_heap = (0..limits.len()).map(item).collect();
-                &on_heap
-            };
-            let native = self.inner.storage.batch(builtin, items, cost, now);
-            if let Some(verdicts) = native.resolve().await {
+        let item = |i: usize| BatchItem {
+            key: &keys[i],
+            limit: &limits[i],
+        };
+        // Up to four limits (nearly always), the items live on the stack.
+        let on_stack: [BatchItem<'_>; 4];
+        let on_heap: Vec<BatchItem<'_>>;
+        let items: &[BatchItem<'_>] = if limits.len() <= 4 {
+            on_stack = std::array::from_fn(|i| item(i.min(limits.len() - 1)));
+            &on_stack[..limits.len()]
+        } else {
+            on_heap = (0..limits.len()).map(item).collect();
+            &on_heap
+        };
+        // Distinct limits have distinct keys, and the cost was checked.
+        let batch = Batch::trusted(items, cost, now);
+        let inner = &*self.inner;
+        let native = inner.storage.abilities().get_native();
+        if let (Some(builtin), Some(native)) = (inner.strategy.builtin(), native) {
+            if let Some(verdicts) = native.batch(builtin, batch).resolve().await {
                 let verdicts = verdicts?;
                 if verdicts.len() != limits.len() {
                     return Err(StorageError::new(
@@ -342,58 +426,10 @@ impl RateLimiter {
                 return combine(limits, &verdicts, cost, now);
             }
         }
-
         // Boxed, so that the future of every hit_all stays small (see `decide!`).
-        Box::pin(self.hit_all_generic(keys, limits, cost, now)).await
-    }
-
-    /// [`hit_all`](Self::hit_all) over the compare-and-set core: a cheap look first, so
-    /// the common rejection writes nothing, then the hits one by one, given back if a
-    /// later one rejects.
-    async fn hit_all_generic(
-        &self,
-        keys: &[StorageKey],
-        limits: &[RateLimit],
-        cost: u64,
-        now: Timestamp,
-    ) -> Result<Decision, Error> {
-        let mut verdicts = self.test_each(keys, limits, cost, now).await?;
-        if verdicts.iter().any(|v| !v.allowed) {
-            return combine(limits, &verdicts, cost, now);
-        }
-        for i in 0..limits.len() {
-            let hit = self
-                .apply(&keys[i], &limits[i], Op::Hit { cost }, now)
-                .await;
-            let lost = !matches!(hit, Ok(verdict) if verdict.allowed);
-            if lost {
-                // A rejection (a lost race) or a storage error: give back what this call
-                // already took, best effort, then report the first problem.
-                self.give_back(&keys[..i], &limits[..i], cost, now).await;
-            }
-            verdicts[i] = hit?;
-            if lost {
-                return combine(limits, &verdicts, cost, now);
-            }
-        }
+        let generic = apply_batch(&*inner.storage, &*inner.strategy, inner.max_attempts, batch);
+        let verdicts = Box::pin(generic).await?;
         combine(limits, &verdicts, cost, now)
-    }
-
-    /// Gives back `cost` of each limit, ignoring errors: used to undo the part of a
-    /// multi-limit hit that went through before another limit rejected or failed.
-    async fn give_back(
-        &self,
-        keys: &[StorageKey],
-        limits: &[RateLimit],
-        cost: u64,
-        now: Timestamp,
-    ) {
-        for (key, limit) in keys.iter().zip(limits) {
-            let refund = Op::Refund { cost, at: now };
-            // Best effort: the caller reports the first error, and a refund that
-            // fails leaves the limit consumed, which never over-admits.
-            let _ = self.apply(key, limit, refund, now).await;
-        }
     }
 
     /// Gives back `cost` units of every limit in `limits` for `key`, taken by an
@@ -550,20 +586,18 @@ impl RateLimiter {
         now: Timestamp,
     ) -> Result<Verdict, StorageError> {
         let inner = &*self.inner;
-        let op = KeyOp {
+        let key_op = KeyOp {
             key,
             limit,
             op,
             now,
         };
-        if let Some(builtin) = inner.strategy.builtin() {
-            match inner.storage.apply(builtin, op) {
-                Native::Ready(result) => return result,
-                Native::Pending(future) => return future.await,
-                Native::Declined => {}
-            }
-        }
-        apply_with_cas(&*inner.storage, &*inner.strategy, inner.max_attempts, op).await
+        run_op!(
+            &*inner.storage,
+            &*inner.strategy,
+            inner.max_attempts,
+            key_op
+        )
     }
 }
 

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::doc_support::TinyStorage;
+use limiter_core::storage::{async_trait, Version, Versioned};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{
-    async_trait, BuiltIn, Clock, Error, Key, ManualClock, RateLimit, RateLimiter, Storage,
-    StorageError, StorageErrorKind, StorageKey, Strategy, Timestamp, Version, Versioned,
+    BuiltIn, Clock, Error, Key, ManualClock, RateLimit, RateLimiter, Retry, Storage, StorageError,
+    StorageErrorKind, StorageKey, Strategy, Timestamp,
 };
 
 /// Wraps [`TinyStorage`]; optionally loses every compare-and-set, and can run a hook
@@ -388,13 +389,15 @@ async fn a_rejection_that_could_only_pass_after_the_end_of_time_never_passes() {
             ] {
                 assert!(!d.is_allowed(), "{name} at {now}: {d:?}");
                 assert_eq!(d.retry_after().is_some(), passes_later, "{name} at {now}");
-                assert_eq!(d.can_ever_pass(), passes_later, "{name} at {now}: {d:?}");
+                assert_eq!(
+                    d.retry() == Some(Retry::Never),
+                    !passes_later,
+                    "{name} at {now}: {d:?}"
+                );
             }
             let over = limiter.hit(&l, &k, 2).await.unwrap();
-            assert!(
-                !over.can_ever_pass() && over.retry_after().is_none(),
-                "{name}"
-            );
+            assert_eq!(over.retry(), Some(Retry::Never), "{name}");
+            assert_eq!(over.retry_after(), None, "{name}");
         }
     }
 }

@@ -76,7 +76,10 @@ pub(crate) fn write(
     if matches!(style, HeaderStyle::XRateLimit | HeaderStyle::Both) {
         headers.insert(X_LIMIT, number(limit.amount()));
         headers.insert(X_REMAINING, number(decision.remaining()));
-        headers.insert(X_RESET, number(ceil_epoch_secs(decision.reset_at())));
+        // A window that never resets (at the end of the limiter's time) has no reset.
+        if let Some(reset) = decision.reset_at() {
+            headers.insert(X_RESET, number(ceil_epoch_secs(reset)));
+        }
     }
     if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) {
         let mut policy = String::new();
@@ -95,11 +98,10 @@ pub(crate) fn write(
         if let Ok(value) = HeaderValue::from_str(&policy) {
             headers.insert(RATELIMIT_POLICY, value);
         }
-        let current = format!(
-            "\"{limit}\";r={};t={}",
-            decision.remaining(),
-            ceil_secs(decision.reset_after())
-        );
+        let mut current = format!("\"{limit}\";r={}", decision.remaining());
+        if let Some(reset) = decision.reset_after() {
+            let _ = write!(current, ";t={}", ceil_secs(reset));
+        }
         if let Ok(value) = HeaderValue::from_str(&current) {
             headers.insert(RATELIMIT, value);
         }

@@ -42,10 +42,10 @@
 //!
 //! # Writing a storage or a strategy
 //!
-//! A storage implements [`Storage`]'s small required core (read with a version,
-//! compare-and-set, delete, check) and gets every strategy; the `limiter-conformance`
-//! crate checks it. A strategy implements [`Strategy`], a pure state machine, and runs
-//! on every storage.
+//! Everything a storage author needs is in [`storage`]: a storage implements
+//! [`Storage`]'s required core (read with a version, compare-and-set, delete, check)
+//! and gets every strategy; the `limiter-conformance` crate checks it. A strategy
+//! implements [`Strategy`], a pure state machine, and runs on every storage.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -53,11 +53,9 @@ mod uri;
 
 #[doc(inline)]
 pub use limiter_core::{
-    apply_with_cas, async_trait, limit, parse_many, storage, strategy, BatchItem, BuiltIn, Clock,
-    Decision, Error, Key, KeyOp, ManualClock, Native, ParseError, ParseErrorKind, RateLimit,
-    RateLimiter, RateLimiterBuilder, Storage, StorageError, StorageErrorKind, StorageKey, Strategy,
-    SystemClock, Timestamp, Unit, Version, Versioned, WindowStats, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_NAMESPACE,
+    limit, parse_many, storage, strategy, Clock, Decision, Error, Key, ManualClock, ParseError,
+    RateLimit, RateLimiter, RateLimiterBuilder, Retry, Storage, StorageError, StorageErrorKind,
+    Strategy, SystemClock, Timestamp, WindowStats,
 };
 
 #[cfg(feature = "memory")]

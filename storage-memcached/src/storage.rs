@@ -7,9 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_memcached::{Client, Error, MetaProtocol, Status};
 use async_trait::async_trait;
 use bb8::{Pool, PooledConnection, QueueStrategy, RunError};
-use limiter_core::{
-    Storage, StorageError, StorageErrorKind, StorageKey, Timestamp, Version, Versioned,
-};
+use limiter_core::storage::{Abilities, ClearAll, Expiry, Storage, StorageKey, Version, Versioned};
+use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 use tokio::time::Instant;
 
 use crate::config::{MemcachedConfig, MemcachedConfigError};
@@ -511,18 +510,26 @@ impl Storage for MemcachedStorage {
             .await
     }
 
-    /// `flush_all` on every server, when the URI says `flush_on_clear=true`; otherwise
-    /// [`Unsupported`](StorageErrorKind::Unsupported), since Memcached cannot list the
-    /// keys of one application and a flush removes everyone's.
-    async fn clear_all(&self) -> Result<(), StorageError> {
-        if !self.inner.config.flush_on_clear() {
-            return Err(StorageError::new(
-                StorageErrorKind::Unsupported,
-                "clear_all",
-                "memcached can only flush whole servers; add flush_on_clear=true to the uri \
-                 if they hold nothing but this storage's keys",
-            ));
+    /// [`ClearAll`] when the URI says `flush_on_clear=true` (Memcached cannot list the
+    /// keys of one application, and a flush removes everyone's), and keys that the
+    /// servers expire in real time, up to two seconds late (their clocks count whole
+    /// seconds).
+    fn abilities(&self) -> Abilities<'_> {
+        let abilities = Abilities::new().expiry(Expiry::RealTime {
+            late: Duration::from_secs(2),
+        });
+        if self.inner.config.flush_on_clear() {
+            abilities.clear_all(self)
+        } else {
+            abilities
         }
+    }
+}
+
+#[async_trait]
+impl ClearAll for MemcachedStorage {
+    /// `flush_all` on every server.
+    async fn clear_all(&self) -> Result<(), StorageError> {
         self.inner
             .on_every_server("clear_all", || Command::FlushAll)
             .await

@@ -211,12 +211,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foldhash::quality::RandomState;
-use limiter_core::async_trait;
-use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
-use limiter_core::{
-    BatchItem, KeyOp, Native, Storage, StorageError, StorageErrorKind, StorageKey, Timestamp,
-    Version, Versioned,
+use limiter_core::storage::{
+    async_trait, Abilities, Answer, Batch, BatchItem, ClearAll, Expiry, KeyOp, NativeStrategies,
+    Storage, StorageKey, Version, Versioned,
 };
+use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
+use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 use parking_lot::{Mutex, MutexGuard};
 use sha2::{Digest, Sha256};
 
@@ -782,25 +782,33 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    /// Every built-in strategy and batch, decided at once; [`ClearAll`]; and keys
+    /// that expire on the limiter's time.
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities::new()
+            .native(self)
+            .clear_all(self)
+            .expiry(Expiry::LimiterTime)
+    }
+}
+
+#[async_trait]
+impl ClearAll for MemoryStorage {
     async fn clear_all(&self) -> Result<(), StorageError> {
         for shard in &*self.shards {
             shard.0.lock().clear();
         }
         Ok(())
     }
+}
 
-    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Native<'a, Verdict> {
-        Native::Ready(self.native(strategy, &op))
+impl NativeStrategies for MemoryStorage {
+    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Answer<'a, Verdict> {
+        Answer::Ready(self.native(strategy, &op))
     }
 
-    fn batch<'a>(
-        &'a self,
-        strategy: BuiltIn,
-        items: &'a [BatchItem<'a>],
-        cost: u64,
-        now: Timestamp,
-    ) -> Native<'a, Vec<Verdict>> {
-        Native::Ready(self.batch_now(strategy, items, cost, now))
+    fn batch<'a>(&'a self, strategy: BuiltIn, batch: Batch<'a>) -> Answer<'a, Vec<Verdict>> {
+        Answer::Ready(self.batch_now(strategy, batch.items(), batch.cost(), batch.now()))
     }
 }
 

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
+use limiter_core::storage::{Batch, BatchItem, ClearAll, NativeStrategies, Storage, StorageKey};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
-use limiter_core::{
-    Key, ManualClock, RateLimit, RateLimiter, Storage, StorageKey, Strategy, Timestamp,
-};
+use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, Strategy, Timestamp};
 use limiter_memory::MemoryStorage;
 
 /// A raw key for the tests of the storage's own methods.
@@ -282,11 +281,12 @@ async fn batches_store_their_new_keys_in_a_full_storage() {
         }
         let (q, r) = (key("q"), key("r"));
         let items = [
-            limiter_core::BatchItem { key: &q, limit: &l },
-            limiter_core::BatchItem { key: &r, limit: &l },
+            BatchItem { key: &q, limit: &l },
+            BatchItem { key: &r, limit: &l },
         ];
+        let batch = Batch::new(&items, 1, at).unwrap();
         let verdicts = storage
-            .batch(limiter_core::strategy::BuiltIn::FixedWindow, &items, 1, at)
+            .batch(limiter_core::strategy::BuiltIn::FixedWindow, batch)
             .resolve()
             .await
             .expect("the memory storage runs batches natively")

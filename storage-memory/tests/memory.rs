@@ -5,12 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use limiter_core::storage::{
+    apply_with_cas, Answer, Batch, BatchItem, ClearAll, KeyOp, NativeStrategies, Storage,
+    StorageKey, Version,
+};
 use limiter_core::strategy::{
     BuiltIn, FixedWindow, Gcra, MovingWindow, Op, SlidingWindow, Verdict,
 };
 use limiter_core::{
-    apply_with_cas, BatchItem, Clock, Key, KeyOp, ManualClock, Native, RateLimit, RateLimiter,
-    Storage, StorageError, StorageErrorKind, StorageKey, Strategy, Timestamp, Version,
+    Clock, Key, ManualClock, RateLimit, RateLimiter, StorageError, StorageErrorKind, Strategy,
+    Timestamp,
 };
 use limiter_memory::MemoryStorage;
 
@@ -49,8 +53,8 @@ async fn native(
     builtin: BuiltIn,
     op: KeyOp<'_>,
 ) -> Result<Verdict, StorageError> {
-    let answer = storage.apply(builtin, op);
-    assert!(matches!(answer, Native::Ready(_)), "{builtin}: {answer:?}");
+    let answer = NativeStrategies::apply(storage, builtin, op);
+    assert!(matches!(answer, Answer::Ready(_)), "{builtin}: {answer:?}");
     answer.resolve().await.expect("answered")
 }
 
@@ -62,8 +66,9 @@ async fn batch(
     cost: u64,
     now: Timestamp,
 ) -> Result<Vec<Verdict>, StorageError> {
+    let batch = Batch::new(items, cost, now).expect("a valid batch");
     storage
-        .batch(builtin, items, cost, now)
+        .batch(builtin, batch)
         .resolve()
         .await
         .expect("answered")

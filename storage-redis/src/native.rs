@@ -7,11 +7,11 @@
 //! then runs on the generic compare-and-set path right here.
 
 use fred::types::{Key, Value};
-use limiter_core::strategy::{BuiltIn, Op, Verdict};
-use limiter_core::{
-    apply_with_cas, BatchItem, KeyOp, Native, RateLimit, StorageError, Timestamp,
-    DEFAULT_MAX_ATTEMPTS,
+use limiter_core::storage::{
+    apply_batch, apply_with_cas, Answer, Batch, BatchItem, KeyOp, NativeStrategies,
 };
+use limiter_core::strategy::{BuiltIn, Op, Verdict};
+use limiter_core::{RateLimit, StorageError, Timestamp, DEFAULT_MAX_ATTEMPTS};
 
 use crate::error;
 use crate::storage::RedisStorage;
@@ -187,101 +187,51 @@ impl RedisStorage {
     }
 }
 
-pub(crate) fn apply<'a>(
-    storage: &'a RedisStorage,
-    strategy: BuiltIn,
-    op: KeyOp<'a>,
-) -> Native<'a, Verdict> {
-    if storage.scripts().single(strategy).is_none()
-        || !runs_natively(strategy, op.limit, op.op.cost())
-    {
-        return Native::Declined;
+impl NativeStrategies for RedisStorage {
+    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Answer<'a, Verdict> {
+        if self.scripts().single(strategy).is_none()
+            || !runs_natively(strategy, op.limit, op.op.cost())
+        {
+            return Answer::Declined;
+        }
+        Answer::pending(async move {
+            match self.run_strategy_script(strategy, op).await? {
+                ScriptAnswer::Decided(verdict, _) => Ok(verdict),
+                ScriptAnswer::Fallback => {
+                    apply_with_cas(self, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, op).await
+                }
+            }
+        })
     }
-    Native::pending(async move {
-        match storage.run_strategy_script(strategy, op).await? {
-            ScriptAnswer::Decided(verdict, _) => Ok(verdict),
-            ScriptAnswer::Fallback => {
-                apply_with_cas(storage, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, op).await
+
+    fn batch<'a>(&'a self, strategy: BuiltIn, batch: Batch<'a>) -> Answer<'a, Vec<Verdict>> {
+        let (items, cost) = (batch.items(), batch.cost());
+        if self.scripts().batch(strategy).is_none()
+            || !items.iter().all(|i| runs_natively(strategy, i.limit, cost))
+        {
+            return Answer::Declined;
+        }
+        if self.is_cluster() {
+            // Items of one hit_all share their group, hence their hash tag and slot; a
+            // caller passing keys of several groups gets the generic path, never
+            // CROSSSLOT.
+            let slot =
+                |i: &BatchItem<'_>| fred::util::redis_keyslot(self.redis_key(i.key).as_bytes());
+            let mut slots = items.iter().map(slot);
+            let first = slots.next();
+            if slots.any(|s| Some(s) != first) {
+                return Answer::Declined;
             }
         }
-    })
-}
-
-pub(crate) fn batch<'a>(
-    storage: &'a RedisStorage,
-    strategy: BuiltIn,
-    items: &'a [BatchItem<'a>],
-    cost: u64,
-    now: Timestamp,
-) -> Native<'a, Vec<Verdict>> {
-    if items.is_empty()
-        || storage.scripts().batch(strategy).is_none()
-        || !items.iter().all(|i| runs_natively(strategy, i.limit, cost))
-    {
-        return Native::Declined;
-    }
-    if storage.is_cluster() {
-        // Items of one hit_all share their group, hence their hash tag and slot; a
-        // caller passing keys of several groups gets the generic path, never CROSSSLOT.
-        let slot =
-            |i: &BatchItem<'_>| fred::util::redis_keyslot(storage.redis_key(i.key).as_bytes());
-        let first = slot(&items[0]);
-        if items.iter().any(|i| slot(i) != first) {
-            return Native::Declined;
-        }
-    }
-    Native::pending(async move {
-        match storage.run_batch_script(strategy, items, cost, now).await? {
-            Some(verdicts) => Ok(verdicts),
-            None => generic_batch(storage, strategy, items, cost, now).await,
-        }
-    })
-}
-
-/// A batch on the generic path, for the rare state the batch script cannot compute
-/// exactly: test every item; if all pass, hit each, and if one then rejects (a lost
-/// race) or fails, refund the ones taken and answer with fresh tests.
-async fn generic_batch<'a>(
-    storage: &'a RedisStorage,
-    strategy: BuiltIn,
-    items: &'a [BatchItem<'a>],
-    cost: u64,
-    now: Timestamp,
-) -> Result<Vec<Verdict>, StorageError> {
-    let run = |item: BatchItem<'a>, op: Op| {
-        let op = KeyOp {
-            key: item.key,
-            limit: item.limit,
-            op,
-            now,
-        };
-        apply_with_cas(storage, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, op)
-    };
-    let mut tests = Vec::with_capacity(items.len());
-    for item in items {
-        tests.push(run(*item, Op::Test { cost }).await?);
-    }
-    if tests.iter().any(|v| !v.allowed) {
-        return Ok(tests);
-    }
-    let mut hits = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let hit = run(*item, Op::Hit { cost }).await;
-        if let Ok(v) = &hit {
-            if v.allowed {
-                hits.push(*v);
-                continue;
+        Answer::pending(async move {
+            match self
+                .run_batch_script(strategy, items, cost, batch.now())
+                .await?
+            {
+                Some(verdicts) => Ok(verdicts),
+                // The rare state the script cannot compute exactly: the generic path.
+                None => apply_batch(self, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, batch).await,
             }
-        }
-        for taken in &items[..i] {
-            let _ = run(*taken, Op::Refund { cost, at: now }).await;
-        }
-        hit?;
-        let mut tests = Vec::with_capacity(items.len());
-        for item in items {
-            tests.push(run(*item, Op::Test { cost }).await?);
-        }
-        return Ok(tests);
+        })
     }
-    Ok(hits)
 }

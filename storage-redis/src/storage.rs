@@ -14,11 +14,10 @@ use fred::types::config::{ClusterDiscoveryPolicy, UnresponsiveConfig};
 use fred::types::scan::Scanner;
 use fred::types::{FromValue, Key, Value};
 use futures::StreamExt;
-use limiter_core::strategy::{BuiltIn, Verdict};
-use limiter_core::{
-    async_trait, BatchItem, KeyOp, Native, Storage, StorageError, StorageErrorKind, StorageKey,
-    Timestamp, Version, Versioned,
+use limiter_core::storage::{
+    async_trait, Abilities, ClearAll, Expiry, Storage, StorageKey, Version, Versioned,
 };
+use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 
 use crate::config::{RedisConfig, Topology};
 use crate::error::{self, RedisError};
@@ -503,6 +502,21 @@ impl Storage for RedisStorage {
         Ok(())
     }
 
+    /// The strategies run as Lua scripts ([`NativeStrategies`](limiter_core::storage::NativeStrategies)),
+    /// [`ClearAll`] under the key prefix, and keys that Redis expires in real time
+    /// (it drops them within about a second of their time-to-live).
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities::new()
+            .native(self)
+            .clear_all(self)
+            .expiry(Expiry::RealTime {
+                late: Duration::from_secs(1),
+            })
+    }
+}
+
+#[async_trait]
+impl ClearAll for RedisStorage {
     /// Removes every key under this storage's key prefix, with `SCAN` (on every
     /// primary of a Cluster) and `UNLINK`. Each page of the scan, and the removal of its
     /// keys, is bounded by the command timeout.
@@ -537,20 +551,6 @@ impl Storage for RedisStorage {
             page.next();
             results?;
         }
-    }
-
-    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Native<'a, Verdict> {
-        crate::native::apply(self, strategy, op)
-    }
-
-    fn batch<'a>(
-        &'a self,
-        strategy: BuiltIn,
-        items: &'a [BatchItem<'a>],
-        cost: u64,
-        now: Timestamp,
-    ) -> Native<'a, Vec<Verdict>> {
-        crate::native::batch(self, strategy, items, cost, now)
     }
 }
 

@@ -9,8 +9,9 @@
 
 mod common;
 
+use limiter_core::storage::{KeyOp, NativeStrategies, StorageKey};
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
-use limiter_core::{KeyOp, RateLimit, Storage, StorageErrorKind, StorageKey, Timestamp, Unit};
+use limiter_core::{RateLimit, StorageErrorKind, Timestamp, Unit};
 use limiter_redis::fred::prelude::KeysInterface;
 use limiter_redis::fred::types::Expiration;
 use limiter_redis::{runs_natively, ScriptAnswer};
@@ -125,11 +126,13 @@ async fn golden_vectors_replay_through_the_scripts() {
                     fell_back.push(name);
                 }
                 // The storage's own path for it: apply, which runs the generic path.
-                let native = storage.apply(strategy, key_op).resolve().await;
+                let native = NativeStrategies::apply(&storage, strategy, key_op)
+                    .resolve()
+                    .await;
                 let result = match native {
                     Some(result) => result,
                     None => {
-                        limiter_core::apply_with_cas(
+                        limiter_core::storage::apply_with_cas(
                             &storage,
                             strategy.strategy(),
                             limiter_core::DEFAULT_MAX_ATTEMPTS,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use limiter_core::{Error, Key};
+use limiter_core::{Error, Key, Retry};
 
 use super::{ms, PerStrategy};
 use crate::Ctx;
@@ -42,7 +42,7 @@ pub async fn up_to_limit_then_one_over(ctx: &Ctx) {
         );
         ensure!(
             ctx,
-            d.reset_after() > Duration::ZERO,
+            d.reset_after() > Some(Duration::ZERO),
             "reset_after of allowed hit {used} is zero: {d:?}"
         );
     }
@@ -56,8 +56,8 @@ pub async fn up_to_limit_then_one_over(ctx: &Ctx) {
     );
     ensure!(
         ctx,
-        over.can_ever_pass(),
-        "cost 1 of 5 must be able to pass later"
+        matches!(over.retry(), Some(Retry::After(_))),
+        "cost 1 of 5 must be able to pass later: {over:?}"
     );
     let (retry, reset) = PerStrategy {
         fixed: (60_000, 60_000),
@@ -75,7 +75,7 @@ pub async fn up_to_limit_then_one_over(ctx: &Ctx) {
     ensure_eq!(
         ctx,
         over.reset_after(),
-        ms(reset),
+        Some(ms(reset)),
         "reset_after of the 6th hit"
     );
     let stats = l.stats(&limit, &key).await;
@@ -144,16 +144,21 @@ pub async fn retry_and_reset_are_exact(ctx: &Ctx) {
         ctx.set_offset_ms(probe);
         let stats = l.stats(&limit, &key).await;
         if stats.remaining == 4 {
-            ensure_eq!(ctx, stats.reset_at, ctx.now(), "reset_at of a full limit");
+            ensure_eq!(
+                ctx,
+                stats.reset_at,
+                Some(ctx.now()),
+                "reset_at of a full limit"
+            );
             continue;
         }
-        ensure!(
-            ctx,
-            stats.reset_at > ctx.now(),
-            "reset_at not in the future with {} of 4 left: {stats:?}",
-            stats.remaining
-        );
-        let reset = stats.reset_at.as_millis() - crate::T0_MS;
+        let Some(reset_at) = stats.reset_at.filter(|at| *at > ctx.now()) else {
+            ctx.fail(format_args!(
+                "reset_at not in the future with {} of 4 left: {stats:?}",
+                stats.remaining
+            ));
+        };
+        let reset = reset_at.as_millis() - crate::T0_MS;
         ctx.set_offset_ms(reset - 1);
         let before = l.stats(&limit, &key).await;
         ensure!(
@@ -173,7 +178,7 @@ pub async fn retry_and_reset_are_exact(ctx: &Ctx) {
         ensure_eq!(
             ctx,
             at.reset_after(),
-            Duration::ZERO,
+            Some(Duration::ZERO),
             "reset_after at the reset"
         );
     }
@@ -217,8 +222,8 @@ pub async fn cost_above_one_consumes_that_many(ctx: &Ctx) {
     );
     ensure!(
         ctx,
-        t.can_ever_pass(),
-        "cost 4 of 10 must be able to pass later"
+        matches!(t.retry(), Some(Retry::After(_))),
+        "cost 4 of 10 must be able to pass later: {t:?}"
     );
     let d = l.hit(&limit, &key, 3).await;
     ensure!(ctx, d.is_allowed(), "cost 3 with 3 left rejected: {d:?}");
@@ -254,10 +259,11 @@ pub async fn cost_above_limit_is_rejected(ctx: &Ctx) {
                 !d.is_allowed(),
                 "{call} of cost {cost} > 10 allowed: {d:?}"
             );
-            ensure!(
+            ensure_eq!(
                 ctx,
-                !d.can_ever_pass(),
-                "{call} of cost {cost} > 10: can_ever_pass() is true"
+                d.retry(),
+                Some(Retry::Never),
+                "{call} of cost {cost} > 10: retry"
             );
             ensure_eq!(
                 ctx,
@@ -391,14 +397,14 @@ pub async fn stats_on_empty_and_full_windows(ctx: &Ctx) {
     ensure_eq!(
         ctx,
         empty.reset_at,
-        ctx.now(),
+        Some(ctx.now()),
         "stats.reset_at of an empty window"
     );
     ensure_eq!(ctx, empty.now, ctx.now(), "stats.now");
     ensure_eq!(
         ctx,
         empty.reset_after(),
-        Duration::ZERO,
+        Some(Duration::ZERO),
         "reset_after when empty"
     );
     ensure_eq!(
@@ -415,7 +421,7 @@ pub async fn stats_on_empty_and_full_windows(ctx: &Ctx) {
     ensure_eq!(ctx, full.remaining, 0, "stats.remaining of a full window");
     ensure!(
         ctx,
-        full.reset_at > ctx.now(),
+        full.reset_at > Some(ctx.now()),
         "stats.reset_at of a full window is not in the future: {full:?}"
     );
     ensure_eq!(

@@ -12,8 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use limiter_core::storage::Version;
 use limiter_core::strategy::BuiltIn;
-use limiter_core::{Key, StorageKey, Version};
+use limiter_core::{Key, StorageKey};
 
 use crate::Ctx;
 
@@ -385,12 +386,18 @@ pub async fn concurrent_writers_have_one_winner(ctx: &Ctx) {
 }
 
 /// `clear_all` removes every key: the state of a limiter of each strategy and a raw
-/// key. The storage works normally afterwards. Capability `clear_all`; runs alone.
+/// key. The storage works normally afterwards. Needs the storage's
+/// [`ClearAll`](limiter_core::storage::ClearAll) ability and capability `clear_all`;
+/// runs alone.
 pub async fn clear_all_removes_every_key(ctx: &Ctx) {
     if !ctx.capabilities().clear_all {
         ctx.not_run("clear_all");
         return;
     }
+    let Some(clear_all) = ctx.storage().abilities().get_clear_all() else {
+        ctx.not_run("the storage's ClearAll ability");
+        return;
+    };
     let limit = ctx.limit("1 per hour");
     let key = Key::from("cleared");
     let raw = ctx.raw_key("cleared");
@@ -409,7 +416,7 @@ pub async fn clear_all_removes_every_key(ctx: &Ctx) {
         );
     }
     create(ctx, &raw, b"raw").await;
-    let result = ctx.storage().clear_all().await;
+    let result = clear_all.clear_all().await;
     ctx.ok(result, "clear_all()");
     ensure_eq!(ctx, ctx.get(&raw).await, None, "raw key after clear_all");
     for l in &limiters {

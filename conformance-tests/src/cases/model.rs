@@ -14,10 +14,9 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use limiter_core::strategy::{Op, Strategy, Verdict};
-use limiter_core::{Decision, Key, RateLimit, Timestamp, WindowStats};
+use limiter_core::{Decision, Key, RateLimit, Retry, Timestamp, WindowStats};
 
 use crate::ctx::Checked;
 use crate::rng::Rng;
@@ -202,9 +201,8 @@ struct View {
     limit: RateLimit,
     cost: u64,
     remaining: u64,
-    reset_at: Timestamp,
-    retry_after: Option<Duration>,
-    can_ever_pass: bool,
+    reset_at: Option<Timestamp>,
+    retry: Option<Retry>,
     decided_at: Timestamp,
 }
 
@@ -216,8 +214,7 @@ impl View {
             cost: d.cost(),
             remaining: d.remaining(),
             reset_at: d.reset_at(),
-            retry_after: d.retry_after(),
-            can_ever_pass: d.can_ever_pass(),
+            retry: d.retry(),
             decided_at: d.decided_at(),
         }
     }
@@ -228,16 +225,21 @@ impl View {
             limit,
             cost,
             remaining: v.remaining,
-            reset_at: v.reset_at,
-            retry_after: if v.allowed {
-                None
-            } else {
-                v.retry_at.map(|at| at.saturating_since(now))
+            reset_at: reset(v.reset_at),
+            retry: match v.retry_at {
+                _ if v.allowed => None,
+                Some(at) if cost <= limit.amount() => Some(Retry::After(at.saturating_since(now))),
+                _ => Some(Retry::Never),
             },
-            can_ever_pass: cost <= limit.amount() && (v.allowed || v.retry_at.is_some()),
             decided_at: now,
         }
     }
+}
+
+/// A strategy's reset time as a decision reports it: none at the end of time, where
+/// the limiter's time stands still.
+fn reset(at: Timestamp) -> Option<Timestamp> {
+    (at < Timestamp::MAX).then_some(at)
 }
 
 /// What one step returned.
@@ -504,7 +506,7 @@ impl Model {
                 let v = self.apply(ctx, world, (*key, *limit), Op::Test { cost: 1 }, now);
                 vec![Seen::Stats(WindowStats {
                     remaining: v.remaining,
-                    reset_at: v.reset_at,
+                    reset_at: reset(v.reset_at),
                     now,
                 })]
             }

@@ -1,7 +1,7 @@
 //! Multi-limit calls: `hit_all` is all or nothing, `test_all` changes nothing, and the
 //! decision names the limit that decided.
 
-use limiter_core::{Error, Key};
+use limiter_core::{Error, Key, Retry};
 
 use super::{ms, PerStrategy};
 use crate::Ctx;
@@ -228,7 +228,7 @@ pub async fn hit_all_cost_above_an_amount_never_passes(ctx: &Ctx) {
     ] {
         ensure!(ctx, !d.is_allowed(), "{call} of 3 on 2/s allowed: {d:?}");
         ensure_eq!(ctx, *d.limit(), two, "limit named by {call}");
-        ensure!(ctx, !d.can_ever_pass(), "{call}: can_ever_pass() is true");
+        ensure_eq!(ctx, d.retry(), Some(Retry::Never), "{call}: retry");
         ensure_eq!(ctx, d.retry_after(), None, "{call}: retry_after");
     }
     ensure_eq!(ctx, l.stored(&two, &key).await, None, "2/s state");

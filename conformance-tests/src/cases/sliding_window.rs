@@ -42,7 +42,7 @@ pub async fn sliding_window_weights_the_previous_window(ctx: &Ctx) {
         ensure_eq!(
             ctx,
             s.reset_at,
-            ctx.t0_plus(reset),
+            Some(ctx.t0_plus(reset)),
             "stats.reset_at at t0+{offset}ms"
         );
     }

@@ -2,25 +2,30 @@
 //!
 //! # Contract
 //!
-//! A storage has two layers.
+//! A storage has a required core of four methods and optional abilities apart.
 //!
 //! 1. **The required core**, which any key-value store can provide:
 //!    [`get`](Storage::get) a key's bytes with a [`Version`] token,
 //!    [`compare_and_set`](Storage::compare_and_set) them with a time-to-live,
-//!    [`delete`](Storage::delete), a health [`check`](Storage::check), and
-//!    [`clear_all`](Storage::clear_all) where the store can. Every strategy, built-in or
-//!    custom, runs on this core alone: the [`RateLimiter`](crate::RateLimiter) reads
-//!    the state, lets the [`Strategy`](crate::Strategy) decide, and writes back with
-//!    compare-and-set, retrying (with a randomised back-off) when another writer won.
-//! 2. **Optional native operations**: [`apply`](Storage::apply) runs a built-in
-//!    strategy on one key in one step (under a lock, in a server-side script), and
-//!    [`batch`](Storage::batch) runs a multi-limit hit all or nothing. Both answer with
-//!    a [`Native`]: [`Ready`](Native::Ready) with the result when the storage decided
-//!    without waiting (in-process storages: no future, no allocation),
-//!    [`Pending`](Native::Pending) with a future when it must wait (network storages),
-//!    or [`Declined`](Native::Declined) (the default) to send the limiter to the generic
-//!    path over layer 1. A storage may decline case by case, for example a limit whose
-//!    numbers its script language cannot hold exactly.
+//!    [`delete`](Storage::delete), and a health [`check`](Storage::check). Every
+//!    strategy, built-in or custom, runs on this core alone: the
+//!    [`RateLimiter`](crate::RateLimiter) reads the state, lets the
+//!    [`Strategy`](crate::Strategy) decide, and writes back with compare-and-set,
+//!    retrying (with a randomised back-off) when another writer won.
+//! 2. **Optional abilities**, all returned by one method,
+//!    [`abilities`](Storage::abilities), so that a storage wrapping another forwards
+//!    them in one line and cannot lose one by forgetting a method:
+//!    - [`NativeStrategies`]: [`apply`](NativeStrategies::apply) runs a built-in
+//!      strategy on one key in one step (under a lock, in a server-side script), and
+//!      [`batch`](NativeStrategies::batch) runs a multi-limit hit all or nothing. Both
+//!      answer with an [`Answer`]: [`Ready`](Answer::Ready) with the result when the
+//!      storage decided without waiting (in-process storages: no future, no
+//!      allocation), [`Pending`](Answer::Pending) with a future when it must wait
+//!      (network storages), or [`Declined`](Answer::Declined) to send the limiter to the
+//!      generic path over the core. A storage may decline case by case, for example a
+//!      limit whose numbers its script language cannot hold exactly.
+//!    - [`ClearAll`]: removing every key the storage holds for rate limiting.
+//!    - [`Expiry`]: whether keys expire on the limiter's clock or on a server's.
 //!
 //! A native operation must give the same [`Verdict`] and leave the same state bytes,
 //! with the same time-to-live, as the built-in [`Strategy::apply`](crate::Strategy::apply)
@@ -61,22 +66,24 @@
 //! # Wrappers
 //!
 //! A storage that wraps another (for metrics, or a fallback) forwards
-//! [`apply`](Storage::apply) and [`batch`](Storage::batch) like any other method; there
-//! is no second entry point to forget.
+//! [`abilities`](Storage::abilities) whole (`self.inner.abilities()`), or builds its
+//! own from the inner storage's, wrapping the ones it watches.
 //!
 //! # Writing your own storage
 //!
-//! 1. Implement the required core: `get`, `compare_and_set`, `delete`, `check` (and
-//!    `clear_all` if the store can). Every strategy then works.
-//! 2. Run the conformance suite against a real instance of the store:
+//! 1. Implement the required core: `get`, `compare_and_set`, `delete`, `check`. Every
+//!    strategy then works.
+//! 2. Declare what else the store does in [`abilities`](Storage::abilities): how its
+//!    keys expire ([`Expiry`]), and [`ClearAll`] if it can flush its keys.
+//! 3. Run the conformance suite against a real instance of the store:
 //!    `limiter_conformance::suite!(MyStorage::connect(..).await?)` in a test file.
-//! 3. Only then, if profiling says so, implement [`apply`](Storage::apply) for the
-//!    built-ins your store can run in one step, following the layouts on each strategy;
-//!    the suite compares its decisions and bytes with the generic path's.
+//! 4. Only then, if profiling says so, implement [`NativeStrategies`] for the built-ins
+//!    your store can run in one step, following the layouts on each strategy; the
+//!    suite compares its decisions and bytes with the generic path's.
 //!
 //! ```
-//! use limiter_core::{async_trait, Storage, StorageError, StorageErrorKind, StorageKey, Timestamp};
-//! use limiter_core::{Version, Versioned};
+//! use limiter_core::storage::{async_trait, Storage, StorageKey, Version, Versioned};
+//! use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
 //! use std::time::Duration;
@@ -133,19 +140,22 @@
 //! # }).unwrap();
 //! ```
 
-mod native;
+mod answer;
+mod batch;
 
 use std::fmt;
 use std::time::Duration;
 
-use async_trait::async_trait;
+pub use async_trait::async_trait;
 
-pub use native::{BoxFuture, Native};
+pub use answer::{Answer, BoxFuture};
+pub use batch::{Batch, BatchError, BatchItem};
 
 use crate::clock::Timestamp;
 use crate::error::StorageError;
 pub use crate::key::StorageKey;
 use crate::limit::RateLimit;
+pub use crate::limiter::{apply, apply_batch, apply_with_cas};
 use crate::strategy::{BuiltIn, Op, Verdict};
 
 /// An opaque token naming one stored value of one key. A storage returns it from
@@ -168,8 +178,8 @@ pub struct Versioned {
 
 /// One operation on one key's state: apply `op` under `limit` at `now`.
 ///
-/// What [`Storage::apply`] receives, and what the generic path
-/// ([`apply_with_cas`](crate::apply_with_cas)) runs over the required core.
+/// What [`NativeStrategies::apply`] receives, and what the generic path
+/// ([`apply_with_cas`]) runs over the required core.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyOp<'a> {
     /// The stored key.
@@ -182,16 +192,8 @@ pub struct KeyOp<'a> {
     pub now: Timestamp,
 }
 
-/// One limit of a [`Storage::batch`].
-#[derive(Debug, Clone, Copy)]
-pub struct BatchItem<'a> {
-    /// The stored key.
-    pub key: &'a StorageKey,
-    /// The limit the key counts against.
-    pub limit: &'a RateLimit,
-}
-
-/// A rate-limit state store. See the [module docs](self) for the contract.
+/// A rate-limit state store: four required methods, and optional
+/// [`abilities`](Self::abilities). See the [module docs](self) for the contract.
 ///
 /// The trait is object safe: the limiter holds an `Arc<dyn Storage>`.
 #[async_trait]
@@ -238,43 +240,146 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// A [`StorageError`] describing why it is not.
     async fn check(&self) -> Result<(), StorageError>;
 
-    /// Removes every key this storage holds for rate limiting.
+    /// What the storage offers beyond the required core. Default: nothing, and keys
+    /// that expire in real time ([`Expiry::default`]).
     ///
-    /// # Errors
-    ///
-    /// [`StorageErrorKind::Unsupported`](crate::StorageErrorKind::Unsupported) by
-    /// default, for stores that cannot enumerate or flush their keys.
-    async fn clear_all(&self) -> Result<(), StorageError> {
-        Err(StorageError::unsupported("clear_all"))
+    /// ```
+    /// # use limiter_core::storage::{Abilities, ClearAll, Expiry, NativeStrategies, Storage};
+    /// # fn example(storage: &(impl Storage + NativeStrategies + ClearAll)) -> Abilities<'_> {
+    /// // In `impl Storage for MyStorage`:
+    /// // fn abilities(&self) -> Abilities<'_> {
+    /// Abilities::new()
+    ///     .native(storage)
+    ///     .clear_all(storage)
+    ///     .expiry(Expiry::LimiterTime)
+    /// // }
+    /// # }
+    /// ```
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities::new()
+    }
+}
+
+/// What a storage offers beyond the required core, from [`Storage::abilities`]: each
+/// optional ability, borrowed from the storage, and how its keys expire.
+#[derive(Clone, Copy, Default)]
+#[must_use]
+pub struct Abilities<'a> {
+    native: Option<&'a dyn NativeStrategies>,
+    clear_all: Option<&'a dyn ClearAll>,
+    expiry: Expiry,
+}
+
+impl fmt::Debug for Abilities<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Abilities")
+            .field("native", &self.native.is_some())
+            .field("clear_all", &self.clear_all.is_some())
+            .field("expiry", &self.expiry)
+            .finish()
+    }
+}
+
+impl<'a> Abilities<'a> {
+    /// No ability, keys expiring in real time.
+    pub fn new() -> Abilities<'a> {
+        Abilities::default()
     }
 
-    /// Runs built-in `strategy` natively on `op.key`, or declines (the default).
+    /// Built-in strategies run by the storage itself.
+    pub fn native(mut self, native: &'a dyn NativeStrategies) -> Self {
+        self.native = Some(native);
+        self
+    }
+
+    /// Flushing every rate-limit key.
+    pub fn clear_all(mut self, clear_all: &'a dyn ClearAll) -> Self {
+        self.clear_all = Some(clear_all);
+        self
+    }
+
+    /// How keys expire.
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// The storage's own operations for the built-in strategies, if any.
+    pub fn get_native(&self) -> Option<&'a dyn NativeStrategies> {
+        self.native
+    }
+
+    /// The storage's flush, if it has one.
+    pub fn get_clear_all(&self) -> Option<&'a dyn ClearAll> {
+        self.clear_all
+    }
+
+    /// How the storage's keys expire.
+    pub fn get_expiry(&self) -> Expiry {
+        self.expiry
+    }
+}
+
+/// How a storage's keys expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// On the limiter's time, which every call carries: under a
+    /// [`ManualClock`](crate::ManualClock), nothing expires until the clock moves
+    /// (in-process storages).
+    LimiterTime,
+    /// On a server's clock, in real time, at most `late` after the time-to-live ends
+    /// (network storages).
+    RealTime {
+        /// How late the server may drop an expired key (Memcached counts whole
+        /// seconds, for example).
+        late: Duration,
+    },
+}
+
+impl Default for Expiry {
+    /// Real time, at most a second late.
+    fn default() -> Self {
+        Expiry::RealTime {
+            late: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A storage that runs the built-in strategies itself, in one step per operation:
+/// under a lock, or in a server-side script. See the [module docs](self).
+///
+/// Each method may decline ([`Answer::Declined`]), case by case, sending the limiter to
+/// the generic compare-and-set path.
+pub trait NativeStrategies: Send + Sync {
+    /// Runs built-in `strategy` on `op.key`, or declines.
     ///
     /// The result must be the [`Verdict`] that `strategy`'s
     /// [`Strategy::apply`](crate::Strategy::apply) gives on the key's current state, and
     /// the state left behind (bytes and time-to-live) must be the one it writes, as one
-    /// atomic step. Answer [`Native::Ready`] when no waiting is needed and
-    /// [`Native::Pending`] otherwise; the limiter treats both alike.
-    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Native<'a, Verdict> {
-        let _ = (strategy, op);
-        Native::Declined
-    }
+    /// atomic step. Answer [`Answer::Ready`] when no waiting is needed and
+    /// [`Answer::Pending`] otherwise; the limiter treats both alike.
+    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Answer<'a, Verdict>;
 
-    /// A multi-limit hit of `cost` at `now` under built-in `strategy`, all or nothing,
-    /// natively; or [`Native::Declined`] (the default).
+    /// A multi-limit hit under built-in `strategy`, all or nothing; or
+    /// [`Answer::Declined`] (the default).
     ///
-    /// If every item passes, each is consumed and the verdicts are those of the hits.
-    /// Otherwise nothing is consumed and the verdicts are those of [`Op::Test`] for each
-    /// item. Verdicts come in the order of `items`, one per item. Items never repeat a
-    /// key.
-    fn batch<'a>(
-        &'a self,
-        strategy: BuiltIn,
-        items: &'a [BatchItem<'a>],
-        cost: u64,
-        now: Timestamp,
-    ) -> Native<'a, Vec<Verdict>> {
-        let _ = (strategy, items, cost, now);
-        Native::Declined
+    /// If every item of `batch` passes, each is consumed and the verdicts are those of
+    /// the hits. Otherwise nothing is consumed and the verdicts are those of
+    /// [`Op::Test`] for each item. One verdict per item, in order: the limiter rejects
+    /// any other count. A [`Batch`] never repeats a key.
+    fn batch<'a>(&'a self, strategy: BuiltIn, batch: Batch<'a>) -> Answer<'a, Vec<Verdict>> {
+        let _ = (strategy, batch);
+        Answer::Declined
     }
+}
+
+/// A storage that can remove every key it holds for rate limiting.
+#[async_trait]
+pub trait ClearAll: Send + Sync {
+    /// Removes every key this storage holds for rate limiting.
+    ///
+    /// # Errors
+    ///
+    /// A [`StorageError`] when the storage cannot answer.
+    async fn clear_all(&self) -> Result<(), StorageError>;
 }

@@ -1,14 +1,12 @@
 //! Fixed window: a counter that starts with the first hit and resets a window later.
 
 use super::state::Words;
-use super::{
-    hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage,
-};
+use super::{hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Transition, Usage};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
 const TAG: u8 = 1;
-const NAME: &str = "fixed-window";
+const NAME: &str = BuiltIn::FixedWindow.name();
 
 /// Fixed window: at most `amount` units between the first hit and one window later.
 ///
@@ -118,26 +116,6 @@ impl Window {
     }
 }
 
-impl Strategy for FixedWindow {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn builtin(&self) -> Option<BuiltIn> {
-        Some(BuiltIn::FixedWindow)
-    }
-
-    fn apply(
-        &self,
-        limit: &RateLimit,
-        state: &mut Vec<u8>,
-        op: Op,
-        now: Timestamp,
-    ) -> Result<Transition, StateError> {
-        run(limit, state, op, now)
-    }
-}
-
 /// [`FixedWindow`] on any word store.
 pub(super) fn run(
     limit: &RateLimit,
@@ -172,6 +150,7 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::Strategy;
     use std::num::NonZeroU64;
 
     fn limit(amount: u64) -> RateLimit {

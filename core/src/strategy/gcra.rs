@@ -1,12 +1,12 @@
 //! GCRA, the generic cell rate algorithm: a token bucket kept as one timestamp.
 
 use super::state::Words;
-use super::{div, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage};
+use super::{div, retry_instant, written, BuiltIn, Op, StateError, Transition, Usage};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
 const TAG: u8 = 4;
-const NAME: &str = "gcra";
+const NAME: &str = BuiltIn::Gcra.name();
 
 /// GCRA: `amount` units per window, refilled smoothly, with a burst of `amount`.
 ///
@@ -242,26 +242,6 @@ impl Bucket {
     }
 }
 
-impl Strategy for Gcra {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn builtin(&self) -> Option<BuiltIn> {
-        Some(BuiltIn::Gcra)
-    }
-
-    fn apply(
-        &self,
-        limit: &RateLimit,
-        state: &mut Vec<u8>,
-        op: Op,
-        now: Timestamp,
-    ) -> Result<Transition, StateError> {
-        run(limit, state, op, now)
-    }
-}
-
 /// [`Gcra`] on any word store.
 pub(super) fn run(
     limit: &RateLimit,
@@ -441,6 +421,7 @@ mod reference {
 mod tests {
     use super::*;
     use crate::limit::Unit;
+    use crate::strategy::Strategy;
 
     fn at(ms: u64) -> Timestamp {
         Timestamp::from_millis(ms)

@@ -277,6 +277,38 @@ impl BuiltIn {
     }
 }
 
+/// The `Strategy` impl of every built-in: its [`BuiltIn`], and its module's `run`.
+macro_rules! built_in {
+    ($($strategy:ident => $run:path;)+) => {$(
+        impl Strategy for $strategy {
+            fn name(&self) -> &'static str {
+                BuiltIn::$strategy.name()
+            }
+
+            fn builtin(&self) -> Option<BuiltIn> {
+                Some(BuiltIn::$strategy)
+            }
+
+            fn apply(
+                &self,
+                limit: &RateLimit,
+                state: &mut Vec<u8>,
+                op: Op,
+                now: Timestamp,
+            ) -> Result<Transition, StateError> {
+                $run(limit, state, op, now)
+            }
+        }
+    )+};
+}
+
+built_in! {
+    FixedWindow => fixed_window::run;
+    MovingWindow => moving_window::run;
+    SlidingWindow => sliding_window::run;
+    Gcra => gcra::run;
+}
+
 impl fmt::Display for BuiltIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

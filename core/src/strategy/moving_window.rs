@@ -1,14 +1,12 @@
 //! Moving window: an exact log of the hits inside the trailing window.
 
 use super::state::{check_tag, word_at};
-use super::{
-    hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage,
-};
+use super::{hit_or_test, retry_instant, written, BuiltIn, Op, StateError, Transition, Usage};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
 const TAG: u8 = 2;
-const NAME: &str = "moving-window";
+const NAME: &str = BuiltIn::MovingWindow.name();
 const RECORD: usize = 16;
 
 /// Moving window (a sliding log): at most `amount` units in any window-long interval.
@@ -324,60 +322,50 @@ impl<'a> Log<'a> {
     }
 }
 
-impl Strategy for MovingWindow {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn builtin(&self) -> Option<BuiltIn> {
-        Some(BuiltIn::MovingWindow)
-    }
-
-    fn apply(
-        &self,
-        limit: &RateLimit,
-        state: &mut Vec<u8>,
-        op: Op,
-        now: Timestamp,
-    ) -> Result<Transition, StateError> {
-        let amount = limit.amount();
-        let (mut log, head, units) = Log::open(state)?;
-        let v = log.view(head, units, now.as_millis(), limit.window_ms())?;
-        let usage = log.usage(&v, v.used, amount, None)?;
-        match op {
-            Op::Hit { cost } | Op::Test { cost } => hit_or_test(
-                &mut log,
-                (amount, cost, matches!(op, Op::Test { .. })),
-                usage,
-                |log| log.retry(&v, amount, cost),
-                |log| {
-                    if cost == 0 {
-                        return Ok(usage.unchanged(true, None));
-                    }
-                    let v = View {
-                        head: log.record_hit(&v, cost)?,
-                        ..v
-                    };
-                    let after = log.usage(&v, v.used.saturating_add(cost), amount, None)?;
-                    Ok(written(
-                        now,
-                        after.remaining,
-                        after.reset_at,
-                        log.until(&v)?,
-                    ))
-                },
-            ),
-            Op::Refund { cost, at } => {
-                let Some((i, left, take)) = log.refund(&v, cost, at.as_millis())? else {
+/// [`MovingWindow`] on a state held in a `Vec` (its log grows and shrinks).
+pub(super) fn run(
+    limit: &RateLimit,
+    state: &mut Vec<u8>,
+    op: Op,
+    now: Timestamp,
+) -> Result<Transition, StateError> {
+    let amount = limit.amount();
+    let (mut log, head, units) = Log::open(state)?;
+    let v = log.view(head, units, now.as_millis(), limit.window_ms())?;
+    let usage = log.usage(&v, v.used, amount, None)?;
+    match op {
+        Op::Hit { cost } | Op::Test { cost } => hit_or_test(
+            &mut log,
+            (amount, cost, matches!(op, Op::Test { .. })),
+            usage,
+            |log| log.retry(&v, amount, cost),
+            |log| {
+                if cost == 0 {
                     return Ok(usage.unchanged(true, None));
+                }
+                let v = View {
+                    head: log.record_hit(&v, cost)?,
+                    ..v
                 };
-                // Every read before the first write, so that an error changes nothing.
-                let after = log.usage(&v, v.used - take, amount, Some((i, left)))?;
-                let until = log.until(&v)?;
-                log.set_units(i, left);
-                log.write_header(v.stored_head, v.stored_units.saturating_sub(take));
-                Ok(written(now, after.remaining, after.reset_at, until))
-            }
+                let after = log.usage(&v, v.used.saturating_add(cost), amount, None)?;
+                Ok(written(
+                    now,
+                    after.remaining,
+                    after.reset_at,
+                    log.until(&v)?,
+                ))
+            },
+        ),
+        Op::Refund { cost, at } => {
+            let Some((i, left, take)) = log.refund(&v, cost, at.as_millis())? else {
+                return Ok(usage.unchanged(true, None));
+            };
+            // Every read before the first write, so that an error changes nothing.
+            let after = log.usage(&v, v.used - take, amount, Some((i, left)))?;
+            let until = log.until(&v)?;
+            log.set_units(i, left);
+            log.write_header(v.stored_head, v.stored_units.saturating_sub(take));
+            Ok(written(now, after.remaining, after.reset_at, until))
         }
     }
 }
@@ -385,6 +373,7 @@ impl Strategy for MovingWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::Strategy;
     use std::num::NonZeroU64;
 
     fn at(ms: u64) -> Timestamp {

@@ -2,12 +2,12 @@
 //! previous window's.
 
 use super::state::Words;
-use super::{div, retry_instant, written, BuiltIn, Op, StateError, Strategy, Transition, Usage};
+use super::{div, retry_instant, written, BuiltIn, Op, StateError, Transition, Usage};
 use crate::clock::Timestamp;
 use crate::limit::RateLimit;
 
 const TAG: u8 = 3;
-const NAME: &str = "sliding-window-counter";
+const NAME: &str = BuiltIn::SlidingWindow.name();
 
 /// Sliding window counter: an O(1) approximation of the moving window.
 ///
@@ -207,26 +207,6 @@ impl Windows {
     }
 }
 
-impl Strategy for SlidingWindow {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn builtin(&self) -> Option<BuiltIn> {
-        Some(BuiltIn::SlidingWindow)
-    }
-
-    fn apply(
-        &self,
-        limit: &RateLimit,
-        state: &mut Vec<u8>,
-        op: Op,
-        now: Timestamp,
-    ) -> Result<Transition, StateError> {
-        run(limit, state, op, now)
-    }
-}
-
 /// [`SlidingWindow`] on any word store.
 pub(super) fn run(
     limit: &RateLimit,
@@ -265,6 +245,7 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::Strategy;
     use std::num::NonZeroU64;
 
     fn at(ms: u64) -> Timestamp {

@@ -50,7 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{name:<14} {} of {} left, full again in {} s",
             stats.remaining,
             limits[1],
-            stats.reset_after().as_secs()
+            stats.reset_after().unwrap_or_default().as_secs()
         );
     }
     Ok(())

@@ -162,7 +162,8 @@ mod tests {
             rejected.retry_after(),
             Some(Duration::from_millis(hour - 1_000))
         );
-        assert!(!limiter.hit(&limit, &key, 3).await.unwrap().can_ever_pass());
+        let too_big = limiter.hit(&limit, &key, 3).await.unwrap();
+        assert_eq!(too_big.retry(), Some(limiter::Retry::Never));
         clock.set(501 * hour);
         assert!(limiter.hit(&limit, &key, 2).await.unwrap().is_allowed());
         assert_eq!(limiter.stats(&limit, &key).await.unwrap().remaining, 0);

@@ -10,11 +10,12 @@ use std::time::Duration;
 use axum::routing::{get, post};
 use axum::Router;
 use http::StatusCode;
-use limiter_core::strategy::Verdict;
-use limiter_core::{
-    async_trait, BatchItem, BuiltIn, KeyOp, ManualClock, Native, RateLimiter, Storage,
-    StorageError, StorageErrorKind, StorageKey, Timestamp, Version, Versioned,
+use limiter_core::storage::{
+    async_trait, Abilities, Answer, Batch, KeyOp, NativeStrategies, Storage, StorageKey, Version,
+    Versioned,
 };
+use limiter_core::strategy::Verdict;
+use limiter_core::{BuiltIn, ManualClock, RateLimiter, StorageError, StorageErrorKind, Timestamp};
 use limiter_memory::MemoryStorage;
 
 /// Serves `app` on `ip:0` with connect info; returns the address. The server lives
@@ -181,10 +182,25 @@ impl Storage for Switch {
         self.inner.check().await
     }
 
-    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Native<'a, Verdict> {
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities::new()
+            .native(self)
+            .expiry(self.inner.abilities().get_expiry())
+    }
+}
+
+impl Switch {
+    /// The inner storage's native strategies.
+    fn inner_native(&self) -> &dyn NativeStrategies {
+        self.inner.as_ref()
+    }
+}
+
+impl NativeStrategies for Switch {
+    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Answer<'a, Verdict> {
         match self.mode.load(Ordering::SeqCst) {
-            UP => self.inner.apply(strategy, op),
-            _ => Native::pending(async move {
+            UP => self.inner_native().apply(strategy, op),
+            _ => Answer::pending(async move {
                 self.gate("apply").await?;
                 Err(StorageError::new(
                     StorageErrorKind::Other,
@@ -195,16 +211,10 @@ impl Storage for Switch {
         }
     }
 
-    fn batch<'a>(
-        &'a self,
-        strategy: BuiltIn,
-        items: &'a [BatchItem<'a>],
-        cost: u64,
-        now: Timestamp,
-    ) -> Native<'a, Vec<Verdict>> {
+    fn batch<'a>(&'a self, strategy: BuiltIn, batch: Batch<'a>) -> Answer<'a, Vec<Verdict>> {
         match self.mode.load(Ordering::SeqCst) {
-            UP => self.inner.batch(strategy, items, cost, now),
-            _ => Native::pending(async move {
+            UP => self.inner_native().batch(strategy, batch),
+            _ => Answer::pending(async move {
                 self.gate("batch").await?;
                 Err(StorageError::new(
                     StorageErrorKind::Other,
