@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::storage::{ClearAll, Storage, StorageKey};
+use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, Strategy, Timestamp};
 use limiter_memory::{MemoryStorage, DEFAULT_MAX_BYTES, DIGEST_ABOVE, MIN_MAX_BYTES};
 
