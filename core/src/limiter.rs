@@ -215,8 +215,9 @@ impl RateLimiter {
 
     /// Consumes `cost` units of `limit` for `key` if they are available.
     ///
-    /// A rejected hit consumes nothing. A cost above the limit's amount is rejected and
-    /// the decision says it can never pass.
+    /// A rejected hit consumes nothing. A cost above what the strategy ever admits at
+    /// once (the limit's amount; for GCRA, its burst) is rejected and the decision says
+    /// it never passes ([`Retry::Never`](crate::Retry::Never)).
     ///
     /// # Errors
     ///

@@ -29,6 +29,10 @@ pub fn runs_natively(strategy: BuiltIn, limit: &RateLimit, cost: u64) -> bool {
     if amount > MAX_EXACT || window > MAX_EXACT || cost > MAX_EXACT {
         return false;
     }
+    // The GCRA script knows only the default burst: other bursts take the generic path.
+    if limit.burst() != amount {
+        return false;
+    }
     let product = u128::from(amount) * (u128::from(window) + 1);
     let cost_product = u128::from(cost) * u128::from(window);
     match strategy {

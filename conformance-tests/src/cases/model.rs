@@ -228,8 +228,8 @@ impl View {
             reset_at: reset(v.reset_at),
             retry: match v.retry_at {
                 _ if v.allowed => None,
-                Some(at) if cost <= limit.amount() => Some(Retry::After(at.saturating_since(now))),
-                _ => Some(Retry::Never),
+                Some(at) => Some(Retry::After(at.saturating_since(now))),
+                None => Some(Retry::Never),
             },
             decided_at: now,
         }
