@@ -72,7 +72,7 @@ pub use limiter_memcached::{MemcachedConfig, MemcachedConfigError, MemcachedStor
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[doc(inline)]
-pub use limiter_redis::{RedisConfig, RedisError, RedisStorage, Topology as RedisTopology};
+pub use limiter_redis::{RedisError, RedisOptions, RedisStorage, Topology as RedisTopology};
 
 pub use uri::{storage_from_uri, UriError};
 
