@@ -68,7 +68,7 @@ pub use limiter_memory::{MemoryStorage, MemoryStorageBuilder};
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 #[doc(inline)]
-pub use limiter_memcached::{MemcachedConfig, MemcachedConfigError, MemcachedStorage};
+pub use limiter_memcached::{MemcachedOptions, MemcachedOptionsError, MemcachedStorage};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[doc(inline)]

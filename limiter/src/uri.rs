@@ -39,7 +39,7 @@ pub enum UriError {
     #[cfg(feature = "memcached")]
     #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
     #[error(transparent)]
-    Memcached(#[from] limiter_memcached::MemcachedConfigError),
+    Memcached(#[from] limiter_memcached::MemcachedOptionsError),
     /// A Redis URI that the Redis storage rejected, or a Redis server it could not
     /// connect to.
     #[cfg(feature = "redis")]
@@ -101,7 +101,7 @@ const SCHEMES: &[(&str, &str)] = &[
 /// any other parameter are errors.
 ///
 /// `memcached://` takes one or more servers and the options listed on
-/// `MemcachedConfig` (`key_prefix`, `pool_size`, `connect_timeout`, `command_timeout`,
+/// `MemcachedOptions` (`key_prefix`, `pool_size`, `connect_timeout`, `command_timeout`,
 /// `flush_on_clear`); a URI it cannot use is a `UriError::Memcached` naming the part
 /// that is wrong. Its connections open on first use, so a server that is down shows in
 /// [`Storage::check`] and in decisions, not here.
@@ -353,17 +353,17 @@ mod tests {
     #[cfg(feature = "memcached")]
     #[test]
     fn memcached_uris_are_read_by_the_memcached_storage() {
-        use limiter_memcached::MemcachedConfigError;
+        use limiter_memcached::MemcachedOptionsError;
 
         match err("memcached://127.0.0.1:11211?pool_size=0") {
-            UriError::Memcached(MemcachedConfigError::InvalidParameter { name, .. }) => {
+            UriError::Memcached(MemcachedOptionsError::InvalidParameter { name, .. }) => {
                 assert_eq!(name, "pool_size")
             }
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(
             err("memcached://"),
-            UriError::Memcached(MemcachedConfigError::NoServers { .. })
+            UriError::Memcached(MemcachedOptionsError::NoServers { .. })
         ));
         assert_eq!(
             err("memcached://h?colour=red").to_string(),
