@@ -26,8 +26,8 @@
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryStorage`], `memory://` |
 //! | `memcached` | no | `MemcachedStorage`, `memcached://` |
-//! | `redis` | no | `RedisStorage` (Redis standalone, Cluster, Sentinel, Unix socket), the `redis…://` URIs |
-//! | `redis-tls` | no | TLS for the Redis storage, `rediss://` |
+//! | `redis` | no | `RedisStorage` (Redis or Valkey: standalone, Cluster, Sentinel, Unix socket), the `redis…://` and `valkey…://` URIs |
+//! | `redis-tls` | no | TLS for the Redis storage: `rediss://`, `rediss+cluster://`, `valkeys://`…, `tls=true` |
 //! | `serde` | no | `Serialize`/`Deserialize` for [`RateLimit`] as its string form |
 //! | `http` | no | [`http`]: Flask-Limiter's policies as a framework-neutral engine |
 //! | `tower` | no | `http`, plus the tower layer [`http::tower::RateLimitLayer`] |
@@ -63,7 +63,7 @@ pub use limiter_core::{
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 #[doc(inline)]
-pub use limiter_memory::{MemoryStorage, MemoryStorageBuilder};
+pub use limiter_memory::{MemoryOptions, MemoryOptionsError, MemoryStorage};
 
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]

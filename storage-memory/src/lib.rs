@@ -34,7 +34,9 @@
 //! ```
 //! use limiter_memory::MemoryStorage;
 //!
-//! let storage = MemoryStorage::builder().max_keys(100_000).build();
+//! use limiter_memory::MemoryOptions;
+//!
+//! let storage = MemoryStorage::with_options(MemoryOptions::new().max_keys(100_000));
 //! assert_eq!(storage.max_keys(), Some(100_000));
 //! assert!(storage.is_empty());
 //! ```
@@ -88,7 +90,7 @@
 //! read of an expired key removes it, and [`MemoryStorage::purge_expired`] removes
 //! them all. Each of these costs O(1) per operation.
 //!
-//! **Bound.** With [`max_keys`](MemoryStorageBuilder::max_keys), the shards share one
+//! **Bound.** With [`max_keys`](MemoryOptions::max_keys), the shards share one
 //! atomic count of the keys stored in all of them; any shard may hold any share of
 //! the bound. What `max_keys` guarantees:
 //!
@@ -141,7 +143,7 @@
 //! twice that while expired records wait to be dropped in bulk; the buffer keeps its
 //! capacity while the key lives). A key under `1000000 per hour` can hold 16 MB;
 //! 100,000 keys under `1000 per minute`, 1.6 GB.
-//! [`max_keys`](MemoryStorageBuilder::max_keys) counts such a key as one, so with
+//! [`max_keys`](MemoryOptions::max_keys) counts such a key as one, so with
 //! moving windows the memory bound is about `max_keys × (190 + 32 × amount)` bytes for
 //! the largest amount in use: choose `max_keys` from that, or prefer the sliding-window
 //! or GCRA strategies (constant size) for large amounts.
@@ -156,7 +158,10 @@
 //! all pass, under the same locks.
 #![forbid(unsafe_code)]
 
+mod options;
 mod shard;
+
+pub use options::{MemoryOptions, MemoryOptionsError, SCHEMES};
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -175,7 +180,7 @@ use parking_lot::{Mutex, MutexGuard};
 use shard::{deadline, Bound, Shard};
 
 /// The most shards a storage has.
-const MAX_SHARDS: usize = 1 << 16;
+pub(crate) const MAX_SHARDS: usize = 1 << 16;
 
 /// The fewest shards the default configuration has.
 const MIN_DEFAULT_SHARDS: usize = 64;
@@ -214,52 +219,31 @@ impl Default for MemoryStorage {
     }
 }
 
-/// Builds a [`MemoryStorage`]; see [`MemoryStorage::builder`].
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct MemoryStorageBuilder {
-    max_keys: Option<usize>,
-    shards: Option<usize>,
+fn default_shards() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    cores
+        .saturating_mul(4)
+        .checked_next_power_of_two()
+        .unwrap_or(MAX_SHARDS)
+        .clamp(MIN_DEFAULT_SHARDS, MAX_SHARDS)
 }
 
-impl MemoryStorageBuilder {
-    /// Keeps at most `max_keys` keys (at least 1), evicting approximately the least
-    /// recently used. Default: unbounded (expired keys are still reclaimed).
-    ///
-    /// [`len`](MemoryStorage::len) never exceeds `max_keys`, and no key is evicted
-    /// while fewer than `max_keys` are stored, whatever the number of shards: eviction
-    /// only starts at the bound, one key out for each new key in (see the crate docs,
-    /// **Bound**).
-    ///
-    /// This bounds keys, not bytes. A fixed-window, sliding-window or GCRA key costs
-    /// about 130 to 150 bytes (see the crate docs, **Memory**), but a moving-window key
-    /// keeps a 16-byte record per millisecond with admitted hits in its window: up to
-    /// `amount × 16` bytes of live records (16 MB for `1000000 per hour`), and up to
-    /// twice that before expired records are dropped. With moving windows the memory
-    /// bound is therefore about `max_keys × (190 + 32 × amount)` bytes for the largest
-    /// amount in use.
-    pub fn max_keys(mut self, max_keys: usize) -> Self {
-        self.max_keys = Some(max_keys.max(1));
-        self
+impl MemoryStorage {
+    /// An unbounded storage with the default number of shards.
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::with_options(MemoryOptions::new())
     }
 
-    /// The number of shards, from 1 to 65,536 (any value, not only powers of two).
-    /// Default: the next power of two at or above 4 × the available parallelism, and at
-    /// least 64. With [`max_keys`](Self::max_keys), never more shards than keys.
-    pub fn shards(mut self, shards: usize) -> Self {
-        self.shards = Some(shards.clamp(1, MAX_SHARDS));
-        self
-    }
-
-    /// Builds the storage.
-    pub fn build(self) -> MemoryStorage {
-        let mut count = self.shards.unwrap_or_else(default_shards);
-        if let Some(max) = self.max_keys {
+    /// The storage for [`with_options`](Self::with_options).
+    fn build(max_keys: Option<usize>, shards: Option<usize>) -> MemoryStorage {
+        let max_keys = max_keys.map(|max| max.max(1));
+        let mut count = shards.unwrap_or_else(default_shards).clamp(1, MAX_SHARDS);
+        if let Some(max) = max_keys {
             count = count.min(max);
         }
         let hasher = RandomState::default();
         // One key count for all the shards: any shard may hold any share of the bound.
-        let bound = self.max_keys.map(|max| Arc::new(Bound::new(max)));
+        let bound = max_keys.map(|max| Arc::new(Bound::new(max)));
         let shards = (0..count)
             .map(|i| {
                 let seed = std::hash::BuildHasher::hash_one(&hasher, i);
@@ -273,35 +257,14 @@ impl MemoryStorageBuilder {
             shard_count: count as u64,
             shards,
             hasher,
-            max_keys: self.max_keys,
+            max_keys,
             bound,
         }
-    }
-}
-
-fn default_shards() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    cores
-        .saturating_mul(4)
-        .checked_next_power_of_two()
-        .unwrap_or(MAX_SHARDS)
-        .clamp(MIN_DEFAULT_SHARDS, MAX_SHARDS)
-}
-
-impl MemoryStorage {
-    /// An unbounded storage with the default number of shards.
-    pub fn new() -> MemoryStorage {
-        MemoryStorage::builder().build()
-    }
-
-    /// A builder, to bound the number of keys or choose the number of shards.
-    pub fn builder() -> MemoryStorageBuilder {
-        MemoryStorageBuilder::default()
     }
 
     /// The number of keys stored, including expired keys not yet reclaimed (see
     /// [`purge_expired`](Self::purge_expired)). With
-    /// [`max_keys`](MemoryStorageBuilder::max_keys), one read of the shared key count,
+    /// [`max_keys`](MemoryOptions::max_keys), one read of the shared key count,
     /// which never exceeds the bound (an insertion under way counts from the moment it
     /// reserves its place). Unbounded, it locks each shard in turn, so under concurrent
     /// writes it is a snapshot of no single instant.

@@ -12,7 +12,7 @@ use limiter_core::{
     apply_with_cas, BatchItem, Clock, Key, KeyOp, ManualClock, Native, RateLimit, RateLimiter,
     Storage, StorageError, StorageErrorKind, StorageKey, Strategy, Timestamp, Version,
 };
-use limiter_memory::MemoryStorage;
+use limiter_memory::{MemoryOptions, MemoryStorage};
 
 fn limit(text: &str) -> RateLimit {
     text.parse().expect("a valid limit")
@@ -133,7 +133,7 @@ async fn a_frozen_manual_clock_governs_expiry() {
 
 #[tokio::test]
 async fn writes_sweep_expired_entries_of_their_shard() {
-    let storage = Arc::new(MemoryStorage::builder().shards(1).build());
+    let storage = Arc::new(MemoryStorage::with_options(MemoryOptions::new().shards(1)));
     let short = Duration::from_millis(50);
     // The limiter below reads 1,000,000 ms: write at 999,900, so that 50 ms later the
     // keys have expired for it.
@@ -173,7 +173,9 @@ async fn writes_sweep_expired_entries_of_their_shard() {
 
 #[tokio::test]
 async fn max_keys_bounds_len_and_spares_recently_used_keys() {
-    let storage = Arc::new(MemoryStorage::builder().max_keys(1_000).shards(4).build());
+    let storage = Arc::new(MemoryStorage::with_options(
+        MemoryOptions::new().max_keys(1_000).shards(4),
+    ));
     let limiter = limiter(&storage, Arc::new(FixedWindow));
     let l = limit("1000000 per hour");
     let hot = Key::from("hot");
@@ -198,7 +200,9 @@ async fn max_keys_bounds_len_and_spares_recently_used_keys() {
 
 #[tokio::test]
 async fn max_keys_below_shard_count_still_stores_keys() {
-    let storage = Arc::new(MemoryStorage::builder().max_keys(3).build());
+    let storage = Arc::new(MemoryStorage::with_options(
+        MemoryOptions::new().max_keys(3),
+    ));
     assert_eq!(storage.shard_count(), 3);
     let limiter = limiter(&storage, Arc::new(Gcra));
     let l = limit("10 per minute");
@@ -369,7 +373,7 @@ async fn corrupt_state_is_reported_with_its_key() {
 async fn batch_is_all_or_nothing() {
     // One shard, so that every item shares it; and the default sharding.
     for storage in [
-        MemoryStorage::builder().shards(1).build(),
+        MemoryStorage::with_options(MemoryOptions::new().shards(1)),
         MemoryStorage::new(),
     ] {
         let (wide, narrow) = (limit("5 per minute"), limit("2 per minute"));
@@ -428,7 +432,7 @@ async fn batch_is_all_or_nothing() {
 
 #[tokio::test]
 async fn batch_with_a_repeated_key_consumes_nothing_when_it_fails() {
-    let storage = MemoryStorage::builder().shards(1).build();
+    let storage = MemoryStorage::with_options(MemoryOptions::new().shards(1));
     let l = limit("1 per minute");
     let k = key("k");
     let items = [
