@@ -511,7 +511,9 @@ async fn concurrent_hits_admit_exactly_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_hits_on_many_keys_with_a_bound() {
-    let storage = Arc::new(MemoryStorage::builder().max_keys(500).shards(8).build());
+    let storage = Arc::new(MemoryStorage::with_options(
+        MemoryOptions::new().max_keys(500).shards(8),
+    ));
     let limiter = limiter(&storage, Arc::new(SlidingWindow));
     let tasks: Vec<_> = (0..8)
         .map(|t| {
