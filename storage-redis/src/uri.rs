@@ -43,14 +43,14 @@ pub(crate) fn parse(uri: &str) -> Result<RedisOptions, RedisError> {
         malformed("expected scheme://…, for example redis://127.0.0.1:6379".to_owned())
     })?;
     let scheme_lower = scheme_text.to_ascii_lowercase();
-    let (kind, scheme_tls) = scheme(&scheme_lower).ok_or_else(|| {
+    let (kind, tls) = scheme(&scheme_lower).ok_or_else(|| {
         malformed(format!(
             "unknown scheme {scheme_lower:?} (known: {})",
             SCHEMES.join(", ")
         ))
     })?;
     // The url crate reads one host; a Cluster or Sentinel URI lists several, so the
-    // list is read host by host and the rest of the URI with a single one.
+    // list is read host by host, and the rest of the URI with a single one.
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (userinfo, hosts) = match rest[..authority_end].rfind('@') {
         Some(at) => (&rest[..=at], &rest[at + 1..authority_end]),
@@ -65,70 +65,13 @@ pub(crate) fn parse(uri: &str) -> Result<RedisOptions, RedisError> {
     if url.fragment().is_some() {
         return Err(malformed("a fragment (#…) is not allowed".to_owned()));
     }
-    let path = url.path();
-
-    let mut options = if kind == Kind::Unix {
-        if !hosts.is_empty() || path.len() < 2 {
-            return Err(malformed(
-                "expected redis+unix:///absolute/path/to/redis.sock".to_owned(),
-            ));
-        }
-        RedisOptions::new(Topology::Unix {
-            path: decode(path).map_err(&malformed)?.into(),
-        })
-    } else {
-        let default_port = if kind == Kind::Sentinel { 26379 } else { 6379 };
-        let nodes = hosts
-            .split(',')
-            .map(|h| host_port(h, default_port))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(&malformed)?;
-        let path = path.strip_prefix('/').unwrap_or(path);
-        match kind {
-            Kind::Cluster => {
-                if !path.is_empty() {
-                    return Err(malformed(
-                        "a cluster uri has no path: a Redis Cluster has only database 0".to_owned(),
-                    ));
-                }
-                RedisOptions::new(Topology::Cluster { nodes })
-            }
-            Kind::Sentinel => {
-                let (service, db) = path.split_once('/').unwrap_or((path, ""));
-                let service = decode(service).map_err(&malformed)?;
-                if service.is_empty() {
-                    return Err(malformed(
-                        "expected redis+sentinel://host:26379[,host:port…]/service-name[/db]"
-                            .to_owned(),
-                    ));
-                }
-                with_database(RedisOptions::new(Topology::Sentinel { nodes, service }), db)
-                    .map_err(&malformed)?
-            }
-            _ => {
-                let [(host, port)] = <[_; 1]>::try_from(nodes).map_err(|_| {
-                    malformed(
-                        "a standalone server has one host; use redis+cluster:// for several"
-                            .to_owned(),
-                    )
-                })?;
-                with_database(RedisOptions::new(Topology::Standalone { host, port }), path)
-                    .map_err(&malformed)?
-            }
-        }
-    };
-    options = options.tls(scheme_tls);
+    let mut options =
+        RedisOptions::new(topology(kind, hosts, url.path()).map_err(&malformed)?).tls(tls);
+    if let Some(database) = database_of(kind, url.path()).map_err(&malformed)? {
+        options = options.database(database);
+    }
     if !userinfo.is_empty() {
-        let user = decode(url.username()).map_err(&malformed)?;
-        let Some(password) = url.password() else {
-            return Err(malformed(
-                "credentials need a password: user:password@ or :password@".to_owned(),
-            ));
-        };
-        options = options.password(decode(password).map_err(&malformed)?);
-        if !user.is_empty() {
-            options = options.username(user);
-        }
+        options = credentials(options, &url).map_err(&malformed)?;
     }
 
     let pairs = limiter_options::query(url.query().unwrap_or("")).map_err(|e| {
@@ -139,43 +82,13 @@ pub(crate) fn parse(uri: &str) -> Result<RedisOptions, RedisError> {
         }
     })?;
     for (name, value) in pairs {
-        let invalid = |reason: String| RedisError::InvalidOption {
-            name: name.clone(),
-            uri: shown.clone(),
-            reason,
-        };
-        options = match name.as_str() {
-            "key_prefix" => options.key_prefix(value),
-            "pool_size" => {
-                let size = limiter_options::whole_number(&value, 1, u64::from(MAX_POOL_SIZE))
-                    .map_err(&invalid)?;
-                // At most MAX_POOL_SIZE, a u32.
-                options.pool_size(u32::try_from(size).unwrap_or(MAX_POOL_SIZE))
+        options = option(options, &name, value, (kind, tls, &scheme_lower)).map_err(|reason| {
+            RedisError::InvalidOption {
+                name,
+                uri: shown.clone(),
+                reason,
             }
-            "connect_timeout" => {
-                options.connect_timeout(limiter_options::duration(&value).map_err(&invalid)?)
-            }
-            "command_timeout" => {
-                options.command_timeout(limiter_options::duration(&value).map_err(&invalid)?)
-            }
-            "tls" | "tls_ca_file" if kind == Kind::Unix => {
-                return Err(invalid("a unix socket does not use TLS".to_owned()))
-            }
-            "tls" => match limiter_options::flag(&value).map_err(&invalid)? {
-                false if scheme_tls => {
-                    return Err(invalid(format!(
-                        "{scheme_lower}:// always uses TLS; use {}:// for none",
-                        scheme_lower
-                            .replacen("rediss", "redis", 1)
-                            .replacen("valkeys", "valkey", 1)
-                    )))
-                }
-                on => options.tls(on),
-            },
-            "tls_ca_file" if !value.is_empty() => options.tls_ca_file(value),
-            "tls_ca_file" => return Err(invalid("no path given".to_owned())),
-            _ => return Err(invalid(format!("unknown option (known: {OPTIONS})"))),
-        };
+        })?;
     }
     options.validate().map_err(|e| match e {
         RedisError::InvalidSetting { name, reason } => RedisError::InvalidOption {
@@ -188,16 +101,115 @@ pub(crate) fn parse(uri: &str) -> Result<RedisOptions, RedisError> {
     Ok(options)
 }
 
-/// `options` with the database of a path segment, if any.
-fn with_database(options: RedisOptions, text: &str) -> Result<RedisOptions, String> {
+/// The topology of a URI of `kind` with the host list `hosts` and the `path` the url
+/// crate read.
+fn topology(kind: Kind, hosts: &str, path: &str) -> Result<Topology, String> {
+    if kind == Kind::Unix {
+        if !hosts.is_empty() || path.len() < 2 {
+            return Err("expected redis+unix:///absolute/path/to/redis.sock".to_owned());
+        }
+        return Ok(Topology::Unix {
+            path: decode(path)?.into(),
+        });
+    }
+    let default_port = if kind == Kind::Sentinel { 26379 } else { 6379 };
+    let nodes = hosts
+        .split(',')
+        .map(|h| host_port(h, default_port))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = path.strip_prefix('/').unwrap_or(path);
+    match kind {
+        Kind::Cluster if !path.is_empty() => {
+            Err("a cluster uri has no path: a Redis Cluster has only database 0".to_owned())
+        }
+        Kind::Cluster => Ok(Topology::Cluster { nodes }),
+        Kind::Sentinel => {
+            let service = decode(path.split_once('/').map_or(path, |(service, _)| service))?;
+            if service.is_empty() {
+                return Err(
+                    "expected redis+sentinel://host:26379[,host:port…]/service-name[/db]"
+                        .to_owned(),
+                );
+            }
+            Ok(Topology::Sentinel { nodes, service })
+        }
+        _ => {
+            let [(host, port)] = <[_; 1]>::try_from(nodes).map_err(|_| {
+                "a standalone server has one host; use redis+cluster:// for several".to_owned()
+            })?;
+            Ok(Topology::Standalone { host, port })
+        }
+    }
+}
+
+/// The database a path names, if it names one: `/db` for one server, `/service/db`
+/// for Sentinel.
+fn database_of(kind: Kind, path: &str) -> Result<Option<u8>, String> {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let text = match kind {
+        Kind::Standalone => path,
+        Kind::Sentinel => path.split_once('/').map_or("", |(_, db)| db),
+        Kind::Unix | Kind::Cluster => "",
+    };
     if text.is_empty() {
-        return Ok(options);
+        return Ok(None);
     }
     text.parse::<u8>()
         .ok()
         .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
-        .map(|db| options.database(db))
+        .map(Some)
         .ok_or_else(|| format!("invalid database {text:?}: expected a number from 0 to 255"))
+}
+
+/// `options` with the user name and password of `url`.
+fn credentials(options: RedisOptions, url: &Url) -> Result<RedisOptions, String> {
+    let user = decode(url.username())?;
+    let Some(password) = url.password() else {
+        return Err("credentials need a password: user:password@ or :password@".to_owned());
+    };
+    let options = options.password(decode(password)?);
+    Ok(if user.is_empty() {
+        options
+    } else {
+        options.username(user)
+    })
+}
+
+/// `options` with query option `name` set to `value`, for a URI whose scheme is
+/// `scheme`, of `kind`, with TLS or not.
+fn option(
+    options: RedisOptions,
+    name: &str,
+    value: String,
+    (kind, scheme_tls, scheme): (Kind, bool, &str),
+) -> Result<RedisOptions, String> {
+    Ok(match name {
+        "key_prefix" => options.key_prefix(value),
+        "pool_size" => {
+            let size = limiter_options::whole_number(&value, 1, u64::from(MAX_POOL_SIZE))?;
+            // At most MAX_POOL_SIZE, a u32.
+            options.pool_size(u32::try_from(size).unwrap_or(MAX_POOL_SIZE))
+        }
+        "connect_timeout" => options.connect_timeout(limiter_options::duration(&value)?),
+        "command_timeout" => options.command_timeout(limiter_options::duration(&value)?),
+        "tls" | "tls_ca_file" if kind == Kind::Unix => {
+            return Err("a unix socket does not use TLS".to_owned())
+        }
+        "tls" => match limiter_options::flag(&value)? {
+            false if scheme_tls => {
+                let plain = scheme
+                    .replacen("rediss", "redis", 1)
+                    .replacen("valkeys", "valkey", 1);
+                return Err(format!(
+                    "{scheme}:// always uses TLS; use {plain}:// for none"
+                ));
+            }
+            on => options.tls(on),
+        },
+        "tls_ca_file" if !value.is_empty() => options.tls_ca_file(value),
+        "tls_ca_file" => return Err("no path given".to_owned()),
+        _ => return Err(format!("unknown option (known: {OPTIONS})")),
+    })
 }
 
 /// `uri` with the password, if any, replaced by `***`.
