@@ -273,7 +273,7 @@ impl RateLimiter {
     /// (the one with the longest wait), or, when all passed, the one with the fewest
     /// units left; on ties, the first in `limits`. Repeated limits count once.
     ///
-    /// On a storage with a native [`batch`](Storage::batch) this is one atomic step. On
+    /// On a storage with a native [`batch`](crate::storage::NativeStrategies::batch) this is one atomic step. On
     /// the generic path the limits are consumed one by one and given back if a later
     /// one rejects; in between, concurrent calls may see the earlier limits consumed
     /// (so they may reject where they would have passed, but never pass where they

@@ -26,9 +26,10 @@
 //! ```
 //!
 //! The URI and its options (`key_prefix`, `pool_size`, `connect_timeout`,
-//! `command_timeout`, `flush_on_clear`) are described on [`MemcachedConfig`]. With the
-//! facade crate's `memcached` feature, `limiter::storage_from_uri` accepts the same
-//! URIs.
+//! `command_timeout`, `flush_on_clear`, `tls`) are described on [`MemcachedOptions`],
+//! which also builds them with setters ([`MemcachedStorage::connect`]) and reads them
+//! from configuration files (serde). With the facade crate's `memcached` feature,
+//! `limiter::storage_from_uri` accepts the same URIs.
 //!
 //! A storage needs a Tokio runtime with its time and I/O drivers enabled (as
 //! `#[tokio::main]` sets up); like Tokio's own network types, it panics without them.
@@ -37,7 +38,7 @@
 //!
 //! | [`Storage`](limiter_core::Storage) method | Memcached command |
 //! |---|---|
-//! | `get` | `mg <key> v c`: the value, and its CAS unique as the [`Version`](limiter_core::Version) |
+//! | `get` | `mg <key> v c`: the value, and its CAS unique as the [`Version`](limiter_core::storage::Version) |
 //! | `compare_and_set(…, Some(version), …)` | `ms <key> <len> T<expiry> C<version>`: written unless the CAS unique changed (`EX`) or the key is gone (`NF`) |
 //! | `compare_and_set(…, None, …)` | `ms <key> <len> T<expiry> ME` (add): written only if the key is absent (`NS` otherwise) |
 //! | `delete` | `md <key>` (an absent key is fine) |
@@ -101,7 +102,7 @@
 //!   SHA-256 of the whole key.
 //!
 //! No two keys share a Memcached key, and no key can end the command line: a plain form
-//! never contains `#` (nor does the prefix, which the URI parser checks) and a digest
+//! never contains `#` (nor does the prefix, which the options check) and a digest
 //! form always does, so a key spelled like a digest form (`…#<64 hex digits>`) is
 //! itself digested and cannot meet the key it imitates; two digest forms end with their
 //! fixed-length digests, so they are equal only if SHA-256 collides. Identifiers such
@@ -130,12 +131,12 @@
 //!
 //! # Connections, timeouts and errors
 //!
-//! Each server has a pool of up to `pool_size` connections (default 16), opened on
+//! Each server has a pool of up to `pool_size` connections (default 8), opened on
 //! first use and checked only by use (`test_on_check_out` off: a round trip per
 //! checkout would double the cost of a decision). **Every call ends within
-//! `command_timeout`** (default 1 s), waiting for a connection included, also when a
+//! `command_timeout`** (default 500 ms), waiting for a connection included, also when a
 //! server is stopped or hung; a new connection may take at most `connect_timeout`
-//! (default 500 ms). Failures are [`StorageError`](limiter_core::StorageError)s whose
+//! (default 2 s). Failures are [`StorageError`](limiter_core::StorageError)s whose
 //! message names the server, whose [`operation`](limiter_core::StorageError::operation)
 //! is the method (`get`, `compare_and_set`, `delete`, `check`, `clear_all`) and whose
 //! [`key`](limiter_core::StorageError::key) is the stored key; the client's own error is
@@ -243,14 +244,15 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod config;
 mod key;
 mod manager;
+mod options;
 mod ring;
 mod storage;
 
-pub use config::{
-    MemcachedConfig, MemcachedConfigError, ServerAddr, DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_PORT,
+pub use options::{
+    MemcachedOptions, MemcachedOptionsError, ServerAddr, DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_POOL_SIZE, DEFAULT_PORT, MAX_POOL_SIZE,
+    SCHEMES,
 };
 pub use storage::MemcachedStorage;

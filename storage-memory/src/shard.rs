@@ -644,7 +644,7 @@ impl Shard {
     }
 
     /// A multi-limit hit of `cost` on keys that all live in this shard with inline
-    /// states, all or nothing (see [`Storage::batch`](limiter_core::Storage::batch)):
+    /// states, all or nothing (see [`Storage::batch`](limiter_core::storage::NativeStrategies::batch)):
     /// every hit runs on a copy of its state, and the copies are written back only if
     /// all of them pass; otherwise the verdicts are those of tests on the unchanged
     /// states. Heap states (moving-window logs) are tested, then hit in place. `None`

@@ -33,7 +33,7 @@ macro_rules! run_op {
     }};
 }
 
-/// Runs `op` on `storage` as the [`RateLimiter`] does: through the storage's own
+/// Runs `op` on `storage` as the [`RateLimiter`](crate::RateLimiter) does: through the storage's own
 /// operation when it runs `strategy` natively
 /// ([`NativeStrategies`](crate::storage::NativeStrategies)), else through the generic
 /// path, [`apply_with_cas`] (which gives up after `max_attempts` lost races).
@@ -51,7 +51,7 @@ pub async fn apply(
 }
 
 /// Runs a multi-limit hit all or nothing over single-key operations ([`apply`] on
-/// each), as the [`RateLimiter`] does for a storage without a native
+/// each), as the [`RateLimiter`](crate::RateLimiter) does for a storage without a native
 /// [`batch`](crate::storage::NativeStrategies::batch); a native batch may call it for
 /// the cases it cannot run itself.
 ///
@@ -111,7 +111,7 @@ pub async fn apply_batch<'b>(
 /// Runs `strategy` on `storage`'s compare-and-set core: read, decide, write if the
 /// state changed, and start over when another writer got there first.
 ///
-/// This is the generic path the [`RateLimiter`] takes when a storage has no native
+/// This is the generic path the [`RateLimiter`](crate::RateLimiter) takes when a storage has no native
 /// operation; storage authors may call it to fall back from their own native code.
 ///
 /// After each lost race it backs off for a random number of scheduler turns (yields to
