@@ -313,7 +313,10 @@ mod tests {
 
     #[test]
     fn the_byte_bound_is_on_by_default_and_set_or_lifted_by_uri_and_serde() {
-        assert_eq!(ok("memory://").get_max_bytes(), Some(crate::DEFAULT_MAX_BYTES));
+        assert_eq!(
+            ok("memory://").get_max_bytes(),
+            Some(crate::DEFAULT_MAX_BYTES)
+        );
         assert_eq!(ok("memory://?max_bytes=4096").get_max_bytes(), Some(4096));
         let lifted = format!("memory://?max_bytes={}", usize::MAX);
         assert_eq!(ok(&lifted).get_max_bytes(), None);
@@ -326,7 +329,10 @@ mod tests {
         assert!(serde_json::from_str::<MemoryOptions>(r#"{"max_bytes": 10}"#).is_err());
         let storage = MemoryStorage::with_options(ok("memory://?max_bytes=65536&shards=2"));
         assert_eq!(storage.max_bytes(), Some(65_536));
-        assert_eq!(MemoryStorage::new().max_bytes(), Some(crate::DEFAULT_MAX_BYTES));
+        assert_eq!(
+            MemoryStorage::new().max_bytes(),
+            Some(crate::DEFAULT_MAX_BYTES)
+        );
         let unbounded = MemoryStorage::with_options(MemoryOptions::new().unbounded());
         assert_eq!((unbounded.max_bytes(), unbounded.max_keys()), (None, None));
     }
