@@ -31,21 +31,25 @@ type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 ///     .default_limits("2 per minute; 1 per second")
 ///     .build()?;
 /// let app = App::new()
-///     .wrap(limiter.actix_middleware())
-///     .route("/fast", web::get().to(|| async { "42" }))
+///     .service(
+///         web::resource("/fast")
+///             .wrap(limiter.actix_middleware()) // the defaults
+///             .route(web::get().to(|| async { "42" })),
+///     )
 ///     .service(
 ///         web::resource("/slow")
-///             // Its own rule, declared where the resource is.
+///             // A rule of its own, declared where the resource is.
 ///             .wrap(limiter.actix_middleware_for(Route::limits(Limits::new("1 per day")))?)
 ///             .route(web::get().to(|| async { "24" })),
-///     );
+///     )
+///     .route("/ping", web::get().to(|| async { "PONG" })); // no middleware: exempt
 /// # let _ = app;
 /// # Ok::<(), limiter_http::BuildError>(())
 /// ```
 ///
-/// Wrap each request in exactly one limiter middleware: in the example above,
-/// `/slow` is decided twice, once by each (use a route table entry, or a scope
-/// without the app-wide middleware, instead).
+/// Wrap each request in exactly one limiter middleware: a resource wrapped in its
+/// own and also inside an `App::wrap`-ped app would be decided twice. With
+/// `App::wrap`, give routes their rules in the builder's route table instead.
 #[derive(Clone)]
 pub struct Limiter {
     limiter: HttpLimiter,

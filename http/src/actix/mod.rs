@@ -2,8 +2,8 @@
 //! `Scope::wrap` and `Resource::wrap`, and its service, [`LimiterMiddleware`].
 //!
 //! It is a thin shell over the same engine as the tower layer
-//! ([`HttpLimiter::plan`], [`HttpLimiter::decide`], [`Admission`](crate::Admission),
-//! [`HttpLimiter::rejection_response`]), so both adapters answer a request alike:
+//! ([`HttpLimiter::plan`](crate::HttpLimiter::plan), [`HttpLimiter::decide`](crate::HttpLimiter::decide), [`Admission`](crate::Admission),
+//! [`HttpLimiter::rejection_response`](crate::HttpLimiter::rejection_response)), so both adapters answer a request alike:
 //!
 //! - The route is actix's matched pattern (`ServiceRequest::match_pattern`, such as
 //!   `/users/{id}`, with scope prefixes); a request that matches no resource is
@@ -12,11 +12,11 @@
 //! - The peer is the connection's (`ServiceRequest::peer_addr`).
 //! - A rejected request never reaches the inner service: it is answered with `429`
 //!   (or `503` when the storage fails closed), as an `Ok` response.
-//! - An admitted request carries a [`RateLimitInfo`](crate::RateLimitInfo) in its
+//! - An admitted request carries a [`RateLimitInfo`] in its
 //!   extensions, which is also an extractor.
 //!
 //! actix-web 4 uses `http` 0.2 types, the engine `http` 1: the request's headers are
-//! copied into an `http` 1 [`HeaderMap`] once per request (key functions, dynamic
+//! copied into an `http` 1 [`HeaderMap`](http::HeaderMap) once per request (key functions, dynamic
 //! limits and filters may read any header through
 //! [`RequestInfo::headers`](crate::RequestInfo::headers)), and the response's only when
 //! a [`deduct_when`](crate::Limits::deduct_when) predicate or a `405` refund needs to
