@@ -32,6 +32,7 @@
 //! | `http` | no | [`http`]: Flask-Limiter's policies as a framework-neutral engine |
 //! | `tower` | no | `http`, plus the tower layer [`http::tower::LimiterLayer`] |
 //! | `axum` | no | `tower`, plus axum's `MatchedPath` and `ConnectInfo` |
+//! | `actix-web` | no | `http`, plus the actix-web 4 middleware `http::actix::Limiter` (needs Rust 1.89, actix-web's MSRV) |
 //! | `full` | no | everything above |
 //!
 //! # Choosing a strategy
@@ -74,7 +75,7 @@ pub use limiter_redis::{RedisError, RedisOptions, RedisStorage, Topology as Redi
 
 pub use uri::{storage_from_uri, UriError};
 
-/// HTTP rate limiting: the `limiter-http` crate (features `http`, `tower`, `axum`).
+/// HTTP rate limiting: the `limiter-http` crate (features `http`, `tower`, `axum`, `actix-web`).
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 #[doc(inline)]
