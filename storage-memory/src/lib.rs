@@ -561,18 +561,16 @@ impl MemoryStorage {
 
     /// Every native operation: one shard lock, the built-in applied in place.
     fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
-        let now = op.now.as_millis();
         let verdict = match self.place_plain(op.key) {
             Some((shard, hash)) => {
                 let key = op.key.as_str().as_bytes();
                 self.lock(shard)
-                    .apply(builtin, key, hash, op.limit, op.op, op.now, now)
+                    .apply(builtin, key, hash, op.limit, op.op, op.now)
             }
             None => {
                 let place = self.place(op.key);
-                self.lock(place.shard).apply(
-                    builtin, &place.key, place.hash, op.limit, op.op, op.now, now,
-                )
+                self.lock(place.shard)
+                    .apply(builtin, &place.key, place.hash, op.limit, op.op, op.now)
             }
         };
         verdict.map_err(|e| corrupt(builtin, op.key.as_str(), &e))
@@ -585,7 +583,6 @@ impl MemoryStorage {
         cost: u64,
         at: Timestamp,
     ) -> Result<Vec<Verdict>, StorageError> {
-        let now = at.as_millis();
         // The common case: a few limits of one client, in one shard, keys stored under
         // their own text (a key to digest takes the general path).
         if items.len() <= shard::BATCH_INLINE {
@@ -606,7 +603,7 @@ impl MemoryStorage {
                     *slot = (item.key.as_str().as_bytes(), place.1, Some(item.limit));
                 }
                 let batch = &batch[..items.len()];
-                if let Some(result) = guard.batch_inline(builtin, batch, cost, at, now) {
+                if let Some(result) = guard.batch_inline(builtin, batch, cost, at) {
                     return result.map_err(|(i, e)| {
                         let key = items.get(i).map_or("", |item| item.key.as_str());
                         corrupt(builtin, key, &e)
@@ -627,7 +624,7 @@ impl MemoryStorage {
             let slot = shard_ids.binary_search(&place.shard).unwrap_or_default();
             let (key, hash) = (&*place.key, place.hash);
             apply_holding(&mut guards, slot, |shard, evict_held| {
-                shard.apply_with(builtin, key, hash, item.limit, op, at, now, evict_held)
+                shard.apply_with(builtin, key, hash, item.limit, op, at, evict_held)
             })
             .map_err(|e| corrupt(builtin, item.key.as_str(), &e))
         };

@@ -486,7 +486,6 @@ impl Shard {
 
     /// Runs `builtin` on `key`'s state in place. Writes back (inserting the key if
     /// needed) only when the strategy asks for it.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         &mut self,
         builtin: BuiltIn,
@@ -495,9 +494,8 @@ impl Shard {
         limit: &RateLimit,
         op: Op,
         at: Timestamp,
-        now: u64,
     ) -> Result<Verdict, StateError> {
-        self.apply_with(builtin, key, hash, limit, op, at, now, &mut |_| false)
+        self.apply_with(builtin, key, hash, limit, op, at, &mut |_| false)
     }
 
     /// [`apply`](Self::apply) for a caller that also holds the locks of other shards
@@ -512,9 +510,9 @@ impl Shard {
         limit: &RateLimit,
         op: Op,
         at: Timestamp,
-        now: u64,
         evict_held: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Verdict, StateError> {
+        let now = at.as_millis();
         let tick = self.next_tick();
         if let Some(mut pos) = self.find(key, hash) {
             let heap = grows(builtin);
@@ -529,7 +527,7 @@ impl Shard {
                     // Room for the hit's record, unless the state has it or the hit is
                     // refused anyway (a refused hit records nothing).
                     if self.needs_room(builtin, pos)
-                        && self.passes(builtin, pos, limit, cost, at, now)?
+                        && self.passes(builtin, pos, limit, cost, at)?
                     {
                         match self.heap_room(builtin, key, hash, pos, now, evict_held) {
                             Some(moved) => pos = moved,
@@ -607,12 +605,11 @@ impl Shard {
         limit: &RateLimit,
         cost: u64,
         at: Timestamp,
-        now: u64,
     ) -> Result<bool, StateError> {
         let Some(entry) = self.entries.get_mut(pos) else {
             return Ok(false);
         };
-        if !entry.live(now) {
+        if !entry.live(at.as_millis()) {
             return Ok(cost <= limit.amount());
         }
         let outcome = run(builtin, &mut entry.value, limit, Op::Test { cost }, at)?;
@@ -657,8 +654,8 @@ impl Shard {
         items: &[(&[u8], u64, Option<&RateLimit>)],
         cost: u64,
         at: Timestamp,
-        now: u64,
     ) -> Option<Result<Vec<Verdict>, (usize, StateError)>> {
+        let now = at.as_millis();
         let n = items.len();
         if n > BATCH_INLINE {
             return None;
@@ -669,7 +666,7 @@ impl Shard {
             for &(key, hash, limit) in items {
                 let pos = self.find(key, hash)?;
                 if self.needs_room(builtin, pos)
-                    && self.passes(builtin, pos, limit?, cost, at, now).ok()?
+                    && self.passes(builtin, pos, limit?, cost, at).ok()?
                 {
                     self.heap_room(builtin, key, hash, pos, now, &mut |_| false)?;
                 }
@@ -690,7 +687,7 @@ impl Shard {
             }
         }
         if on_heap {
-            return Some(self.batch_in_place(builtin, &positions[..n], items, cost, at, now));
+            return Some(self.batch_in_place(builtin, &positions[..n], items, cost, at));
         }
         let mut writes = [None; BATCH_INLINE];
         let mut verdicts = Vec::with_capacity(n);
@@ -701,7 +698,7 @@ impl Shard {
                     Err(e) => return Some(Err((i, e))),
                 };
             if !outcome.verdict.allowed {
-                return Some(self.batch_tests(builtin, &positions[..n], items, cost, at, now));
+                return Some(self.batch_tests(builtin, &positions[..n], items, cost, at));
             }
             writes[i] = outcome.write;
             verdicts.push(outcome.verdict);
@@ -733,8 +730,8 @@ impl Shard {
         items: &[(&[u8], u64, Option<&RateLimit>)],
         cost: u64,
         at: Timestamp,
-        now: u64,
     ) -> Result<Vec<Verdict>, (usize, StateError)> {
+        let now = at.as_millis();
         let tick = self.next_tick();
         let mut verdicts = Vec::with_capacity(items.len());
         let missing = |i: usize| {
@@ -805,8 +802,8 @@ impl Shard {
         items: &[(&[u8], u64, Option<&RateLimit>)],
         cost: u64,
         at: Timestamp,
-        now: u64,
     ) -> Result<Vec<Verdict>, (usize, StateError)> {
+        let now = at.as_millis();
         let tick = self.next_tick();
         let mut verdicts = Vec::with_capacity(items.len());
         for (i, (&pos, &(_, _, limit))) in positions.iter().zip(items).enumerate() {
@@ -1435,7 +1432,6 @@ mod tests {
                     &limit,
                     Op::Hit { cost: 1 },
                     at,
-                    at.as_millis(),
                 )
                 .expect("a verdict");
             if verdict.allowed {
