@@ -202,6 +202,7 @@
 //! all pass, under the same locks.
 #![forbid(unsafe_code)]
 
+mod batch;
 mod shard;
 
 use std::borrow::Cow;
@@ -212,10 +213,10 @@ use std::time::Duration;
 
 use foldhash::quality::RandomState;
 use limiter_core::storage::{
-    async_trait, Abilities, Answer, Batch, BatchItem, ClearAll, Expiry, KeyOp, NativeStrategies,
-    Storage, StorageKey, Version, Versioned,
+    async_trait, Abilities, Answer, Batch, ClearAll, Expiry, KeyOp, NativeStrategies, Storage,
+    StorageKey, Version, Versioned,
 };
-use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
+use limiter_core::strategy::{BuiltIn, StateError, Verdict};
 use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 use parking_lot::{Mutex, MutexGuard};
 use sha2::{Digest, Sha256};
@@ -575,83 +576,6 @@ impl MemoryStorage {
         };
         verdict.map_err(|e| corrupt(builtin, op.key.as_str(), &e))
     }
-
-    fn batch_now(
-        &self,
-        builtin: BuiltIn,
-        items: &[BatchItem<'_>],
-        cost: u64,
-        at: Timestamp,
-    ) -> Result<Vec<Verdict>, StorageError> {
-        // The common case: a few limits of one client, in one shard, keys stored under
-        // their own text (a key to digest takes the general path).
-        if items.len() <= shard::BATCH_INLINE {
-            let mut places = [(0usize, 0u64); shard::BATCH_INLINE];
-            let mut plain = true;
-            for (place, item) in places.iter_mut().zip(items) {
-                match self.place_plain(item.key) {
-                    Some(found) => *place = found,
-                    None => plain = false,
-                }
-            }
-            let places = &places[..items.len()];
-            let shard = places.first().map_or(0, |p| p.0);
-            if plain && places.iter().all(|p| p.0 == shard) {
-                let mut guard = self.lock(shard);
-                let mut batch = [(&b""[..], 0u64, None); shard::BATCH_INLINE];
-                for ((slot, item), place) in batch.iter_mut().zip(items).zip(places) {
-                    *slot = (item.key.as_str().as_bytes(), place.1, Some(item.limit));
-                }
-                let batch = &batch[..items.len()];
-                if let Some(result) = guard.batch_inline(builtin, batch, cost, at) {
-                    return result.map_err(|(i, e)| {
-                        let key = items.get(i).map_or("", |item| item.key.as_str());
-                        corrupt(builtin, key, &e)
-                    });
-                }
-            }
-        }
-        let places: Vec<Place<'_>> = items.iter().map(|item| self.place(item.key)).collect();
-        let mut shard_ids: Vec<usize> = places.iter().map(|p| p.shard).collect();
-        shard_ids.sort_unstable();
-        shard_ids.dedup();
-        // Ascending shard order: two batches never wait for each other in a cycle.
-        let mut guards: Vec<MutexGuard<'_, Shard>> =
-            shard_ids.iter().map(|&s| self.lock(s)).collect();
-        let mut run = |i: usize, op: Op| -> Result<Verdict, StorageError> {
-            let item = &items[i];
-            let place = &places[i];
-            let slot = shard_ids.binary_search(&place.shard).unwrap_or_default();
-            let (key, hash) = (&*place.key, place.hash);
-            apply_holding(&mut guards, slot, |shard, evict_held| {
-                shard.apply_with(builtin, key, hash, item.limit, op, at, evict_held)
-            })
-            .map_err(|e| corrupt(builtin, item.key.as_str(), &e))
-        };
-
-        let mut verdicts = Vec::with_capacity(items.len());
-        for i in 0..items.len() {
-            verdicts.push(run(i, Op::Test { cost })?);
-        }
-        if verdicts.iter().any(|v| !v.allowed) {
-            return Ok(verdicts);
-        }
-        for i in 0..items.len() {
-            let verdict = run(i, Op::Hit { cost })?;
-            if !verdict.allowed {
-                // Only possible when a key is repeated in `items`, or when a state
-                // could not be stored for want of room: undo this batch's earlier hits
-                // so that nothing is consumed.
-                for j in 0..i {
-                    run(j, Op::Refund { cost, at })?;
-                }
-                verdicts[i] = verdict;
-                return Ok(verdicts);
-            }
-            verdicts[i] = verdict;
-        }
-        Ok(verdicts)
-    }
 }
 
 /// The most bytes a digested part takes: its first [`DIGEST_PREFIX`] bytes, the
@@ -704,31 +628,6 @@ fn mix(bytes: &[u8]) -> u64 {
         h = (h ^ word(len - 8)).wrapping_mul(K);
     }
     h ^ (h >> 29)
-}
-
-/// Runs `apply` on the shard of `guards[slot]`, with an eviction from the other
-/// locked shards (the one with the most entries) at hand for a new key in a full
-/// storage: those shards cannot be locked again to make room.
-fn apply_holding<T>(
-    guards: &mut [MutexGuard<'_, Shard>],
-    slot: usize,
-    apply: impl FnOnce(&mut Shard, &mut dyn FnMut(u64) -> bool) -> T,
-) -> T {
-    let (before, rest) = guards.split_at_mut(slot.min(guards.len()));
-    match rest.split_first_mut() {
-        Some((shard, after)) => {
-            let mut evict_held = |now: u64| {
-                before
-                    .iter_mut()
-                    .chain(after.iter_mut())
-                    .max_by_key(|other| other.len())
-                    .is_some_and(|other| other.evict_one(now))
-            };
-            apply(shard, &mut evict_held)
-        }
-        // Unreachable: `slot` is the position of a locked shard.
-        None => apply(&mut Shard::new(1, None, 0), &mut |_| false),
-    }
 }
 
 fn corrupt(builtin: BuiltIn, key: &str, error: &StateError) -> StorageError {

@@ -45,6 +45,8 @@ use limiter_core::strategy::state::InlineState;
 use limiter_core::strategy::{BuiltIn, Op, StateError, Transition, Verdict};
 use limiter_core::{RateLimit, Timestamp};
 
+use crate::batch::BATCH_INLINE;
+
 /// The most entries a shard holds, so that positions fit a `u32`.
 const MAX_ENTRIES: usize = u32::MAX as usize;
 
@@ -70,9 +72,6 @@ const EVICTION_SAMPLE: usize = 8;
 /// How many times an insertion into a full storage looks for an entry to evict before
 /// it gives up (see [`Shard::make_room`]).
 const ROOM_ATTEMPTS: usize = 1_000;
-
-/// The most items of a batch run by [`Shard::batch_inline`].
-pub(crate) const BATCH_INLINE: usize = 4;
 
 /// The key buffer is rebuilt once its garbage is over half of it and over this many
 /// bytes.
@@ -286,6 +285,18 @@ impl Entry {
     fn bytes(&self) -> usize {
         ENTRY_BYTES + self.value.heap_bytes()
     }
+}
+
+/// A copy of a stored inline state, for a batch to run on: the batch's operations
+/// change the copy, and the copy replaces the state only if the whole batch passes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct InlineCopy {
+    /// Where the entry is.
+    pos: usize,
+    /// The state as the batch leaves it.
+    pub(crate) state: InlineState,
+    /// The time-to-live of the batch's last write to the copy, if any.
+    pub(crate) write: Option<Duration>,
 }
 
 /// What an attempt to free room found.
@@ -640,187 +651,62 @@ impl Shard {
         Ok(refused(outcome.verdict, at))
     }
 
-    /// A multi-limit hit of `cost` on keys that all live in this shard with inline
-    /// states, all or nothing (see [`Storage::batch`](limiter_core::Storage::batch)):
-    /// every hit runs on a copy of its state, and the copies are written back only if
-    /// all of them pass; otherwise the verdicts are those of tests on the unchanged
-    /// states. Heap states (moving-window logs) are tested, then hit in place. `None`
-    /// when this does not apply (more than [`BATCH_INLINE`] items, a key absent or
-    /// repeated): the caller then takes the general path. A state that does not decode is reported with the
-    /// position of its item.
-    pub(crate) fn batch_inline(
-        &mut self,
+    /// Copies of the inline states of `keys` (all stored in this shard) as of `at`
+    /// (empty when expired), for a batch of `builtin` to run on (see
+    /// [`crate::batch`]). `None` when `builtin` keeps its state on the heap, or a key is
+    /// absent, repeated or holds a heap state: the batch then runs in place.
+    pub(crate) fn inline_copies(
+        &self,
         builtin: BuiltIn,
-        items: &[(&[u8], u64, Option<&RateLimit>)],
-        cost: u64,
+        keys: &[(&[u8], u64)],
         at: Timestamp,
-    ) -> Option<Result<Vec<Verdict>, (usize, StateError)>> {
-        let now = at.as_millis();
-        let n = items.len();
-        if n > BATCH_INLINE {
+    ) -> Option<[InlineCopy; BATCH_INLINE]> {
+        if grows(builtin) || keys.len() > BATCH_INLINE {
             return None;
         }
-        if grows(builtin) {
-            // Room for every log to take its hit first: making room may evict other
-            // entries, which moves positions. No room: the general path decides.
-            for &(key, hash, limit) in items {
-                let pos = self.find(key, hash)?;
-                if self.needs_room(builtin, pos)
-                    && self.passes(builtin, pos, limit?, cost, at).ok()?
-                {
-                    self.heap_room(builtin, key, hash, pos, now, &mut |_| false)?;
-                }
-            }
-        }
-        let mut positions = [0usize; BATCH_INLINE];
-        let mut states = [InlineState::default(); BATCH_INLINE];
-        let mut on_heap = false;
-        for (i, &(key, hash, _)) in items.iter().enumerate() {
+        let now = at.as_millis();
+        let mut copies = [InlineCopy::default(); BATCH_INLINE];
+        for (i, &(key, hash)) in keys.iter().enumerate() {
             let pos = self.find(key, hash)?;
-            if positions[..i].contains(&pos) {
+            if copies[..i].iter().any(|copy| copy.pos == pos) {
                 return None;
             }
-            positions[i] = pos;
-            match self.inline_state(pos, now) {
-                Some(state) => states[i] = state,
-                None => on_heap = true,
-            }
+            let entry = self.entries.get(pos)?;
+            let state = match &entry.value {
+                Value::Inline(state) if entry.live(now) => *state,
+                Value::Inline(_) => InlineState::default(),
+                Value::Heap(_) => return None,
+            };
+            copies[i] = InlineCopy {
+                pos,
+                state,
+                write: None,
+            };
         }
-        if on_heap {
-            return Some(self.batch_in_place(builtin, &positions[..n], items, cost, at));
-        }
-        let mut writes = [None; BATCH_INLINE];
-        let mut verdicts = Vec::with_capacity(n);
-        for (i, &(_, _, limit)) in items.iter().enumerate() {
-            let outcome =
-                match builtin.apply_inline(limit?, &mut states[i], Op::Hit { cost }, at)? {
-                    Ok(outcome) => outcome,
-                    Err(e) => return Some(Err((i, e))),
-                };
-            if !outcome.verdict.allowed {
-                return Some(self.batch_tests(builtin, &positions[..n], items, cost, at));
-            }
-            writes[i] = outcome.write;
-            verdicts.push(outcome.verdict);
-        }
+        Some(copies)
+    }
+
+    /// Ends a batch run on `copies` (from [`inline_copies`](Self::inline_copies)):
+    /// marks their entries used and, if `commit`, stores every copy the batch wrote,
+    /// with its new expiry and version.
+    pub(crate) fn write_back(&mut self, copies: &[InlineCopy], commit: bool, at: Timestamp) {
+        let now = at.as_millis();
         let tick = self.next_tick();
-        for i in 0..n {
-            let Some(entry) = self.entries.get_mut(positions[i]) else {
+        for copy in copies {
+            let Some(entry) = self.entries.get_mut(copy.pos) else {
                 continue;
             };
             entry.used = tick;
-            if let Some(ttl) = writes[i] {
-                entry.value = Value::Inline(states[i]);
+            if let (true, Some(ttl)) = (commit, copy.write) {
+                entry.value = Value::Inline(copy.state);
                 entry.expires = deadline(now, ttl);
                 self.version = self.version.wrapping_add(1);
                 entry.version = self.version;
             }
         }
-        self.after_update(now);
-        Some(Ok(verdicts))
-    }
-
-    /// [`batch_inline`](Self::batch_inline) for states that cannot be copied cheaply
-    /// (moving-window logs): tests of every item first, then, if all pass, the hits in
-    /// place.
-    fn batch_in_place(
-        &mut self,
-        builtin: BuiltIn,
-        positions: &[usize],
-        items: &[(&[u8], u64, Option<&RateLimit>)],
-        cost: u64,
-        at: Timestamp,
-    ) -> Result<Vec<Verdict>, (usize, StateError)> {
-        let now = at.as_millis();
-        let tick = self.next_tick();
-        let mut verdicts = Vec::with_capacity(items.len());
-        let missing = |i: usize| {
-            (
-                i,
-                StateError {
-                    strategy: builtin.name(),
-                    reason: "no limit",
-                },
-            )
-        };
-        for (i, (&pos, &(_, _, limit))) in positions.iter().zip(items).enumerate() {
-            let (Some(entry), Some(limit)) = (self.entries.get_mut(pos), limit) else {
-                return Err(missing(i));
-            };
-            if !entry.live(now) {
-                // Expired counts as empty; a heap buffer is kept for reuse.
-                entry.value.clear();
-            }
-            entry.used = tick;
-            let outcome = run(builtin, &mut entry.value, limit, Op::Test { cost }, at);
-            verdicts.push(outcome.map_err(|e| (i, e))?.verdict);
+        if commit {
+            self.after_update(now);
         }
-        if verdicts.iter().any(|v| !v.allowed) {
-            return Ok(verdicts);
-        }
-        verdicts.clear();
-        for (i, (&pos, &(_, _, limit))) in positions.iter().zip(items).enumerate() {
-            let (Some(entry), Some(limit)) = (self.entries.get_mut(pos), limit) else {
-                return Err(missing(i));
-            };
-            let before = entry.value.heap_bytes();
-            let outcome = run(builtin, &mut entry.value, limit, Op::Hit { cost }, at);
-            let after = entry.value.heap_bytes();
-            self.account(before, after, before);
-            let outcome = outcome.map_err(|e| (i, e))?;
-            let Some(entry) = self.entries.get_mut(pos) else {
-                return Err(missing(i));
-            };
-            if let Some(ttl) = outcome.write {
-                entry.expires = deadline(now, ttl);
-                self.version = self.version.wrapping_add(1);
-                entry.version = self.version;
-            }
-            verdicts.push(outcome.verdict);
-        }
-        self.after_update(now);
-        Ok(verdicts)
-    }
-
-    /// The inline state at `pos` as of `now` (empty when expired); `None` for a heap
-    /// state.
-    fn inline_state(&self, pos: usize, now: u64) -> Option<InlineState> {
-        let entry = self.entries.get(pos)?;
-        match &entry.value {
-            Value::Inline(state) if entry.live(now) => Some(*state),
-            Value::Inline(_) => Some(InlineState::default()),
-            Value::Heap(_) => None,
-        }
-    }
-
-    /// The verdicts of tests of `cost` on the unchanged states at `positions`, for
-    /// `items`.
-    fn batch_tests(
-        &mut self,
-        builtin: BuiltIn,
-        positions: &[usize],
-        items: &[(&[u8], u64, Option<&RateLimit>)],
-        cost: u64,
-        at: Timestamp,
-    ) -> Result<Vec<Verdict>, (usize, StateError)> {
-        let now = at.as_millis();
-        let tick = self.next_tick();
-        let mut verdicts = Vec::with_capacity(items.len());
-        for (i, (&pos, &(_, _, limit))) in positions.iter().zip(items).enumerate() {
-            let mut state = self.inline_state(pos, now).unwrap_or_default();
-            let outcome = limit
-                .and_then(|limit| builtin.apply_inline(limit, &mut state, Op::Test { cost }, at))
-                .unwrap_or(Err(StateError {
-                    strategy: builtin.name(),
-                    reason: "not an inline state",
-                }))
-                .map_err(|e| (i, e))?;
-            if let Some(entry) = self.entries.get_mut(pos) {
-                entry.used = tick;
-            }
-            verdicts.push(outcome.verdict);
-        }
-        Ok(verdicts)
     }
 
     /// The occasional sweep of an update.
