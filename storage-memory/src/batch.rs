@@ -1,21 +1,25 @@
 //! Multi-limit hits ([`Storage::batch`](limiter_core::Storage::batch)), all or nothing,
 //! under the locks of the shards that hold their keys.
 //!
-//! Every batch runs through one routine, [`all_or_nothing`]: test every item, stop if
-//! one is refused, else hit every item, and give back what was taken if a hit is
-//! refused after all (a key repeated in the batch, or a state with no room to grow).
-//! What differs between batches is only how an item's state is reached:
+//! Every batch runs through one routine, [`all_or_nothing`]: test every item, hit
+//! every item, and give back what was taken if a hit is refused after all (a state
+//! with no room to grow), answering then with tests of the unchanged states. What
+//! differs between batches is only how an item's state is reached:
 //!
 //! - **On copies** (the common case: up to [`BATCH_INLINE`] stored keys of one group,
 //!   under their own text, with inline states): one shard lock, every operation on a
-//!   copy of the state, the copies written back only if every hit passed. Nothing to
-//!   give back, and no lookup after the first.
+//!   copy of the state, the copies written back only if every hit passed. A hit on a
+//!   copy is undone by restoring the copy, so the hits run first and the tests only
+//!   when one is refused; and no key is looked up twice.
 //! - **In place, under one lock**: the same keys when a state is on the heap
-//!   (moving-window logs), or a key is absent or repeated.
+//!   (moving-window logs), or a key is absent.
 //! - **In place, under several locks**: keys of several shards, or a key stored
 //!   digested. The shards are locked in ascending order, so that concurrent batches
 //!   cannot deadlock, and a new key in a full storage may evict from any of them
 //!   ([`apply_holding`]), since no other shard lock may be waited for.
+//!
+//! In place, the tests run first, so that the common refusal writes nothing (and
+//! creates no entry for a new key).
 
 use limiter_core::storage::BatchItem;
 use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
@@ -29,36 +33,56 @@ use crate::{corrupt, MemoryStorage};
 /// The most items of a batch run on copies.
 pub(crate) const BATCH_INLINE: usize = 4;
 
-/// Tests every item (`run(i, Op::Test)`), then, if all pass, hits every item; a hit
-/// refused after all gives back the hits before it (`Op::Refund`). The verdicts are the
-/// tests' when one is refused, else the hits', with the refused hit's in its place.
-/// The caller holds every lock that `run` needs, so nothing changes in between.
+/// How a batch reaches its items' states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// On the stored states: a hit writes, and is given back with a refund.
+    InPlace,
+    /// On copies, written back by the caller only if every hit passed: a hit is given
+    /// back by restoring the copy, so a refused batch costs no more than its tests.
+    Copies,
+}
+
+/// A multi-limit hit of `cost` at `at`, all or nothing: tests every item
+/// (`run(i, Op::Test)`; in place only, see [`Reach`]) and stops if one is refused;
+/// else hits every item, and if a hit is refused after all, gives back the hits before
+/// it (`run(j, Op::Refund)`) and answers with the refused hit's verdict and tests of
+/// the other items. The caller holds every lock that `run` needs, so nothing else
+/// changes the states in between.
 pub(crate) fn all_or_nothing<E>(
     len: usize,
     cost: u64,
     at: Timestamp,
+    reach: Reach,
     mut run: impl FnMut(usize, Op) -> Result<Verdict, E>,
 ) -> Result<Vec<Verdict>, E> {
     let mut verdicts = Vec::with_capacity(len);
-    for i in 0..len {
-        verdicts.push(run(i, Op::Test { cost })?);
-    }
-    if verdicts.iter().any(|v| !v.allowed) {
-        return Ok(verdicts);
+    if reach == Reach::InPlace {
+        for i in 0..len {
+            verdicts.push(run(i, Op::Test { cost })?);
+        }
+        if verdicts.iter().any(|v| !v.allowed) {
+            return Ok(verdicts);
+        }
+        verdicts.clear();
     }
     for i in 0..len {
         let verdict = run(i, Op::Hit { cost })?;
-        let allowed = verdict.allowed;
-        verdicts[i] = verdict;
-        if !allowed {
-            // Only possible when a key is repeated in the batch, or when a state could
-            // not be stored for want of room: undo the earlier hits, so that nothing
-            // is consumed.
+        if !verdict.allowed {
             for j in 0..i {
                 run(j, Op::Refund { cost, at })?;
             }
+            verdicts.clear();
+            for j in 0..len {
+                verdicts.push(if j == i {
+                    verdict
+                } else {
+                    run(j, Op::Test { cost })?
+                });
+            }
             return Ok(verdicts);
         }
+        verdicts.push(verdict);
     }
     Ok(verdicts)
 }
@@ -105,16 +129,24 @@ impl MemoryStorage {
         let mut guard = self.lock(shard.unwrap_or(0));
         let key_of = |i: usize| items.get(i).map_or("", |item| item.key.as_str());
         let Some(mut copies) = guard.inline_copies(builtin, keys, at) else {
-            return Some(all_or_nothing(n, cost, at, |i, op| {
+            return Some(all_or_nothing(n, cost, at, Reach::InPlace, |i, op| {
                 let (key, hash) = keys[i];
                 guard
                     .apply(builtin, key, hash, items[i].limit, op, at)
                     .map_err(|e| corrupt(builtin, key_of(i), &e))
             }));
         };
+        let originals = copies;
         let copies = &mut copies[..n];
-        let verdicts = all_or_nothing(n, cost, at, |i, op| {
+        let verdicts = all_or_nothing(n, cost, at, Reach::Copies, |i, op| {
             let copy = &mut copies[i];
+            let op = match op {
+                Op::Refund { .. } => {
+                    *copy = originals[i];
+                    Op::Test { cost }
+                }
+                op => op,
+            };
             let outcome = builtin
                 .apply_inline(items[i].limit, &mut copy.state, op, at)
                 .unwrap_or(Err(StateError {
@@ -150,7 +182,7 @@ impl MemoryStorage {
         // Ascending shard order: two batches never wait for each other in a cycle.
         let mut guards: Vec<MutexGuard<'_, Shard>> =
             shard_ids.iter().map(|&s| self.lock(s)).collect();
-        all_or_nothing(items.len(), cost, at, |i, op| {
+        all_or_nothing(items.len(), cost, at, Reach::InPlace, |i, op| {
             let (item, place) = (&items[i], &places[i]);
             let slot = shard_ids.binary_search(&place.shard).unwrap_or_default();
             let (key, hash) = (&*place.key, place.hash);
