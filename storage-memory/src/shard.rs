@@ -337,8 +337,8 @@ pub(crate) struct Shard {
     version: u64,
     /// Where the incremental expiry sweep resumes in `entries`.
     cursor: usize,
-    /// xorshift state for eviction sampling (never zero).
-    rng: u64,
+    /// Picks the entries an eviction samples, and the shard it tries first elsewhere.
+    rng: fastrand::Rng,
 }
 
 /// The expiry for a write at `now` (ms since the epoch) kept at least `ttl`.
@@ -368,7 +368,7 @@ impl Shard {
             tick: 0,
             version: 0,
             cursor: 0,
-            rng: seed | 1,
+            rng: fastrand::Rng::with_seed(seed),
         }
     }
 
@@ -948,7 +948,7 @@ impl Shard {
         if count < 2 {
             return Freed::Nothing;
         }
-        let start = usize::try_from(self.random() % count as u64).unwrap_or(0);
+        let start = self.rng.usize(..count);
         let mut busy = 0;
         for i in 0..count {
             let Some(other) = shards.get((start + i) % count) else {
@@ -1090,16 +1090,6 @@ impl Shard {
         removed
     }
 
-    fn random(&mut self) -> u64 {
-        // xorshift64*
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
     /// Evicts one entry other than the one at `keep`: an expired one if a short sweep
     /// finds one, else the least recently used of [`EVICTION_SAMPLE`] random entries
     /// (of all entries when there are no more). Whether it removed anything.
@@ -1132,9 +1122,8 @@ impl Shard {
                 consider(self, at);
             }
         } else {
-            let len64 = len as u64;
             for _ in 0..EVICTION_SAMPLE {
-                let at = usize::try_from(self.random() % len64).unwrap_or(0);
+                let at = self.rng.usize(..len);
                 consider(self, at);
             }
         }
