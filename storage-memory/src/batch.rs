@@ -26,7 +26,7 @@ use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
 use limiter_core::{StorageError, Timestamp};
 use parking_lot::MutexGuard;
 
-use crate::shard::Shard;
+use crate::shard::{InlineCopy, Shard};
 use crate::Place;
 use crate::{corrupt, MemoryStorage};
 
@@ -49,6 +49,7 @@ pub(crate) enum Reach {
 /// it (`run(j, Op::Refund)`) and answers with the refused hit's verdict and tests of
 /// the other items. The caller holds every lock that `run` needs, so nothing else
 /// changes the states in between.
+#[inline]
 pub(crate) fn all_or_nothing<E>(
     len: usize,
     cost: u64,
@@ -128,21 +129,22 @@ impl MemoryStorage {
         let keys = &keys[..n];
         let mut guard = self.lock(shard.unwrap_or(0));
         let key_of = |i: usize| items.get(i).map_or("", |item| item.key.as_str());
-        let Some(mut copies) = guard.inline_copies(builtin, keys, at) else {
+        let mut copies = [InlineCopy::default(); BATCH_INLINE];
+        if !guard.inline_copies(builtin, keys, at, &mut copies) {
             return Some(all_or_nothing(n, cost, at, Reach::InPlace, |i, op| {
                 let (key, hash) = keys[i];
                 guard
                     .apply(builtin, key, hash, items[i].limit, op, at)
                     .map_err(|e| corrupt(builtin, key_of(i), &e))
             }));
-        };
-        let originals = copies;
+        }
         let copies = &mut copies[..n];
+        let shard = &*guard;
         let verdicts = all_or_nothing(n, cost, at, Reach::Copies, |i, op| {
             let copy = &mut copies[i];
             let op = match op {
                 Op::Refund { .. } => {
-                    *copy = originals[i];
+                    shard.restore(copy, at);
                     Op::Test { cost }
                 }
                 op => op,

@@ -203,6 +203,7 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+mod bound;
 mod shard;
 
 use std::borrow::Cow;
@@ -221,7 +222,8 @@ use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 use parking_lot::{Mutex, MutexGuard};
 use sha2::{Digest, Sha256};
 
-use shard::{deadline, Bound, Shard};
+use bound::Bound;
+use shard::{deadline, Shard};
 
 /// The most shards a storage has (see [`MemoryStorageBuilder::shards`]).
 pub const MAX_SHARDS: usize = 1 << 16;
