@@ -26,9 +26,10 @@ use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
 use limiter_core::{StorageError, Timestamp};
 use parking_lot::MutexGuard;
 
+use crate::place::Place;
 use crate::shard::{InlineCopy, Shard};
-use crate::Place;
-use crate::{corrupt, MemoryStorage};
+use crate::storage::corrupt;
+use crate::MemoryStorage;
 
 /// The most items of a batch run on copies.
 pub(crate) const BATCH_INLINE: usize = 4;

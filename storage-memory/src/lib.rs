@@ -204,26 +204,20 @@
 
 mod batch;
 mod bound;
+mod place;
 mod shard;
+mod storage;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
 use foldhash::quality::RandomState;
-use limiter_core::storage::{
-    async_trait, Abilities, Answer, Batch, ClearAll, Expiry, KeyOp, NativeStrategies, Storage,
-    StorageKey, Version, Versioned,
-};
-use limiter_core::strategy::{BuiltIn, StateError, Verdict};
-use limiter_core::{StorageError, StorageErrorKind, Timestamp};
-use parking_lot::{Mutex, MutexGuard};
-use sha2::{Digest, Sha256};
+use limiter_core::Timestamp;
+use parking_lot::Mutex;
 
 use bound::Bound;
-use shard::{deadline, Shard};
+use shard::Shard;
 
 /// The most shards a storage has (see [`MemoryStorageBuilder::shards`]).
 pub const MAX_SHARDS: usize = 1 << 16;
@@ -236,15 +230,10 @@ pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 /// and a moving-window log (see [`MemoryStorageBuilder::max_bytes`]).
 pub const MIN_MAX_BYTES: usize = 4 << 10;
 
-/// The longest part of a key (its group or its limit part, see [`StorageKey`]) stored
-/// as it is: a longer part is digested (see the crate docs, **Memory**).
+/// The longest part of a key (its group or its limit part, see
+/// [`StorageKey`](limiter_core::storage::StorageKey)) stored as it is: a longer part is
+/// digested (see the crate docs, **Memory**).
 pub const DIGEST_ABOVE: usize = 256;
-
-/// How many bytes of a digested part are kept as they are, before its digest.
-const DIGEST_PREFIX: usize = 64;
-
-/// Marks a digested part: never in a key's text, which is UTF-8.
-const DIGEST_MARK: u8 = 0xFF;
 
 /// The fewest shards the default configuration has.
 const MIN_DEFAULT_SHARDS: usize = 64;
@@ -253,9 +242,9 @@ const MIN_DEFAULT_SHARDS: usize = 64;
 #[repr(align(128))]
 struct Padded(Mutex<Shard>);
 
-/// An in-memory [`Storage`]: sharded, bounded in bytes (by default) and optionally in
-/// keys, with every built-in strategy and atomic multi-limit batches run natively. See
-/// the [crate docs](crate) for the design.
+/// An in-memory [`Storage`](limiter_core::Storage): sharded, bounded in bytes (by
+/// default) and optionally in keys, with every built-in strategy and atomic
+/// multi-limit batches run natively. See the [crate docs](crate).
 ///
 /// Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct MemoryStorage {
@@ -268,14 +257,6 @@ pub struct MemoryStorage {
     /// The key and byte counts shared by the shards, when `max_keys` or `max_bytes`
     /// bounds them.
     bound: Option<Arc<Bound>>,
-}
-
-/// Where a key lives: its shard, its full hash, and the bytes it is stored under (its
-/// text, or its digested form when a part is longer than [`DIGEST_ABOVE`]).
-struct Place<'k> {
-    shard: usize,
-    hash: u64,
-    key: Cow<'k, [u8]>,
 }
 
 impl fmt::Debug for MemoryStorage {
@@ -486,280 +467,5 @@ impl MemoryStorage {
     /// The number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
-    }
-
-    fn hash(&self, part: &str) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, part)
-    }
-
-    fn hash_bytes(&self, part: &[u8]) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, part)
-    }
-
-    /// Where `key` lives: its shard, from the hash of its group alone, so that all of
-    /// one client's limits under one strategy share a shard (a multi-limit hit then
-    /// locks one shard); and its full hash in the shard's table, the group's hash
-    /// mixed with the limit part. Only the group holds what clients choose, so only
-    /// the group goes through the seeded hash; the limit part (the application's
-    /// limits) is mixed in cheaply. A key whose parts are at most [`DIGEST_ABOVE`]
-    /// bytes is stored under its own text, borrowed.
-    #[inline]
-    fn place<'k>(&self, key: &'k StorageKey) -> Place<'k> {
-        match self.place_plain(key) {
-            Some((shard, hash)) => Place {
-                shard,
-                hash,
-                key: Cow::Borrowed(key.as_str().as_bytes()),
-            },
-            None => self.place_digested(key.group(), key.limit_part()),
-        }
-    }
-
-    /// The shard and full hash of a key stored under its own text (both parts at most
-    /// [`DIGEST_ABOVE`] bytes), as [`place`](Self::place) gives them; `None` for a key
-    /// to digest. The hot path: no allocation, no copy.
-    #[inline]
-    fn place_plain(&self, key: &StorageKey) -> Option<(usize, u64)> {
-        let (group, limit) = (key.group(), key.limit_part());
-        if group.len() > DIGEST_ABOVE || limit.len() > DIGEST_ABOVE {
-            return None;
-        }
-        let hash = self.hash(group);
-        Some((self.shard_of(hash), hash ^ mix(limit.as_bytes())))
-    }
-
-    /// [`place`](Self::place) for a key with a part longer than [`DIGEST_ABOVE`]:
-    /// stored as `group/limit` with each long part digested (see [`push_part`]). The
-    /// shard depends on the group alone, as for other keys: a group is always stored
-    /// the same way, whatever the limit.
-    #[cold]
-    #[inline(never)]
-    fn place_digested(&self, group: &str, limit: &str) -> Place<'static> {
-        let mut stored = Vec::with_capacity(2 * DIGESTED_LEN + 1);
-        push_part(&mut stored, group);
-        let group_len = stored.len();
-        stored.push(b'/');
-        push_part(&mut stored, limit);
-        let hash = match stored.get(..group_len) {
-            Some(digested) if group.len() > DIGEST_ABOVE => self.hash_bytes(digested),
-            _ => self.hash(group),
-        };
-        let limit_part = stored.get(group_len + 1..).unwrap_or_default();
-        Place {
-            shard: self.shard_of(hash),
-            hash: hash ^ mix(limit_part),
-            key: Cow::Owned(stored),
-        }
-    }
-
-    /// The shard of a group's hash: its middle 32 bits scaled to the shard count.
-    fn shard_of(&self, hash: u64) -> usize {
-        let middle = (hash >> 24) & 0xFFFF_FFFF;
-        usize::try_from((middle * self.shard_count) >> 32).unwrap_or(0)
-    }
-
-    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        self.shards[shard.min(self.shards.len() - 1)].0.lock()
-    }
-
-    /// Every native operation: one shard lock, the built-in applied in place.
-    fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
-        let verdict = match self.place_plain(op.key) {
-            Some((shard, hash)) => {
-                let key = op.key.as_str().as_bytes();
-                self.lock(shard)
-                    .apply(builtin, key, hash, op.limit, op.op, op.now)
-            }
-            None => {
-                let place = self.place(op.key);
-                self.lock(place.shard)
-                    .apply(builtin, &place.key, place.hash, op.limit, op.op, op.now)
-            }
-        };
-        verdict.map_err(|e| corrupt(builtin, op.key.as_str(), &e))
-    }
-}
-
-/// The most bytes a digested part takes: its first [`DIGEST_PREFIX`] bytes, the
-/// mark and a SHA-256.
-const DIGESTED_LEN: usize = DIGEST_PREFIX + 1 + 32;
-
-/// Appends `part` as it is stored: as it is when at most [`DIGEST_ABOVE`] bytes, else
-/// its first [`DIGEST_PREFIX`] bytes, [`DIGEST_MARK`] and the SHA-256 of the whole
-/// part.
-///
-/// No two keys share a stored form (barring a SHA-256 collision): a key's text is
-/// UTF-8, so the mark appears only in digested parts; a digested group puts it at byte
-/// 64, a plain group followed by a digested limit part at byte 65 or later, and a
-/// digested limit part after a digested group puts a second one at byte 162, where a
-/// plain limit part has none; within each of these shapes the lengths are fixed or
-/// told by the mark's position, and the digests tell the parts apart.
-fn push_part(out: &mut Vec<u8>, part: &str) {
-    let bytes = part.as_bytes();
-    if bytes.len() <= DIGEST_ABOVE {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    out.extend_from_slice(bytes.get(..DIGEST_PREFIX).unwrap_or(bytes));
-    out.push(DIGEST_MARK);
-    out.extend_from_slice(&Sha256::digest(bytes));
-}
-
-/// A quick unseeded hash of a limit part (`amount/multiples/unit`, a few dozen bytes),
-/// eight bytes at a time; the last word overlaps the one before.
-fn mix(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let word = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .and_then(|w| w.try_into().ok())
-            .map_or(0, u64::from_le_bytes)
-    };
-    let len = bytes.len();
-    let mut h = (len as u64).wrapping_mul(K);
-    if len < 8 {
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(K);
-        }
-    } else {
-        let mut at = 0;
-        while at + 8 < len {
-            h = (h ^ word(at)).wrapping_mul(K).rotate_left(23);
-            at += 8;
-        }
-        h = (h ^ word(len - 8)).wrapping_mul(K);
-    }
-    h ^ (h >> 29)
-}
-
-fn corrupt(builtin: BuiltIn, key: &str, error: &StateError) -> StorageError {
-    StorageError::new(StorageErrorKind::Corrupt, builtin.name(), error.to_string()).with_key(key)
-}
-
-#[async_trait]
-impl Storage for MemoryStorage {
-    async fn get(
-        &self,
-        key: &StorageKey,
-        now: Timestamp,
-    ) -> Result<Option<Versioned>, StorageError> {
-        let place = self.place(key);
-        let found = self
-            .lock(place.shard)
-            .get(&place.key, place.hash, now.as_millis());
-        Ok(found.map(|(value, version)| Versioned {
-            value,
-            version: Version(version),
-        }))
-    }
-
-    async fn compare_and_set(
-        &self,
-        key: &StorageKey,
-        expected: Option<Version>,
-        value: &[u8],
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<bool, StorageError> {
-        let place = self.place(key);
-        let now = now.as_millis();
-        let expected = expected.map(|v| v.0);
-        let expires = deadline(now, ttl);
-        Ok(self
-            .lock(place.shard)
-            .compare_and_set(&place.key, place.hash, expected, value, expires, now))
-    }
-
-    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
-        let place = self.place(key);
-        self.lock(place.shard).delete(&place.key, place.hash);
-        Ok(())
-    }
-
-    async fn check(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
-
-    /// Every built-in strategy and batch, decided at once; [`ClearAll`]; and keys
-    /// that expire on the limiter's time.
-    fn abilities(&self) -> Abilities<'_> {
-        Abilities::new()
-            .native(self)
-            .clear_all(self)
-            .expiry(Expiry::LimiterTime)
-    }
-}
-
-#[async_trait]
-impl ClearAll for MemoryStorage {
-    async fn clear_all(&self) -> Result<(), StorageError> {
-        for shard in &*self.shards {
-            shard.0.lock().clear();
-        }
-        Ok(())
-    }
-}
-
-impl NativeStrategies for MemoryStorage {
-    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Answer<'a, Verdict> {
-        Answer::Ready(self.native(strategy, &op))
-    }
-
-    fn batch<'a>(&'a self, strategy: BuiltIn, batch: Batch<'a>) -> Answer<'a, Vec<Verdict>> {
-        Answer::Ready(self.batch_now(strategy, batch.items(), batch.cost(), batch.now()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stored(group: &str, limit: &str) -> Vec<u8> {
-        let storage = MemoryStorage::builder().shards(4).build();
-        let key = StorageKey::new(group, limit);
-        storage.place(&key).key.into_owned()
-    }
-
-    #[test]
-    fn parts_over_the_threshold_are_digested_and_no_two_keys_meet() {
-        let plain = "p".repeat(DIGEST_ABOVE);
-        let long = "p".repeat(DIGEST_ABOVE + 1);
-        // At the threshold a part is kept as it is.
-        assert_eq!(
-            stored(&plain, &plain),
-            format!("{plain}/{plain}").into_bytes()
-        );
-        let shapes = [
-            stored(&long, "1/1/minute"),
-            stored("g", &long),
-            stored(&long, &long),
-            stored(&"q".repeat(64 * 1024), &long),
-            stored("", &long),
-        ];
-        for (i, a) in shapes.iter().enumerate() {
-            assert!(a.len() <= 2 * DIGEST_ABOVE + 1, "{}", a.len());
-            assert!(a.contains(&DIGEST_MARK));
-            for b in &shapes[i + 1..] {
-                assert_ne!(a, b);
-            }
-        }
-        // The same part is digested the same way, and a change past the kept prefix
-        // still changes the digest.
-        assert_eq!(stored(&long, "x"), stored(&long, "x"));
-        let mut other = long.clone();
-        other.push('!');
-        assert_ne!(stored(&long, "x"), stored(&other, "x"));
-    }
-
-    #[test]
-    fn a_group_maps_to_one_shard_whatever_its_limit_part() {
-        let storage = MemoryStorage::builder().shards(64).build();
-        for group in ["g".repeat(10), "g".repeat(DIGEST_ABOVE + 1)] {
-            let short = storage.place(&StorageKey::new(&group, "1/1/minute")).shard;
-            let long = storage
-                .place(&StorageKey::new(&group, &"l".repeat(1_000)))
-                .shard;
-            assert_eq!(short, long);
-        }
     }
 }
