@@ -150,13 +150,17 @@ impl MemoryStorage {
                 }
                 op => op,
             };
-            let outcome = builtin
-                .apply_inline(items[i].limit, &mut copy.state, op, at)
-                .unwrap_or(Err(StateError {
-                    strategy: builtin.name(),
-                    reason: "not an inline state",
-                }))
-                .map_err(|e| corrupt(builtin, key_of(i), &e))?;
+            let outcome = match builtin.apply_inline(items[i].limit, &mut copy.state, op, at) {
+                Some(Ok(outcome)) => outcome,
+                Some(Err(e)) => return Err(corrupt(builtin, key_of(i), &e)),
+                None => {
+                    let e = StateError {
+                        strategy: builtin.name(),
+                        reason: "not an inline state",
+                    };
+                    return Err(corrupt(builtin, key_of(i), &e));
+                }
+            };
             if outcome.write.is_some() {
                 copy.write = outcome.write;
             }

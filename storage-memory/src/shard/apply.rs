@@ -207,6 +207,7 @@ impl Shard {
     /// [`crate::batch`]); whether it could. It cannot when `builtin` keeps its state
     /// on the heap, or a key is absent, repeated or holds a heap state: the batch then
     /// runs in place.
+    #[inline]
     pub(crate) fn inline_copies(
         &self,
         builtin: BuiltIn,
@@ -258,6 +259,7 @@ impl Shard {
     /// Ends a batch run on `copies` (from [`inline_copies`](Self::inline_copies)):
     /// marks their entries used and, if `commit`, stores every copy the batch wrote,
     /// with its new expiry and version.
+    #[inline]
     pub(crate) fn write_back(&mut self, copies: &[InlineCopy], commit: bool, at: Timestamp) {
         let now = at.as_millis();
         let tick = self.next_tick();
