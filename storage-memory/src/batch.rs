@@ -1,5 +1,6 @@
-//! Multi-limit hits ([`Storage::batch`](limiter_core::Storage::batch)), all or nothing,
-//! under the locks of the shards that hold their keys.
+//! Multi-limit hits
+//! ([`NativeStrategies::batch`](limiter_core::storage::NativeStrategies::batch)), all
+//! or nothing, under the locks of the shards that hold their keys.
 //!
 //! Every batch runs through one routine, [`all_or_nothing`]: test every item, hit
 //! every item, and give back what was taken if a hit is refused after all (a state

@@ -19,7 +19,7 @@ pub(crate) struct Bound {
     /// The keys stored in all shards, plus places reserved by insertions under way
     /// (each reservation is used or given back before its shard lock is released).
     keys: AtomicUsize,
-    /// The bytes held by all shards (see [`Shard::bytes`]), plus bytes reserved by
+    /// The bytes held by all shards (see [`Shard::bytes`](crate::shard::Shard::bytes)), plus bytes reserved by
     /// insertions and growths under way.
     bytes: AtomicUsize,
     /// The storage's shards, to evict from another shard than the inserting one. Weak,
@@ -89,7 +89,8 @@ impl Bound {
     }
 
     /// Counts `n` bytes that are already held, whether or not they fit (only for a
-    /// state that grew by more than [`HEAP_GROWTH`], which no built-in does).
+    /// state that grew by more than the growth reserved before a hit, which no
+    /// built-in does).
     pub(crate) fn force_bytes(&self, n: usize) {
         let _ = self
             .bytes

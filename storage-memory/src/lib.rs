@@ -45,161 +45,38 @@
 //! assert_eq!(storage.bytes(), 0);
 //! ```
 //!
-//! # Design
+//! # Bound
 //!
-//! **Sharding.** Keys are spread over N shards (default: the next power of two at or
-//! above 4 × [`available_parallelism`](std::thread::available_parallelism), at least
-//! 64), each a [`parking_lot::Mutex`] over a table, padded to its own cache lines.
-//! Keys come from clients, so their group ([`StorageKey::group`]: namespace, strategy
-//! and identifiers) is hashed with a randomly seeded foldhash; the middle bits of that
-//! hash pick the shard, so all of one client's limits under one strategy share a
-//! shard. The key's full hash (the group's, mixed with the limit part, which the
-//! application chooses) is computed once per operation and used as-is by the shard's
-//! table, so no key is hashed twice and a lookup allocates nothing. No lock is held
-//! across an `await`: every trait method is synchronous inside.
+//! [`len`](MemoryStorage::len) never exceeds
+//! [`max_keys`](MemoryStorageBuilder::max_keys) and [`bytes`](MemoryStorage::bytes)
+//! never exceeds [`max_bytes`](MemoryStorageBuilder::max_bytes), under any concurrency,
+//! and nothing is evicted below them. At a bound, a new key makes room by evicting an
+//! expired key, else approximately the least recently used one (one key out for one
+//! in at the key bound); evicting a live key forgets what it counted. A hit that
+//! cannot be stored (a moving-window log with nothing left to evict) is refused, never
+//! admitted uncounted. [`unbounded`](MemoryStorageBuilder::unbounded) lifts both
+//! bounds: only for keys that clients cannot choose freely.
 //!
-//! **Layout.** A shard keeps its entries in one dense vector (72 bytes each: the
-//! state, version, expiry, recency, hash and where the key is), an index over it (8
-//! bytes a slot: the entry's position and where its key's bytes start), and the keys'
-//! bytes back to back in one buffer. A stored key therefore costs no allocation of its
-//! own, and a hit touches an index slot, then its entry and the key's bytes (to
-//! confirm the match) at once. Two keys with the same full hash
-//! both stay in the index, told apart by their bytes: collisions are handled, not
-//! assumed away. A removed key's bytes stay in the buffer until they are half of it
-//! (a quarter, when the storage is full); the live keys' bytes are then moved to its
-//! front, in place.
+//! # Memory
 //!
-//! **Native operations.** Each built-in strategy runs on the entry's state in place,
-//! under the shard lock. States up to 25 bytes (every fixed-window, sliding-window and
-//! GCRA state) are stored inside the entry and decided on directly
-//! ([`BuiltIn::apply_inline`]); longer ones (moving-window logs) live in a heap buffer
-//! that is reused. A hit on an existing key allocates nothing; a new key allocates
-//! nothing either once its shard's vectors have room, and a peek or a rejected hit on
-//! an absent key creates no entry.
+//! A fixed-window, sliding-window or GCRA key costs about 130 to 150 bytes, whatever
+//! its limit, so the default 64 MiB hold about 500,000. A moving-window key also keeps
+//! 16 bytes per millisecond with admitted hits in its window (up to `amount × 16`):
+//! prefer the other strategies for large amounts. A key part longer than
+//! [`DIGEST_ABOVE`] bytes is stored digested (its first 64 bytes and a SHA-256), so a
+//! stored key takes at most 513 bytes whatever the key function returns. The process
+//! grows by about a third more than the bytes counted (the slack of vectors and
+//! allocator). Measured figures, with the commands: the repository's
+//! `benches/README.md`.
 //!
-//! **Versions.** Every write gives the entry a new version from its shard's counter.
-//! A key always lives in the same shard, so a deleted and re-created key never gets a
-//! version it had before (no ABA), and no counter is shared between cores.
+//! # Expiry
 //!
-//! **Expiry.** Each entry records when its time-to-live ends on the limiter's clock:
-//! every call carries the limiter's time ([`KeyOp::now`], and the `now` of `get` and
-//! `compare_and_set`), and the storage reads no clock of its own. So under a
-//! [`ManualClock`](limiter_core::ManualClock) nothing expires until the clock moves,
-//! however much real time passes, and a hit costs one clock read in all. Limiters that
-//! share one `MemoryStorage` should share one clock: a caller whose clock runs ahead
-//! reclaims the keys of the others as it would its own. An expired entry reads as
-//! absent at once. Its memory is reclaimed incrementally, with no background thread: inserting a
-//! key examines the next 4 entries of its shard at a sweep cursor (keys only
-//! accumulate through insertions, so expired keys stay about as few as live ones), one
-//! update in 32 examines the next 2, an eviction first looks for expired entries, a
-//! read of an expired key removes it, and [`MemoryStorage::purge_expired`] removes
-//! them all. Each of these costs O(1) per operation.
+//! Keys expire on the limiter's clock (the storage reads none of its own), so
+//! limiters that share one `MemoryStorage` should share one clock. Expired keys read
+//! as absent at once and are reclaimed a few at a time as keys are written, with no
+//! background thread; [`purge_expired`](MemoryStorage::purge_expired) removes them all.
 //!
-//! **Bound.** A storage is bounded in bytes by default
-//! ([`max_bytes`](MemoryStorageBuilder::max_bytes), [`DEFAULT_MAX_BYTES`] = 64 MiB), and
-//! optionally in keys ([`max_keys`](MemoryStorageBuilder::max_keys)); the shards share
-//! one atomic count of the keys and one of the bytes stored in all of them, and any
-//! shard may hold any share of the bounds. The bytes counted
-//! ([`bytes`](MemoryStorage::bytes)) are, per key, its entry and index slot (80 bytes),
-//! its stored key's bytes (at most 513, see **Memory**) and the capacity of its heap
-//! state (a moving-window log), plus the bytes of removed keys until their shard's key
-//! buffer is compacted. What the bounds guarantee:
-//!
-//! - [`len`](MemoryStorage::len) never exceeds `max_keys` and
-//!   [`bytes`](MemoryStorage::bytes) never exceeds `max_bytes`, under any concurrency: a
-//!   new key first reserves its place and its bytes in the shared counts, which never
-//!   go above the bounds, a growing moving-window log reserves its new capacity before
-//!   it grows, and every entry that leaves (deleted, expired, evicted, cleared) gives
-//!   its place and its bytes back (its key's bytes when they are compacted away).
-//! - **Nothing is evicted below the bounds.** As long as a new key (or a log's growth)
-//!   fits, it is simply added, whatever the number of shards and however the keys
-//!   spread over them (expired keys not yet reclaimed count as stored).
-//! - **At a bound, evict to make room.** A new key then frees room and tries again,
-//!   until it fits: it compacts its shard's key buffer if a quarter of it is bytes of
-//!   removed keys, else evicts an expired entry if a short sweep of the inserting shard
-//!   finds one, else the least recently used of 8 entries of that shard sampled at
-//!   random (approximate LRU, as in Redis: O(1) per insert; a hit only stores an access
-//!   tick). At the key bound that is one key out for one key in; at the byte bound,
-//!   as many as the new key's bytes need. If the inserting shard holds no entry, the
-//!   victim comes from another shard: one that an atomic batch already holds, else the
-//!   first one, from a random start, whose lock is free at that moment (`try_lock`, so
-//!   that no shard lock ever waits for another). Recency is compared within a shard
-//!   only, so with few keys per shard the choice is close to random.
-//!
-//! Evicting a live key forgets what it counted: the bounds trade exactness under
-//! memory pressure for bounded memory. Updating a fixed-window, sliding-window or GCRA
-//! key never evicts (its state is inside its entry). A moving-window hit that passes
-//! may need its log to grow: the log's capacity doubles when the byte count has room,
-//! else grows by just what one hit adds (33 bytes), evicting other keys (never the
-//! log's own) to make room. A hit the limit refuses anyway needs no room.
-//!
-//! **A hit that cannot be stored is refused, never admitted uncounted.** That happens
-//! when a moving-window log cannot grow because nothing else is left to evict (a
-//! single log larger than `max_bytes`), or, in a full storage, when a new key's shard
-//! is empty while every other shard with entries stays locked for a thousand attempts
-//! (only pathological contention between batches causes that). The hit is then
-//! refused with `retry_at` one second later, and nothing is recorded, so no more hits
-//! pass than the limit allows; in a batch, the hits already taken are refunded. A
-//! compare-and-set whose state cannot be stored returns `false`.
-//!
-//! **Opting out.** [`unbounded`](MemoryStorageBuilder::unbounded) lifts both bounds,
-//! and `max_bytes(usize::MAX)` the byte bound alone. Do so only when clients cannot
-//! choose keys freely: unbounded, every distinct key a client sends stays until it
-//! expires.
-//!
-//! **Memory.** Measured as the growth of the process's resident set while 1,000,000
-//! keys are stored in an unbounded storage, one hit each (glibc's allocator, x86-64;
-//! keys such as `LIMITER/fixed-window/10.0.0.1/100/1/minute`, 42 bytes):
-//! `cargo bench -p limiter-benches --bench memory`.
-//!
-//! | strategy | bytes per key |
-//! |---|---|
-//! | fixed window | 140 |
-//! | sliding window | 151 |
-//! | GCRA | 132 |
-//! | moving window (one record) | 186 |
-//!
-//! That is the entry (72 bytes), the key's bytes, and the index slot (8 bytes) at the
-//! index's load factor, plus the slack of vectors that grow by doubling. Longer keys cost
-//! their extra bytes; the strategy names in the key account for the differences above.
-//! Fixed-window, sliding-window and GCRA states are stored inside the entry, so their
-//! keys cost the same whatever the limit. So the default 64 MiB hold about 500,000
-//! such keys.
-//!
-//! **Long keys are digested.** A key's group (namespace, strategy and identifiers,
-//! [`StorageKey::group`]) or limit part ([`StorageKey::limit_part`]) longer than
-//! [`DIGEST_ABOVE`] (256) bytes is stored as its first 64 bytes, a `0xFF` byte (never
-//! part of a key's text, which is UTF-8) and the SHA-256 of the whole part: 97 bytes.
-//! So a stored key takes at most 513 bytes, and an entry at most about 600 counted
-//! bytes, whatever the key function returns (a 64 KiB header as the key costs what a
-//! 300-byte one does). Lookups digest the same way, so this is invisible to callers:
-//! two keys share a stored key only if their long parts share a SHA-256 digest. A
-//! group is stored the same way under every limit, so all of one client's limits still
-//! share a shard. Keys whose parts are at most 256 bytes are stored as they are,
-//! borrowed from the caller, with no allocation.
-//!
-//! **The resident set exceeds the count** by the vectors' and the index's slack and
-//! the allocator's: a default storage flooded with 1,000,000 distinct 1 KiB keys (the
-//! `million_long_keys` test) counts at most 64 MiB and its process grows by about
-//! 80 MiB; allow about a third more than `max_bytes`.
-//!
-//! **Moving-window logs grow with the limit's amount.** A moving-window key keeps a
-//! 16-byte record per millisecond with admitted hits in its window, so up to
-//! `amount × 16` bytes of live records on the heap, on top of the figure above (up to
-//! twice that while expired records wait to be dropped in bulk; the buffer keeps its
-//! capacity while the key lives). A key under `1000000 per hour` can hold 16 MB;
-//! 100,000 keys under `1000 per minute`, 1.6 GB. The byte bound counts these buffers,
-//! so they evict other keys rather than grow memory past it; prefer the sliding-window
-//! or GCRA strategies (constant size) for large amounts.
-//!
-//! **Atomic batches.** [`Storage::batch`] of up to four keys of one group (a
-//! [`RateLimiter::hit_all`](limiter_core::RateLimiter::hit_all)) locks their one
-//! shard, runs every hit on a copy of its inline state, and writes the copies back only
-//! if all of them pass; otherwise it answers with tests of the unchanged states. Other
-//! batches (more keys, keys of several groups, a key not yet stored or digested,
-//! moving-window logs that need room) lock the shards of all their keys, in ascending shard order so that
-//! concurrent batches cannot deadlock, peek every limit, and consume them all only if
-//! all pass, under the same locks.
+//! How it works inside: `ARCHITECTURE.md`, next to this crate's `Cargo.toml`.
 #![forbid(unsafe_code)]
 
 mod batch;
