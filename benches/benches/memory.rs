@@ -18,7 +18,7 @@ use futures::FutureExt;
 use governor::{Quota, RateLimiter as Governor};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, Strategy};
-use limiter_memory::MemoryStorage;
+use limiter_memory::{MemoryOptions, MemoryStorage};
 
 const CASES: [&str; 5] = [
     "fixed_window",
@@ -69,7 +69,9 @@ fn measure(case: &str, n: u32) {
         };
         // Unbounded: the default 64 MiB byte bound would evict keys before the
         // millionth, and the figure is what a stored key costs.
-        let storage = Arc::new(MemoryStorage::builder().unbounded().build());
+        let storage = Arc::new(MemoryStorage::with_options(
+            MemoryOptions::new().unbounded(),
+        ));
         let limiter = RateLimiter::builder(storage.clone())
             .strategy_arc(strategy)
             .clock(ManualClock::new(1_000_000))

@@ -101,10 +101,8 @@ impl Decision {
             return None;
         }
         Some(match self.retry_at {
-            Some(at) if self.cost <= self.limit.amount() => {
-                Retry::After(at.saturating_since(self.now))
-            }
-            _ => Retry::Never,
+            Some(at) => Retry::After(at.saturating_since(self.now)),
+            None => Retry::Never,
         })
     }
 
@@ -128,7 +126,8 @@ impl Decision {
 pub enum Retry {
     /// The same hit passes after this long, if nothing else consumes meanwhile.
     After(Duration),
-    /// The same hit never passes: its cost exceeds the limit's amount, or the earliest
+    /// The same hit never passes: its cost exceeds what the strategy ever admits at
+    /// once (the limit's amount; for GCRA its burst), or the earliest
     /// instant it could pass lies past [`Timestamp::MAX`], where the limiter's time
     /// stands still.
     Never,

@@ -119,8 +119,9 @@ pub(crate) fn escape(part: &str) -> String {
 ///   counted against under one strategy, so every key of one
 ///   [`RateLimiter::hit_all`](crate::RateLimiter::hit_all) has the same group.
 /// - The **limit** part is the limit's amount and multiples in decimal and its unit's
-///   name ([`Unit::name`](crate::Unit::name)), joined by `/`. It never contains anything
-///   a client chose.
+///   name ([`Unit::name`](crate::Unit::name)), joined by `/`, then, for a limit with a
+///   [burst](crate::RateLimit::with_burst) of its own, `/b` and the burst in decimal. It
+///   never contains anything a client chose.
 /// - Escaping replaces `%` with `%25`, `/` with `%2F`, `{` with `%7B` and `}` with
 ///   `%7D` in every part that comes from the user (namespace, strategy name,
 ///   identifiers). It is injective, so distinct keys never share a stored key, and the
@@ -185,7 +186,8 @@ impl StorageKey {
         self.text.get(..self.group_len).unwrap_or_default()
     }
 
-    /// The part that names the limit: `amount/multiples/unit`.
+    /// The part that names the limit: `amount/multiples/unit`, then `/b` and the
+    /// burst for a limit with a burst of its own (`10/1/second/b50`).
     #[inline]
     pub fn limit_part(&self) -> &str {
         self.text.get(self.group_len + 1..).unwrap_or_default()
@@ -220,7 +222,8 @@ pub(crate) fn with_prefix(prefix: &str, identifiers: &str, limit: &RateLimit) ->
     StorageKey { text, group_len }
 }
 
-/// Appends `/amount/multiples/unit`.
+/// Appends `/amount/multiples/unit`, and `/burst` for a limit with a burst of its own
+/// (a GCRA state under another burst means something else).
 fn push_limit_part(out: &mut String, limit: &RateLimit) {
     out.push('/');
     push_decimal(out, limit.amount());
@@ -228,6 +231,10 @@ fn push_limit_part(out: &mut String, limit: &RateLimit) {
     push_decimal(out, limit.multiples());
     out.push('/');
     out.push_str(limit.unit().name());
+    if limit.has_own_burst() {
+        out.push_str("/b");
+        push_decimal(out, limit.burst());
+    }
 }
 
 /// How many limits' limit parts a thread keeps formatted.

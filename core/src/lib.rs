@@ -37,7 +37,6 @@ mod error;
 mod key;
 pub mod limit;
 mod limiter;
-pub mod options;
 pub mod storage;
 pub mod strategy;
 

@@ -94,6 +94,8 @@ struct Scenario {
     name: &'static str,
     amount: u64,
     window_ms: u64,
+    /// A burst of the limit's own (GCRA), if any.
+    burst: Option<u64>,
     /// Bytes to start from instead of an empty state.
     start: Vec<u8>,
     steps: Vec<(Op, u64)>,
@@ -117,8 +119,18 @@ fn scenario(name: &'static str, amount: u64, window_ms: u64, steps: Vec<(Op, u64
         name,
         amount,
         window_ms,
+        burst: None,
         start: Vec::new(),
         steps,
+    }
+}
+
+/// The limit of a vector: `amount` per `window_ms`, with `burst` if given.
+fn limit(amount: u64, window_ms: u64, burst: Option<u64>) -> RateLimit {
+    let l = RateLimit::new(amount, window_ms, Unit::Millisecond).expect("valid");
+    match burst.and_then(std::num::NonZeroU64::new) {
+        Some(burst) => l.with_burst(burst).expect("a burst within bounds"),
+        None => l,
     }
 }
 
@@ -284,6 +296,7 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
             name: "garbage-tag",
             amount: 3,
             window_ms: 1_000,
+            burst: None,
             start: vec![9, 1, 2, 3],
             steps: vec![hit(1, t0), test(1, t0)],
         },
@@ -291,6 +304,7 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
             name: "stored-time-past-max",
             amount: 3,
             window_ms: 1_000,
+            burst: None,
             start: past_max,
             steps: vec![test(1, t0)],
         },
@@ -302,6 +316,7 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
             name: "header-below-its-records",
             amount: 5,
             window_ms: 1_000,
+            burst: None,
             start: words(2, &[0, 0, t0, 1]),
             steps: vec![refund(1, t0, t0), hit(1, t0 + 1_000), test(1, t0 + 10)],
         });
@@ -311,9 +326,60 @@ fn scenarios(b: BuiltIn) -> Vec<Scenario> {
             name: "refund-meets-a-corrupt-record",
             amount: 1,
             window_ms: 1,
+            burst: None,
             start: words(2, &[0, 999, 1, 0, u64::MAX, 0, 0, 1]),
             steps: vec![refund(1, 0, 0), test(1, 0)],
         });
+    }
+    if b == BuiltIn::Gcra {
+        let bursty = |name, amount, window_ms, burst, steps| Scenario {
+            burst: Some(burst),
+            ..scenario(name, amount, window_ms, steps)
+        };
+        // 2 per second, bursts of 5: five at once, then one every 500 ms; a cost of 4
+        // (above the amount, within the burst) passes on a full bucket.
+        all.push(bursty(
+            "burst-above-the-amount",
+            2,
+            1_000,
+            5,
+            vec![
+                hit(1, t0),
+                hit(3, t0),
+                hit(1, t0),
+                hit(1, t0),
+                test(1, t0 + 499),
+                hit(1, t0 + 500),
+                hit(1, t0 + 500),
+                refund(1, t0 + 500, t0 + 600),
+                test(6, t0 + 600),
+                hit(4, t0 + 5_000),
+                hit(2, t0 + 5_000),
+            ],
+        ));
+        // 5 per second, bursts of 2: two at once, then one every 200 ms; a cost of 3
+        // (within the amount, above the burst) never passes.
+        all.push(bursty(
+            "burst-below-the-amount",
+            5,
+            1_000,
+            2,
+            vec![
+                hit(2, t0),
+                hit(1, t0),
+                hit(1, t0 + 200),
+                hit(3, t0 + 10_000),
+                test(2, t0 + 10_000),
+            ],
+        ));
+        // A burst that takes the longest window to refill, near the end of time.
+        all.push(bursty(
+            "burst-at-the-end-of-time",
+            1,
+            1_000,
+            YEAR_1000 / 1_000,
+            vec![hit(1, MAX - 1_000), hit(1_000, MAX - 1), test(1, MAX)],
+        ));
     }
     all
 }
@@ -322,7 +388,7 @@ fn generate() -> Value {
     let mut vectors = Vec::new();
     for b in BuiltIn::ALL {
         for s in scenarios(b) {
-            let l = RateLimit::new(s.amount, s.window_ms, Unit::Millisecond).expect("valid");
+            let l = limit(s.amount, s.window_ms, s.burst);
             let mut state = s.start.clone();
             for (i, (op, now)) in s.steps.into_iter().enumerate() {
                 let before = state.clone();
@@ -333,7 +399,14 @@ fn generate() -> Value {
                 vectors.push(json!({
                     "name": format!("{}/{}/{}", b.name(), s.name, i + 1),
                     "strategy": b.name(),
-                    "limit": { "amount": num(s.amount), "window_ms": num(s.window_ms) },
+                    "limit": match s.burst {
+                        Some(burst) => json!({
+                            "amount": num(s.amount),
+                            "window_ms": num(s.window_ms),
+                            "burst": num(burst),
+                        }),
+                        None => json!({ "amount": num(s.amount), "window_ms": num(s.window_ms) }),
+                    },
                     "state_before": hex(&before),
                     "op": op_json(op),
                     "now": num(now),
@@ -360,12 +433,11 @@ fn vectors_replay() {
     for v in vectors {
         let name = v["name"].as_str().expect("a name");
         let b = BuiltIn::from_name(v["strategy"].as_str().expect("a strategy")).expect("known");
-        let l = RateLimit::new(
+        let l = limit(
             parse_num(&v["limit"]["amount"]),
             parse_num(&v["limit"]["window_ms"]),
-            Unit::Millisecond,
-        )
-        .expect("valid");
+            v["limit"].get("burst").map(parse_num),
+        );
         let mut state = unhex(v["state_before"].as_str().expect("hex"));
         let got = expect(b, &l, &mut state, parse_op(&v["op"]), parse_num(&v["now"]));
         assert_eq!(got, v["expect"], "{name}");

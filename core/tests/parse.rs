@@ -560,3 +560,49 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn bursts_parse_display_and_fail_clearly() {
+    let bursty: RateLimit = "10 per second burst 50".parse().unwrap();
+    assert_eq!((bursty.amount(), bursty.burst()), (10, 50));
+    assert_eq!(bursty.to_string(), "10 per 1 second burst 50");
+    assert_eq!(bursty.to_string().parse::<RateLimit>().unwrap(), bursty);
+    for same in [
+        "10/second BURST 50",
+        " 10 / second  burst  50 ",
+        "10 per 1 second Burst 050",
+    ] {
+        assert_eq!(same.parse::<RateLimit>().unwrap(), bursty, "{same}");
+    }
+    // A burst equal to the amount is the plain limit.
+    let plain: RateLimit = "10 per second".parse().unwrap();
+    assert_eq!(
+        "10 per second burst 10".parse::<RateLimit>().unwrap(),
+        plain
+    );
+    assert_eq!(plain.burst(), 10);
+    // Separators still separate.
+    let many = parse_many("1/second burst 3; 10/minute, 100/hour burst 7 | 5/day").unwrap();
+    let bursts: Vec<u64> = many.iter().map(RateLimit::burst).collect();
+    assert_eq!(bursts, [3, 10, 7, 5]);
+    for (text, kind, at) in [
+        ("10/second burst", K::ExpectedBurst, 15),
+        ("10/second burst x", K::ExpectedBurst, 16),
+        ("10/second burst; 1/minute", K::ExpectedBurst, 15),
+        ("10/second burst 0", K::ZeroBurst, 16),
+        ("10/second burst -2", K::Negative, 16),
+        ("10/second burst 1.5", K::Fractional, 16),
+        ("1 per year burst 2000", K::BurstOverflow, 17),
+        ("10/second burst 5 5", K::MissingSeparator, 18),
+        ("10/second bursty 5", K::Unexpected('b'), 10),
+    ] {
+        let err = text.parse::<RateLimit>().unwrap_err();
+        assert_eq!((err.kind(), err.position()), (&kind, at), "{text}: {err}");
+        assert!(!err.to_string().is_empty());
+    }
+    let message = "10/second burst 0"
+        .parse::<RateLimit>()
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("burst of zero"), "{message}");
+}

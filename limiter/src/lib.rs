@@ -26,8 +26,8 @@
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryStorage`], `memory://` |
 //! | `memcached` | no | `MemcachedStorage`, `memcached://` |
-//! | `redis` | no | `RedisStorage` (Redis standalone, Cluster, Sentinel, Unix socket), the `redis…://` URIs |
-//! | `redis-tls` | no | TLS for the Redis storage, `rediss://` |
+//! | `redis` | no | `RedisStorage` (Redis or Valkey: standalone, Cluster, Sentinel, Unix socket), the `redis…://` and `valkey…://` URIs |
+//! | `redis-tls` | no | TLS for the Redis storage: `rediss://`, `rediss+cluster://`, `valkeys://`…, `tls=true` |
 //! | `serde` | no | `Serialize`/`Deserialize` for [`RateLimit`] as its string form |
 //! | `http` | no | [`http`]: Flask-Limiter's policies as a framework-neutral engine |
 //! | `tower` | no | `http`, plus the tower layer [`http::tower::LimiterLayer`] |
@@ -61,16 +61,16 @@ pub use limiter_core::{
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 #[doc(inline)]
-pub use limiter_memory::{MemoryStorage, MemoryStorageBuilder};
+pub use limiter_memory::{MemoryOptions, MemoryOptionsError, MemoryStorage};
 
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 #[doc(inline)]
-pub use limiter_memcached::{MemcachedConfig, MemcachedConfigError, MemcachedStorage};
+pub use limiter_memcached::{MemcachedOptions, MemcachedOptionsError, MemcachedStorage};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[doc(inline)]
-pub use limiter_redis::{RedisConfig, RedisError, RedisStorage, Topology as RedisTopology};
+pub use limiter_redis::{RedisError, RedisOptions, RedisStorage, Topology as RedisTopology};
 
 pub use uri::{storage_from_uri, UriError};
 

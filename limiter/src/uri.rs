@@ -1,9 +1,10 @@
 //! Choosing a storage by URI: [`storage_from_uri`].
+//!
+//! Each storage crate parses its own URIs (its options type's `FromStr`) and declares
+//! its schemes (`SCHEMES`); this module only dispatches on the scheme.
 
 use std::sync::Arc;
 
-#[cfg(feature = "memory")]
-use limiter_core::options;
 use limiter_core::Storage;
 
 /// A storage URI that could not be turned into a storage.
@@ -23,7 +24,7 @@ pub enum UriError {
         scheme: String,
         /// The URI as given.
         uri: String,
-        /// The schemes this build knows, comma-separated.
+        /// The schemes limiter knows, comma-separated.
         known: String,
     },
     /// The scheme belongs to a storage whose cargo feature is off.
@@ -34,94 +35,88 @@ pub enum UriError {
         /// The cargo feature that adds it.
         feature: &'static str,
     },
+    /// A `memory://` URI that the in-memory storage cannot use. The inner error names
+    /// the part that is wrong.
+    #[cfg(feature = "memory")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
+    #[error(transparent)]
+    Memory(#[from] limiter_memory::MemoryOptionsError),
     /// A `memcached://` URI that the Memcached storage cannot use: its servers or
     /// options are malformed. The inner error names the part that is wrong.
     #[cfg(feature = "memcached")]
     #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
     #[error(transparent)]
-    Memcached(#[from] limiter_memcached::MemcachedConfigError),
+    Memcached(#[from] limiter_memcached::MemcachedOptionsError),
     /// A Redis URI that the Redis storage rejected, or a Redis server it could not
     /// connect to.
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     #[error(transparent)]
     Redis(#[from] limiter_redis::RedisError),
-    /// A query parameter is unknown, given more than once, or has an invalid value;
-    /// or the URI has a host or path that its storage does not take.
-    #[error("invalid parameter {name:?} in storage uri {uri:?}: {reason}")]
-    InvalidParameter {
-        /// The parameter's name.
-        name: String,
-        /// The URI as given.
-        uri: String,
-        /// What is wrong with it.
-        reason: String,
-    },
 }
 
-/// Every scheme limiter recognizes, and the cargo feature of the limiter crate that
-/// compiles its storage in.
-const SCHEMES: &[(&str, &str)] = &[
-    ("memory", "memory"),
-    ("redis", "redis"),
-    ("rediss", "redis"),
-    ("redis+unix", "redis"),
-    ("redis+cluster", "redis"),
-    ("redis+sentinel", "redis"),
-    ("memcached", "memcached"),
+/// Each storage's cargo feature and schemes, so that a scheme whose storage is not
+/// compiled in can name its feature. When the feature is on, the storage crate's own
+/// `SCHEMES` is used, and a test checks that this list matches it.
+const FEATURES: &[(&str, &[&str])] = &[
+    ("memory", &["memory"]),
+    ("memcached", &["memcached"]),
+    (
+        "redis",
+        &[
+            "redis",
+            "rediss",
+            "redis+unix",
+            "redis+cluster",
+            "rediss+cluster",
+            "redis+sentinel",
+            "rediss+sentinel",
+            "valkey",
+            "valkeys",
+            "valkey+unix",
+            "valkey+cluster",
+            "valkeys+cluster",
+            "valkey+sentinel",
+            "valkeys+sentinel",
+        ],
+    ),
 ];
 
 /// A ready storage for `uri`, such as `memory://`.
 ///
 /// The function is `async` because storages behind a network connect before they are
-/// returned.
+/// returned. It reads the scheme (case-insensitive) and hands the whole URI to that
+/// storage's options type (`str::parse`), then builds or connects the storage: each
+/// storage crate documents its URIs and options.
 ///
 /// | URI | storage | cargo feature |
 /// |---|---|---|
-/// | `memory://` | [`MemoryStorage`](crate::MemoryStorage), bounded to 64 MiB | `memory` (default) |
-/// | `memory://?max_bytes=268435456&max_keys=100000&shards=64` | the same, bounded to 256 MiB and 100,000 keys, 64 shards | `memory` |
-/// | `memcached://10.0.0.1:11211,10.0.0.2:11211?key_prefix=app:` | `MemcachedStorage` on two servers | `memcached` |
+/// | `memory://` | [`MemoryStorage`](crate::MemoryStorage) | `memory` (default) |
+/// | `memory://?max_keys=100000&shards=64` | the same, bounded to 100,000 keys, 64 shards ([`MemoryOptions`](crate::MemoryOptions)) | `memory` |
+/// | `memcached://10.0.0.1:11211,10.0.0.2:11211?key_prefix=app:` | `MemcachedStorage` on two servers (`MemcachedOptions`) | `memcached` |
 /// | `memcached:///run/memcached.sock` | the same, on a Unix socket | `memcached` |
-/// | `redis://[user:password@]host[:port][/db]` | `RedisStorage`, one server | `redis` |
-/// | `rediss://…` | the same over TLS | `redis-tls` |
+/// | `redis://[user:password@]host[:port][/db]` | `RedisStorage`, one server (`RedisOptions`) | `redis` |
+/// | `rediss://…`, `rediss+cluster://…`, `rediss+sentinel://…` | the same over TLS | `redis-tls` |
 /// | `redis+unix:///path/to/redis.sock` | one server on a Unix socket | `redis` |
 /// | `redis+cluster://host1:7000,host2:7001` | a Redis Cluster | `redis` |
 /// | `redis+sentinel://host1:26379,host2:26379/service-name[/db]` | a primary found through Sentinel | `redis` |
+/// | `valkey://…`, `valkeys://…`, `valkey+unix://…`, `valkey+cluster://…`, `valkeys+cluster://…`, `valkey+sentinel://…`, `valkeys+sentinel://…` | the same forms, for Valkey | `redis` (`redis-tls`) |
 ///
-/// The scheme is case-insensitive. `memory://` takes no host or path, and three
-/// optional query parameters:
+/// The networked storages share the options `key_prefix` (default `limiter:`),
+/// `pool_size` (8), `connect_timeout` (`2s`), `command_timeout` (`500ms`) and `tls`.
+/// A bad URI is the storage's own error (`UriError::Memory`, `UriError::Memcached`,
+/// `UriError::Redis`), naming the part that is wrong. A Redis URI connects before it
+/// returns; Memcached connections open on first use, so a server that is down shows in
+/// [`Storage::check`] and in decisions, not here. `rediss://` without the `redis-tls`
+/// feature is an error, never a plain-text connection.
 ///
-/// | parameter | meaning | allowed values |
-/// |---|---|---|
-/// | `max_bytes` | [`MemoryStorageBuilder::max_bytes`](crate::MemoryStorageBuilder::max_bytes); default 67108864 (64 MiB) | 4096 or more; 18446744073709551615 (`usize::MAX` on 64-bit targets) lifts the byte bound |
-/// | `max_keys` | [`MemoryStorageBuilder::max_keys`](crate::MemoryStorageBuilder::max_keys); default none | 1 or more |
-/// | `shards` | [`MemoryStorageBuilder::shards`](crate::MemoryStorageBuilder::shards) | 1 to 65,536 |
-///
-/// Values are plain decimal digits, in bytes for `max_bytes`: `+5`, ` 5`, `5.0`, `64MiB`
-/// and an empty value are errors, and so is a value out of range (it is not clamped). A
-/// parameter given twice and any other parameter are errors.
-///
-/// `memcached://` takes one or more servers and the options listed on
-/// `MemcachedConfig` (`key_prefix`, `pool_size`, `connect_timeout`, `command_timeout`,
-/// `flush_on_clear`); a URI it cannot use is a `UriError::Memcached` naming the part
-/// that is wrong. Its connections open on first use, so a server that is down shows in
-/// [`Storage::check`] and in decisions, not here.
-///
-/// The Redis URIs take the query options `key_prefix`, `pool_size`,
-/// `connect_timeout`, `command_timeout` (`500ms`, `2s`) and `tls_ca_file`; the Redis
-/// storage's crate docs (`limiter_redis`) describe them. A Redis URI connects before
-/// it returns; a malformed one, an unknown option, or a server that cannot be reached is
-/// a `UriError::Redis` (with the `redis` feature). `rediss://` without the `redis-tls`
-/// feature is an error too, never a plain-text connection.
-///
-/// A scheme whose cargo feature is off (`memory://` without `memory`, the Redis schemes
-/// without `redis`, `memcached://` without `memcached`) is a
-/// [`UriError::FeatureDisabled`] that names the feature to enable.
+/// A scheme whose cargo feature is off is a [`UriError::FeatureDisabled`] that names
+/// the feature to enable.
 ///
 /// # Errors
 ///
-/// [`UriError`] for a malformed URI, an unknown scheme, a scheme whose feature is off
-/// or whose backend this build does not include, or a bad parameter.
+/// [`UriError`] for a malformed URI, an unknown scheme, a scheme whose feature is off,
+/// a URI its storage rejects, or a server that cannot be reached.
 ///
 /// # Examples
 ///
@@ -136,92 +131,52 @@ const SCHEMES: &[(&str, &str)] = &[
 /// # }).unwrap();
 /// ```
 pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return Err(UriError::Malformed {
-            uri: uri.to_owned(),
-        });
+    let malformed = || UriError::Malformed {
+        uri: uri.to_owned(),
     };
-    let scheme_lower = scheme.to_ascii_lowercase();
+    let (scheme, _) = uri.split_once("://").ok_or_else(malformed)?;
     let valid_scheme = !scheme.is_empty()
         && scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     if !valid_scheme {
-        return Err(UriError::Malformed {
+        return Err(malformed());
+    }
+    let lower = scheme.to_ascii_lowercase();
+    #[cfg(feature = "memory")]
+    if limiter_memory::SCHEMES.contains(&lower.as_str()) {
+        let storage = limiter_memory::MemoryStorage::with_options(uri.parse()?);
+        return Ok(Arc::new(storage));
+    }
+    #[cfg(feature = "memcached")]
+    if limiter_memcached::SCHEMES.contains(&lower.as_str()) {
+        let storage = limiter_memcached::MemcachedStorage::connect(uri.parse()?).await?;
+        return Ok(Arc::new(storage));
+    }
+    #[cfg(feature = "redis")]
+    if limiter_redis::SCHEMES.contains(&lower.as_str()) {
+        let storage = limiter_redis::RedisStorage::connect(uri.parse()?).await?;
+        return Ok(Arc::new(storage));
+    }
+    match FEATURES
+        .iter()
+        .find(|(_, schemes)| schemes.contains(&lower.as_str()))
+    {
+        Some((feature, _)) => Err(UriError::FeatureDisabled {
+            scheme: lower,
+            feature,
+        }),
+        None => Err(UriError::UnknownScheme {
+            scheme: scheme.to_owned(),
             uri: uri.to_owned(),
-        });
+            known: FEATURES
+                .iter()
+                .flat_map(|(_, schemes)| schemes.iter())
+                .map(|s| format!("{s}://"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
     }
-    #[cfg(not(feature = "memory"))]
-    let _ = rest;
-    match scheme_lower.as_str() {
-        #[cfg(feature = "memory")]
-        "memory" => memory(uri, rest),
-        #[cfg(feature = "memcached")]
-        "memcached" => Ok(Arc::new(
-            limiter_memcached::MemcachedStorage::from_uri(uri).await?,
-        )),
-        #[cfg(feature = "redis")]
-        "redis" | "rediss" | "redis+unix" | "redis+cluster" | "redis+sentinel" => {
-            let storage = limiter_redis::RedisStorage::from_uri(uri).await?;
-            Ok(Arc::new(storage))
-        }
-        other => match SCHEMES.iter().find(|(s, _)| *s == other) {
-            Some((_, feature)) => Err(UriError::FeatureDisabled {
-                scheme: other.to_owned(),
-                feature,
-            }),
-            None => Err(UriError::UnknownScheme {
-                scheme: scheme.to_owned(),
-                uri: uri.to_owned(),
-                known: SCHEMES
-                    .iter()
-                    .map(|(s, _)| format!("{s}://"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        },
-    }
-}
-
-#[cfg(feature = "memory")]
-fn memory(uri: &str, rest: &str) -> Result<Arc<dyn Storage>, UriError> {
-    use limiter_memory::MemoryStorageBuilder as Builder;
-
-    let (host, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let invalid = |name: &str, reason: String| UriError::InvalidParameter {
-        name: name.to_owned(),
-        uri: uri.to_owned(),
-        reason,
-    };
-    if !host.is_empty() && host != "/" {
-        return Err(invalid(host, "memory:// takes no host or path".to_owned()));
-    }
-    let mut builder = limiter_memory::MemoryStorage::builder();
-    let pairs = options::query_pairs(query).map_err(|e| invalid(&e.name, e.to_string()))?;
-    for (name, value) in pairs {
-        // The ranges are the memory crate's own, so that no value is clamped silently.
-        let (min, max, set): (usize, usize, fn(Builder, usize) -> Builder) = match name {
-            "max_bytes" => (
-                limiter_memory::MIN_MAX_BYTES,
-                usize::MAX,
-                Builder::max_bytes,
-            ),
-            "max_keys" => (1, usize::MAX, Builder::max_keys),
-            "shards" => (1, limiter_memory::MAX_SHARDS, Builder::shards),
-            _ => {
-                return Err(invalid(
-                    name,
-                    "unknown parameter (known: max_bytes, max_keys, shards)".to_owned(),
-                ))
-            }
-        };
-        let bound = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-        let number = options::whole_number(value, bound(min), bound(max))
-            .map_err(|reason| invalid(name, reason))?;
-        // At most `max`, a `usize`.
-        builder = set(builder, usize::try_from(number).unwrap_or(max));
-    }
-    Ok(Arc::new(builder.build()))
 }
 
 #[cfg(test)]
@@ -242,6 +197,13 @@ mod tests {
             .block_on(f)
     }
 
+    fn schemes_of(feature: &str) -> &'static [&'static str] {
+        FEATURES
+            .iter()
+            .find(|(f, _)| *f == feature)
+            .map_or(&[], |(_, schemes)| schemes)
+    }
+
     #[test]
     fn malformed_and_unknown_uris_are_clear_errors() {
         assert!(matches!(err("memory"), UriError::Malformed { .. }));
@@ -250,41 +212,65 @@ mod tests {
         match err("postgres://localhost/db") {
             UriError::UnknownScheme { scheme, known, .. } => {
                 assert_eq!(scheme, "postgres");
-                assert!(known.contains("memory://"));
+                for scheme in FEATURES.iter().flat_map(|(_, s)| s.iter()) {
+                    assert!(known.contains(&format!("{scheme}://")), "{known}");
+                }
             }
             other => panic!("unexpected {other:?}"),
         }
     }
 
-    #[cfg(not(feature = "redis"))]
+    #[cfg(feature = "memory")]
     #[test]
-    fn redis_without_its_feature_names_the_feature() {
-        for (uri, scheme) in [
-            ("redis://127.0.0.1:6379", "redis"),
-            ("rediss://127.0.0.1:6380", "rediss"),
-            ("redis+unix:///run/redis.sock", "redis+unix"),
-            ("redis+cluster://127.0.0.1:7000", "redis+cluster"),
-            ("redis+sentinel://127.0.0.1:26379/main", "redis+sentinel"),
-            ("REDIS://127.0.0.1", "redis"),
-        ] {
-            let e = err(uri);
-            assert_eq!(
-                e,
-                UriError::FeatureDisabled {
-                    scheme: scheme.to_owned(),
-                    feature: "redis",
-                },
-                "{uri}"
-            );
-            assert!(e
-                .to_string()
-                .contains(r#"needs the limiter crate's "redis" feature"#));
+    fn memory_uris_reach_the_memory_storage() {
+        assert_eq!(schemes_of("memory"), limiter_memory::SCHEMES);
+        assert!(block_on(storage_from_uri("MEMORY://?max_keys=5")).is_ok());
+        match err("memory://?colour=red") {
+            UriError::Memory(limiter_memory::MemoryOptionsError::InvalidOption {
+                name, ..
+            }) => assert_eq!(name, "colour"),
+            other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[cfg(feature = "memcached")]
+    #[test]
+    fn memcached_uris_reach_the_memcached_storage() {
+        use limiter_memcached::MemcachedOptionsError;
+
+        assert_eq!(schemes_of("memcached"), limiter_memcached::SCHEMES);
+        match err("memcached://127.0.0.1:11211?pool_size=0") {
+            UriError::Memcached(MemcachedOptionsError::InvalidOption { name, .. }) => {
+                assert_eq!(name, "pool_size")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A well-formed URI gives a storage without connecting: servers are reached on
+        // first use.
+        let storage = block_on(storage_from_uri("MEMCACHED://127.0.0.1:1,/tmp/none.sock"));
+        assert!(storage.is_ok());
     }
 
     #[cfg(feature = "redis")]
     #[test]
     fn redis_uris_reach_the_redis_storage() {
+        assert_eq!(schemes_of("redis"), limiter_redis::SCHEMES);
+        for scheme in limiter_redis::SCHEMES {
+            let rest = if scheme.ends_with("+unix") {
+                "/s.sock"
+            } else if scheme.ends_with("+sentinel") {
+                "h/main"
+            } else {
+                "h"
+            };
+            let uri = format!("{}://{rest}?colour=red", scheme.to_ascii_uppercase());
+            match err(&uri) {
+                UriError::Redis(limiter_redis::RedisError::InvalidOption { name, .. }) => {
+                    assert_eq!(name, "colour", "{uri}");
+                }
+                other => panic!("{uri}: unexpected {other:?}"),
+            }
+        }
         // Nothing listens on port 1 of the loopback address: the storage itself
         // answers, with a typed error naming the target.
         match err("redis://127.0.0.1:1?connect_timeout=500ms") {
@@ -293,20 +279,6 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        match err("redis://127.0.0.1?colour=red") {
-            UriError::Redis(limiter_redis::RedisError::InvalidOption { name, .. }) => {
-                assert_eq!(name, "colour");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        let e = err("redis+cluster://127.0.0.1:7000/2");
-        assert!(
-            matches!(
-                e,
-                UriError::Redis(limiter_redis::RedisError::MalformedUri { .. })
-            ),
-            "{e:?}"
-        );
     }
 
     #[cfg(all(feature = "redis", not(feature = "redis-tls")))]
@@ -320,6 +292,26 @@ mod tests {
             ),
             "{e:?}"
         );
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_without_its_feature_names_the_feature() {
+        for scheme in schemes_of("redis") {
+            let uri = format!("{}://127.0.0.1:6379", scheme.to_ascii_uppercase());
+            let e = err(&uri);
+            assert_eq!(
+                e,
+                UriError::FeatureDisabled {
+                    scheme: (*scheme).to_owned(),
+                    feature: "redis",
+                },
+                "{uri}"
+            );
+            assert!(e
+                .to_string()
+                .contains(r#"needs the limiter crate's "redis" feature"#));
+        }
     }
 
     #[cfg(not(feature = "memory"))]
@@ -348,257 +340,6 @@ mod tests {
                 scheme: "memcached".to_owned(),
                 feature: "memcached",
             }
-        );
-    }
-
-    #[cfg(feature = "memcached")]
-    #[test]
-    fn memcached_uris_are_read_by_the_memcached_storage() {
-        use limiter_memcached::MemcachedConfigError;
-
-        match err("memcached://127.0.0.1:11211?pool_size=0") {
-            UriError::Memcached(MemcachedConfigError::InvalidParameter { name, .. }) => {
-                assert_eq!(name, "pool_size")
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(matches!(
-            err("memcached://"),
-            UriError::Memcached(MemcachedConfigError::NoServers { .. })
-        ));
-        assert_eq!(
-            err("memcached://h?colour=red").to_string(),
-            "invalid parameter \"colour\" in memcached uri \"memcached://h?colour=red\": \
-             unknown parameter (known: key_prefix, pool_size, connect_timeout, \
-             command_timeout, flush_on_clear)"
-        );
-        // A well-formed URI gives a storage without connecting: servers are reached on
-        // first use.
-        let storage = block_on(storage_from_uri("MEMCACHED://127.0.0.1:1,/tmp/none.sock"));
-        assert!(storage.is_ok());
-    }
-
-    #[cfg(feature = "memory")]
-    #[test]
-    fn memory_uri_bounds_the_key_count() {
-        let storage = block_on(storage_from_uri("memory://?max_keys=2&shards=1")).unwrap();
-        let keys = ["a", "b", "c", "d"].map(|name| limiter_core::StorageKey::new("t", name));
-        let now = limiter_core::Timestamp::from_millis(0);
-        block_on(async {
-            for key in &keys {
-                let ttl = std::time::Duration::from_secs(60);
-                assert!(storage
-                    .compare_and_set(key, None, b"x", ttl, now)
-                    .await
-                    .unwrap());
-            }
-            let mut present = 0;
-            for key in &keys {
-                present += usize::from(storage.get(key, now).await.unwrap().is_some());
-            }
-            assert_eq!(present, 2);
-        });
-    }
-
-    #[cfg(feature = "memory")]
-    #[test]
-    fn memory_uri_bounds_the_bytes_held() {
-        // 4 KiB hold a few dozen short keys (80 bytes each and their text), not 200.
-        let storage = block_on(storage_from_uri("memory://?max_bytes=4096&shards=1")).unwrap();
-        let keys: Vec<_> = (0..200)
-            .map(|i| limiter_core::StorageKey::new("t", &format!("k{i}")))
-            .collect();
-        let now = limiter_core::Timestamp::from_millis(0);
-        block_on(async {
-            for key in &keys {
-                let ttl = std::time::Duration::from_secs(60);
-                assert!(storage
-                    .compare_and_set(key, None, b"x", ttl, now)
-                    .await
-                    .unwrap());
-            }
-            let mut present = 0;
-            for key in &keys {
-                present += usize::from(storage.get(key, now).await.unwrap().is_some());
-            }
-            assert!((10..=4096 / 80).contains(&present), "{present}");
-        });
-    }
-
-    #[cfg(feature = "memory")]
-    #[test]
-    fn memory_uris_with_valid_parameters_are_accepted() {
-        let largest = format!("memory://?max_keys={}", usize::MAX);
-        let unbounded = format!("memory://?max_bytes={}", usize::MAX);
-        for good in [
-            "memory://",
-            "memory:///",
-            "memory://?",
-            "MEMORY://?max_keys=5&shards=2",
-            "memory://?shards=2&max_keys=5",
-            "memory://?max_keys=1",
-            "memory://?shards=1",
-            "memory://?shards=65536",
-            "memory://?max_keys=007",
-            "memory://?&max_keys=5&&shards=3&",
-            "memory://?max_bytes=4096",
-            "memory://?max_bytes=67108864&max_keys=1000&shards=8",
-            &largest,
-            &unbounded,
-        ] {
-            if let Err(e) = block_on(storage_from_uri(good)) {
-                panic!("{good}: {e}");
-            }
-        }
-    }
-
-    #[cfg(feature = "memory")]
-    #[test]
-    fn memory_uris_with_bad_parameters_are_errors_naming_the_parameter() {
-        let not_digits = |value: &str, range: &str| {
-            format!(
-                "{value:?} is not a plain decimal number; expected a whole number {range}, \
-                 written with the digits 0-9 only (no sign or spaces)"
-            )
-        };
-        let keys = "of at least 1";
-        let shards = "from 1 to 65536";
-        let too_large = format!("{}0", usize::MAX);
-        let cases: Vec<(String, &str, String)> = vec![
-            // Numbers are plain ASCII decimal digits.
-            ("memory://?max_keys=+5".into(), "max_keys", not_digits("+5", keys)),
-            ("memory://?max_keys=-5".into(), "max_keys", not_digits("-5", keys)),
-            ("memory://?shards=+2".into(), "shards", not_digits("+2", shards)),
-            ("memory://?max_keys= 5".into(), "max_keys", not_digits(" 5", keys)),
-            ("memory://?max_keys=5%20".into(), "max_keys", not_digits("5%20", keys)),
-            ("memory://?max_keys=x".into(), "max_keys", not_digits("x", keys)),
-            ("memory://?shards=1.5".into(), "shards", not_digits("1.5", shards)),
-            ("memory://?shards=\u{663}".into(), "shards", not_digits("\u{663}", shards)),
-            (
-                "memory://?max_bytes=64MiB".into(),
-                "max_bytes",
-                not_digits("64MiB", "of at least 4096"),
-            ),
-            (
-                "memory://?max_bytes=4095".into(),
-                "max_bytes",
-                "4095 is out of range; expected a whole number of at least 4096".into(),
-            ),
-            (
-                "memory://?max_bytes=0".into(),
-                "max_bytes",
-                "0 is out of range; expected a whole number of at least 4096".into(),
-            ),
-            (
-                "memory://?max_bytes=1&max_bytes=2".into(),
-                "max_bytes",
-                r#"given more than once ("1", then "2"); give each parameter at most once"#
-                    .into(),
-            ),
-            (
-                "memory://?max_keys=".into(),
-                "max_keys",
-                "no value given; expected a whole number of at least 1".into(),
-            ),
-            (
-                "memory://?shards".into(),
-                "shards",
-                "no value given; expected a whole number from 1 to 65536".into(),
-            ),
-            // Out of range is an error, not clamped.
-            (
-                "memory://?max_keys=0".into(),
-                "max_keys",
-                "0 is out of range; expected a whole number of at least 1".into(),
-            ),
-            (
-                "memory://?shards=0".into(),
-                "shards",
-                "0 is out of range; expected a whole number from 1 to 65536".into(),
-            ),
-            (
-                "memory://?shards=65537".into(),
-                "shards",
-                "65537 is out of range; expected a whole number from 1 to 65536".into(),
-            ),
-            (
-                "memory://?shards=99999999999999999999999".into(),
-                "shards",
-                "99999999999999999999999 is out of range; expected a whole number from 1 to 65536"
-                    .into(),
-            ),
-            (
-                format!("memory://?max_keys={too_large}"),
-                "max_keys",
-                format!(
-                    "{too_large} is out of range; expected a whole number of at least 1, at most {}",
-                    usize::MAX
-                ),
-            ),
-            // Each parameter at most once, even with the same value.
-            (
-                "memory://?max_keys=5&max_keys=6".into(),
-                "max_keys",
-                r#"given more than once ("5", then "6"); give each parameter at most once"#
-                    .into(),
-            ),
-            (
-                "memory://?shards=2&max_keys=5&shards=2".into(),
-                "shards",
-                r#"given more than once ("2", then "2"); give each parameter at most once"#
-                    .into(),
-            ),
-            (
-                "memory://?max_keys=5&max_keys=x".into(),
-                "max_keys",
-                r#"given more than once ("5", then "x"); give each parameter at most once"#
-                    .into(),
-            ),
-            // Only known parameters, and no host or path.
-            (
-                "memory://?colour=red".into(),
-                "colour",
-                "unknown parameter (known: max_bytes, max_keys, shards)".into(),
-            ),
-            (
-                "memory://?max_keys=5&Shards=2".into(),
-                "Shards",
-                "unknown parameter (known: max_bytes, max_keys, shards)".into(),
-            ),
-            (
-                "memory://?=5".into(),
-                "",
-                "unknown parameter (known: max_bytes, max_keys, shards)".into(),
-            ),
-            (
-                "memory://host".into(),
-                "host",
-                "memory:// takes no host or path".into(),
-            ),
-        ];
-        for (uri, name, reason) in cases {
-            assert_eq!(
-                err(&uri),
-                UriError::InvalidParameter {
-                    name: name.to_owned(),
-                    uri: uri.clone(),
-                    reason,
-                },
-                "{uri}"
-            );
-        }
-    }
-
-    #[cfg(feature = "memory")]
-    #[test]
-    fn memory_parameter_errors_read_well() {
-        assert_eq!(
-            err("memory://?max_keys=+5").to_string(),
-            r#"invalid parameter "max_keys" in storage uri "memory://?max_keys=+5": "+5" is not a plain decimal number; expected a whole number of at least 1, written with the digits 0-9 only (no sign or spaces)"#
-        );
-        assert_eq!(
-            err("memory://?shards=65537").to_string(),
-            r#"invalid parameter "shards" in storage uri "memory://?shards=65537": 65537 is out of range; expected a whole number from 1 to 65536"#
         );
     }
 }

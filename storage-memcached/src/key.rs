@@ -39,8 +39,8 @@ fn plain_byte(b: u8) -> bool {
 }
 
 /// The Memcached key for `key` under `prefix`. `prefix` must be printable ASCII without
-/// `#`, at most [`MAX_PREFIX_LEN`](crate::config::MAX_PREFIX_LEN) bytes (the URI parser
-/// ensures it).
+/// `#`, at most [`MAX_PREFIX_LEN`](crate::options::MAX_PREFIX_LEN) bytes (the options ensure
+/// it).
 pub(crate) fn encode(prefix: &str, key: &str) -> String {
     let bytes = key.as_bytes();
     if prefix.len() + bytes.len() <= MAX_KEY_LEN && bytes.iter().all(|&b| plain_byte(b)) {

@@ -11,9 +11,9 @@ use limiter_core::storage::{Abilities, ClearAll, Expiry, Storage, StorageKey, Ve
 use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 use tokio::time::Instant;
 
-use crate::config::{MemcachedConfig, MemcachedConfigError};
 use crate::key;
 use crate::manager::{ErrorSink, Manager, Shared};
+use crate::options::{MemcachedOptions, MemcachedOptionsError};
 use crate::ring::Ring;
 
 /// The longest relative expiry Memcached takes: a larger `T` value is read as a Unix
@@ -49,7 +49,7 @@ pub struct MemcachedStorage {
 }
 
 struct Inner {
-    config: MemcachedConfig,
+    options: MemcachedOptions,
     servers: Vec<Server>,
     ring: Ring,
 }
@@ -66,45 +66,73 @@ impl fmt::Debug for MemcachedStorage {
         let names: Vec<&str> = self.inner.servers.iter().map(|s| s.name.as_str()).collect();
         f.debug_struct("MemcachedStorage")
             .field("servers", &names)
-            .field("key_prefix", &self.inner.config.key_prefix())
+            .field("key_prefix", &self.inner.options.get_key_prefix())
             .finish_non_exhaustive()
     }
 }
 
 impl MemcachedStorage {
-    /// A storage for a `memcached://` URI; see [`MemcachedConfig`] for its form.
+    /// A storage for a `memcached://` URI; see [`MemcachedOptions`] for its form.
     ///
     /// Connections open on first use, so this succeeds while servers are down; call
     /// [`check`](Storage::check) to find out whether they answer.
     ///
     /// # Errors
     ///
-    /// A [`MemcachedConfigError`] when the URI is malformed.
-    pub async fn from_uri(uri: &str) -> Result<MemcachedStorage, MemcachedConfigError> {
-        Ok(MemcachedStorage::from_config(MemcachedConfig::from_uri(uri)?).await)
+    /// A [`MemcachedOptionsError`] when the URI is malformed.
+    pub async fn from_uri(uri: &str) -> Result<MemcachedStorage, MemcachedOptionsError> {
+        MemcachedStorage::connect(uri.parse()?).await
     }
 
-    /// A storage for `config`. Connections open on first use.
+    /// A storage with `options`. Connections open on first use, so this succeeds
+    /// while servers are down; call [`check`](Storage::check) to find out whether they
+    /// answer.
     ///
     /// `async` because the pools start their maintenance tasks on the current Tokio
     /// runtime.
-    pub async fn from_config(config: MemcachedConfig) -> MemcachedStorage {
-        let servers = config
-            .servers()
+    ///
+    /// ```no_run
+    /// use limiter_memcached::{MemcachedOptions, MemcachedStorage};
+    /// use std::time::Duration;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let options = MemcachedOptions::new(["10.0.0.1:11211".parse()?, "10.0.0.2".parse()?])
+    ///     .key_prefix("app:")
+    ///     .command_timeout(Duration::from_millis(250));
+    /// let storage = MemcachedStorage::connect(options).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`MemcachedOptionsError::InvalidSetting`] for options that cannot work: no
+    /// server, one listed twice or over IPv6, a key prefix with characters Memcached
+    /// keys cannot hold, a pool size or timeout out of range, or TLS.
+    pub async fn connect(
+        options: MemcachedOptions,
+    ) -> Result<MemcachedStorage, MemcachedOptionsError> {
+        options.validate()?;
+        let servers = options
+            .get_servers()
             .iter()
             .map(|addr| {
                 let shared = Arc::new(Shared::default());
                 let manager = Manager {
                     dsn: addr.dsn(),
-                    connect_timeout: config.connect_timeout(),
+                    connect_timeout: options.get_connect_timeout(),
                     shared: Arc::clone(&shared),
                 };
                 let pool = Pool::builder()
-                    .max_size(config.pool_size())
+                    .max_size(options.get_pool_size())
                     // Waiting for a busy pool is bounded by the command timeout (every
                     // call's deadline); opening a connection by the connect timeout
                     // (`Manager::connect`).
-                    .connection_timeout(config.connect_timeout().max(config.command_timeout()))
+                    .connection_timeout(
+                        options
+                            .get_connect_timeout()
+                            .max(options.get_command_timeout()),
+                    )
                     .test_on_check_out(false)
                     // The connection used last is the one most likely still open.
                     .queue_strategy(QueueStrategy::Lifo)
@@ -117,26 +145,26 @@ impl MemcachedStorage {
                 }
             })
             .collect();
-        let ring = Ring::new(config.server_names());
-        MemcachedStorage {
+        let ring = Ring::new(options.server_names());
+        Ok(MemcachedStorage {
             inner: Arc::new(Inner {
-                config,
+                options,
                 servers,
                 ring,
             }),
-        }
+        })
     }
 
-    /// The configuration this storage runs with.
-    pub fn config(&self) -> &MemcachedConfig {
-        &self.inner.config
+    /// The options this storage runs with.
+    pub fn options(&self) -> &MemcachedOptions {
+        &self.inner.options
     }
 
     /// The key `key` is stored under in Memcached: the prefix and the key, or the
     /// digest form for keys that are not safe to send as they are (see the
     /// [crate docs](crate#keys)).
     pub fn memcached_key(&self, key: &StorageKey) -> String {
-        key::encode(self.inner.config.key_prefix(), key.as_str())
+        key::encode(self.inner.options.get_key_prefix(), key.as_str())
     }
 
     /// Not part of the API: one Memcached increment (`ma <key> N<ttl> v`, creating the
@@ -259,7 +287,7 @@ pub(crate) fn expiry_flag(ttl: Duration, now: SystemTime) -> String {
 impl Inner {
     /// The Memcached key for `key` and the index of its server.
     fn locate(&self, key: &StorageKey) -> (String, usize) {
-        let encoded = key::encode(self.config.key_prefix(), key.as_str());
+        let encoded = key::encode(self.options.get_key_prefix(), key.as_str());
         let server = self.ring.pick(encoded.as_bytes());
         (encoded, server)
     }
@@ -280,7 +308,7 @@ impl Inner {
                 format!("no memcached server at index {server}"),
             ));
         };
-        let timeout = self.config.command_timeout();
+        let timeout = self.options.get_command_timeout();
         let deadline = Instant::now() + timeout;
         let fail = |kind: StorageErrorKind, message: String| {
             let error = StorageError::new(
@@ -301,7 +329,9 @@ impl Inner {
                 .checkout(server, deadline)
                 .await
                 .map_err(|(kind, message)| fail(kind, message))?;
-            if conn.generation < server.shared.generation() && skipped <= self.config.pool_size() {
+            if conn.generation < server.shared.generation()
+                && skipped <= self.options.get_pool_size()
+            {
                 // Dropped as broken (see `Manager::has_broken`), so never reused.
                 skipped += 1;
                 continue;
@@ -345,7 +375,7 @@ impl Inner {
         server: &'a Server,
         deadline: Instant,
     ) -> Result<PooledConnection<'a, Manager>, (StorageErrorKind, String)> {
-        let connect_timeout = self.config.connect_timeout();
+        let connect_timeout = self.options.get_connect_timeout();
         let cannot_connect = |shared: &Shared| {
             let cause = shared
                 .last_connect_error()
@@ -374,13 +404,13 @@ impl Inner {
                 Err(RunError::User(e)) => Err((kind_of(&e), e.to_string())),
                 Err(RunError::TimedOut) => {
                     let state = server.pool.state();
-                    if state.connections >= self.config.pool_size() && state.idle_connections == 0 {
+                    if state.connections >= self.options.get_pool_size() && state.idle_connections == 0 {
                         Err((
                             StorageErrorKind::Timeout,
                             format!(
                                 "all {} connections stayed busy for {:?}",
                                 state.connections,
-                                connect_timeout.max(self.config.command_timeout()),
+                                connect_timeout.max(self.options.get_command_timeout()),
                             ),
                         ))
                     } else {
@@ -396,9 +426,9 @@ impl Inner {
                     StorageErrorKind::Timeout,
                     format!(
                         "no connection within the command timeout ({:?}); {} of {} open, {} idle",
-                        self.config.command_timeout(),
+                        self.options.get_command_timeout(),
                         state.connections,
-                        self.config.pool_size(),
+                        self.options.get_pool_size(),
                         state.idle_connections,
                     ),
                 ))
@@ -518,7 +548,7 @@ impl Storage for MemcachedStorage {
         let abilities = Abilities::new().expiry(Expiry::RealTime {
             late: Duration::from_secs(2),
         });
-        if self.inner.config.flush_on_clear() {
+        if self.inner.options.get_flush_on_clear() {
             abilities.clear_all(self)
         } else {
             abilities

@@ -14,7 +14,7 @@ const DAY: i64 = 24 * 60 * 60;
 
 /// The seconds Memcached says `key` has left, read with `mg <key> t`.
 async fn ttl_remaining(storage: &MemcachedStorage, key: &limiter_core::StorageKey) -> i64 {
-    let ServerAddr::Tcp { host, port } = &storage.config().servers()[0] else {
+    let ServerAddr::Tcp { host, port } = &storage.options().get_servers()[0] else {
         panic!("the test server listens on TCP");
     };
     let mut client = Client::new(format!("tcp://{host}:{port}"))

@@ -33,12 +33,10 @@
 //! bounded to 256 MiB and 100,000 keys:
 //!
 //! ```
-//! use limiter_memory::MemoryStorage;
+//! use limiter_memory::{MemoryOptions, MemoryStorage};
 //!
-//! let storage = MemoryStorage::builder()
-//!     .max_bytes(256 << 20)
-//!     .max_keys(100_000)
-//!     .build();
+//! let storage =
+//!     MemoryStorage::with_options(MemoryOptions::new().max_bytes(256 << 20).max_keys(100_000));
 //! assert_eq!(storage.max_keys(), Some(100_000));
 //! assert_eq!(storage.max_bytes(), Some(256 << 20));
 //! assert!(storage.is_empty());
@@ -48,13 +46,13 @@
 //! # Bound
 //!
 //! [`len`](MemoryStorage::len) never exceeds
-//! [`max_keys`](MemoryStorageBuilder::max_keys) and [`bytes`](MemoryStorage::bytes)
-//! never exceeds [`max_bytes`](MemoryStorageBuilder::max_bytes), under any concurrency,
+//! [`max_keys`](MemoryOptions::max_keys) and [`bytes`](MemoryStorage::bytes)
+//! never exceeds [`max_bytes`](MemoryOptions::max_bytes), under any concurrency,
 //! and nothing is evicted below them. At a bound, a new key makes room by evicting an
 //! expired key, else approximately the least recently used one (one key out for one
 //! in at the key bound); evicting a live key forgets what it counted. A hit that
 //! cannot be stored (a moving-window log with nothing left to evict) is refused, never
-//! admitted uncounted. [`unbounded`](MemoryStorageBuilder::unbounded) lifts both
+//! admitted uncounted. [`unbounded`](MemoryOptions::unbounded) lifts both
 //! bounds: only for keys that clients cannot choose freely.
 //!
 //! # Memory
@@ -81,9 +79,12 @@
 
 mod batch;
 mod bound;
+mod options;
 mod place;
 mod shard;
 mod storage;
+
+pub use options::{MemoryOptions, MemoryOptionsError, SCHEMES};
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -96,15 +97,15 @@ use parking_lot::Mutex;
 use bound::Bound;
 use shard::Shard;
 
-/// The most shards a storage has (see [`MemoryStorageBuilder::shards`]).
+/// The most shards a storage has (see [`MemoryOptions::shards`]).
 pub const MAX_SHARDS: usize = 1 << 16;
 
-/// The byte bound of [`MemoryStorage::new`] and of a builder that sets none: 64 MiB
-/// (see [`MemoryStorageBuilder::max_bytes`]).
+/// The byte bound of [`MemoryStorage::new`] and of options that set none: 64 MiB
+/// (see [`MemoryOptions::max_bytes`]).
 pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 
 /// The smallest byte bound: 4 KiB, room for the longest stored key with its entry
-/// and a moving-window log (see [`MemoryStorageBuilder::max_bytes`]).
+/// and a moving-window log (see [`MemoryOptions::max_bytes`]).
 pub const MIN_MAX_BYTES: usize = 4 << 10;
 
 /// The longest part of a key (its group or its limit part, see
@@ -152,119 +153,38 @@ impl Default for MemoryStorage {
     }
 }
 
-/// Builds a [`MemoryStorage`]; see [`MemoryStorage::builder`].
-///
-/// By default the storage holds at most [`DEFAULT_MAX_BYTES`] (64 MiB) and any number
-/// of keys within that: see [`max_bytes`](Self::max_bytes),
-/// [`max_keys`](Self::max_keys) and [`unbounded`](Self::unbounded).
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct MemoryStorageBuilder {
-    max_keys: Option<usize>,
-    max_bytes: Option<usize>,
-    shards: Option<usize>,
-}
-
-impl Default for MemoryStorageBuilder {
-    fn default() -> Self {
-        MemoryStorageBuilder {
-            max_keys: None,
-            max_bytes: Some(DEFAULT_MAX_BYTES),
-            shards: None,
-        }
+/// The storage for [`MemoryStorage::with_options`].
+fn build(options: &MemoryOptions) -> MemoryStorage {
+    let (max_keys, max_bytes) = (options.get_max_keys(), options.get_max_bytes());
+    let mut count = options.get_shards().unwrap_or_else(default_shards);
+    if let Some(max) = max_keys {
+        count = count.min(max);
     }
-}
-
-impl MemoryStorageBuilder {
-    /// Keeps at most `max_keys` keys (at least 1), evicting approximately the least
-    /// recently used. Default: no bound on the number of keys, only the byte bound
-    /// ([`max_bytes`](Self::max_bytes)); expired keys are reclaimed either way.
-    ///
-    /// [`len`](MemoryStorage::len) never exceeds `max_keys`, and no key is evicted
-    /// while fewer than `max_keys` are stored (and the byte bound is not reached),
-    /// whatever the number of shards: eviction only starts at the bound, one key out
-    /// for each new key in (see the crate docs, **Bound**).
-    ///
-    /// This bounds keys, not bytes: the byte bound, on by default, is what bounds
-    /// memory. A fixed-window, sliding-window or GCRA key costs about 130 to 150 bytes
-    /// (see the crate docs, **Memory**), but a moving-window key keeps a 16-byte record
-    /// per millisecond with admitted hits in its window: up to `amount × 16` bytes of
-    /// live records (16 MB for `1000000 per hour`), and up to twice that before
-    /// expired records are dropped.
-    pub fn max_keys(mut self, max_keys: usize) -> Self {
-        self.max_keys = Some(max_keys.max(1));
-        self
+    let hasher = RandomState::default();
+    // One key count and one byte count for all the shards: any shard may hold any
+    // share of the bounds.
+    let bound = (max_keys.is_some() || max_bytes.is_some()).then(|| {
+        Arc::new(Bound::new(
+            max_keys.unwrap_or(usize::MAX),
+            max_bytes.unwrap_or(usize::MAX),
+        ))
+    });
+    let shards = (0..count)
+        .map(|i| {
+            let seed = std::hash::BuildHasher::hash_one(&hasher, i);
+            Padded(Mutex::new(Shard::new(usize::MAX, bound.clone(), seed)))
+        })
+        .collect::<Arc<[Padded]>>();
+    if let Some(bound) = &bound {
+        bound.set_shards(&shards);
     }
-
-    /// Holds at most `max_bytes` bytes of keys and states (at least [`MIN_MAX_BYTES`],
-    /// 4 KiB), evicting approximately the least recently used keys to make room.
-    /// Default: [`DEFAULT_MAX_BYTES`], 64 MiB. `usize::MAX` lifts the byte bound.
-    ///
-    /// The bytes counted ([`MemoryStorage::bytes`]) are, for each key, its entry and
-    /// index slot (80 bytes), its stored key's bytes (at most 513: longer keys are
-    /// digested, see the crate docs, **Memory**) and the capacity of its heap state
-    /// (moving-window logs; other states are inside the entry); plus the bytes of
-    /// removed keys until their shard's key buffer is compacted. The guarantees are
-    /// those of [`max_keys`](Self::max_keys): the count never exceeds `max_bytes`, under
-    /// any concurrency (bytes are reserved before a key is inserted or a state grows),
-    /// and nothing is evicted below it (see the crate docs, **Bound**). The process's
-    /// memory is larger than the count by the slack of the vectors and the index
-    /// (about a third more in the measurements of the crate docs, **Memory**).
-    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
-        self.max_bytes = (max_bytes != usize::MAX).then(|| max_bytes.max(MIN_MAX_BYTES));
-        self
-    }
-
-    /// Lifts both bounds: no [`max_keys`](Self::max_keys), no
-    /// [`max_bytes`](Self::max_bytes). Expired keys are still reclaimed, but live keys
-    /// are never evicted, so memory grows with the number of distinct keys clients
-    /// send: only for keys that clients cannot choose freely.
-    pub fn unbounded(mut self) -> Self {
-        self.max_keys = None;
-        self.max_bytes = None;
-        self
-    }
-
-    /// The number of shards, from 1 to 65,536 (any value, not only powers of two).
-    /// Default: the next power of two at or above 4 × the available parallelism, and at
-    /// least 64. With [`max_keys`](Self::max_keys), never more shards than keys.
-    pub fn shards(mut self, shards: usize) -> Self {
-        self.shards = Some(shards.clamp(1, MAX_SHARDS));
-        self
-    }
-
-    /// Builds the storage.
-    pub fn build(self) -> MemoryStorage {
-        let mut count = self.shards.unwrap_or_else(default_shards);
-        if let Some(max) = self.max_keys {
-            count = count.min(max);
-        }
-        let hasher = RandomState::default();
-        // One key count and one byte count for all the shards: any shard may hold any
-        // share of the bounds.
-        let bound = (self.max_keys.is_some() || self.max_bytes.is_some()).then(|| {
-            Arc::new(Bound::new(
-                self.max_keys.unwrap_or(usize::MAX),
-                self.max_bytes.unwrap_or(usize::MAX),
-            ))
-        });
-        let shards = (0..count)
-            .map(|i| {
-                let seed = std::hash::BuildHasher::hash_one(&hasher, i);
-                Padded(Mutex::new(Shard::new(usize::MAX, bound.clone(), seed)))
-            })
-            .collect::<Arc<[Padded]>>();
-        if let Some(bound) = &bound {
-            bound.set_shards(&shards);
-        }
-        MemoryStorage {
-            shard_count: count as u64,
-            shards,
-            hasher,
-            max_keys: self.max_keys,
-            max_bytes: self.max_bytes,
-            bound,
-        }
+    MemoryStorage {
+        shard_count: count as u64,
+        shards,
+        hasher,
+        max_keys,
+        max_bytes,
+        bound,
     }
 }
 
@@ -279,20 +199,15 @@ fn default_shards() -> usize {
 
 impl MemoryStorage {
     /// A storage bounded to [`DEFAULT_MAX_BYTES`] (64 MiB), with the default number of
-    /// shards. For another bound, or none, see [`builder`](Self::builder).
+    /// shards. For another bound, or none, see [`with_options`](Self::with_options).
     pub fn new() -> MemoryStorage {
-        MemoryStorage::builder().build()
-    }
-
-    /// A builder, to choose the bounds on bytes and keys, or the number of shards.
-    pub fn builder() -> MemoryStorageBuilder {
-        MemoryStorageBuilder::default()
+        MemoryStorage::with_options(MemoryOptions::new())
     }
 
     /// The number of keys stored, including expired keys not yet reclaimed (see
     /// [`purge_expired`](Self::purge_expired)). In a bounded storage (the default), one
     /// read of the shared key count, which never exceeds
-    /// [`max_keys`](MemoryStorageBuilder::max_keys) (an insertion under way counts from
+    /// [`max_keys`](MemoryOptions::max_keys) (an insertion under way counts from
     /// the moment it reserves its place). Unbounded, it locks each shard in turn, so
     /// under concurrent writes it is a snapshot of no single instant.
     pub fn len(&self) -> usize {
@@ -302,10 +217,10 @@ impl MemoryStorage {
         }
     }
 
-    /// The bytes the storage counts against [`max_bytes`](MemoryStorageBuilder::max_bytes):
+    /// The bytes the storage counts against [`max_bytes`](MemoryOptions::max_bytes):
     /// per key its entry and index slot, its stored key and its heap state, plus the
     /// bytes of removed keys not yet compacted away (see
-    /// [`MemoryStorageBuilder::max_bytes`]). In a bounded storage, one read of the
+    /// [`MemoryOptions::max_bytes`]). In a bounded storage, one read of the
     /// shared count, which never exceeds `max_bytes` (reservations under way count);
     /// unbounded, a sum over the shards, locked in turn.
     pub fn bytes(&self) -> usize {

@@ -160,9 +160,10 @@ fn mix(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryOptions;
 
     fn stored(group: &str, limit: &str) -> Vec<u8> {
-        let storage = MemoryStorage::builder().shards(4).build();
+        let storage = MemoryStorage::with_options(MemoryOptions::new().shards(4));
         let key = StorageKey::new(group, limit);
         storage.place(&key).key.into_owned()
     }
@@ -200,7 +201,7 @@ mod tests {
 
     #[test]
     fn a_group_maps_to_one_shard_whatever_its_limit_part() {
-        let storage = MemoryStorage::builder().shards(64).build();
+        let storage = MemoryStorage::with_options(MemoryOptions::new().shards(64));
         for group in ["g".repeat(10), "g".repeat(DIGEST_ABOVE + 1)] {
             let short = storage.place(&StorageKey::new(&group, "1/1/minute")).shard;
             let long = storage

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use limiter_core::storage::{Batch, BatchItem, ClearAll, NativeStrategies, Storage, StorageKey};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, Strategy, Timestamp};
-use limiter_memory::MemoryStorage;
+use limiter_memory::{MemoryOptions, MemoryStorage};
 
 /// A raw key for the tests of the storage's own methods.
 fn key(name: &str) -> StorageKey {
@@ -41,12 +41,12 @@ fn configurations() -> Vec<(usize, Option<usize>)> {
 }
 
 fn storage(max: usize, shards: Option<usize>) -> Arc<MemoryStorage> {
-    let builder = MemoryStorage::builder().max_keys(max);
-    let builder = match shards {
-        Some(n) => builder.shards(n),
-        None => builder,
+    let options = MemoryOptions::new().max_keys(max);
+    let options = match shards {
+        Some(n) => options.shards(n),
+        None => options,
     };
-    Arc::new(builder.build())
+    Arc::new(MemoryStorage::with_options(options))
 }
 
 /// The number of keys that fill 90 % of `max` (at least one).

@@ -6,10 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::storage::{ClearAll, Storage, StorageKey};
+use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, Strategy, Timestamp};
-use limiter_memory::{MemoryStorage, DEFAULT_MAX_BYTES, DIGEST_ABOVE, MIN_MAX_BYTES};
+use limiter_memory::{
+    MemoryOptions, MemoryStorage, DEFAULT_MAX_BYTES, DIGEST_ABOVE, MIN_MAX_BYTES,
+};
 
 const NOW: Timestamp = Timestamp::from_millis(1_000_000);
 
@@ -26,12 +28,9 @@ fn limiter(storage: &Arc<MemoryStorage>, strategy: Arc<dyn Strategy>) -> RateLim
 }
 
 fn bounded(max_bytes: usize, shards: usize) -> Arc<MemoryStorage> {
-    Arc::new(
-        MemoryStorage::builder()
-            .max_bytes(max_bytes)
-            .shards(shards)
-            .build(),
-    )
+    Arc::new(MemoryStorage::with_options(
+        MemoryOptions::new().max_bytes(max_bytes).shards(shards),
+    ))
 }
 
 /// An identifier of `len` bytes, distinct for each `i`.
@@ -54,11 +53,11 @@ fn defaults_bound_bytes_and_unbounded_lifts_both_bounds() {
     );
     assert_eq!(storage.bytes(), 0);
 
-    let open = MemoryStorage::builder().unbounded().build();
+    let open = MemoryStorage::with_options(MemoryOptions::new().unbounded());
     assert_eq!((open.max_keys(), open.max_bytes()), (None, None));
-    let lifted = MemoryStorage::builder().max_bytes(usize::MAX).build();
+    let lifted = MemoryStorage::with_options(MemoryOptions::new().max_bytes(usize::MAX));
     assert_eq!(lifted.max_bytes(), None);
-    let both = MemoryStorage::builder().max_keys(10).max_bytes(1).build();
+    let both = MemoryStorage::with_options(MemoryOptions::new().max_keys(10).max_bytes(1));
     assert_eq!(
         (both.max_keys(), both.max_bytes()),
         (Some(10), Some(MIN_MAX_BYTES))
@@ -67,7 +66,9 @@ fn defaults_bound_bytes_and_unbounded_lifts_both_bounds() {
 
 #[test]
 fn unbounded_storages_count_bytes_too() {
-    let storage = Arc::new(MemoryStorage::builder().unbounded().build());
+    let storage = Arc::new(MemoryStorage::with_options(
+        MemoryOptions::new().unbounded(),
+    ));
     let limiter = limiter(&storage, Arc::new(FixedWindow));
     let l = limit("1 per hour");
     futures::executor::block_on(async {

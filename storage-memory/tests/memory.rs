@@ -16,7 +16,7 @@ use limiter_core::{
     Clock, Key, ManualClock, RateLimit, RateLimiter, StorageError, StorageErrorKind, Strategy,
     Timestamp,
 };
-use limiter_memory::MemoryStorage;
+use limiter_memory::{MemoryOptions, MemoryStorage};
 
 fn limit(text: &str) -> RateLimit {
     text.parse().expect("a valid limit")
@@ -138,7 +138,7 @@ async fn a_frozen_manual_clock_governs_expiry() {
 
 #[tokio::test]
 async fn writes_sweep_expired_entries_of_their_shard() {
-    let storage = Arc::new(MemoryStorage::builder().shards(1).build());
+    let storage = Arc::new(MemoryStorage::with_options(MemoryOptions::new().shards(1)));
     let short = Duration::from_millis(50);
     // The limiter below reads 1,000,000 ms: write at 999,900, so that 50 ms later the
     // keys have expired for it.
@@ -178,7 +178,9 @@ async fn writes_sweep_expired_entries_of_their_shard() {
 
 #[tokio::test]
 async fn max_keys_bounds_len_and_spares_recently_used_keys() {
-    let storage = Arc::new(MemoryStorage::builder().max_keys(1_000).shards(4).build());
+    let storage = Arc::new(MemoryStorage::with_options(
+        MemoryOptions::new().max_keys(1_000).shards(4),
+    ));
     let limiter = limiter(&storage, Arc::new(FixedWindow));
     let l = limit("1000000 per hour");
     let hot = Key::from("hot");
@@ -203,7 +205,9 @@ async fn max_keys_bounds_len_and_spares_recently_used_keys() {
 
 #[tokio::test]
 async fn max_keys_below_shard_count_still_stores_keys() {
-    let storage = Arc::new(MemoryStorage::builder().max_keys(3).build());
+    let storage = Arc::new(MemoryStorage::with_options(
+        MemoryOptions::new().max_keys(3),
+    ));
     assert_eq!(storage.shard_count(), 3);
     let limiter = limiter(&storage, Arc::new(Gcra));
     let l = limit("10 per minute");
@@ -374,7 +378,7 @@ async fn corrupt_state_is_reported_with_its_key() {
 async fn batch_is_all_or_nothing() {
     // One shard, so that every item shares it; and the default sharding.
     for storage in [
-        MemoryStorage::builder().shards(1).build(),
+        MemoryStorage::with_options(MemoryOptions::new().shards(1)),
         MemoryStorage::new(),
     ] {
         let (wide, narrow) = (limit("5 per minute"), limit("2 per minute"));
@@ -431,28 +435,17 @@ async fn batch_is_all_or_nothing() {
     }
 }
 
-#[tokio::test]
-async fn batch_with_a_repeated_key_consumes_nothing_when_it_fails() {
-    let storage = MemoryStorage::builder().shards(1).build();
+#[test]
+fn a_batch_never_repeats_a_key() {
+    // The storage's all-or-nothing rests on it, and the type guarantees it.
     let l = limit("1 per minute");
     let k = key("k");
     let items = [
         BatchItem { key: &k, limit: &l },
         BatchItem { key: &k, limit: &l },
     ];
-    let at = Timestamp::from_millis(0);
-    for builtin in BuiltIn::ALL {
-        storage.clear_all().await.unwrap();
-        let verdicts = batch(&storage, builtin, &items, 1, at).await.unwrap();
-        assert!(!verdicts[1].allowed, "{builtin}");
-        let op = KeyOp {
-            key: &k,
-            limit: &l,
-            op: Op::Test { cost: 1 },
-            now: at,
-        };
-        assert!(native(&storage, builtin, op).await.unwrap().allowed);
-    }
+    let err = Batch::new(&items, 1, Timestamp::from_millis(0)).unwrap_err();
+    assert!(err.to_string().contains("twice"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -512,7 +505,9 @@ async fn concurrent_hits_admit_exactly_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_hits_on_many_keys_with_a_bound() {
-    let storage = Arc::new(MemoryStorage::builder().max_keys(500).shards(8).build());
+    let storage = Arc::new(MemoryStorage::with_options(
+        MemoryOptions::new().max_keys(500).shards(8),
+    ));
     let limiter = limiter(&storage, Arc::new(SlidingWindow));
     let tasks: Vec<_> = (0..8)
         .map(|t| {

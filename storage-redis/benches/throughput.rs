@@ -105,7 +105,7 @@ async fn main() {
         .unwrap_or("6379")
         .trim_end_matches('/')
         .to_owned();
-    let storage = RedisStorage::from_uri(&format!("{uri}?key_prefix=limiter-bench:"))
+    let storage = RedisStorage::from_uri(&format!("{uri}?key_prefix=limiter-bench:&pool_size=2"))
         .await
         .expect("connect");
     let shared: Arc<dyn Storage> = Arc::new(storage.clone());

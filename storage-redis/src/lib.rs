@@ -2,20 +2,20 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod config;
 mod error;
 pub mod native;
+mod options;
 pub mod scripts;
 mod storage;
 mod tls;
 mod uri;
 
-pub use config::{
-    RedisConfig, Topology, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX,
-    DEFAULT_POOL_SIZE, MAX_POOL_SIZE,
-};
 pub use error::RedisError;
 pub use native::{runs_natively, ScriptAnswer, MAX_EXACT, MAX_PRODUCT};
+pub use options::{
+    RedisOptions, Topology, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX,
+    DEFAULT_POOL_SIZE, MAX_POOL_SIZE, SCHEMES,
+};
 pub use storage::RedisStorage;
 
 /// The Redis client this crate is built on, re-exported so that its version matches.

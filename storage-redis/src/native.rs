@@ -20,7 +20,8 @@ use crate::storage::RedisStorage;
 pub const MAX_EXACT: u64 = 1 << 52;
 
 /// The largest `amount × (window + 1)` and `cost × window` of the sliding window and
-/// GCRA scripts, whose arithmetic multiplies them.
+/// GCRA scripts, whose arithmetic multiplies them (and `burst × (window + 1)` of
+/// GCRA).
 pub const MAX_PRODUCT: u128 = 1 << 50;
 
 /// Whether the script for `strategy` computes `op` under `limit` exactly.
@@ -31,10 +32,13 @@ pub fn runs_natively(strategy: BuiltIn, limit: &RateLimit, cost: u64) -> bool {
     }
     let product = u128::from(amount) * (u128::from(window) + 1);
     let cost_product = u128::from(cost) * u128::from(window);
+    let burst_product = u128::from(limit.burst()) * (u128::from(window) + 1);
     match strategy {
         BuiltIn::FixedWindow | BuiltIn::MovingWindow => true,
         BuiltIn::SlidingWindow => product <= MAX_PRODUCT,
-        BuiltIn::Gcra => product <= MAX_PRODUCT && cost_product <= MAX_PRODUCT,
+        BuiltIn::Gcra => {
+            product <= MAX_PRODUCT && cost_product <= MAX_PRODUCT && burst_product <= MAX_PRODUCT
+        }
         _ => false,
     }
 }
@@ -117,6 +121,7 @@ impl RedisStorage {
             num(cost),
             num(at),
             Value::Bytes(self.next_version()),
+            num(op.limit.burst()),
         ];
         let keys = vec![Key::from(redis_key.as_str())];
         let words: Vec<i64> = self
@@ -164,6 +169,7 @@ impl RedisStorage {
         for item in items {
             args.push(num(item.limit.amount()));
             args.push(num(item.limit.window_ms()));
+            args.push(num(item.limit.burst()));
         }
         let redis_keys = keys.iter().map(|k| Key::from(k.as_str())).collect();
         let words: Vec<i64> = self

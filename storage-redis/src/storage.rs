@@ -19,8 +19,8 @@ use limiter_core::storage::{
 };
 use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 
-use crate::config::{RedisConfig, Topology};
 use crate::error::{self, RedisError};
+use crate::options::{RedisOptions, Topology};
 use crate::scripts::Scripts;
 
 /// The longest time-to-live written, in milliseconds (2^53 − 1, about 285,000 years):
@@ -59,7 +59,7 @@ pub struct RedisStorage {
 
 struct Inner {
     pool: Pool,
-    config: RedisConfig,
+    options: RedisOptions,
     scripts: Scripts,
     versions: Versions,
 }
@@ -67,8 +67,8 @@ struct Inner {
 impl std::fmt::Debug for RedisStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStorage")
-            .field("target", &self.inner.config.target())
-            .field("key_prefix", &self.inner.config.get_key_prefix())
+            .field("target", &self.inner.options.target())
+            .field("key_prefix", &self.inner.options.get_key_prefix())
             .finish_non_exhaustive()
     }
 }
@@ -78,7 +78,7 @@ impl Drop for Inner {
         // Stop the pool's reconnect loops; best effort, on the runtime if there is one.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let pool = self.pool.clone();
-            let limit = self.config.get_command_timeout();
+            let limit = self.options.get_command_timeout();
             handle.spawn(async move {
                 let _ = tokio::time::timeout(limit, pool.quit()).await;
             });
@@ -107,29 +107,23 @@ impl RedisStorage {
     /// # }
     /// ```
     pub async fn from_uri(uri: &str) -> Result<RedisStorage, RedisError> {
-        RedisStorage::connect(RedisConfig::from_uri(uri)?).await
+        RedisStorage::connect(uri.parse()?).await
     }
 
-    /// Settings for `topology`, to adjust and then [`connect`](RedisConfig::connect).
+    /// Connects with `options`, waiting at most its connect timeout.
     ///
     /// ```no_run
-    /// use limiter_redis::{RedisStorage, Topology};
+    /// use limiter_redis::{RedisOptions, RedisStorage, Topology};
     /// use std::time::Duration;
     ///
     /// # async fn run() -> Result<(), limiter_redis::RedisError> {
-    /// let storage = RedisStorage::builder(Topology::Unix { path: "/run/redis.sock".into() })
+    /// let options = RedisOptions::new(Topology::Unix { path: "/run/redis.sock".into() })
     ///     .key_prefix("app:rl:")
-    ///     .command_timeout(Duration::from_millis(200))
-    ///     .connect()
-    ///     .await?;
+    ///     .command_timeout(Duration::from_millis(200));
+    /// let storage = RedisStorage::connect(options).await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub fn builder(topology: Topology) -> RedisConfig {
-        RedisConfig::new(topology)
-    }
-
-    /// Connects with `config`, waiting at most its connect timeout.
     ///
     /// # Errors
     ///
@@ -138,12 +132,12 @@ impl RedisStorage {
     /// # Cancel safety
     ///
     /// Dropping the future abandons the connection attempt.
-    pub async fn connect(config: RedisConfig) -> Result<RedisStorage, RedisError> {
-        config.validate()?;
-        let target = config.target();
-        let fred_config = client_config(&config)?;
-        let limit = config.get_connect_timeout();
-        let command_timeout = config.get_command_timeout();
+    pub async fn connect(options: RedisOptions) -> Result<RedisStorage, RedisError> {
+        options.validate()?;
+        let target = options.target();
+        let fred_config = client_config(&options)?;
+        let limit = options.get_connect_timeout();
+        let command_timeout = options.get_command_timeout();
         let pool = Builder::from_config(fred_config)
             .with_connection_config(|c| {
                 c.connection_timeout = limit;
@@ -165,7 +159,7 @@ impl RedisStorage {
                 p.default_command_timeout = command_timeout;
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
-            .build_pool(config.get_pool_size())
+            .build_pool(usize::try_from(options.get_pool_size()).unwrap_or(usize::MAX))
             .map_err(|e| connect_error(&target, &e))?;
         match tokio::time::timeout(limit, pool.init()).await {
             Ok(Ok(_task)) => {}
@@ -185,7 +179,7 @@ impl RedisStorage {
         Ok(RedisStorage {
             inner: Arc::new(Inner {
                 pool,
-                config,
+                options,
                 scripts: Scripts::new(),
                 versions: Versions::new(),
             }),
@@ -209,9 +203,9 @@ impl RedisStorage {
         &self.inner.pool
     }
 
-    /// The settings this storage was made with.
-    pub fn config(&self) -> &RedisConfig {
-        &self.inner.config
+    /// The options this storage was made with.
+    pub fn options(&self) -> &RedisOptions {
+        &self.inner.options
     }
 
     /// The Redis key that holds `key`'s state: `<key_prefix>{<group>}/<limit part>`.
@@ -227,7 +221,7 @@ impl RedisStorage {
     /// # }
     /// ```
     pub fn redis_key(&self, key: &StorageKey) -> String {
-        redis_key(self.inner.config.get_key_prefix(), key)
+        redis_key(self.inner.options.get_key_prefix(), key)
     }
 
     /// Runs `future` within the command timeout, mapping its error.
@@ -237,7 +231,7 @@ impl RedisStorage {
         key: Option<&str>,
         future: impl Future<Output = Result<T, fred::error::Error>>,
     ) -> Result<T, StorageError> {
-        let limit = self.inner.config.get_command_timeout();
+        let limit = self.inner.options.get_command_timeout();
         match tokio::time::timeout(limit, future).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(error::storage_error(operation, key, e)),
@@ -276,22 +270,7 @@ impl RedisStorage {
 
     /// Whether this storage talks to a Redis Cluster.
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self.inner.config.topology(), Topology::Cluster { .. })
-    }
-}
-
-impl RedisConfig {
-    /// Connects with these settings: [`RedisStorage::connect`].
-    ///
-    /// # Errors
-    ///
-    /// As for [`RedisStorage::connect`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future abandons the connection attempt.
-    pub async fn connect(self) -> Result<RedisStorage, RedisError> {
-        RedisStorage::connect(self).await
+        matches!(self.inner.options.get_topology(), Topology::Cluster { .. })
     }
 }
 
@@ -328,15 +307,15 @@ fn connect_error(target: &str, e: &fred::error::Error) -> RedisError {
     }
 }
 
-/// The client's configuration for `config`.
-fn client_config(config: &RedisConfig) -> Result<Config, RedisError> {
+/// The client's configuration for `options`.
+fn client_config(options: &RedisOptions) -> Result<Config, RedisError> {
     let servers = |nodes: &[(String, u16)]| {
         nodes
             .iter()
             .map(|(h, p)| Server::new(h.as_str(), *p))
             .collect::<Vec<_>>()
     };
-    let server = match config.topology() {
+    let server = match options.get_topology() {
         Topology::Standalone { host, port } => ServerConfig::new_centralized(host.as_str(), *port),
         Topology::Unix { path } => ServerConfig::Unix { path: path.clone() },
         Topology::Cluster { nodes } => ServerConfig::Clustered {
@@ -350,14 +329,14 @@ fn client_config(config: &RedisConfig) -> Result<Config, RedisError> {
     };
     let mut out = Config {
         server,
-        username: config.username().map(str::to_owned),
-        password: config.password_owned(),
-        database: config.database(),
+        username: options.get_username().map(str::to_owned),
+        password: options.get_password().map(str::to_owned),
+        database: options.get_database(),
         fail_fast: true,
         ..Config::default()
     };
-    if config.is_tls() {
-        crate::tls::configure(&mut out, config)?;
+    if options.get_tls() {
+        crate::tls::configure(&mut out, options)?;
     }
     Ok(out)
 }
@@ -521,9 +500,9 @@ impl ClearAll for RedisStorage {
     /// primary of a Cluster) and `UNLINK`. Each page of the scan, and the removal of its
     /// keys, is bounded by the command timeout.
     async fn clear_all(&self) -> Result<(), StorageError> {
-        let pattern = format!("{}*", glob_escape(self.inner.config.get_key_prefix()));
+        let pattern = format!("{}*", glob_escape(self.inner.options.get_key_prefix()));
         let client = self.inner.pool.next_connected().clone();
-        let limit = self.inner.config.get_command_timeout();
+        let limit = self.inner.options.get_command_timeout();
         let mut pages = if self.is_cluster() {
             client.scan_cluster(pattern, Some(1_000), None).boxed()
         } else {

@@ -2,12 +2,12 @@
 
 use fred::prelude::Config;
 
-use crate::config::RedisConfig;
 use crate::error::RedisError;
+use crate::options::RedisOptions;
 
 /// Sets up TLS on `out` as `config` asks.
 #[cfg(feature = "tls")]
-pub(crate) fn configure(out: &mut Config, config: &RedisConfig) -> Result<(), RedisError> {
+pub(crate) fn configure(out: &mut Config, config: &RedisOptions) -> Result<(), RedisError> {
     use fred::rustls::pki_types::pem::PemObject;
     use fred::rustls::pki_types::CertificateDer;
     use fred::rustls::{ClientConfig, RootCertStore};
@@ -61,7 +61,7 @@ pub(crate) fn configure(out: &mut Config, config: &RedisConfig) -> Result<(), Re
 
 /// Without the `tls` feature, TLS is refused rather than silently skipped.
 #[cfg(not(feature = "tls"))]
-pub(crate) fn configure(_out: &mut Config, config: &RedisConfig) -> Result<(), RedisError> {
+pub(crate) fn configure(_out: &mut Config, config: &RedisOptions) -> Result<(), RedisError> {
     Err(RedisError::TlsUnavailable {
         uri: config.target(),
     })

@@ -83,6 +83,13 @@ async fn golden_vectors_replay_through_the_scripts() {
             Unit::Millisecond,
         )
         .expect("a valid limit");
+        let limit = match v["limit"].get("burst").map(parse_num) {
+            Some(burst) => {
+                let burst = std::num::NonZeroU64::new(burst).expect("a burst of at least 1");
+                limit.with_burst(burst).expect("a burst within bounds")
+            }
+            None => limit,
+        };
         let op = parse_op(&v["op"]);
         let now = Timestamp::from_millis(parse_num(&v["now"]));
         let before = unhex(v["state_before"].as_str().expect("state_before"));

@@ -34,9 +34,9 @@ async fn child_process_hits() {
     let strategy = BuiltIn::from_name(strategy).expect("a built-in");
     let start: u64 = start.parse().expect("a start time");
     // Exact counts are the point here, not latency: 16 processes share two cores.
-    let storage = common::config("LIMITER_REDIS_URL", "limiter-processes:")
-        .command_timeout(Duration::from_secs(5))
-        .connect()
+    let options = common::options("LIMITER_REDIS_URL", "limiter-processes:")
+        .command_timeout(Duration::from_secs(5));
+    let storage = limiter_redis::RedisStorage::connect(options)
         .await
         .unwrap_or_else(|e| panic!("connect: {e}; {}", common::HOW_TO_START));
     let limiter = RateLimiter::builder(std::sync::Arc::new(storage))

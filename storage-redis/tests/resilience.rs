@@ -11,7 +11,7 @@ use common::TestServer;
 use limiter_core::strategy::BuiltIn;
 use limiter_core::{Error, Key, RateLimit, RateLimiter, StorageErrorKind};
 use limiter_redis::fred::prelude::LuaInterface;
-use limiter_redis::{RedisConfig, RedisStorage};
+use limiter_redis::{RedisOptions, RedisStorage};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(300);
 /// What a call may take beyond the command timeout (scheduling on a busy machine).
@@ -25,12 +25,14 @@ fn limiter(storage: &RedisStorage, strategy: BuiltIn, namespace: &str) -> RateLi
 }
 
 async fn dedicated(server: &TestServer) -> RedisStorage {
-    RedisConfig::from_uri(&server.uri())
+    let options = server
+        .uri()
+        .parse::<RedisOptions>()
         .expect("uri")
         .command_timeout(COMMAND_TIMEOUT)
         .connect_timeout(COMMAND_TIMEOUT)
-        .key_prefix("limiter-resilience:")
-        .connect()
+        .key_prefix("limiter-resilience:");
+    RedisStorage::connect(options)
         .await
         .expect("connect to the test's own server")
 }

@@ -39,11 +39,11 @@ async fn rediss_refuses_a_certificate_it_does_not_trust() {
     // The same server, trusting only the system's roots: the test CA is not among them.
     let uri = common::env("LIMITER_REDIS_TLS_URL");
     let without_ca = uri.split('?').next().unwrap_or_default().to_owned();
-    let result = limiter_redis::RedisConfig::from_uri(&without_ca)
+    let options = without_ca
+        .parse::<limiter_redis::RedisOptions>()
         .expect("uri")
-        .connect_timeout(std::time::Duration::from_secs(1))
-        .connect()
-        .await;
+        .connect_timeout(std::time::Duration::from_secs(1));
+    let result = limiter_redis::RedisStorage::connect(options).await;
     match result {
         Err(limiter_redis::RedisError::Connect { .. } | limiter_redis::RedisError::Tls { .. }) => {}
         other => panic!("expected a refused connection, got {other:?}"),

@@ -126,3 +126,54 @@ pub async fn gcra_rounds_awkward_intervals_up(ctx: &Ctx) {
         "reset_after at t0+334 ms"
     );
 }
+
+/// `2 per second burst 5`: 5 pass at t0 (a cost of 3 among them), the 6th is rejected
+/// with a `retry_after` of 500 ms; at t0+500 ms one passes. On a full bucket a cost of
+/// 4 (above the amount, within the burst) passes, and a cost of 6 never does. The
+/// same limit without its burst is another key: its 2 units are untouched.
+pub async fn gcra_burst_apart_from_the_rate(ctx: &Ctx) {
+    let l = ctx.limiter();
+    let bursty = ctx.limit("2 per second burst 5");
+    let plain = ctx.limit("2 per second");
+    let key = Key::from("bursty");
+    for (cost, left) in [(1, 4), (3, 1), (1, 0)] {
+        let d = l.hit(&bursty, &key, cost).await;
+        ensure!(
+            ctx,
+            d.is_allowed(),
+            "cost {cost} in the burst rejected: {d:?}"
+        );
+        ensure_eq!(ctx, d.remaining(), left, "remaining after cost {cost}");
+    }
+    let d = l.hit(&bursty, &key, 1).await;
+    ensure!(ctx, !d.is_allowed(), "6th unit allowed: {d:?}");
+    ensure_eq!(
+        ctx,
+        d.retry_after(),
+        Some(ms(500)),
+        "retry_after after the burst"
+    );
+    let d = l.hit(&plain, &key, 2).await;
+    ensure!(
+        ctx,
+        d.is_allowed(),
+        "the plain limit shares the bursty one's key: {d:?}"
+    );
+    ctx.set_offset_ms(500);
+    let d = l.hit(&bursty, &key, 1).await;
+    ensure!(ctx, d.is_allowed(), "hit at t0+500 ms rejected: {d:?}");
+    ctx.set_offset_ms(10_000);
+    let d = l.hit(&bursty, &key, 4).await;
+    ensure!(
+        ctx,
+        d.is_allowed(),
+        "cost 4 on a full bucket of 5 rejected: {d:?}"
+    );
+    let d = l.test(&bursty, &key, 6).await;
+    ensure_eq!(
+        ctx,
+        d.retry(),
+        Some(limiter_core::Retry::Never),
+        "cost 6 above the burst"
+    );
+}

@@ -85,6 +85,7 @@ macro_rules! __limiter_conformance_cases {
             gcra: [
                 gcra::gcra_bursts_then_refills_one_unit_per_interval,
                 gcra::gcra_rounds_awkward_intervals_up,
+                gcra::gcra_burst_apart_from_the_rate,
             ],
             storage: [
                 cas::check_succeeds,

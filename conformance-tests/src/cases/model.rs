@@ -228,8 +228,8 @@ impl View {
             reset_at: reset(v.reset_at),
             retry: match v.retry_at {
                 _ if v.allowed => None,
-                Some(at) if cost <= limit.amount() => Some(Retry::After(at.saturating_since(now))),
-                _ => Some(Retry::Never),
+                Some(at) => Some(Retry::After(at.saturating_since(now))),
+                None => Some(Retry::Never),
             },
             decided_at: now,
         }
@@ -420,7 +420,7 @@ impl Oracle for Generic<'_> {
 /// [`CasOnly`](crate::CasOnly) over a second storage from the factory (another
 /// namespace): every decision and stats answer is identical, and so are the stored
 /// bytes after every step. In `native` mode this pins the storage's native operations
-/// ([`Storage::apply`](limiter_core::Storage::apply) and `batch`, whether they answer at
+/// ([`Storage::apply`](limiter_core::storage::NativeStrategies::apply) and `batch`, whether they answer at
 /// once or through a future) to the generic path; in `cas_only` mode both sides are
 /// generic.
 pub async fn native_and_generic_paths_agree(ctx: &Ctx) {

@@ -128,13 +128,15 @@ pub struct RateLimit {
     amount: u64,
     multiples: u64,
     unit: Unit,
+    /// A burst other than the amount (GCRA only).
+    burst: Option<NonZeroU64>,
 }
 
 macro_rules! per_unit {
     ($($name:ident => $unit:ident, $doc:literal;)*) => {$(
         #[doc = concat!("`amount` hits per ", $doc, ".")]
         pub const fn $name(amount: NonZeroU64) -> RateLimit {
-            RateLimit { amount: amount.get(), multiples: 1, unit: Unit::$unit }
+            RateLimit { amount: amount.get(), multiples: 1, unit: Unit::$unit, burst: None }
         }
     )*};
 }
@@ -169,6 +171,7 @@ impl RateLimit {
                 amount,
                 multiples,
                 unit,
+                burst: None,
             }),
             _ => Err(ParseError::new(ParseErrorKind::WindowOverflow, text(), 0)),
         }
@@ -199,11 +202,69 @@ impl RateLimit {
     pub const fn window(&self) -> Duration {
         Duration::from_millis(self.window_ms())
     }
+
+    /// This limit with a burst of `burst` units: how many units the
+    /// [`Gcra`](crate::strategy::Gcra) strategy lets through at once, in place of the
+    /// amount (governor's `allow_burst`). The rate stays `amount` per window. The other
+    /// strategies count `amount` per window and ignore it. A burst equal to the amount
+    /// is the default, and the same limit.
+    ///
+    /// In text: `"10 per second burst 50"`.
+    ///
+    /// ```
+    /// use limiter_core::{ParseErrorKind, RateLimit};
+    /// use std::num::NonZeroU64;
+    ///
+    /// let limit: RateLimit = "10 per second".parse()?;
+    /// let bursty = limit.with_burst(NonZeroU64::new(50).unwrap())?;
+    /// assert_eq!(bursty.burst(), 50);
+    /// assert_eq!(bursty, "10 per second burst 50".parse()?);
+    /// assert_eq!(bursty.to_string(), "10 per 1 second burst 50");
+    /// assert_eq!(limit.with_burst(NonZeroU64::new(10).unwrap())?, limit);
+    ///
+    /// // A burst that would take more than 1,000 years to refill.
+    /// let err = limit.with_burst(NonZeroU64::new(u64::MAX).unwrap()).unwrap_err();
+    /// assert_eq!(err.kind(), &ParseErrorKind::BurstOverflow);
+    /// # Ok::<(), limiter_core::ParseError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ParseErrorKind::BurstOverflow`] when refilling the whole burst would take
+    /// longer than [`MAX_WINDOW_MS`] (`burst × window / amount`): the bound keeps every
+    /// GCRA state within 64-bit numbers.
+    pub fn with_burst(mut self, burst: NonZeroU64) -> Result<RateLimit, ParseError> {
+        let refill = u128::from(burst.get()) * u128::from(self.window_ms());
+        if refill > u128::from(MAX_WINDOW_MS) * u128::from(self.amount) {
+            let text = format!("{self} burst {burst}");
+            return Err(ParseError::new(ParseErrorKind::BurstOverflow, text, 0));
+        }
+        self.burst = (burst.get() != self.amount).then_some(burst);
+        Ok(self)
+    }
+
+    /// The burst: how many units [`Gcra`](crate::strategy::Gcra) lets through at once;
+    /// the amount unless [`with_burst`](Self::with_burst) set another.
+    pub const fn burst(&self) -> u64 {
+        match self.burst {
+            Some(burst) => burst.get(),
+            None => self.amount,
+        }
+    }
+
+    /// Whether a burst other than the amount is set.
+    pub(crate) const fn has_own_burst(&self) -> bool {
+        self.burst.is_some()
+    }
 }
 
 impl fmt::Display for RateLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} per {} {}", self.amount, self.multiples, self.unit)
+        write!(f, "{} per {} {}", self.amount, self.multiples, self.unit)?;
+        match self.burst {
+            Some(burst) => write!(f, " burst {burst}"),
+            None => Ok(()),
+        }
     }
 }
 

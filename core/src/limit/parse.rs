@@ -10,13 +10,15 @@
 //!
 //! ```text
 //! limits   := item (SEP item)*
-//! item     := WS* AMOUNT WS* PER WS* [MULTIPLES WS*] UNIT WS*
+//! item     := WS* AMOUNT WS* PER WS* [MULTIPLES WS*] UNIT WS* [BURST WS* NUMBER WS*]
 //! SEP      := "," | ";" | "|"
 //! PER      := "/" | "per"            ("per" in any case; it may touch the numbers)
 //! AMOUNT   := DIGIT+                 (1 ..= 18446744073709551615)
 //! MULTIPLES:= DIGIT+                 (at least 1; 1 when left out)
 //! UNIT     := millisecond | second | minute | hour | day | month | year
 //!             (any case, singular or plural, no abbreviations)
+//! BURST    := "burst"                (any case; the number after it is at least 1:
+//!                                     see RateLimit::with_burst)
 //! DIGIT    := "0" ..= "9"            (ASCII digits only; leading zeros are fine)
 //! WS       := white space            (allowed around every token, never a separator)
 //! ```
@@ -35,6 +37,7 @@
 //! | leading zeros | `"010/minute"` | 10 hits per 1 minute |
 //! | milliseconds | `"100 per 500 milliseconds"` | 100 hits per 500 ms |
 //! | several limits | `"1/second; 10/minute, 100/hour \| 1000/day"` | 4 limits, in order |
+//! | a GCRA burst | `"10 per second burst 50"`, `"10/second BURST 50"` | 10 hits per second, bursts of 50 |
 //!
 //! | Rejected | Example | Error ([`ParseErrorKind`]) |
 //! |----------|---------|----------------------------|
@@ -53,6 +56,9 @@
 //! | white space instead of a separator | `"1/second 5/minute"` | `MissingSeparator` |
 //! | any other character | `"10/minute:"`, `"１０/minute"` | `Unexpected` (or `ExpectedAmount` where an amount belongs) |
 //! | several limits where one is expected | `"1/second; 5/minute".parse::<RateLimit>()` | `MultipleLimits` |
+//! | `burst` without a number | `"10/second burst"`, `"10/second burst x"` | `ExpectedBurst` |
+//! | a burst of zero | `"10/second burst 0"` | `ZeroBurst` |
+//! | a burst over 1,000 years of refill | `"1 per year burst 2000"` | `BurstOverflow` |
 //!
 //! # Examples
 //!
@@ -74,6 +80,7 @@
 //! ```
 
 use std::fmt;
+use std::num::NonZeroU64;
 
 use super::{RateLimit, Unit, MAX_WINDOW_MS};
 
@@ -125,6 +132,14 @@ pub enum ParseErrorKind {
     /// (`"1/second 5/minute"`): white space does not separate limits. Position: the
     /// number.
     MissingSeparator,
+    /// `burst` without a whole number after it (`"10/second burst"`). Position: the text
+    /// found instead, or the end of the item.
+    ExpectedBurst,
+    /// A burst of zero (`"10/second burst 0"`). Position: the number.
+    ZeroBurst,
+    /// A burst that would take longer than [`MAX_WINDOW_MS`](super::MAX_WINDOW_MS) to
+    /// refill at the limit's rate (`"1 per year burst 2000"`). Position: the number.
+    BurstOverflow,
 }
 
 /// A rate-limit string that could not be parsed: what is wrong, and where.
@@ -272,6 +287,18 @@ impl fmt::Display for ParseError {
                 f,
                 "missing separator before {:?} at byte {at} (separate limits with \",\", \";\" or \"|\", not white space)",
                 self.token().unwrap_or_default()
+            ),
+            ParseErrorKind::ExpectedBurst => write!(
+                f,
+                "expected the burst (a whole number) after \"burst\", {} at byte {at}",
+                self.found()
+            ),
+            ParseErrorKind::ZeroBurst => {
+                write!(f, "burst of zero at byte {at} (a burst lets at least 1 hit through)")
+            }
+            ParseErrorKind::BurstOverflow => write!(
+                f,
+                "burst at byte {at} would take more than 1,000 years to refill at the limit's rate"
             ),
         }
     }
@@ -479,6 +506,7 @@ impl<'a> Parser<'a> {
             _ => return Err(self.error(ParseErrorKind::WindowOverflow, multiples_start)),
         }
         self.skip_ws();
+        let burst = self.parse_burst()?;
         match self.peek() {
             None => {}
             Some(c) if is_separator(c) => {}
@@ -487,8 +515,36 @@ impl<'a> Parser<'a> {
             }
             Some(c) => return Err(self.error(ParseErrorKind::Unexpected(c), self.pos)),
         }
-        RateLimit::new(amount, multiples, unit)
-            .map_err(|err| self.error(err.kind().clone(), multiples_start))
+        let limit = RateLimit::new(amount, multiples, unit)
+            .map_err(|err| self.error(err.kind().clone(), multiples_start))?;
+        match burst {
+            Some((burst, at)) => limit
+                .with_burst(burst)
+                .map_err(|err| self.error(err.kind().clone(), at)),
+            None => Ok(limit),
+        }
+    }
+
+    /// `burst N` after the unit, if the word is there; the cursor ends past the white
+    /// space that follows.
+    fn parse_burst(&mut self) -> Result<Option<(NonZeroU64, usize)>, ParseError> {
+        let start = self.pos;
+        let word = self.rest().get(..5).unwrap_or_default();
+        let after = self.rest().get(5..).and_then(|r| r.chars().next());
+        if !word.eq_ignore_ascii_case("burst") || after.is_some_and(char::is_alphabetic) {
+            return Ok(None);
+        }
+        self.pos += word.len();
+        self.skip_ws();
+        let Some(number) = self.parse_number()? else {
+            return Err(self.error(ParseErrorKind::ExpectedBurst, self.pos.max(start)));
+        };
+        let value = self.number_value(&number)?;
+        let Some(burst) = NonZeroU64::new(value) else {
+            return Err(self.error(ParseErrorKind::ZeroBurst, number.start));
+        };
+        self.skip_ws();
+        Ok(Some((burst, number.start)))
     }
 
     /// A whole number at the cursor, if there is one. A minus sign or a decimal point

@@ -8,35 +8,42 @@ use crate::limit::RateLimit;
 const TAG: u8 = 4;
 const NAME: &str = BuiltIn::Gcra.name();
 
-/// GCRA: `amount` units per window, refilled smoothly, with a burst of `amount`.
+/// GCRA: `amount` units per window, refilled smoothly, with a burst of `amount`, or
+/// of the limit's own [burst](RateLimit::with_burst) (`"10 per second burst 50"`).
 ///
-/// Equivalent to a token bucket of capacity `amount` that gains one token every
+/// Equivalent to a token bucket of capacity `burst` that gains one token every
 /// `window / amount`, but its state is a single "theoretical arrival time" (TAT): the
 /// instant at which the bucket would be full again.
 ///
 /// # State and rules
 ///
 /// Time is counted in **ticks** of `1 / A` milliseconds (`A` the amount), so that one
-/// unit is exactly `W` ticks (`W` the window in milliseconds), the bucket `C = A × W`
-/// ticks, and no rounding ever admits a unit too many. Arithmetic needs 128 bits
-/// (at most about 2¹¹⁸ within the time domain).
+/// unit is exactly `W` ticks (`W` the window in milliseconds), the bucket `C = B × W`
+/// ticks (`B` the burst, `A` unless the limit sets its own), and no rounding ever admits
+/// a unit too many. Arithmetic needs 128 bits. `C` is also written `[q, r]`:
+/// `C = q × A + r` with `r < A` (`[W, 0]` when `B = A`); the rules below use it where
+/// they compare the TAT with `C`, so that a script engine with double-precision numbers
+/// can follow them without ever forming `ms × A`.
 ///
 /// State: tag `4`, then the TAT as `[ms, ticks]` (17 bytes): `TAT = ms × A + ticks`
 /// ticks, with `ticks < A`. A wrong length or tag, `ticks ≥ A`, or a TAT past
-/// `Timestamp::MAX × A + C` (one window past [`Timestamp::MAX`], more than any
-/// write produces) is a [`StateError`]. An empty state is `TAT = 0`.
+/// `Timestamp::MAX × A + C` (`ms > MAX + q`, or `ms = MAX + q` and `ticks > r`: more
+/// than any write produces) is a [`StateError`]. An empty state is `TAT = 0`.
 /// For realistic times every word is far below 2⁵³, so a script engine with
 /// double-precision numbers can keep the layout; only within one window of
 /// `Timestamp::MAX` can the milliseconds word exceed it.
 ///
 /// 1. **Effective time** `t = max(now, ⌈(TAT − C) / A⌉)` in ms (the second term only
-///    when `TAT > C`), and `n = t × A` ticks. This never changes the verdict of a
-///    cost of 1 or more; it keeps refunds from a clock that stepped back honest.
+///    when `TAT > C`, that is `ms > q`, or `ms = q` and `ticks > r`; it equals
+///    `ms − q + (1 if ticks > r else 0)`), and `n = t × A` ticks. This never changes the
+///    verdict of a cost of 1 or more; it keeps refunds from a clock that stepped back
+///    honest.
 /// 2. **Usage** `used = max(TAT − n, 0)` ticks; `remaining = ⌊(C − used) / W⌋`.
-/// 3. **Hit / test** of `cost`: with `new = max(TAT, n) + cost × W`, it passes when
-///    `new − n ≤ C` (the same as `cost ≤ remaining`). An admitted hit stores `new`.
-///    A rejected hit's `retry_at` is `t + ⌈(new − n − C) / A⌉` ms (`None` past
-///    [`Timestamp::MAX`]); a test or a rejected hit writes nothing.
+/// 3. **Hit / test** of `cost`: a cost above `B` never passes (`retry_at` `None`).
+///    Otherwise, with `new = max(TAT, n) + cost × W`, it passes when `new − n ≤ C` (the
+///    same as `cost ≤ remaining`). An admitted hit stores `new`. A rejected hit's
+///    `retry_at` is `⌈(new − C) / A⌉` ms (`new_ms − q + (1 if new_ticks > r else 0)`;
+///    `None` past [`Timestamp::MAX`]); a test or a rejected hit writes nothing.
 /// 4. **Refund** `{cost, at}` gives back only what time has not yet paid back:
 ///    `give = max(0, cost × W − max(0, t − at) × A)` ticks, and stores
 ///    `max(TAT − give, n)`. When `TAT ≤ n` (nothing counted) nothing changes and
@@ -47,7 +54,7 @@ const NAME: &str = BuiltIn::Gcra.name();
 ///    clamped to `MAX`). **TTL** of a write: until that `reset_at`.
 ///
 /// In any window-long interval of effective time the GCRA admits at most
-/// `A + ⌊(W − 1) × A / W⌋` units: a burst of `A`, then one unit every `W / A` ms.
+/// `B + ⌊(W − 1) × A / W⌋` units: a burst of `B`, then one unit every `W / A` ms.
 ///
 /// # Examples
 ///
@@ -92,8 +99,11 @@ struct Bucket {
     unit: u64,
     /// Ticks per ms (the amount).
     per_ms: u64,
-    /// The bucket's size in ticks.
+    /// The bucket's size in ticks, `C = B × W`.
     capacity: u128,
+    /// `C` as `[q, r]`: `C = q × A + r`, `r < A`.
+    q: u128,
+    r: u64,
 }
 
 /// `[ms, ticks]` after `t` (ms) as ticks beyond `[t, 0]`: `(ms − t) × A + ticks`, or 0
@@ -101,6 +111,22 @@ struct Bucket {
 fn ticks_after(ms: u64, ticks: u64, t: u64, per_ms: u64) -> u128 {
     if ms > t || (ms == t && ticks > 0) {
         u128::from(ms - t) * u128::from(per_ms) + u128::from(ticks)
+    } else {
+        0
+    }
+}
+
+/// Whether `[ms, ticks]` lies after `[q, r]` (both with ticks below the amount).
+fn above([ms, ticks]: [u64; 2], q: u128, r: u64) -> bool {
+    let ms = u128::from(ms);
+    ms > q || (ms == q && ticks > r)
+}
+
+/// `⌈([ms, ticks] − [q, r]) / A⌉` in ms when `[ms, ticks]` lies after `[q, r]`, else
+/// 0: `ms − q`, plus 1 when `ticks > r`.
+fn instant_past([ms, ticks]: [u64; 2], q: u128, r: u64) -> u64 {
+    if above([ms, ticks], q, r) {
+        to_u64(u128::from(ms) - q + u128::from(ticks > r))
     } else {
         0
     }
@@ -119,6 +145,13 @@ impl Bucket {
     ) -> Result<Bucket, StateError> {
         let per_ms = limit.amount();
         let unit = limit.window_ms();
+        let capacity = u128::from(limit.burst()) * u128::from(unit);
+        let (q, r) = if limit.burst() == per_ms {
+            (u128::from(unit), 0)
+        } else {
+            let q = capacity / u128::from(per_ms);
+            (q, to_u64(capacity - q * u128::from(per_ms)))
+        };
         let corrupt = |reason| StateError {
             strategy: NAME,
             reason,
@@ -130,17 +163,11 @@ impl Bucket {
             }
             Some([ms, ticks]) => (ms, ticks),
         };
-        // TAT > MAX × A + C, with C = W × A and ticks < A.
-        let last = Timestamp::MAX.as_millis() + unit;
-        if ms > last || (ms == last && ticks > 0) {
+        // TAT > MAX × A + C, with C = q × A + r and ticks, r < A.
+        if above([ms, ticks], u128::from(Timestamp::MAX.as_millis()) + q, r) {
             return Err(corrupt("TAT past Timestamp::MAX plus a window"));
         }
-        // ⌈(TAT − C) / A⌉ when TAT > C: the TAT's instant, rounded up, minus a window.
-        let seen = if ms > unit || (ms == unit && ticks > 0) {
-            ceil_ms(ms, ticks) - unit
-        } else {
-            0
-        };
+        let seen = instant_past([ms, ticks], q, r);
         let t = now.as_millis().max(seen);
         Ok(Bucket {
             ms,
@@ -149,7 +176,9 @@ impl Bucket {
             used: ticks_after(ms, ticks, t, per_ms),
             unit,
             per_ms,
-            capacity: u128::from(per_ms) * u128::from(unit),
+            capacity,
+            q,
+            r,
         })
     }
 
@@ -179,7 +208,7 @@ impl Bucket {
         }
     }
 
-    /// The TAT after a hit of `cost` (at most the amount), `max(TAT, n) + cost × W`, as
+    /// The TAT after a hit of `cost` (at most the burst), `max(TAT, n) + cost × W`, as
     /// `[ms, ticks]`.
     fn after_hit(&self, cost: u64) -> (u64, u64) {
         let (ms, ticks) = if self.used > 0 {
@@ -189,7 +218,6 @@ impl Bucket {
         };
         let per_ms = u128::from(self.per_ms);
         let add = u128::from(cost) * u128::from(self.unit);
-        // `cost ≤ A`, so whole milliseconds added are at most W.
         let (whole, rest) = if add < per_ms {
             (0, add)
         } else if per_ms == 1 {
@@ -207,11 +235,11 @@ impl Bucket {
         (ms, to_u64(ticks))
     }
 
-    /// For a rejected hit of `cost` (at most the amount): `t + ⌈(new − n − C) / A⌉`,
-    /// where `new − n − C > 0` is `[new_ms − t − W, new_ticks]`.
+    /// For a rejected hit of `cost` (at most the burst): `⌈(new − C) / A⌉`, and at
+    /// least `t`.
     fn retry(&self, cost: u64) -> Option<Timestamp> {
         let (ms, ticks) = self.after_hit(cost);
-        retry_instant(ceil_ms(ms, ticks).saturating_sub(self.unit).max(self.t))
+        retry_instant(instant_past([ms, ticks], self.q, self.r).max(self.t))
     }
 
     /// Stores `[ms, ticks]` and answers with the bucket that holds it.
@@ -250,11 +278,11 @@ pub(super) fn run(
     now: Timestamp,
 ) -> Result<Transition, StateError> {
     let b = Bucket::read(state.read::<2>(TAG, NAME)?, limit, now)?;
-    let amount = limit.amount();
+    let burst = limit.burst();
     match op {
         Op::Hit { cost } | Op::Test { cost } => {
             let remaining = b.remaining(b.used);
-            if cost > amount {
+            if cost > burst {
                 Ok(b.usage(remaining).unchanged(false, None))
             } else if cost > remaining {
                 Ok(b.usage(remaining).unchanged(false, b.retry(cost)))
@@ -329,7 +357,7 @@ mod reference {
         fn read(state: &[u8], limit: &RateLimit, now: Timestamp) -> Result<Bucket, StateError> {
             let per_ms = u128::from(limit.amount());
             let unit = u128::from(limit.window_ms());
-            let capacity = per_ms * unit;
+            let capacity = u128::from(limit.burst()) * unit;
             let corrupt = |reason| StateError {
                 strategy: NAME,
                 reason,
@@ -406,7 +434,7 @@ mod reference {
         match op {
             Op::Hit { cost } | Op::Test { cost } => hit_or_test(
                 &mut b,
-                (limit.amount(), cost, matches!(op, Op::Test { .. })),
+                (limit.burst(), cost, matches!(op, Op::Test { .. })),
                 usage,
                 |b| Ok(b.retry(cost)),
                 |b| Ok(b.store(state, now, b.after_hit(cost))),
@@ -522,9 +550,15 @@ mod tests {
             amount in proptest::prop_oneof![1u64..20, 1u64..2_000_000_000, proptest::prelude::Just(u64::MAX)],
             window in proptest::prop_oneof![1u64..5_000, 1u64..=crate::limit::MAX_WINDOW_MS],
             start in proptest::prop_oneof![0u64..10_000, proptest::prelude::Just(Timestamp::MAX.as_millis() - 100_000)],
+            burst in proptest::prop_oneof![proptest::prelude::Just(0u64), 1u64..50, 1u64..=u64::MAX],
             steps in proptest::collection::vec((0u64..4, 0u64..3_000, 0u64..40, 0u64..6), 1..40),
         ) {
             let limit = RateLimit::new(amount, window, Unit::Millisecond).unwrap();
+            let limit = match std::num::NonZeroU64::new(burst) {
+                Some(burst) => limit.with_burst(burst).unwrap_or(limit),
+                None => limit,
+            };
+            let amount = limit.burst();
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
             let mut now = start;
             for (kind, gap, cost, back) in steps {

@@ -1,6 +1,6 @@
 -- A multi-limit hit, all or nothing. All keys share one hash slot (one client's group).
 -- KEYS     the stored keys, one per limit
--- ARGV     cost, now, the new version (8 bytes), then amount and window_ms per key
+-- ARGV     cost, now, the new version (8 bytes), then amount, window_ms and burst per key
 -- Returns 4 numbers per key (allowed, remaining, reset_at, retry_at): the hits' verdicts
 -- when every limit admits the hit (and then all are written), else every limit's test
 -- verdict (and nothing is written); or {-1} for the generic path.
@@ -9,7 +9,9 @@ return run(function()
   local contexts, plans, verdicts = {}, {}, {}
   local all = true
   for i = 1, #KEYS do
-    local c = S.load(KEYS[i], tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i]), now)
+    local base = 3 * i
+    local c = S.load(KEYS[i], tonumber(ARGV[1 + base]), tonumber(ARGV[2 + base]), now,
+      tonumber(ARGV[3 + base]))
     local v, plan = S.hit(c, cost, false)
     contexts[i], plans[i], verdicts[i] = c, plan, v
     if v[1] == 0 then all = false end

@@ -1,13 +1,18 @@
 -- GCRA (core/src/strategy/gcra.rs). State: tag 4, the TAT as [ms, ticks], where
--- TAT = ms * A + ticks ticks of 1/A ms. Ticks are kept relative to the effective
--- time t (`used` = TAT - t * A), so that no number grows with the clock: the storage
--- runs this script only when A * W and cost * W stay far below 2^53.
+-- TAT = ms * A + ticks ticks of 1/A ms. The bucket holds C = B * W ticks (B the burst,
+-- A unless the limit has its own), also written [q, r]: C = q * A + r, r < A. Ticks
+-- are kept relative to the effective time t (`used` = TAT - t * A), so that no number
+-- grows with the clock: the storage runs this script only when A * W, B * W and
+-- cost * W stay far below 2^53.
 local S = {}
 local NAME = 'gcra'
 
-function S.load(key, A, W, now)
+function S.load(key, A, W, now, B)
+  B = B or A
+  local C = B * W
+  local q, r = idiv(C, A)
   local state = read_state(key, NAME)
-  local c = {key = key, A = A, W = W, C = A * W, now = now}
+  local c = {key = key, A = A, W = W, B = B, C = C, now = now}
   local ms, ticks = 0, 0
   if state ~= '' then
     if string.byte(state, 1) ~= 4 then corrupt(NAME, 'unknown tag') end
@@ -15,16 +20,17 @@ function S.load(key, A, W, now)
     ms, ticks = struct.unpack('<I8I8', state, 2)
     if ticks >= A then corrupt(NAME, 'ticks not below the amount') end
     exact(ms)
-    -- TAT past MAX * A + C, that is TAT - C = (ms - W) * A + ticks past MAX * A.
-    if ms - W > MAX or (ms - W == MAX and ticks > 0) then
+    -- TAT past MAX * A + C, that is TAT - C = (ms - q) * A + (ticks - r) past MAX * A.
+    if ms - q > MAX or (ms - q == MAX and ticks > r) then
       corrupt(NAME, 'TAT past Timestamp::MAX plus a window')
     end
   end
-  -- Effective time: max(now, ceil((TAT - C) / A)) when TAT > C.
+  -- Effective time: max(now, ceil((TAT - C) / A)) when TAT > C: ms - q, plus 1 when
+  -- ticks > r.
   local seen = 0
-  if ms > W or (ms == W and ticks > 0) then
-    seen = ms - W
-    if ticks > 0 then seen = seen + 1 end
+  if ms > q or (ms == q and ticks > r) then
+    seen = ms - q
+    if ticks > r then seen = seen + 1 end
   end
   c.t = math.max(now, seen)
   local d = ms - c.t
@@ -46,7 +52,7 @@ end
 
 function S.hit(c, cost, test)
   local remaining, reset = usage(c, c.used)
-  if cost > c.A then return verdict(false, remaining, reset) end
+  if cost > c.B then return verdict(false, remaining, reset) end
   local new = exact(c.used + cost * c.W)
   if new > c.C then
     return verdict(false, remaining, reset, instant(c.t + ceil_div(new - c.C, c.A)))

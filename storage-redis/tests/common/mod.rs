@@ -4,7 +4,7 @@
 //! the servers; it never passes on nothing.
 #![allow(dead_code)]
 
-use limiter_redis::{RedisConfig, RedisStorage};
+use limiter_redis::{RedisOptions, RedisStorage};
 
 /// How to get the servers, for failure messages.
 pub(crate) const HOW_TO_START: &str =
@@ -20,10 +20,10 @@ pub(crate) fn env(var: &str) -> String {
 }
 
 /// The settings for the URI in `var`, with `prefix` as the key prefix.
-pub(crate) fn config(var: &str, prefix: &str) -> RedisConfig {
+pub(crate) fn options(var: &str, prefix: &str) -> RedisOptions {
     let uri = env(var);
-    match RedisConfig::from_uri(&uri) {
-        Ok(config) => config.key_prefix(prefix),
+    match uri.parse::<RedisOptions>() {
+        Ok(options) => options.key_prefix(prefix),
         Err(e) => panic!("{var}={uri} does not parse: {e}"),
     }
 }
@@ -31,8 +31,7 @@ pub(crate) fn config(var: &str, prefix: &str) -> RedisConfig {
 /// A storage connected to the server in `var`, keys under `prefix`; fails the test
 /// when it cannot connect.
 pub(crate) async fn connect(var: &str, prefix: &str) -> RedisStorage {
-    let config = config(var, prefix);
-    match config.connect().await {
+    match RedisStorage::connect(options(var, prefix)).await {
         Ok(storage) => storage,
         Err(e) => panic!("cannot connect to the server in {var}: {e}; {HOW_TO_START}"),
     }
