@@ -90,6 +90,7 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
 use foldhash::quality::RandomState;
 use limiter_core::Timestamp;
 use parking_lot::Mutex;
@@ -117,8 +118,7 @@ pub const DIGEST_ABOVE: usize = 256;
 const MIN_DEFAULT_SHARDS: usize = 64;
 
 /// A shard on its own cache lines, so that neighbouring locks do not share one.
-#[repr(align(128))]
-struct Padded(Mutex<Shard>);
+type Padded = CachePadded<Mutex<Shard>>;
 
 /// An in-memory [`Storage`](limiter_core::Storage): sharded, bounded in bytes (by
 /// default) and optionally in keys, with every built-in strategy and atomic
@@ -172,7 +172,7 @@ fn build(options: &MemoryOptions) -> MemoryStorage {
     let shards = (0..count)
         .map(|i| {
             let seed = std::hash::BuildHasher::hash_one(&hasher, i);
-            Padded(Mutex::new(Shard::new(usize::MAX, bound.clone(), seed)))
+            CachePadded::new(Mutex::new(Shard::new(usize::MAX, bound.clone(), seed)))
         })
         .collect::<Arc<[Padded]>>();
     if let Some(bound) = &bound {
@@ -213,7 +213,7 @@ impl MemoryStorage {
     pub fn len(&self) -> usize {
         match &self.bound {
             Some(bound) => bound.keys(),
-            None => self.shards.iter().map(|s| s.0.lock().len()).sum(),
+            None => self.shards.iter().map(|s| s.lock().len()).sum(),
         }
     }
 
@@ -226,7 +226,7 @@ impl MemoryStorage {
     pub fn bytes(&self) -> usize {
         match &self.bound {
             Some(bound) => bound.bytes(),
-            None => self.shards.iter().map(|s| s.0.lock().bytes()).sum(),
+            None => self.shards.iter().map(|s| s.lock().bytes()).sum(),
         }
     }
 
@@ -234,7 +234,7 @@ impl MemoryStorage {
     pub fn is_empty(&self) -> bool {
         match &self.bound {
             Some(bound) => bound.keys() == 0,
-            None => self.shards.iter().all(|s| s.0.lock().len() == 0),
+            None => self.shards.iter().all(|s| s.lock().len() == 0),
         }
     }
 
@@ -243,7 +243,7 @@ impl MemoryStorage {
     /// time proportional to the number of keys, one shard lock at a time.
     pub fn purge_expired(&self, now: Timestamp) -> usize {
         let now = now.as_millis();
-        self.shards.iter().map(|s| s.0.lock().purge(now)).sum()
+        self.shards.iter().map(|s| s.lock().purge(now)).sum()
     }
 
     /// The bound on the number of keys, if any (none by default).

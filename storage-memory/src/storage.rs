@@ -18,7 +18,7 @@ use crate::MemoryStorage;
 
 impl MemoryStorage {
     pub(crate) fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        self.shards[shard.min(self.shards.len() - 1)].0.lock()
+        self.shards[shard.min(self.shards.len() - 1)].lock()
     }
 
     /// Every native operation: one shard lock, the built-in applied in place.
@@ -101,7 +101,7 @@ impl Storage for MemoryStorage {
 impl ClearAll for MemoryStorage {
     async fn clear_all(&self) -> Result<(), StorageError> {
         for shard in &*self.shards {
-            shard.0.lock().clear();
+            shard.lock().clear();
         }
         Ok(())
     }

@@ -227,7 +227,7 @@ impl Shard {
             let Some(other) = shards.get((start + i) % count) else {
                 continue;
             };
-            match other.0.try_lock() {
+            match other.try_lock() {
                 Some(mut other) => {
                     if other.len() > 0 && other.evict(now, None) {
                         return Freed::Some;
