@@ -82,6 +82,7 @@ mod builder;
 mod deadline;
 mod decide;
 mod failure;
+mod grpc;
 mod headers;
 mod info;
 mod key;
