@@ -17,8 +17,9 @@
 //! next leader, handing it the calls queued behind it, and returns. Every caller runs
 //! at most one unit, its own.
 //!
-//! **Cancellation.** A queued call that is dropped is skipped (its operation never
-//! runs). A leader dropped before its write was sent hands its followers to the first
+//! **Cancellation.** A queued call that is dropped before its unit starts is skipped
+//! (its operation never runs); one dropped later may or may not count, as any call
+//! dropped while its write is in flight. A leader dropped before its write was sent hands its followers to the first
 //! of them, whose unit then runs without it; one dropped while its write was in flight
 //! answers its followers with an error, since the write may or may not have happened.
 
@@ -260,6 +261,8 @@ impl Leader<'_> {
         max_attempts: u32,
         op: KeyOp<'_>,
     ) -> Result<Verdict, StorageError> {
+        // Followers dropped since they were handed over do not run.
+        self.followers.retain(|w| !lock(&w.mailbox).closed);
         let ops: Vec<(Op, Timestamp)> = std::iter::once((op.op, op.now))
             .chain(self.followers.iter().map(|w| (w.op, w.now)))
             .collect();
@@ -379,4 +382,250 @@ async fn run_unit(
         format!("gave up after {max_attempts} attempts"),
     )
     .with_key(key.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc_support::TinyStorage;
+    use crate::limit::RateLimit;
+    use crate::storage::{async_trait, Version, Versioned};
+    use crate::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
+    use crate::StorageKey;
+    use proptest::prelude::{prop_assert, proptest, ProptestConfig};
+    use std::future::Future;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// [`TinyStorage`] whose reads and writes yield a few times, as a round trip
+    /// would, so that calls queue up behind the one in flight; counts its calls.
+    #[derive(Debug, Default)]
+    struct Slow {
+        inner: TinyStorage,
+        gets: AtomicU32,
+        sets: AtomicU32,
+    }
+
+    async fn yields(n: u32) {
+        for _ in 0..n {
+            let mut once = false;
+            std::future::poll_fn(|cx| {
+                if once {
+                    Poll::Ready(())
+                } else {
+                    once = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            })
+            .await;
+        }
+    }
+
+    #[async_trait]
+    impl Storage for Slow {
+        async fn get(
+            &self,
+            key: &StorageKey,
+            now: Timestamp,
+        ) -> Result<Option<Versioned>, StorageError> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            yields(3).await;
+            self.inner.get(key, now).await
+        }
+
+        async fn compare_and_set(
+            &self,
+            key: &StorageKey,
+            expected: Option<Version>,
+            value: &[u8],
+            ttl: Duration,
+            now: Timestamp,
+        ) -> Result<bool, StorageError> {
+            self.sets.fetch_add(1, Ordering::SeqCst);
+            yields(3).await;
+            self.inner
+                .compare_and_set(key, expected, value, ttl, now)
+                .await
+        }
+
+        async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+            self.inner.delete(key).await
+        }
+
+        async fn check(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    fn strategy(index: usize) -> &'static dyn Strategy {
+        [
+            &FixedWindow as &dyn Strategy,
+            &MovingWindow,
+            &SlidingWindow,
+            &Gcra,
+        ][index % 4]
+    }
+
+    /// Runs `calls` concurrently through one coalescer on one key; checks that every
+    /// unit is at most `max_batch` calls, that the units, replayed one call at a time
+    /// on an empty state in the order they committed, give every call the verdict it
+    /// got, and that the stored state is the replay's. Returns the units' sizes.
+    fn check_serial(
+        strategy: &'static dyn Strategy,
+        limit: RateLimit,
+        calls: &[(Op, Timestamp)],
+        max_batch: usize,
+    ) -> Vec<usize> {
+        let storage = Slow::default();
+        let coalescer = Coalescer::new(max_batch);
+        let key = StorageKey::new("model", "key");
+        let results = futures::executor::block_on(futures::future::join_all(calls.iter().map(
+            |&(op, now)| {
+                let key_op = KeyOp {
+                    key: &key,
+                    limit: &limit,
+                    op,
+                    now,
+                };
+                coalescer.run(&storage, strategy, 16, key_op)
+            },
+        )));
+        let units = lock(&coalescer.log).clone();
+        assert!(units.iter().all(|u| !u.is_empty() && u.len() <= max_batch));
+        let mut state = Vec::new();
+        let mut serial = Vec::new();
+        for unit in &units {
+            for &(op, now, verdict) in unit {
+                let replay = strategy.apply(&limit, &mut state, op, now).expect("state");
+                assert_eq!(replay.verdict, verdict, "{op:?} at {now}");
+                serial.push((op, now, verdict));
+            }
+        }
+        assert_eq!(serial.len(), calls.len());
+        for (&(op, now), result) in calls.iter().zip(&results) {
+            let verdict = result.as_ref().expect("a verdict");
+            assert!(
+                serial.contains(&(op, now, *verdict)),
+                "{op:?} at {now}: {verdict:?} is not its verdict in the serial order"
+            );
+        }
+        let stored = futures::executor::block_on(storage.inner.get(&key, Timestamp::ZERO))
+            .expect("get")
+            .map(|v| v.value)
+            .unwrap_or_default();
+        assert_eq!(stored, state, "the stored state is the serial order's");
+        // One read per unit, at most one write per unit: nothing raced.
+        assert_eq!(storage.gets.load(Ordering::SeqCst) as usize, units.len());
+        assert!(storage.sets.load(Ordering::SeqCst) as usize <= units.len());
+        units.iter().map(Vec::len).collect()
+    }
+
+    fn op_strategy() -> impl proptest::strategy::Strategy<Value = (u8, u64, u64)> {
+        (0u8..10, 1u64..4, 0u64..4)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn coalesced_units_equal_a_serial_order(
+            strategy_index in 0usize..4,
+            amount in 1u64..6,
+            max_batch in 1usize..9,
+            raw in proptest::collection::vec(op_strategy(), 1..40),
+        ) {
+            let limit: RateLimit = format!("{amount} per second").parse().expect("limit");
+            // Distinct times, so that every call is told apart in the log.
+            let calls: Vec<(Op, Timestamp)> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(kind, cost, offset))| {
+                    let now = Timestamp::from_millis(10_000 + offset * 300 + i as u64);
+                    let op = match kind {
+                        0..=5 => Op::Hit { cost },
+                        6..=7 => Op::Test { cost },
+                        _ => Op::Refund { cost, at: now },
+                    };
+                    (op, now)
+                })
+                .collect();
+            let sizes = check_serial(strategy(strategy_index), limit, &calls, max_batch);
+            prop_assert!(sizes.iter().sum::<usize>() == calls.len());
+        }
+    }
+
+    #[test]
+    fn calls_behind_one_in_flight_go_together() {
+        let limit: RateLimit = "10 per minute".parse().expect("limit");
+        let calls: Vec<(Op, Timestamp)> = (0..30)
+            .map(|i| (Op::Hit { cost: 1 }, Timestamp::from_millis(1_000 + i)))
+            .collect();
+        let sizes = check_serial(&FixedWindow, limit, &calls, 8);
+        // The first goes alone; the 29 queued behind it go in units of up to 8.
+        assert_eq!(sizes, [1, 8, 8, 8, 5]);
+    }
+
+    #[test]
+    fn a_lone_call_goes_at_once_and_the_key_is_released() {
+        let limit: RateLimit = "10 per minute".parse().expect("limit");
+        let calls = [(Op::Hit { cost: 1 }, Timestamp::from_millis(5))];
+        assert_eq!(check_serial(&Gcra, limit, &calls, 8), [1]);
+        let coalescer = Coalescer::new(4);
+        let storage = Slow::default();
+        let key = StorageKey::new("a", "b");
+        for _ in 0..3 {
+            let op = KeyOp {
+                key: &key,
+                limit: &limit,
+                op: Op::Hit { cost: 1 },
+                now: Timestamp::from_millis(5),
+            };
+            let verdict = futures::executor::block_on(coalescer.run(&storage, &Gcra, 4, op));
+            assert!(verdict.expect("verdict").allowed);
+        }
+        assert!(coalescer.shards.iter().all(|s| lock(s).is_empty()));
+    }
+
+    #[test]
+    fn dropped_calls_neither_run_nor_stall_the_queue() {
+        let limit: RateLimit = "100 per minute".parse().expect("limit");
+        let storage = Slow::default();
+        let coalescer = Coalescer::new(4);
+        let key = StorageKey::new("a", "b");
+        let op = |ms| KeyOp {
+            key: &key,
+            limit: &limit,
+            op: Op::Hit { cost: 1 },
+            now: Timestamp::from_millis(ms),
+        };
+        futures::executor::block_on(async {
+            let mut leader = Box::pin(coalescer.run(&storage, &FixedWindow, 4, op(1)));
+            let mut queued: Vec<_> = (2..8)
+                .map(|ms| Box::pin(coalescer.run(&storage, &FixedWindow, 4, op(ms))))
+                .collect();
+            // Start all: the first leads, the others queue.
+            let waker = futures::task::noop_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(leader.as_mut().poll(&mut cx).is_pending());
+            for call in &mut queued {
+                assert!(call.as_mut().poll(&mut cx).is_pending());
+            }
+            // The leader is dropped before its write, and so are two queued calls.
+            drop(leader);
+            let rest: Vec<_> = queued
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % 3 != 0)
+                .collect();
+            let verdicts = futures::future::join_all(rest.into_iter().map(|(_, call)| call)).await;
+            assert!(verdicts.iter().all(|v| v.as_ref().is_ok_and(|v| v.allowed)));
+            // Only the four survivors were counted.
+            let last = coalescer
+                .run(&storage, &FixedWindow, 4, op(9))
+                .await
+                .expect("verdict");
+            assert_eq!(last.remaining, 100 - 5);
+        });
+        assert!(coalescer.shards.iter().all(|s| lock(s).is_empty()));
+    }
 }
