@@ -203,23 +203,26 @@ impl RateLimiterBuilder {
     /// Whether to keep a local cache of rejections, and how many keys it holds at
     /// most (`Some(entries)`), or not (`None`).
     ///
-    /// After the storage rejected a hit or test of cost `c` on a key with a retry time
-    /// `T`, later hits and tests of cost `c` on that key are rejected by this limiter,
+    /// After the storage rejected a hit or test of cost 1 on a key with a retry time
+    /// `T`, later hits and tests of cost 1 on that key are rejected by this limiter,
     /// without a call to the storage, until the limiter's clock reaches `T`. Each
-    /// cached decision carries the storage's `remaining` and `reset_at` and the same
-    /// retry instant, so its `retry_after` shrinks as time passes. One entry per key:
-    /// the latest rejection's cost.
+    /// cached decision is the storage's: `remaining` 0, the same `reset_at` and retry
+    /// instant, so its `retry_after` shrinks as time passes. Larger costs always ask
+    /// the storage (before their retry time, most strategies free units one by one, so
+    /// `remaining` moves).
     ///
     /// It never admits a hit. It may reject a hit that the storage would admit only
     /// when units were given back elsewhere ([`clear`](RateLimiter::clear) or
     /// [`refund`](RateLimiter::refund) by another process, or on the storage
-    /// directly); clears, refunds and admitted hits through this limiter forget the
-    /// key's entry. Its decisions equal the storage's for a cost of 1 while no other
-    /// process gives units back; for a larger cost, `remaining` is the one of the
-    /// rejection cached, which the storage may since have raised (never to the cost),
-    /// and hits by other processes can make the storage's retry time later than the
-    /// cached one. A multi-limit [`hit_all`](RateLimiter::hit_all) that a cached limit
-    /// rejects names that limit, which may not be the one that waits longest.
+    /// directly): until the cached retry time at most. Clears, refunds and admitted
+    /// hits through this limiter forget the key's entry. Hits by other processes can
+    /// make the storage's retry time later than the cached one, so that a cached
+    /// decision's `retry_after` is then shorter than the storage's would be (the hit
+    /// after it goes to the storage and is rejected again, with the new time); without
+    /// them, its decisions equal the storage's.
+    /// A multi-limit [`hit_all`](RateLimiter::hit_all) always asks the
+    /// storage (its decision names the limit that waits longest, which only the
+    /// storage knows), but fills the cache with the limits it finds rejecting.
     ///
     /// Default: `Some(DEFAULT_REJECTION_CACHE_SIZE)` (4,096 keys) for network storages,
     /// whose round trip this saves; `None` for in-process storages.
@@ -516,21 +519,6 @@ impl RateLimiter {
             &on_heap
         };
         let inner = &*self.inner;
-        if let Some(cache) = &inner.rejections {
-            // A limit known to reject rejects the whole hit: the one that waits longest.
-            let cached = limits
-                .iter()
-                .zip(keys)
-                .filter_map(|(limit, stored)| {
-                    let verdict = cache.lookup(stored, Op::Hit { cost }, limit.amount(), now)?;
-                    Some((limit, verdict))
-                })
-                .rev()
-                .max_by_key(|(_, v)| v.retry_at.map_or(u64::MAX, Timestamp::as_millis));
-            if let Some((limit, verdict)) = cached {
-                return Ok(Decision::new(*limit, cost, verdict, now));
-            }
-        }
         // Distinct limits have distinct keys, and the cost was checked.
         let batch = Batch::trusted(items, cost, now);
         let remember = |verdicts: &[Verdict]| {

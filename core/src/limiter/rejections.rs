@@ -1,6 +1,6 @@
-//! The local rejection cache: after a storage rejected a hit or test of cost `c` on a
-//! key with a retry time `T`, later hits and tests of cost `c` on that key are
-//! rejected here, without a round trip, until the limiter's clock reaches `T`.
+//! The local rejection cache: after a storage rejected a hit or test of cost 1 on a
+//! key with a retry time `T`, later hits and tests of cost 1 on that key are rejected
+//! here, without a round trip, until the limiter's clock reaches `T`.
 //!
 //! Why that never admits what the storage would reject: it never admits anything. And
 //! why it rejects nothing the storage would admit, but for refunds and clears made
@@ -8,9 +8,10 @@
 //! state passes, and hits by others only push it later. Why the decision is the
 //! storage's: the state is the one the storage rejected on (any hit this limiter gets
 //! admitted on the key, and any refund or clear through it, forgets the entry), so
-//! `T` and `reset_at` are unchanged, and for a cost of 1 `remaining` stays 0 until `T`
-//! (T is the first instant one unit is free). For a larger cost `remaining` is the
-//! one of the cached rejection, which the storage may raise before `T` (never to `c`).
+//! `T` and `reset_at` are unchanged, and `remaining` stays 0 until `T` (the first
+//! instant one unit is free). Larger costs are not cached: before their retry time a
+//! sliding or moving window, or the GCRA, frees units one by one, so the storage's
+//! `remaining` would move under a cached answer.
 //!
 //! Memory is bounded: a fixed number of slots in a few locked shards, each key mapped
 //! to one slot by its hash; a new entry evicts whatever held its slot.
@@ -23,6 +24,9 @@ use crate::key::StorageKey;
 use crate::strategy::{Op, Verdict};
 
 const SHARDS: usize = 16;
+
+/// The only cost cached: see the module docs.
+const CACHED_COST: u64 = 1;
 
 struct Entry {
     key: Box<str>,
@@ -69,7 +73,7 @@ impl Rejections {
     }
 
     /// The cached rejection of `op` on `key` at `now`, if one applies: a hit or test of
-    /// the cached cost, before the retry time.
+    /// cost 1, before the retry time.
     pub(crate) fn lookup(
         &self,
         key: &StorageKey,
@@ -78,7 +82,7 @@ impl Rejections {
         now: Timestamp,
     ) -> Option<Verdict> {
         let cost = match op {
-            Op::Hit { cost } | Op::Test { cost } if cost <= amount => cost,
+            Op::Hit { cost } | Op::Test { cost } if cost == CACHED_COST && amount >= 1 => cost,
             _ => return None,
         };
         self.with_slot(key.as_str(), |slot| {
@@ -112,7 +116,7 @@ impl Rejections {
             return;
         }
         let cost = match op {
-            Op::Hit { cost } | Op::Test { cost } if cost <= amount => cost,
+            Op::Hit { cost } | Op::Test { cost } if cost == CACHED_COST && amount >= 1 => cost,
             _ => return,
         };
         if verdict.allowed || !verdict.retry_at.is_some_and(|at| now < at) {
@@ -156,42 +160,26 @@ mod tests {
     }
 
     #[test]
-    fn rejects_the_same_cost_until_the_retry_time_only() {
+    fn rejects_hits_of_cost_one_until_the_retry_time_only() {
         let cache = Rejections::new(64);
         let key = StorageKey::new("g", "l");
         let at = Timestamp::from_millis;
         let hit = |cost| Op::Hit { cost };
         cache.record(&key, hit(2), 10, &rejected(1, 500), at(0));
+        assert_eq!(cache.lookup(&key, hit(2), 10, at(1)), None, "costs above 1");
+        cache.record(&key, hit(1), 10, &rejected(0, 500), at(0));
         assert_eq!(
-            cache.lookup(&key, hit(2), 10, at(499)),
-            Some(rejected(1, 500))
+            cache.lookup(&key, hit(1), 10, at(499)),
+            Some(rejected(0, 500))
         );
-        assert_eq!(
-            cache.lookup(&key, Op::Test { cost: 2 }, 10, at(1)),
-            Some(rejected(1, 500))
-        );
+        let test = Op::Test { cost: 1 };
+        assert_eq!(cache.lookup(&key, test, 10, at(1)), Some(rejected(0, 500)));
+        assert_eq!(cache.lookup(&key, hit(2), 10, at(1)), None, "a larger cost");
+        let other = StorageKey::new("g", "m");
+        assert_eq!(cache.lookup(&other, hit(1), 10, at(1)), None);
+        assert_eq!(cache.lookup(&key, hit(1), 10, at(500)), None, "retry time");
         assert_eq!(
             cache.lookup(&key, hit(1), 10, at(1)),
-            None,
-            "a smaller cost"
-        );
-        assert_eq!(cache.lookup(&key, hit(3), 10, at(1)), None, "a larger cost");
-        assert_eq!(
-            cache.lookup(&key, hit(11), 10, at(1)),
-            None,
-            "above the amount"
-        );
-        assert_eq!(
-            cache.lookup(&StorageKey::new("g", "m"), hit(2), 10, at(1)),
-            None
-        );
-        assert_eq!(
-            cache.lookup(&key, hit(2), 10, at(500)),
-            None,
-            "retry time reached"
-        );
-        assert_eq!(
-            cache.lookup(&key, hit(2), 10, at(1)),
             None,
             "expired entries go"
         );
