@@ -175,7 +175,7 @@ async fn the_breaker_opens_fails_fast_probes_alone_and_closes() {
     storage.mode.store(UP, Ordering::SeqCst);
     tokio::time::sleep(interval + Duration::from_millis(20)).await;
     assert!(limiter.hit(&l, &key, 1).await.unwrap().is_allowed());
-    assert!(!limiter.storage().abilities().get_native().is_some());
+    assert!(limiter.storage().abilities().get_native().is_none());
     for _ in 0..10 {
         assert!(limiter.hit(&l, &key, 1).await.unwrap().is_allowed());
     }

@@ -64,7 +64,9 @@ async fn on_the_limiters_time(ctx: &Ctx) {
     let start = ctx.now();
     // Every time-to-live is at least 1 s; the sliding window's is 1.4 s (its state
     // matters for two windows), the others' 1.2 s.
-    let checks: [(u64, fn(&str) -> bool, bool); 3] = [
+    // (milliseconds after the writes, which keys it looks at, whether they are there)
+    type Check = (u64, fn(&str) -> bool, bool);
+    let checks: [Check; 3] = [
         (600, |_| true, true),
         (1_350, |what| what.contains("sliding"), true),
         (1_450, |_| true, false),

@@ -40,6 +40,9 @@ const SHARDS: usize = 16;
 
 type Queue = VecDeque<Arc<Waiter>>;
 
+/// The keys in flight in one shard, each with the calls queued behind it.
+type Shard = Mutex<HashMap<Box<str>, Queue>>;
+
 /// One call waiting for its key.
 struct Waiter {
     op: Op,
@@ -90,7 +93,7 @@ pub(crate) type Unit = Vec<(Op, Timestamp, Verdict)>;
 
 /// The calls on each key in flight in this process, and their queues.
 pub(crate) struct Coalescer {
-    shards: Box<[Mutex<HashMap<Box<str>, Queue>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
     max_batch: usize,
     #[cfg(test)]
@@ -114,7 +117,7 @@ impl Coalescer {
         self.max_batch
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<Box<str>, Queue>> {
+    fn shard(&self, key: &str) -> &Shard {
         let hash = self.hasher.hash_one(key);
         &self.shards[usize::try_from(hash % SHARDS as u64).unwrap_or(0)]
     }

@@ -36,9 +36,12 @@ struct Entry {
     verdict: Verdict,
 }
 
+/// One shard's slots.
+type Shard = Mutex<Box<[Option<Entry>]>>;
+
 /// A bounded map from stored key to its latest rejection.
 pub(crate) struct Rejections {
-    shards: Box<[Mutex<Box<[Option<Entry>]>>]>,
+    shards: Box<[Shard]>,
     slots: usize,
     hasher: RandomState,
 }
@@ -119,7 +122,7 @@ impl Rejections {
             Op::Hit { cost } | Op::Test { cost } if cost == CACHED_COST && amount >= 1 => cost,
             _ => return,
         };
-        if verdict.allowed || !verdict.retry_at.is_some_and(|at| now < at) {
+        if verdict.allowed || verdict.retry_at.is_none_or(|at| now >= at) {
             return;
         }
         self.with_slot(key.as_str(), |slot| {

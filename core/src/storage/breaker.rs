@@ -85,8 +85,19 @@ impl BreakerConfig {
     }
 }
 
-/// A storage that fails fast while the storage it wraps is down: see the
-/// [module docs](self).
+/// A storage that fails fast while the storage it wraps is down.
+///
+/// After [`BreakerConfig::failures`] consecutive transport failures
+/// ([`Unavailable`](StorageErrorKind::Unavailable) or
+/// [`Timeout`](StorageErrorKind::Timeout)), the breaker **opens**: every call fails at
+/// once with an [`Unavailable`](StorageErrorKind::Unavailable) error whose operation is
+/// [`OPEN_OPERATION`] (and whose key is the call's), instead of waiting for the
+/// storage's own timeout. Once every [`probe_interval`](BreakerConfig::probe_interval),
+/// one caller (never two at a time) runs the storage's [`check`](Storage::check) first;
+/// when it passes, the breaker **closes** and that caller's call goes through, as do
+/// all later ones. No task is spawned: probes ride on callers, so it works under any
+/// async runtime. Any answer from the storage other than a transport failure resets
+/// the count. A `tracing` event marks each opening (`WARN`) and closing (`INFO`).
 ///
 /// The [`RateLimiter`](crate::RateLimiter) wraps network storages in one by default
 /// (see [`RateLimiterBuilder::circuit_breaker`](crate::RateLimiterBuilder::circuit_breaker));
