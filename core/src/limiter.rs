@@ -180,8 +180,8 @@ impl RateLimiterBuilder {
     /// [real time](Expiry::RealTime): while such a storage is down, every call would
     /// otherwise wait for its full command timeout, and a failure policy (fail open,
     /// fail closed, a fallback) could answer only that late. `None` for in-process
-    /// storages, which do not fail that way. A storage that is already a
-    /// [`CircuitBreaker`] is not wrapped again.
+    /// storages, which do not fail that way. When you wrap the storage in a
+    /// [`CircuitBreaker`] yourself (to share one between limiters), pass `None` here.
     ///
     /// ```
     /// use limiter_core::storage::BreakerConfig;
@@ -260,9 +260,7 @@ impl RateLimiterBuilder {
             Expiry::RealTime { .. }
         );
         let storage = match self.breaker.resolve(network, BreakerConfig::default()) {
-            Some(config) if !is_breaker(&*self.storage) => {
-                Arc::new(CircuitBreaker::new(self.storage, config)) as Arc<dyn Storage>
-            }
+            Some(config) => Arc::new(CircuitBreaker::new(self.storage, config)) as Arc<dyn Storage>,
             _ => self.storage,
         };
         let rejections = self
@@ -286,11 +284,6 @@ impl RateLimiterBuilder {
             }),
         }
     }
-}
-
-/// Whether `storage` is a [`CircuitBreaker`] already.
-fn is_breaker(storage: &dyn Storage) -> bool {
-    format!("{storage:?}").starts_with("CircuitBreaker")
 }
 
 /// `key_op` on the limiter's storage: [`run_op!`], with the generic path coalesced
