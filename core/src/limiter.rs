@@ -226,6 +226,29 @@ impl RateLimiterBuilder {
     ///
     /// Default: `Some(DEFAULT_REJECTION_CACHE_SIZE)` (4,096 keys) for network storages,
     /// whose round trip this saves; `None` for in-process storages.
+    ///
+    /// ```
+    /// use limiter_core::{Key, ManualClock, RateLimit, RateLimiter};
+    /// # use limiter_core::doc_support::TinyStorage;
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new(0);
+    /// let limiter = RateLimiter::builder(Arc::new(TinyStorage::default()))
+    ///     .clock(clock.clone())
+    ///     .rejection_cache(Some(1024))
+    ///     .build();
+    /// let (limit, key): (RateLimit, _) = ("1 per second".parse()?, Key::from("hot"));
+    /// assert!(limiter.hit(&limit, &key, 1).await?.is_allowed());
+    /// assert!(!limiter.hit(&limit, &key, 1).await?.is_allowed()); // asks the storage
+    /// clock.set(400);
+    /// let cached = limiter.hit(&limit, &key, 1).await?; // answered here
+    /// assert_eq!(cached.retry_after(), Some(Duration::from_millis(600)));
+    /// clock.set(1_000);
+    /// assert!(limiter.hit(&limit, &key, 1).await?.is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn rejection_cache(mut self, entries: Option<usize>) -> Self {
         self.rejection_cache = Auto::Set(entries.filter(|n| *n > 0));
         self
@@ -245,6 +268,24 @@ impl RateLimiterBuilder {
     /// Default: `Some(DEFAULT_MAX_BATCH)` (64) for network storages, where a hot key
     /// would otherwise cost every caller a round trip per lost compare-and-set race;
     /// `None` for in-process storages.
+    ///
+    /// ```
+    /// use limiter_core::{Key, RateLimit, RateLimiter};
+    /// # use limiter_core::doc_support::TinyStorage;
+    /// use std::sync::Arc;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let limiter = RateLimiter::builder(Arc::new(TinyStorage::default()))
+    ///     .coalesce(Some(32))
+    ///     .build();
+    /// let (limit, key): (RateLimit, _) = ("5 per minute".parse()?, Key::from("hot"));
+    /// let calls = (0..8).map(|_| limiter.hit(&limit, &key, 1));
+    /// let decisions = futures::future::join_all(calls).await;
+    /// let admitted = decisions.iter().filter(|d| d.as_ref().is_ok_and(|d| d.is_allowed()));
+    /// assert_eq!(admitted.count(), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn coalesce(mut self, max_batch: Option<usize>) -> Self {
         self.coalesce = Auto::Set(max_batch.filter(|n| *n > 0));
         self

@@ -305,7 +305,8 @@ impl<'a> Abilities<'a> {
         self
     }
 
-    /// Sleeping in real time, for the generic path's back-off after a lost race.
+    /// Sleeping in real time, for the generic path's back-off after a lost race (see
+    /// [`Sleep`], whose example shows one).
     pub fn sleep(mut self, sleep: &'a dyn Sleep) -> Self {
         self.sleep = Some(sleep);
         self
