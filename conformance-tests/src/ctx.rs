@@ -226,7 +226,10 @@ impl Ctx {
     }
 
     /// A builder over `storage` with `strategy`, this case's clock, and this case's
-    /// namespace followed by `namespace_suffix`.
+    /// namespace followed by `namespace_suffix`. It neither coalesces concurrent calls
+    /// nor caches rejections (both are on by default for network storages), so that
+    /// every call of a case reaches the storage and concurrent calls race on its
+    /// compare-and-set; the cases that check those two turn them on.
     pub fn builder_on(
         &self,
         storage: Arc<dyn Storage>,
@@ -237,6 +240,8 @@ impl Ctx {
             .strategy_arc(arc_strategy(strategy))
             .clock(self.clock.clone())
             .namespace(format!("{}{namespace_suffix}", self.namespace))
+            .coalesce(None)
+            .rejection_cache(None)
     }
 
     /// The limiter under test: this case's storage, strategy, clock and namespace.

@@ -125,6 +125,26 @@ impl StorageError {
     pub fn key(&self) -> Option<&str> {
         self.inner.key.as_deref()
     }
+
+    /// A copy for another caller that shared the failed call: the same kind,
+    /// operation, key and message, with this error's text in place of its source.
+    pub(crate) fn duplicate(&self) -> StorageError {
+        let inner = &*self.inner;
+        let message = match &inner.source {
+            Some(source) if inner.message.is_empty() => source.to_string(),
+            Some(source) => format!("{}: {source}", inner.message),
+            None => inner.message.clone(),
+        };
+        StorageError {
+            inner: Box::new(Details {
+                kind: inner.kind,
+                operation: inner.operation,
+                key: inner.key.clone(),
+                message,
+                source: None,
+            }),
+        }
+    }
 }
 
 impl fmt::Display for StorageError {

@@ -49,7 +49,8 @@ pub use error::{Error, StorageError, StorageErrorKind};
 pub use key::{Key, StorageKey};
 pub use limit::{parse_many, ParseError, ParseErrorKind, RateLimit, Unit};
 pub use limiter::{
-    PreparedKey, RateLimiter, RateLimiterBuilder, DEFAULT_MAX_ATTEMPTS, DEFAULT_NAMESPACE,
+    PreparedKey, RateLimiter, RateLimiterBuilder, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BATCH,
+    DEFAULT_NAMESPACE, DEFAULT_REJECTION_CACHE_SIZE,
 };
 pub use storage::Storage;
 pub use strategy::{BuiltIn, Strategy};

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_memcached::{Client, Error, MetaProtocol, Status};
 use async_trait::async_trait;
 use bb8::{Pool, PooledConnection, QueueStrategy, RunError};
-use limiter_core::storage::{Abilities, ClearAll, Expiry, Storage, StorageKey, Version, Versioned};
+use limiter_core::storage::{
+    Abilities, BoxFuture, ClearAll, Expiry, Sleep, Storage, StorageKey, Version, Versioned,
+};
 use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 use tokio::time::Instant;
 
@@ -541,18 +543,32 @@ impl Storage for MemcachedStorage {
     }
 
     /// [`ClearAll`] when the URI says `flush_on_clear=true` (Memcached cannot list the
-    /// keys of one application, and a flush removes everyone's), and keys that the
+    /// keys of one application, and a flush removes everyone's), keys that the
     /// servers expire in real time, up to two seconds late (their clocks count whole
-    /// seconds).
+    /// seconds), and [`Sleep`] on Tokio's timer, so that the compare-and-set loop
+    /// backs off in real time, within the command timeout.
     fn abilities(&self) -> Abilities<'_> {
-        let abilities = Abilities::new().expiry(Expiry::RealTime {
-            late: Duration::from_secs(2),
-        });
+        let abilities = Abilities::new()
+            .expiry(Expiry::RealTime {
+                late: Duration::from_secs(2),
+            })
+            .sleep(self);
         if self.inner.options.get_flush_on_clear() {
             abilities.clear_all(self)
         } else {
             abilities
         }
+    }
+}
+
+impl Sleep for MemcachedStorage {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+
+    /// The command timeout: the longest one call is meant to take.
+    fn budget(&self) -> Duration {
+        self.inner.options.get_command_timeout()
     }
 }
 

@@ -10,7 +10,10 @@
 //! callers for a fixed time, each on its own key, and reports decisions per second. In
 //! the same run, `redis-benchmark` sends EVALSHA of the fixed-window script with the
 //! same number of connections: the server's round-trip ceiling for one script call.
-//! Last, the moving window at `10 per day` and at `100000 per day` with a full log.
+//! Then one hot key shared by 64 callers, on a limit that admits everything and on
+//! `10 per minute` (nearly every hit rejected), with the local rejection cache off and
+//! on. Last, the moving window at `10 per day` and at `100000 per day` with a full log
+//! (rejection cache off, so that every hit runs the script).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -61,6 +64,26 @@ where
         total += task.await.expect("bench task");
     }
     total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Script calls (`EVALSHA`, `EVAL`) the server has answered, from `INFO commandstats`.
+fn script_calls(port: &str) -> u64 {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", port, "INFO", "commandstats"])
+        .output()
+        .expect("run redis-cli (Debian package redis-tools)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 /// redis-benchmark's EVALSHA rate for the fixed-window script with `clients`
@@ -176,6 +199,30 @@ async fn main() {
         100.0 * two64 / single64
     );
 
+    // One hot key, 64 callers: the rejection cache off and on, in one run.
+    println!("\none hot key, 64 callers, fixed window\n");
+    println!("| limit | rejection cache | decisions per second | script calls per second |");
+    println!("|---|---|---|---|");
+    for text in ["1000000000 per minute", "10 per minute"] {
+        for cache in [false, true] {
+            let limit: RateLimit = text.parse().expect("limit");
+            let limiter = RateLimiter::builder(Arc::clone(&shared))
+                .namespace(format!("bench-hot-{cache}-{}", std::process::id()))
+                .rejection_cache(cache.then_some(limiter_core::DEFAULT_REJECTION_CACHE_SIZE))
+                .build();
+            let before = script_calls(&port);
+            let started = Instant::now();
+            let r = rate(64, move |_| {
+                let limiter = limiter.clone();
+                async move { limiter.hit(&limit, &Key::from("hot"), 1).await.is_ok() }
+            })
+            .await;
+            let calls = (script_calls(&port) - before) as f64 / started.elapsed().as_secs_f64();
+            let on = if cache { "on" } else { "off" };
+            println!("| {text} | {on} | {r:.0} | {calls:.0} |");
+        }
+    }
+
     // The moving window with a full log: 10 per day against 100000 per day.
     println!("\nmoving window, full log, 1 caller (every hit rejected)\n");
     println!("| limit | records | hits per second |");
@@ -201,6 +248,7 @@ async fn main() {
             .strategy(MovingWindow)
             .namespace(format!("bench-full-{amount}-{}", std::process::id()))
             .clock(clock)
+            .rejection_cache(None)
             .build();
         let key = Key::from("full");
         let stored = limiter.storage_key(&limit, &key);

@@ -15,7 +15,7 @@ use fred::types::scan::Scanner;
 use fred::types::{FromValue, Key, Value};
 use futures::StreamExt;
 use limiter_core::storage::{
-    async_trait, Abilities, ClearAll, Expiry, Storage, StorageKey, Version, Versioned,
+    async_trait, Abilities, ClearAll, Expiry, Sleep, Storage, StorageKey, Version, Versioned,
 };
 use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 
@@ -482,15 +482,28 @@ impl Storage for RedisStorage {
     }
 
     /// The strategies run as Lua scripts ([`NativeStrategies`](limiter_core::storage::NativeStrategies)),
-    /// [`ClearAll`] under the key prefix, and keys that Redis expires in real time
-    /// (it drops them within about a second of their time-to-live).
+    /// [`ClearAll`] under the key prefix, keys that Redis expires in real time
+    /// (it drops them within about a second of their time-to-live), and [`Sleep`] on
+    /// Tokio's timer for the back-off of the generic path (custom strategies).
     fn abilities(&self) -> Abilities<'_> {
         Abilities::new()
             .native(self)
             .clear_all(self)
+            .sleep(self)
             .expiry(Expiry::RealTime {
                 late: Duration::from_secs(1),
             })
+    }
+}
+
+impl Sleep for RedisStorage {
+    fn sleep(&self, duration: Duration) -> limiter_core::storage::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+
+    /// The command timeout: the longest one call is meant to take.
+    fn budget(&self) -> Duration {
+        self.inner.options.get_command_timeout()
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+use limiter_core::storage::{BreakerConfig, OPEN_OPERATION};
 use limiter_core::strategy::BuiltIn;
 use limiter_core::{Error, Key, RateLimit, RateLimiter, StorageErrorKind};
 use limiter_redis::fred::prelude::LuaInterface;
@@ -160,4 +161,102 @@ async fn a_hung_server_times_out_in_time_and_is_used_again_once_resumed() {
     fails_in_time(&limiter, &limit).await;
     server.signal("-CONT");
     recovers(&limiter, &limit).await;
+}
+
+/// The latency at the `percent`th percentile of `samples`.
+fn percentile(samples: &mut [Duration], percent: usize) -> Duration {
+    samples.sort_unstable();
+    let index = (samples.len() - 1) * percent / 100;
+    samples[index]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_answers_in_a_millisecond_and_closes_soon_after_the_server_resumes() {
+    let server = TestServer::start(16397);
+    let storage = dedicated(&server).await;
+    let probe_interval = Duration::from_millis(400);
+    let limiter = RateLimiter::builder(Arc::new(storage.clone()))
+        .namespace("breaker")
+        .circuit_breaker(Some(
+            BreakerConfig::default()
+                .failures(3)
+                .probe_interval(probe_interval),
+        ))
+        .build();
+    let limit: RateLimit = "1000000 per minute".parse().expect("limit");
+    assert!(limiter
+        .hit(&limit, &Key::from("before"), 1)
+        .await
+        .expect("hit")
+        .is_allowed());
+    server.signal("-STOP");
+    // Three timeouts open it.
+    for _ in 0..3 {
+        fails_in_time(&limiter, &limit).await;
+    }
+    // For a second, 8 callers each call every millisecond: the calls fail at once
+    // (but the one probe per interval, which waits for the command timeout).
+    let started = Instant::now();
+    let callers = (0..8).map(|i| {
+        let limiter = limiter.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while started.elapsed() < Duration::from_secs(1) {
+                let call = Instant::now();
+                match limiter
+                    .hit(&limit, &Key::from(format!("during-{i}")), 1)
+                    .await
+                {
+                    Err(Error::Storage(e)) => {
+                        assert_eq!(e.kind(), StorageErrorKind::Unavailable, "{e}");
+                        assert!(e.key().is_some_and(|k| k.contains("during")), "{e}");
+                    }
+                    other => panic!("expected a storage error, got {other:?}"),
+                }
+                latencies.push(call.elapsed());
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            latencies
+        })
+    });
+    let mut latencies = Vec::new();
+    for caller in futures::future::join_all(callers).await {
+        latencies.extend(caller.expect("caller"));
+    }
+    assert!(latencies.len() > 1_000, "{} calls", latencies.len());
+    let p99 = percentile(&mut latencies, 99);
+    assert!(
+        p99 <= Duration::from_millis(1),
+        "p99 {p99:?} over {} calls",
+        latencies.len()
+    );
+    let open = limiter.hit(&limit, &Key::from("during"), 1).await;
+    assert!(
+        matches!(&open, Err(Error::Storage(e)) if e.operation() == OPEN_OPERATION),
+        "{open:?}"
+    );
+
+    // Resumed: a call every 5 ms; one passes within two probe intervals.
+    server.signal("-CONT");
+    let resumed = Instant::now();
+    loop {
+        if limiter.hit(&limit, &Key::from("after"), 1).await.is_ok() {
+            break;
+        }
+        assert!(
+            resumed.elapsed() <= 2 * probe_interval,
+            "no decision {:?} after the server resumed",
+            resumed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let back = resumed.elapsed();
+    assert!(back <= 2 * probe_interval, "{back:?}");
+    for _ in 0..20 {
+        let decision = limiter
+            .hit(&limit, &Key::from("after"), 1)
+            .await
+            .expect("hit after recovery");
+        assert!(decision.is_allowed());
+    }
 }

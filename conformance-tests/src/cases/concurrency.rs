@@ -170,3 +170,76 @@ pub async fn concurrent_hit_all_admits_exactly_the_tightest_limit(ctx: &Ctx) {
 pub async fn concurrent_hit_all_refunds_exactly(ctx: &Ctx) {
     concurrent_hit_all(ctx, false).await;
 }
+
+/// 300 concurrent calls on one key of `50 per minute` through a limiter that
+/// coalesces them (hits and tests of costs 1 to 3, the clock still): the outcome is
+/// that of some serial order. Sorted by `remaining`, the admitted hits count down by
+/// their own costs from 50; every other call saw one of the states in between
+/// (a rejected hit or test had less left than its cost, an admitted test at least its
+/// cost); and `stats` ends at 50 minus the admitted costs.
+pub async fn coalesced_calls_equal_a_serial_order(ctx: &Ctx) {
+    let raw = ctx
+        .builder()
+        .max_attempts(ATTEMPTS)
+        .coalesce(Some(16))
+        .build();
+    let limit = ctx.limit("50 per minute");
+    let key = Key::from("coalesced");
+    let cost = |i: usize| u64::try_from(i % 3).unwrap_or(0) + 1;
+    let is_test = |i: usize| i % 5 == 4;
+    let decisions = spawn_all(ctx, 300, |i| {
+        let (raw, key) = (raw.clone(), key.clone());
+        async move {
+            if is_test(i) {
+                raw.test(&limit, &key, cost(i)).await
+            } else {
+                raw.hit(&limit, &key, cost(i)).await
+            }
+        }
+    })
+    .await;
+    let mut admitted: Vec<&Decision> = decisions
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| !is_test(*i) && d.is_allowed())
+        .map(|(_, d)| d)
+        .collect();
+    admitted.sort_by_key(|d| std::cmp::Reverse(d.remaining()));
+    // The states of the serial order: 50, then after each admitted hit.
+    let mut states = vec![50u64];
+    for d in &admitted {
+        let before = states[states.len() - 1];
+        ensure!(
+            ctx,
+            before >= d.cost() && d.remaining() == before - d.cost(),
+            "admitted hit {d:?} does not follow {before} left in a serial order"
+        );
+        states.push(d.remaining());
+    }
+    for (i, d) in decisions.iter().enumerate() {
+        let hit_admitted = !is_test(i) && d.is_allowed();
+        if hit_admitted {
+            continue;
+        }
+        ensure!(
+            ctx,
+            states.contains(&d.remaining()),
+            "call {i} ({d:?}) saw {} left, no state of the serial order {states:?}",
+            d.remaining()
+        );
+        ensure_eq!(
+            ctx,
+            d.is_allowed(),
+            d.remaining() >= d.cost(),
+            "call {i} ({d:?}) against the units it saw"
+        );
+    }
+    let last = states[states.len() - 1];
+    let stats = ctx.checked(raw, "limiter").stats(&limit, &key).await;
+    ensure_eq!(
+        ctx,
+        stats.remaining,
+        last,
+        "stats after the coalesced calls"
+    );
+}

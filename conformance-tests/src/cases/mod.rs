@@ -54,6 +54,7 @@ macro_rules! __limiter_conformance_cases {
                 concurrency::concurrent_mixed_costs_never_overshoot,
                 concurrency::concurrent_hit_all_admits_exactly_the_tightest_limit,
                 concurrency::concurrent_hit_all_refunds_exactly,
+                concurrency::coalesced_calls_equal_a_serial_order,
                 keys::namespaces_are_isolated,
                 keys::limits_are_isolated,
                 keys::strategies_are_isolated,

@@ -114,21 +114,26 @@ pub async fn apply_batch<'b>(
 /// This is the generic path the [`RateLimiter`](crate::RateLimiter) takes when a storage has no native
 /// operation; storage authors may call it to fall back from their own native code.
 ///
-/// After each lost race it backs off for a random number of scheduler turns (yields to
-/// the async runtime, whichever it is), doubling the range with each loss up to 256
-/// turns, so that a burst of writers on one key ends in decisions rather than errors.
+/// After each lost race it backs off, so that a burst of writers on one key ends in
+/// decisions rather than errors: when the storage can sleep
+/// ([`Sleep`](crate::storage::Sleep)), for a random time whose range doubles with each
+/// loss (from 250 µs up to 16 ms), within the storage's
+/// [`budget`](crate::storage::Sleep::budget); otherwise for a random number of
+/// scheduler turns (yields to the async runtime, whichever it is), doubling the range
+/// with each loss up to 256 turns.
 ///
 /// # Errors
 ///
 /// The storage's errors; [`StorageErrorKind::Corrupt`] when the stored state does not
-/// decode; [`StorageErrorKind::Contention`] after `max_attempts` lost races.
+/// decode; [`StorageErrorKind::Contention`] after `max_attempts` lost races, or when
+/// the back-off budget is spent.
 pub async fn apply_with_cas(
     storage: &dyn Storage,
     strategy: &dyn Strategy,
     max_attempts: u32,
     op: KeyOp<'_>,
 ) -> Result<Verdict, StorageError> {
-    let mut backoff = backoff::Backoff::new();
+    let mut backoff = backoff::Backoff::new(storage.abilities().get_sleep());
     for _ in 0..max_attempts.max(1) {
         let (mut state, version) = match storage.get(op.key, op.now).await? {
             Some(current) => (current.value, Some(current.version)),
@@ -149,7 +154,9 @@ pub async fn apply_with_cas(
         {
             return Ok(transition.verdict);
         }
-        backoff.wait().await;
+        if !backoff.wait().await {
+            break;
+        }
     }
     Err(StorageError::new(
         StorageErrorKind::Contention,

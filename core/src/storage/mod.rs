@@ -26,6 +26,9 @@
 //!      limit whose numbers its script language cannot hold exactly.
 //!    - [`ClearAll`]: removing every key the storage holds for rate limiting.
 //!    - [`Expiry`]: whether keys expire on the limiter's clock or on a server's.
+//!    - [`Sleep`]: sleeping in real time, which the generic path uses to back off
+//!      after a lost compare-and-set race (storages on an async runtime set it;
+//!      without it the back-off counts scheduler turns).
 //!
 //! A native operation must give the same [`Verdict`] and leave the same state bytes,
 //! with the same time-to-live, as the built-in [`Strategy::apply`](crate::Strategy::apply)
@@ -142,6 +145,7 @@
 
 mod answer;
 mod batch;
+mod breaker;
 
 use std::fmt;
 use std::time::Duration;
@@ -150,6 +154,7 @@ pub use async_trait::async_trait;
 
 pub use answer::{Answer, BoxFuture};
 pub use batch::{Batch, BatchError, BatchItem};
+pub use breaker::{BreakerConfig, CircuitBreaker, OPEN_OPERATION};
 
 use crate::clock::Timestamp;
 use crate::error::StorageError;
@@ -267,6 +272,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
 pub struct Abilities<'a> {
     native: Option<&'a dyn NativeStrategies>,
     clear_all: Option<&'a dyn ClearAll>,
+    sleep: Option<&'a dyn Sleep>,
     expiry: Expiry,
 }
 
@@ -275,6 +281,7 @@ impl fmt::Debug for Abilities<'_> {
         f.debug_struct("Abilities")
             .field("native", &self.native.is_some())
             .field("clear_all", &self.clear_all.is_some())
+            .field("sleep", &self.sleep.is_some())
             .field("expiry", &self.expiry)
             .finish()
     }
@@ -298,6 +305,13 @@ impl<'a> Abilities<'a> {
         self
     }
 
+    /// Sleeping in real time, for the generic path's back-off after a lost race (see
+    /// [`Sleep`], whose example shows one).
+    pub fn sleep(mut self, sleep: &'a dyn Sleep) -> Self {
+        self.sleep = Some(sleep);
+        self
+    }
+
     /// How keys expire.
     pub fn expiry(mut self, expiry: Expiry) -> Self {
         self.expiry = expiry;
@@ -312,6 +326,11 @@ impl<'a> Abilities<'a> {
     /// The storage's flush, if it has one.
     pub fn get_clear_all(&self) -> Option<&'a dyn ClearAll> {
         self.clear_all
+    }
+
+    /// The storage's real-time sleep, if it has one.
+    pub fn get_sleep(&self) -> Option<&'a dyn Sleep> {
+        self.sleep
     }
 
     /// How the storage's keys expire.
@@ -370,6 +389,41 @@ pub trait NativeStrategies: Send + Sync {
     fn batch<'a>(&'a self, strategy: BuiltIn, batch: Batch<'a>) -> Answer<'a, Vec<Verdict>> {
         let _ = (strategy, batch);
         Answer::Declined
+    }
+}
+
+/// Sleeping in real time, on the runtime a storage runs on: what the generic path's
+/// back-off uses after a lost compare-and-set race (see [`apply_with_cas`]).
+///
+/// A network storage on Tokio sets it (a round trip lasts far longer than a
+/// scheduler turn, so a back-off counted in turns retries before the winner's write
+/// has even landed); a runtime-agnostic storage leaves it out and the back-off yields
+/// to the scheduler instead.
+///
+/// ```
+/// use limiter_core::storage::{BoxFuture, Sleep};
+/// use std::time::Duration;
+///
+/// /// Sleeps on a thread of its own: for illustration; use your runtime's timer.
+/// struct ThreadSleep;
+///
+/// impl Sleep for ThreadSleep {
+///     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+///         Box::pin(async move { std::thread::sleep(duration) })
+///     }
+/// }
+/// # futures::executor::block_on(ThreadSleep.sleep(Duration::from_millis(1)));
+/// ```
+pub trait Sleep: Send + Sync {
+    /// A future that completes after `duration`.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+
+    /// The most one decision may spend sleeping in back-off before it gives up with
+    /// [`Contention`](crate::StorageErrorKind::Contention): the time a caller is
+    /// prepared to wait for one call, such as the storage's command timeout.
+    /// Default: 250 ms.
+    fn budget(&self) -> Duration {
+        Duration::from_millis(250)
     }
 }
 

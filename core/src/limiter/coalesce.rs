@@ -1,0 +1,634 @@
+//! Group commit on the generic path: while one decision on a stored key is in flight in
+//! this process, later calls on that key wait in a FIFO queue; when it completes, the
+//! queued calls go together as one unit, one `get` and one `compare_and_set` that
+//! apply every queued operation in arrival order, each with its own verdict.
+//!
+//! There is no timer: a lone call goes at once, and a queue forms only behind a call
+//! already waiting on the storage. A unit holds at most `max_batch` calls.
+//!
+//! **Exactness.** A unit reads the key's state once, applies its operations one after
+//! another to that state with the strategy (each at its own caller's time), and writes
+//! the result with one compare-and-set on the version it read; a lost race reruns the
+//! whole unit on the new state. So the outcome is that of the unit's calls run one at a
+//! time, in arrival order, with nothing in between: a serial order of all calls.
+//!
+//! **Hand-off.** The caller that runs a unit is its leader; its followers wait for
+//! their verdicts. When the unit is done, the leader wakes the first queued call as the
+//! next leader, handing it the calls queued behind it, and returns. Every caller runs
+//! at most one unit, its own.
+//!
+//! **Cancellation.** A queued call that is dropped before its unit starts is skipped
+//! (its operation never runs); one dropped later may or may not count, as any call
+//! dropped while its write is in flight. A leader dropped before its write was sent hands its followers to the first
+//! of them, whose unit then runs without it; one dropped while its write was in flight
+//! answers its followers with an error, since the write may or may not have happened.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use crate::clock::Timestamp;
+use crate::error::{StorageError, StorageErrorKind};
+use crate::storage::{KeyOp, Storage};
+use crate::strategy::{Op, Strategy, Verdict};
+
+use super::backoff::Backoff;
+
+const SHARDS: usize = 16;
+
+type Queue = VecDeque<Arc<Waiter>>;
+
+/// The keys in flight in one shard, each with the calls queued behind it.
+type Shard = Mutex<HashMap<Box<str>, Queue>>;
+
+/// One call waiting for its key.
+struct Waiter {
+    op: Op,
+    now: Timestamp,
+    mailbox: Mutex<Mailbox>,
+}
+
+#[derive(Default)]
+struct Mailbox {
+    message: Option<Message>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+enum Message {
+    /// The call's verdict, from the unit that ran it.
+    Done(Result<Verdict, StorageError>),
+    /// The call leads the next unit, with these followers.
+    Lead(Vec<Arc<Waiter>>),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Waiter {
+    /// Delivers `message`, or hands it back when the call is gone.
+    fn send(&self, message: Message) -> Result<(), Message> {
+        let waker = {
+            let mut mailbox = lock(&self.mailbox);
+            if mailbox.closed {
+                return Err(message);
+            }
+            mailbox.message = Some(message);
+            mailbox.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+}
+
+/// One unit's log entry, for the model-based tests: each call's operation, time and
+/// verdict, in the order they were applied.
+#[cfg(test)]
+pub(crate) type Unit = Vec<(Op, Timestamp, Verdict)>;
+
+/// The calls on each key in flight in this process, and their queues.
+pub(crate) struct Coalescer {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    max_batch: usize,
+    #[cfg(test)]
+    pub(crate) log: Mutex<Vec<Unit>>,
+}
+
+impl Coalescer {
+    /// Units of at most `max_batch` calls (at least 1).
+    pub(crate) fn new(max_batch: usize) -> Coalescer {
+        Coalescer {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            max_batch: max_batch.max(1),
+            #[cfg(test)]
+            log: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The largest number of calls in one unit.
+    pub(crate) fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn shard(&self, key: &str) -> &Shard {
+        let hash = self.hasher.hash_one(key);
+        &self.shards[usize::try_from(hash % SHARDS as u64).unwrap_or(0)]
+    }
+
+    /// Runs `op` on the generic path, in a unit with the calls on the same key queued
+    /// behind the one in flight.
+    pub(crate) async fn run(
+        &self,
+        storage: &dyn Storage,
+        strategy: &dyn Strategy,
+        max_attempts: u32,
+        op: KeyOp<'_>,
+    ) -> Result<Verdict, StorageError> {
+        let key = op.key.as_str();
+        let queued = {
+            let mut map = lock(self.shard(key));
+            match map.get_mut(key) {
+                None => {
+                    map.insert(key.into(), VecDeque::new());
+                    None
+                }
+                Some(queue) => {
+                    let waiter = Arc::new(Waiter {
+                        op: op.op,
+                        now: op.now,
+                        mailbox: Mutex::new(Mailbox::default()),
+                    });
+                    queue.push_back(Arc::clone(&waiter));
+                    Some(waiter)
+                }
+            }
+        };
+        let followers = match queued {
+            None => Vec::new(),
+            Some(waiter) => {
+                let mut ticket = Ticket {
+                    coalescer: self,
+                    key,
+                    waiter,
+                };
+                match ticket.wait().await {
+                    Message::Done(result) => return result,
+                    Message::Lead(followers) => followers,
+                }
+            }
+        };
+        let mut leader = Leader {
+            coalescer: self,
+            key,
+            followers,
+            write_sent: false,
+            finished: false,
+        };
+        let result = leader.run(storage, strategy, max_attempts, op).await;
+        leader.finish();
+        result
+    }
+
+    /// Passes the lead to the first of `followers` that is still waiting, with the
+    /// rest; with none, to the first queued call, with up to `max_batch − 1` behind it;
+    /// with no call queued, marks the key as no longer in flight.
+    fn hand_off(&self, key: &str, mut followers: Vec<Arc<Waiter>>) {
+        loop {
+            if followers.is_empty() {
+                let mut map = lock(self.shard(key));
+                let Some(queue) = map.get_mut(key) else {
+                    return;
+                };
+                while followers.len() < self.max_batch {
+                    let Some(waiter) = queue.pop_front() else {
+                        break;
+                    };
+                    if !lock(&waiter.mailbox).closed {
+                        followers.push(waiter);
+                    }
+                }
+                if followers.is_empty() {
+                    map.remove(key);
+                    return;
+                }
+            }
+            let next = followers.remove(0);
+            match next.send(Message::Lead(followers)) {
+                Ok(()) => return,
+                Err(Message::Lead(rest)) => followers = rest,
+                Err(Message::Done(_)) => return,
+            }
+        }
+    }
+}
+
+/// A queued call's place: waits for its message, and on drop leaves the queue cleanly.
+struct Ticket<'c> {
+    coalescer: &'c Coalescer,
+    key: &'c str,
+    waiter: Arc<Waiter>,
+}
+
+impl Ticket<'_> {
+    async fn wait(&mut self) -> Message {
+        std::future::poll_fn(|cx| {
+            let mut mailbox = lock(&self.waiter.mailbox);
+            match mailbox.message.take() {
+                Some(message) => Poll::Ready(message),
+                None => {
+                    mailbox.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        let message = {
+            let mut mailbox = lock(&self.waiter.mailbox);
+            mailbox.closed = true;
+            mailbox.message.take()
+        };
+        // Made leader but dropped before leading: the next call leads instead.
+        if let Some(Message::Lead(followers)) = message {
+            self.coalescer.hand_off(self.key, followers);
+        }
+    }
+}
+
+/// The caller running a unit: its own call first, then its followers'.
+struct Leader<'c> {
+    coalescer: &'c Coalescer,
+    key: &'c str,
+    followers: Vec<Arc<Waiter>>,
+    /// Whether a write of the unit may have reached the storage.
+    write_sent: bool,
+    finished: bool,
+}
+
+impl Leader<'_> {
+    async fn run(
+        &mut self,
+        storage: &dyn Storage,
+        strategy: &dyn Strategy,
+        max_attempts: u32,
+        op: KeyOp<'_>,
+    ) -> Result<Verdict, StorageError> {
+        // Followers dropped since they were handed over do not run.
+        self.followers.retain(|w| !lock(&w.mailbox).closed);
+        let ops: Vec<(Op, Timestamp)> = std::iter::once((op.op, op.now))
+            .chain(self.followers.iter().map(|w| (w.op, w.now)))
+            .collect();
+        let outcome = run_unit(
+            storage,
+            strategy,
+            max_attempts,
+            op,
+            &ops,
+            &mut self.write_sent,
+        )
+        .await;
+        match outcome {
+            Ok(verdicts) => {
+                #[cfg(test)]
+                lock(&self.coalescer.log).push(
+                    ops.iter()
+                        .zip(&verdicts)
+                        .map(|(&(op, now), &verdict)| (op, now, verdict))
+                        .collect(),
+                );
+                let mut verdicts = verdicts.into_iter();
+                let own = verdicts.next();
+                for (waiter, verdict) in self.followers.drain(..).zip(verdicts) {
+                    let _ = waiter.send(Message::Done(Ok(verdict)));
+                }
+                own.ok_or_else(|| {
+                    StorageError::new(StorageErrorKind::Other, "coalesce", "no verdict")
+                })
+            }
+            Err(error) => {
+                for waiter in self.followers.drain(..) {
+                    let _ = waiter.send(Message::Done(Err(error.duplicate())));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Hands the key over to the next queued call.
+    fn finish(&mut self) {
+        self.finished = true;
+        let followers = std::mem::take(&mut self.followers);
+        self.coalescer.hand_off(self.key, followers);
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if self.write_sent {
+            for waiter in self.followers.drain(..) {
+                let error = StorageError::new(
+                    StorageErrorKind::Other,
+                    "coalesce",
+                    "the call that carried this one was cancelled while its write was in flight",
+                )
+                .with_key(self.key);
+                let _ = waiter.send(Message::Done(Err(error)));
+            }
+        }
+        // Unapplied followers lead their own unit; or the queue moves on.
+        let followers = std::mem::take(&mut self.followers);
+        self.coalescer.hand_off(self.key, followers);
+    }
+}
+
+/// One unit on the compare-and-set core: read once, apply every operation in order,
+/// write once; start over when another writer got there first.
+async fn run_unit(
+    storage: &dyn Storage,
+    strategy: &dyn Strategy,
+    max_attempts: u32,
+    first: KeyOp<'_>,
+    ops: &[(Op, Timestamp)],
+    write_sent: &mut bool,
+) -> Result<Vec<Verdict>, StorageError> {
+    let (key, limit) = (first.key, first.limit);
+    let mut backoff = Backoff::new(storage.abilities().get_sleep());
+    for _ in 0..max_attempts.max(1) {
+        let (mut state, version) = match storage.get(key, first.now).await? {
+            Some(current) => (current.value, Some(current.version)),
+            None => (Vec::new(), None),
+        };
+        let mut verdicts = Vec::with_capacity(ops.len());
+        let mut write: Option<(Duration, Timestamp)> = None;
+        for &(op, now) in ops {
+            let transition = strategy.apply(limit, &mut state, op, now).map_err(|e| {
+                StorageError::new(StorageErrorKind::Corrupt, "apply", e.to_string())
+                    .with_key(key.as_str())
+            })?;
+            if let Some(ttl) = transition.write {
+                write = Some((ttl, now));
+            }
+            verdicts.push(transition.verdict);
+        }
+        let Some((ttl, now)) = write else {
+            return Ok(verdicts);
+        };
+        *write_sent = true;
+        if storage
+            .compare_and_set(key, version, &state, ttl, now)
+            .await?
+        {
+            return Ok(verdicts);
+        }
+        *write_sent = false;
+        if !backoff.wait().await {
+            break;
+        }
+    }
+    Err(StorageError::new(
+        StorageErrorKind::Contention,
+        "compare_and_set",
+        format!("gave up after {max_attempts} attempts"),
+    )
+    .with_key(key.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc_support::TinyStorage;
+    use crate::limit::RateLimit;
+    use crate::storage::{async_trait, Version, Versioned};
+    use crate::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
+    use crate::StorageKey;
+    use proptest::prelude::{prop_assert, proptest, ProptestConfig};
+    use std::future::Future;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// [`TinyStorage`] whose reads and writes yield a few times, as a round trip
+    /// would, so that calls queue up behind the one in flight; counts its calls.
+    #[derive(Debug, Default)]
+    struct Slow {
+        inner: TinyStorage,
+        gets: AtomicU32,
+        sets: AtomicU32,
+    }
+
+    async fn yields(n: u32) {
+        for _ in 0..n {
+            let mut once = false;
+            std::future::poll_fn(|cx| {
+                if once {
+                    Poll::Ready(())
+                } else {
+                    once = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            })
+            .await;
+        }
+    }
+
+    #[async_trait]
+    impl Storage for Slow {
+        async fn get(
+            &self,
+            key: &StorageKey,
+            now: Timestamp,
+        ) -> Result<Option<Versioned>, StorageError> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            yields(3).await;
+            self.inner.get(key, now).await
+        }
+
+        async fn compare_and_set(
+            &self,
+            key: &StorageKey,
+            expected: Option<Version>,
+            value: &[u8],
+            ttl: Duration,
+            now: Timestamp,
+        ) -> Result<bool, StorageError> {
+            self.sets.fetch_add(1, Ordering::SeqCst);
+            yields(3).await;
+            self.inner
+                .compare_and_set(key, expected, value, ttl, now)
+                .await
+        }
+
+        async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+            self.inner.delete(key).await
+        }
+
+        async fn check(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    fn strategy(index: usize) -> &'static dyn Strategy {
+        [
+            &FixedWindow as &dyn Strategy,
+            &MovingWindow,
+            &SlidingWindow,
+            &Gcra,
+        ][index % 4]
+    }
+
+    /// Runs `calls` concurrently through one coalescer on one key; checks that every
+    /// unit is at most `max_batch` calls, that the units, replayed one call at a time
+    /// on an empty state in the order they committed, give every call the verdict it
+    /// got, and that the stored state is the replay's. Returns the units' sizes.
+    fn check_serial(
+        strategy: &'static dyn Strategy,
+        limit: RateLimit,
+        calls: &[(Op, Timestamp)],
+        max_batch: usize,
+    ) -> Vec<usize> {
+        let storage = Slow::default();
+        let coalescer = Coalescer::new(max_batch);
+        let key = StorageKey::new("model", "key");
+        let results = futures::executor::block_on(futures::future::join_all(calls.iter().map(
+            |&(op, now)| {
+                let key_op = KeyOp {
+                    key: &key,
+                    limit: &limit,
+                    op,
+                    now,
+                };
+                coalescer.run(&storage, strategy, 16, key_op)
+            },
+        )));
+        let units = lock(&coalescer.log).clone();
+        assert!(units.iter().all(|u| !u.is_empty() && u.len() <= max_batch));
+        let mut state = Vec::new();
+        let mut serial = Vec::new();
+        for unit in &units {
+            for &(op, now, verdict) in unit {
+                let replay = strategy.apply(&limit, &mut state, op, now).expect("state");
+                assert_eq!(replay.verdict, verdict, "{op:?} at {now}");
+                serial.push((op, now, verdict));
+            }
+        }
+        assert_eq!(serial.len(), calls.len());
+        for (&(op, now), result) in calls.iter().zip(&results) {
+            let verdict = result.as_ref().expect("a verdict");
+            assert!(
+                serial.contains(&(op, now, *verdict)),
+                "{op:?} at {now}: {verdict:?} is not its verdict in the serial order"
+            );
+        }
+        let stored = futures::executor::block_on(storage.inner.get(&key, Timestamp::ZERO))
+            .expect("get")
+            .map(|v| v.value)
+            .unwrap_or_default();
+        assert_eq!(stored, state, "the stored state is the serial order's");
+        // One read per unit, at most one write per unit: nothing raced.
+        assert_eq!(storage.gets.load(Ordering::SeqCst) as usize, units.len());
+        assert!(storage.sets.load(Ordering::SeqCst) as usize <= units.len());
+        units.iter().map(Vec::len).collect()
+    }
+
+    fn op_strategy() -> impl proptest::strategy::Strategy<Value = (u8, u64, u64)> {
+        (0u8..10, 1u64..4, 0u64..4)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn coalesced_units_equal_a_serial_order(
+            strategy_index in 0usize..4,
+            amount in 1u64..6,
+            max_batch in 1usize..9,
+            raw in proptest::collection::vec(op_strategy(), 1..40),
+        ) {
+            let limit: RateLimit = format!("{amount} per second").parse().expect("limit");
+            // Distinct times, so that every call is told apart in the log.
+            let calls: Vec<(Op, Timestamp)> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(kind, cost, offset))| {
+                    let now = Timestamp::from_millis(10_000 + offset * 300 + i as u64);
+                    let op = match kind {
+                        0..=5 => Op::Hit { cost },
+                        6..=7 => Op::Test { cost },
+                        _ => Op::Refund { cost, at: now },
+                    };
+                    (op, now)
+                })
+                .collect();
+            let sizes = check_serial(strategy(strategy_index), limit, &calls, max_batch);
+            prop_assert!(sizes.iter().sum::<usize>() == calls.len());
+        }
+    }
+
+    #[test]
+    fn calls_behind_one_in_flight_go_together() {
+        let limit: RateLimit = "10 per minute".parse().expect("limit");
+        let calls: Vec<(Op, Timestamp)> = (0..30)
+            .map(|i| (Op::Hit { cost: 1 }, Timestamp::from_millis(1_000 + i)))
+            .collect();
+        let sizes = check_serial(&FixedWindow, limit, &calls, 8);
+        // The first goes alone; the 29 queued behind it go in units of up to 8.
+        assert_eq!(sizes, [1, 8, 8, 8, 5]);
+    }
+
+    #[test]
+    fn a_lone_call_goes_at_once_and_the_key_is_released() {
+        let limit: RateLimit = "10 per minute".parse().expect("limit");
+        let calls = [(Op::Hit { cost: 1 }, Timestamp::from_millis(5))];
+        assert_eq!(check_serial(&Gcra, limit, &calls, 8), [1]);
+        let coalescer = Coalescer::new(4);
+        let storage = Slow::default();
+        let key = StorageKey::new("a", "b");
+        for _ in 0..3 {
+            let op = KeyOp {
+                key: &key,
+                limit: &limit,
+                op: Op::Hit { cost: 1 },
+                now: Timestamp::from_millis(5),
+            };
+            let verdict = futures::executor::block_on(coalescer.run(&storage, &Gcra, 4, op));
+            assert!(verdict.expect("verdict").allowed);
+        }
+        assert!(coalescer.shards.iter().all(|s| lock(s).is_empty()));
+    }
+
+    #[test]
+    fn dropped_calls_neither_run_nor_stall_the_queue() {
+        let limit: RateLimit = "100 per minute".parse().expect("limit");
+        let storage = Slow::default();
+        let coalescer = Coalescer::new(4);
+        let key = StorageKey::new("a", "b");
+        let op = |ms| KeyOp {
+            key: &key,
+            limit: &limit,
+            op: Op::Hit { cost: 1 },
+            now: Timestamp::from_millis(ms),
+        };
+        futures::executor::block_on(async {
+            let mut leader = Box::pin(coalescer.run(&storage, &FixedWindow, 4, op(1)));
+            let mut queued: Vec<_> = (2..8)
+                .map(|ms| Box::pin(coalescer.run(&storage, &FixedWindow, 4, op(ms))))
+                .collect();
+            // Start all: the first leads, the others queue.
+            let waker = futures::task::noop_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(leader.as_mut().poll(&mut cx).is_pending());
+            for call in &mut queued {
+                assert!(call.as_mut().poll(&mut cx).is_pending());
+            }
+            // The leader is dropped before its write, and so are two queued calls.
+            drop(leader);
+            let rest: Vec<_> = queued
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % 3 != 0)
+                .collect();
+            let verdicts = futures::future::join_all(rest.into_iter().map(|(_, call)| call)).await;
+            assert!(verdicts.iter().all(|v| v.as_ref().is_ok_and(|v| v.allowed)));
+            // Only the four survivors were counted.
+            let last = coalescer
+                .run(&storage, &FixedWindow, 4, op(9))
+                .await
+                .expect("verdict");
+            assert_eq!(last.remaining, 100 - 5);
+        });
+        assert!(coalescer.shards.iter().all(|s| lock(s).is_empty()));
+    }
+}
