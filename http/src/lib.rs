@@ -66,6 +66,8 @@
 //! |---|---|---|
 //! | `tower` | no | [`tower::LimiterLayer`], [`tower::LimiterService`] |
 //! | `axum` | no | `tower`, plus route patterns from `MatchedPath` and peers from `ConnectInfo` |
+//! | `reload` | no | [`ReloadableLimiter`]: swap the policy of a running service (and its tower layer) |
+//! | `config` | no | `reload`, plus [`config::Config`]: the whole policy as serde data |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -82,6 +84,12 @@ mod plan;
 mod policy;
 mod rejection;
 mod request;
+#[cfg(feature = "reload")]
+mod reload;
+
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub mod config;
 
 pub mod guide;
 #[cfg(feature = "tower")]
@@ -100,3 +108,6 @@ pub use plan::{Plan, RouteRule};
 pub use policy::{Limits, Route};
 pub use rejection::{Rejected, RejectionBody};
 pub use request::{RequestInfo, ResponseInfo};
+#[cfg(feature = "reload")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
+pub use reload::ReloadableLimiter;
