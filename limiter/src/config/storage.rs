@@ -89,11 +89,23 @@ impl fmt::Debug for StorageConfig {
     }
 }
 
+/// A URI, parsed as it is deserialized (so that its errors point at it).
+struct UriValue(StorageConfig);
+
+impl<'de> Deserialize<'de> for UriValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let uri = String::deserialize(d)?;
+        StorageConfig::from_uri(&uri)
+            .map(UriValue)
+            .map_err(de::Error::custom)
+    }
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     #[serde(default)]
-    uri: Option<String>,
+    uri: Option<UriValue>,
     #[cfg(feature = "memory")]
     #[serde(default)]
     memory: Option<crate::MemoryOptions>,
@@ -136,8 +148,8 @@ impl<'de> Deserialize<'de> for StorageConfig {
         let raw = RawStorage::deserialize(d)?;
         let _ = (&raw.memory, &raw.redis, &raw.memcached);
         let mut found: Vec<StorageConfig> = Vec::new();
-        if let Some(uri) = raw.uri {
-            found.push(StorageConfig::from_uri(&uri).map_err(de::Error::custom)?);
+        if let Some(UriValue(config)) = raw.uri {
+            found.push(config);
         }
         #[cfg(feature = "memory")]
         if let Some(options) = raw.memory {
