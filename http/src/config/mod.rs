@@ -142,7 +142,7 @@ impl<S> Config<S> {
     /// A core limiter builder over `storage` with this strategy and namespace; add a
     /// clock or other options, then build it.
     pub fn limiter_builder(&self, storage: Arc<dyn Storage>) -> RateLimiterBuilder {
-        let builder = RateLimiter::builder(storage).strategy_arc(self.strategy.arc());
+        let builder = RateLimiter::builder(storage).strategy_arc(self.strategy.to_arc());
         match &self.namespace {
             Some(namespace) => builder.namespace(namespace.clone()),
             None => builder,
@@ -216,7 +216,8 @@ impl Default for Strategy {
 }
 
 impl Strategy {
-    fn arc(self) -> Arc<dyn limiter_core::Strategy> {
+    /// The strategy object, for [`RateLimiterBuilder::strategy_arc`].
+    pub fn to_arc(self) -> Arc<dyn limiter_core::Strategy> {
         Arc::new(Named(self.0))
     }
 

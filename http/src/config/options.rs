@@ -37,6 +37,18 @@ pub enum HeaderStyleName {
     Both,
 }
 
+impl HeaderStyleName {
+    /// The name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeaderStyleName::Off => "off",
+            HeaderStyleName::XRatelimit => "x-ratelimit",
+            HeaderStyleName::Ietf => "ietf",
+            HeaderStyleName::Both => "both",
+        }
+    }
+}
+
 impl From<HeaderStyleName> for HeaderStyle {
     fn from(name: HeaderStyleName) -> HeaderStyle {
         match name {
@@ -57,6 +69,16 @@ pub enum RetryAfterName {
     Seconds,
     /// [`RetryAfter::HttpDate`].
     HttpDate,
+}
+
+impl RetryAfterName {
+    /// The name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            RetryAfterName::Seconds => "seconds",
+            RetryAfterName::HttpDate => "http-date",
+        }
+    }
 }
 
 impl From<RetryAfterName> for RetryAfter {
@@ -81,6 +103,14 @@ pub enum RejectionStyle {
 }
 
 impl RejectionStyle {
+    /// The name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectionStyle::PlainText => "plain-text",
+            RejectionStyle::Problem => "problem",
+        }
+    }
+
     /// The builder's [`RejectionBody`].
     pub fn body(self) -> RejectionBody {
         match self {

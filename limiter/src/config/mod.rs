@@ -49,7 +49,7 @@ mod env;
 mod storage;
 
 pub use env::variables;
-pub use storage::StorageConfig;
+pub use storage::{redact, StorageConfig};
 
 /// The whole configuration of an HTTP service: its storage and its policy.
 pub type Config = limiter_http::config::Config<StorageConfig>;

@@ -57,8 +57,12 @@ impl StorageConfig {
     }
 }
 
-/// The URI with any password replaced by `***`.
-pub(crate) fn redact(uri: &str) -> String {
+/// `uri` with any password replaced by `***`, for printing.
+///
+/// ```
+/// assert_eq!(limiter::config::redact("redis://app:s3cret@db:6379/0"), "redis://app:***@db:6379/0");
+/// ```
+pub fn redact(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return uri.to_owned();
     };
