@@ -80,7 +80,7 @@ fn config_check_applies_and_names_environment_variables() {
     let text = stdout(&output);
     assert!(text.contains("strategy     gcra"), "{text}");
     assert!(text.contains("environment  LIMITER_STRATEGY applied"), "{text}");
-    assert!(text.contains("warning      LIMITER_STRATEGGY override(s) nothing"), "{text}");
+    assert!(text.contains("warning      LIMITER_STRATEGGY overrides nothing: did you mean LIMITER_STRATEGY?"), "{text}");
 
     let output = Command::new(env!("CARGO_BIN_EXE_limiter"))
         .args(["config", "check", &example()])

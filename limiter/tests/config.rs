@@ -135,8 +135,12 @@ fn environment_variables_override_fields_and_name_themselves_when_wrong() {
         ("LIMITER_KEY_TRUSTED_NETWORKS", "10.0.0.0/8, ::1"),
         ("LIMITER_STORAGE_URI", "memory://?max_keys=10"),
         ("LIMITER_REDIS_URL", "redis://elsewhere"),
+        ("LIMITER_NAMESPAC", "x"),
     ]);
-    assert_eq!(loader.unused(), ["LIMITER_REDIS_URL"]);
+    assert_eq!(
+        loader.misspelt(),
+        [("LIMITER_NAMESPAC".to_owned(), "LIMITER_NAMESPACE".to_owned())]
+    );
     let config = loader.parse(text, "test.toml").unwrap();
     assert_eq!(config.strategy.to_string(), "gcra");
     assert!(!config.enabled);

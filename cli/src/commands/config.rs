@@ -37,13 +37,16 @@ pub(crate) fn run(command: ConfigCommand, json: bool) -> Result<(), Failure> {
             file.display()
         )));
     }
-    let (overrides, unused) = (loader.overrides(), loader.unused());
+    let (overrides, misspelt) = (loader.overrides(), loader.misspelt());
     if json {
         let mut value = describe_json(&config);
         if let Value::Object(map) = &mut value {
             map.insert("file".into(), json!(file.display().to_string()));
             map.insert("valid".into(), json!(true));
-            map.insert("environment".into(), json!({ "applied": overrides, "unused": unused }));
+            map.insert("environment".into(), json!({
+                    "applied": overrides,
+                    "misspelt": misspelt.iter().map(|(name, meant)| json!({"variable": name, "did_you_mean": meant})).collect::<Vec<_>>(),
+                }));
         }
         print_json(&value);
     } else {
@@ -52,11 +55,8 @@ pub(crate) fn run(command: ConfigCommand, json: bool) -> Result<(), Failure> {
         if !overrides.is_empty() {
             println!("environment  {} applied", overrides.join(", "));
         }
-        if !unused.is_empty() {
-            println!(
-                "warning      {} override(s) nothing (misspelt?)",
-                unused.join(", ")
-            );
+        for (name, meant) in &misspelt {
+            println!("warning      {name} overrides nothing: did you mean {meant}?");
         }
     }
     Ok(())

@@ -126,6 +126,22 @@ fn invalid(
     out
 }
 
+/// The Levenshtein distance between `a` and `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 /// The line and column (from 1) of byte `offset` in `text`.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset.min(text.len())).unwrap_or(text);
@@ -190,15 +206,23 @@ impl Loader {
             .collect()
     }
 
-    /// `LIMITER_*` variables that override nothing (misspelt, or meant for
-    /// something else, such as `LIMITER_REDIS_URL` in tests).
-    pub fn unused(&self) -> Vec<String> {
+    /// `LIMITER_*` variables that override nothing but are one or two letters away
+    /// from a variable that does, each with that variable: most likely misspelt.
+    /// (Others, such as the tests' `LIMITER_REDIS_URL`, are left alone.)
+    pub fn misspelt(&self) -> Vec<(String, String)> {
         let known: Vec<String> = variables().map(|(name, _)| name).collect();
         self.vars
             .iter()
             .map(|(name, _)| name)
             .filter(|name| !known.contains(name))
-            .cloned()
+            .filter_map(|name| {
+                known
+                    .iter()
+                    .map(|k| (edit_distance(name, k), k))
+                    .filter(|(d, _)| *d <= 2)
+                    .min()
+                    .map(|(_, k)| (name.clone(), k.clone()))
+            })
             .collect()
     }
 
@@ -419,6 +443,15 @@ fn assemble(
 #[cfg(test)]
 mod tests {
     use super::line_column;
+
+    #[test]
+    fn edit_distances() {
+        use super::edit_distance;
+        assert_eq!(edit_distance("LIMITER_STRATEGGY", "LIMITER_STRATEGY"), 1);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 
     #[test]
     fn positions_count_from_one() {
