@@ -67,7 +67,12 @@ fn main() -> ExitCode {
     let json = cli.json;
     let result = match cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "limiter", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "limiter",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Command::Config(command) => config::run(command, json),

@@ -22,14 +22,11 @@ pub(crate) fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The `p`-th percentile (0–100) of sorted `values`, by nearest rank.
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil();
-    let index = (rank as usize).clamp(1, sorted.len()) - 1;
-    sorted.get(index).copied().unwrap_or_default()
+/// The percentile `per_mille`/1000 (`500` for the median, `990` for p99) of sorted
+/// `values`, by nearest rank.
+pub(crate) fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
+    let rank = (per_mille.min(1000) * sorted.len()).div_ceil(1000).max(1);
+    sorted.get(rank - 1).copied().unwrap_or_default()
 }
 
 /// Prints `value` as pretty JSON.
@@ -47,10 +44,10 @@ mod tests {
     #[test]
     fn percentiles_by_nearest_rank() {
         let values: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&values, 50.0), Duration::from_millis(50));
-        assert_eq!(percentile(&values, 99.0), Duration::from_millis(99));
-        assert_eq!(percentile(&values, 100.0), Duration::from_millis(100));
-        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+        assert_eq!(percentile(&values, 500), Duration::from_millis(50));
+        assert_eq!(percentile(&values, 990), Duration::from_millis(99));
+        assert_eq!(percentile(&values, 1000), Duration::from_millis(100));
+        assert_eq!(percentile(&[], 500), Duration::ZERO);
     }
 
     #[test]

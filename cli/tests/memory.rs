@@ -40,7 +40,10 @@ fn assert_one_line_error(output: &Output, expected: &str) {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("limiter: error: "), "{err}");
     assert!(err.contains(expected), "{err}\nwant: {expected}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -79,8 +82,16 @@ fn config_check_applies_and_names_environment_variables() {
         .unwrap();
     let text = stdout(&output);
     assert!(text.contains("strategy     gcra"), "{text}");
-    assert!(text.contains("environment  LIMITER_STRATEGY applied"), "{text}");
-    assert!(text.contains("warning      LIMITER_STRATEGGY overrides nothing: did you mean LIMITER_STRATEGY?"), "{text}");
+    assert!(
+        text.contains("environment  LIMITER_STRATEGY applied"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "warning      LIMITER_STRATEGGY overrides nothing: did you mean LIMITER_STRATEGY?"
+        ),
+        "{text}"
+    );
 
     let output = Command::new(env!("CARGO_BIN_EXE_limiter"))
         .args(["config", "check", &example()])
@@ -115,17 +126,38 @@ fn config_check_rejects_bad_files_with_a_position() {
 
 #[test]
 fn status_shows_a_full_counter_on_a_fresh_memory_storage() {
-    let output = limiter(&["status", "--storage", "memory://", "--limit", "10/minute", "--key", "user:42"]);
+    let output = limiter(&[
+        "status",
+        "--storage",
+        "memory://",
+        "--limit",
+        "10/minute",
+        "--key",
+        "user:42",
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("key        user:42"), "{text}");
-    assert!(text.contains("limit      10 per 1 minute (fixed-window)"), "{text}");
+    assert!(
+        text.contains("limit      10 per 1 minute (fixed-window)"),
+        "{text}"
+    );
     assert!(text.contains("remaining  10 of 10"), "{text}");
     assert!(text.contains("next hit   now"), "{text}");
 
     let output = limiter(&[
-        "status", "--storage", "memory://", "--limit", "5 per second", "--key", "a", "--key", "b",
-        "--strategy", "gcra", "--json",
+        "status",
+        "--storage",
+        "memory://",
+        "--limit",
+        "5 per second",
+        "--key",
+        "a",
+        "--key",
+        "b",
+        "--strategy",
+        "gcra",
+        "--json",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let value = json(&output);
@@ -138,25 +170,60 @@ fn status_shows_a_full_counter_on_a_fresh_memory_storage() {
 
 #[test]
 fn bad_arguments_are_usage_errors() {
-    let output = limiter(&["status", "--storage", "memory://", "--limit", "10/fortnight", "--key", "a"]);
+    let output = limiter(&[
+        "status",
+        "--storage",
+        "memory://",
+        "--limit",
+        "10/fortnight",
+        "--key",
+        "a",
+    ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("unknown unit \"fortnight\""));
-    let output = limiter(&["status", "--storage", "memory://", "--limit", "1/second", "--key", "a", "--strategy", "leaky"]);
+    let output = limiter(&[
+        "status",
+        "--storage",
+        "memory://",
+        "--limit",
+        "1/second",
+        "--key",
+        "a",
+        "--strategy",
+        "leaky",
+    ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("expected one of fixed-window, moving-window"));
     let output = limiter(&["ping", "--storage", "postgres://db"]);
-    assert_one_line_error(&output, "storage postgres://db: unknown storage scheme \"postgres\"");
+    assert_one_line_error(
+        &output,
+        "storage postgres://db: unknown storage scheme \"postgres\"",
+    );
 }
 
 #[test]
 fn clear_refuses_without_yes_when_stdin_is_not_a_terminal() {
-    let args = ["clear", "--storage", "memory://", "--limit", "10/minute", "--key", "user:42"];
+    let args = [
+        "clear",
+        "--storage",
+        "memory://",
+        "--limit",
+        "10/minute",
+        "--key",
+        "user:42",
+    ];
     let output = limiter(&args);
-    assert_one_line_error(&output, "refusing to clear without --yes: standard input is not a terminal");
+    assert_one_line_error(
+        &output,
+        "refusing to clear without --yes: standard input is not a terminal",
+    );
 
     let output = limiter(&[&args[..], &["--yes"]].concat());
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "cleared key user:42 for 10 per 1 minute (fixed-window)\n");
+    assert_eq!(
+        stdout(&output),
+        "cleared key user:42 for 10 per 1 minute (fixed-window)\n"
+    );
     let output = limiter(&[&args[..], &["--yes", "--json"]].concat());
     assert_eq!(json(&output)["cleared"], true);
 }
@@ -177,8 +244,18 @@ fn ping_reports_health_and_latency_percentiles() {
 #[test]
 fn bench_reports_throughput_and_the_rejection_ratio() {
     let output = limiter(&[
-        "bench", "--storage", "memory://", "--duration", "500ms", "--concurrency", "2",
-        "--keys", "10", "--reject-ratio", "0.5", "--json",
+        "bench",
+        "--storage",
+        "memory://",
+        "--duration",
+        "500ms",
+        "--concurrency",
+        "2",
+        "--keys",
+        "10",
+        "--reject-ratio",
+        "0.5",
+        "--json",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let value = json(&output);
@@ -189,9 +266,20 @@ fn bench_reports_throughput_and_the_rejection_ratio() {
     assert!((0.4..0.6).contains(&ratio), "{value}");
     assert!(value["max_ms"].as_f64().unwrap() >= value["p99_ms"].as_f64().unwrap());
 
-    let output = limiter(&["bench", "--storage", "memory://", "--duration", "200ms", "--strategy", "moving-window"]);
+    let output = limiter(&[
+        "bench",
+        "--storage",
+        "memory://",
+        "--duration",
+        "200ms",
+        "--strategy",
+        "moving-window",
+    ]);
     let text = stdout(&output);
-    assert!(text.starts_with("moving-window on memory://, 16 in flight, 1000 keys"), "{text}");
+    assert!(
+        text.starts_with("moving-window on memory://, 16 in flight, 1000 keys"),
+        "{text}"
+    );
     assert!(text.contains("latency: p50 "), "{text}");
 }
 
@@ -201,6 +289,9 @@ fn completions_for_each_shell() {
         let output = limiter(&["completions", shell]);
         assert!(output.status.success());
         let text = stdout(&output);
-        assert!(text.contains("limiter") && text.contains("bench"), "{shell}");
+        assert!(
+            text.contains("limiter") && text.contains("bench"),
+            "{shell}"
+        );
     }
 }

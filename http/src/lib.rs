@@ -83,9 +83,9 @@ mod metrics;
 mod plan;
 mod policy;
 mod rejection;
-mod request;
 #[cfg(feature = "reload")]
 mod reload;
+mod request;
 
 #[cfg(feature = "config")]
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
@@ -107,7 +107,7 @@ pub use metrics::{CountingMetrics, Metrics};
 pub use plan::{Plan, RouteRule};
 pub use policy::{Limits, Route};
 pub use rejection::{Rejected, RejectionBody};
-pub use request::{RequestInfo, ResponseInfo};
 #[cfg(feature = "reload")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
 pub use reload::ReloadableLimiter;
+pub use request::{RequestInfo, ResponseInfo};

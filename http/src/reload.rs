@@ -12,7 +12,9 @@ use crate::limiter::{HttpLimiter, Inner};
 /// runs, atomically: each request reads the limiter current when it arrives and keeps
 /// it to the end (its deduction and refunds included), so requests in flight finish
 /// under the policy they started with. Counts live in the storage, so a new limiter
-/// built over the same storage (with the same namespace and strategy) keeps them.
+/// built over the same storage (with the same namespace and strategy) keeps the
+/// counts of every limit it still has; a limit that changed (its amount or window)
+/// is stored under another key and starts afresh.
 ///
 /// Clones share the handle. The tower layer that reads it per request is
 /// [`ReloadableLimiter::layer`] (feature `tower`).
@@ -20,7 +22,7 @@ use crate::limiter::{HttpLimiter, Inner};
 /// # Examples
 ///
 /// ```
-/// use limiter_http::{HttpLimiter, ReloadableLimiter, RequestInfo};
+/// use limiter_http::{HeaderStyle, HttpLimiter, ReloadableLimiter, RequestInfo};
 /// use limiter_core::RateLimiter;
 /// use limiter_memory::MemoryStorage;
 /// use std::sync::Arc;
@@ -29,19 +31,22 @@ use crate::limiter::{HttpLimiter, Inner};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let core = RateLimiter::new(Arc::new(MemoryStorage::new()));
-/// let strict = HttpLimiter::builder(core.clone()).default_limits("1 per minute").build()?;
-/// let handle = ReloadableLimiter::new(strict);
+/// let quiet = HttpLimiter::builder(core.clone()).default_limits("1 per minute").build()?;
+/// let handle = ReloadableLimiter::new(quiet);
 ///
 /// let headers = HeaderMap::new();
 /// let request = RequestInfo::new("GET", "/", &headers).with_route("/").with_peer("192.0.2.1:1".parse()?);
 /// assert!(handle.current().check(&request).await.is_ok());
-/// assert!(handle.current().check(&request).await.is_err());
 ///
-/// // A laxer policy over the same storage: the request already counted still counts.
-/// let lax = HttpLimiter::builder(core).default_limits("2 per minute").build()?;
-/// handle.replace(lax);
-/// assert!(handle.current().check(&request).await.is_ok());
-/// assert!(handle.current().check(&request).await.is_err());
+/// // The same limit with headers, over the same storage: the request already
+/// // counted still counts (a changed limit would count afresh: it has its own key).
+/// let loud = HttpLimiter::builder(core)
+///     .default_limits("1 per minute")
+///     .headers(HeaderStyle::XRateLimit)
+///     .build()?;
+/// handle.replace(loud);
+/// let rejected = handle.current().check(&request).await.unwrap_err();
+/// assert_eq!(rejected.headers()["x-ratelimit-limit"], "1");
 /// # Ok(())
 /// # }
 /// ```

@@ -196,17 +196,17 @@ pub(crate) fn parse(uri: &str) -> Result<StorageOptions, UriError> {
 pub(crate) async fn connect(options: StorageOptions) -> Result<Arc<dyn Storage>, UriError> {
     match options {
         #[cfg(feature = "memory")]
-        StorageOptions::Memory(options) => {
-            Ok(Arc::new(limiter_memory::MemoryStorage::with_options(options)))
-        }
+        StorageOptions::Memory(options) => Ok(Arc::new(
+            limiter_memory::MemoryStorage::with_options(options),
+        )),
         #[cfg(feature = "memcached")]
         StorageOptions::Memcached(options) => Ok(Arc::new(
             limiter_memcached::MemcachedStorage::connect(options).await?,
         )),
         #[cfg(feature = "redis")]
-        StorageOptions::Redis(options) => {
-            Ok(Arc::new(limiter_redis::RedisStorage::connect(options).await?))
-        }
+        StorageOptions::Redis(options) => Ok(Arc::new(
+            limiter_redis::RedisStorage::connect(options).await?,
+        )),
     }
 }
 

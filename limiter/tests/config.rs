@@ -139,7 +139,10 @@ fn environment_variables_override_fields_and_name_themselves_when_wrong() {
     ]);
     assert_eq!(
         loader.misspelt(),
-        [("LIMITER_NAMESPAC".to_owned(), "LIMITER_NAMESPACE".to_owned())]
+        [(
+            "LIMITER_NAMESPAC".to_owned(),
+            "LIMITER_NAMESPACE".to_owned()
+        )]
     );
     let config = loader.parse(text, "test.toml").unwrap();
     assert_eq!(config.strategy.to_string(), "gcra");
@@ -168,7 +171,10 @@ fn environment_variables_override_fields_and_name_themselves_when_wrong() {
             .parse(text, "test.toml")
             .expect_err(name)
             .to_string();
-        assert!(err.contains(expected), "{name}={value}\n  gave: {err}\n  want: {expected}");
+        assert!(
+            err.contains(expected),
+            "{name}={value}\n  gave: {err}\n  want: {expected}"
+        );
     }
 }
 
@@ -266,7 +272,13 @@ fn core(clock: &ManualClock) -> RateLimiter {
 }
 
 /// What a limiter answers a request: status, rate-limit headers, body.
-async fn answer(limiter: &HttpLimiter, method: &str, route: &str, forwarded: &str, api_key: Option<&str>) -> String {
+async fn answer(
+    limiter: &HttpLimiter,
+    method: &str,
+    route: &str,
+    forwarded: &str,
+    api_key: Option<&str>,
+) -> String {
     let mut headers = HeaderMap::new();
     headers.insert("x-forwarded-for", HeaderValue::from_str(forwarded).unwrap());
     if let Some(key) = api_key {
@@ -301,7 +313,12 @@ async fn code_and_file_build_the_same_limiter() {
     let config = parse(POLICY).unwrap();
     let storage = config.storage.as_ref().unwrap().connect().await.unwrap();
     let from_file = config
-        .http_builder(config.limiter_builder(storage).clock(file_clock.clone()).build())
+        .http_builder(
+            config
+                .limiter_builder(storage)
+                .clock(file_clock.clone())
+                .build(),
+        )
         .build()
         .unwrap();
 
@@ -310,7 +327,7 @@ async fn code_and_file_build_the_same_limiter() {
         ("GET", "/", "203.0.113.1", None, 0),
         ("GET", "/", "203.0.113.1", None, 0),
         ("GET", "/", "203.0.113.1", None, 0),
-        ("GET", "/", "203.0.113.1", None, 0),   // the defaults are spent
+        ("GET", "/", "203.0.113.1", None, 0), // the defaults are spent
         ("GET", "/other", "203.0.113.1", None, 0), // another route, another budget
         ("GET", "/login", "203.0.113.1", None, 0), // GET: defaults
         ("POST", "/login", "203.0.113.1", None, 0),
@@ -330,7 +347,7 @@ async fn code_and_file_build_the_same_limiter() {
         ("GET", "/", "2001:db8:0:1::1", None, 0),
         ("GET", "/", "2001:db8:0:2::1", None, 0), // the same /56
         ("GET", "/", "2001:db8:0:3::1", None, 0),
-        ("GET", "/", "2001:db8:0:4::1", None, 0), // over
+        ("GET", "/", "2001:db8:0:4::1", None, 0),  // over
         ("GET", "/", "203.0.113.1", None, 30_000), // half a window later: still over
         ("GET", "/", "203.0.113.1", None, 61_000),
         ("GET", "/x", "192.0.2.1", None, 61_000),
@@ -412,12 +429,19 @@ async fn a_reload_swaps_the_policy_keeps_the_counts_and_spares_requests_in_fligh
     let headers = HeaderMap::new();
     let request = RequestInfo::new("GET", "/", &headers).with_peer("192.0.2.9:1".parse().unwrap());
     let old = in_flight.check(&request).await.unwrap_err();
-    assert!(old.headers().get("x-ratelimit-limit").is_none(), "the old policy");
+    assert!(
+        old.headers().get("x-ratelimit-limit").is_none(),
+        "the old policy"
+    );
 
     // An invalid file leaves the running policy in place.
     std::fs::write(&path, "default_limits = [\"3 per fortnight\"]\n").unwrap();
     let err = reloader.reload().await.unwrap_err();
-    assert!(err.to_string().contains("limiter.toml:1:19: default_limits[0]"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("limiter.toml:1:19: default_limits[0]"),
+        "{err}"
+    );
     clock.advance(Duration::from_secs(61));
     assert_eq!(get(&mut service).await, (200, Some("2".into())));
     assert_eq!(reloader.config().application_limits.len(), 1);

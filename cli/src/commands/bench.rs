@@ -85,7 +85,11 @@ struct Plan {
     until: Instant,
 }
 
-async fn worker(plan: Arc<Plan>, counts: Arc<Counts>, seed: u64) -> (Vec<Duration>, Option<String>) {
+async fn worker(
+    plan: Arc<Plan>,
+    counts: Arc<Counts>,
+    seed: u64,
+) -> (Vec<Duration>, Option<String>) {
     let mut rng = XorShift(seed | 1);
     let mut samples = Vec::new();
     let mut first_error = None;
@@ -118,15 +122,21 @@ pub(crate) async fn run(args: BenchArgs, json: bool) -> Result<(), Failure> {
     let storage = storage(&args.storage).await?;
     storage.check().await?;
     // A namespace of its own, so that the run never touches a service's counters.
-    let seed = std::time::SystemTime::now()
+    let seed: u64 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
+        .map_or(0x9e37_79b9, |d| {
+            u64::from(d.subsec_nanos()) ^ d.as_secs().rotate_left(32)
+        });
     let namespace = format!("limiter-bench-{}-{seed:x}", std::process::id());
     let limiter = limiter(storage, args.strategy, Some(&namespace));
     let open = super::parse_limit("1000000000 per hour")?;
     let spent = super::parse_limit("1 per hour")?;
     // Decisions over the limit go to keys spent beforehand (at most 1,000 of them).
-    let spent_keys = if args.reject_ratio > 0.0 { args.keys.min(1000) } else { 1 };
+    let spent_keys = if args.reject_ratio > 0.0 {
+        args.keys.min(1000)
+    } else {
+        1
+    };
     if args.reject_ratio > 0.0 {
         for index in 0..spent_keys {
             let _spent = limiter
@@ -199,11 +209,17 @@ pub(crate) async fn run(args: BenchArgs, json: bool) -> Result<(), Failure> {
         )));
     }
     let rate = decisions as f64 / elapsed.as_secs_f64().max(1e-9);
-    let share = |n: u64| if decisions == 0 { 0.0 } else { n as f64 / decisions as f64 };
+    let share = |n: u64| {
+        if decisions == 0 {
+            0.0
+        } else {
+            n as f64 / decisions as f64
+        }
+    };
     let (p50, p90, p99) = (
-        percentile(&samples, 50.0),
-        percentile(&samples, 90.0),
-        percentile(&samples, 99.0),
+        percentile(&samples, 500),
+        percentile(&samples, 900),
+        percentile(&samples, 990),
     );
     let max = samples.last().copied().unwrap_or_default();
     if json {

@@ -110,7 +110,13 @@ fn route_text(route: &RouteConfig) -> String {
         let names: Vec<&str> = methods.iter().map(|m| m.0.as_str()).collect();
         sets = sets
             .into_iter()
-            .map(|s| if s.contains(':') { s } else { format!("{}: {s}", names.join(",")) })
+            .map(|s| {
+                if s.contains(':') {
+                    s
+                } else {
+                    format!("{}: {s}", names.join(","))
+                }
+            })
             .collect();
     }
     let defaults = if route.with_defaults {
@@ -132,12 +138,18 @@ fn headers_text(config: &Config) -> String {
 fn describe(config: &Config) -> String {
     let mut out = String::new();
     let mut line = |name: &str, value: String| out.push_str(&format!("{name:<12} {value}\n"));
-    let storage = config.storage.as_ref().map_or("none".into(), ToString::to_string);
+    let storage = config
+        .storage
+        .as_ref()
+        .map_or("none".into(), ToString::to_string);
     line("storage", storage);
     line("strategy", config.strategy.to_string());
     line(
         "namespace",
-        config.namespace.clone().unwrap_or_else(|| "(default)".into()),
+        config
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "(default)".into()),
     );
     line("enabled", yes_no(config.enabled).into());
     if !config.key_prefix.is_empty() {
@@ -160,9 +172,18 @@ fn describe(config: &Config) -> String {
     line("application", sets_text(&config.application_limits));
     line("meta", sets_text(&config.meta_limits));
     line("routes", config.routes.len().to_string());
-    let width = config.routes.iter().map(|r| r.path.len()).max().unwrap_or(0);
+    let width = config
+        .routes
+        .iter()
+        .map(|r| r.path.len())
+        .max()
+        .unwrap_or(0);
     for route in config.routes.iter() {
-        out.push_str(&format!("  {:<width$}  {}\n", route.path, route_text(route)));
+        out.push_str(&format!(
+            "  {:<width$}  {}\n",
+            route.path,
+            route_text(route)
+        ));
     }
     out
 }

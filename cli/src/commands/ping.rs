@@ -35,9 +35,9 @@ pub(crate) async fn run(args: PingArgs, json: bool) -> Result<(), Failure> {
     }
     samples.sort();
     let (p50, p90, p99) = (
-        percentile(&samples, 50.0),
-        percentile(&samples, 90.0),
-        percentile(&samples, 99.0),
+        percentile(&samples, 500),
+        percentile(&samples, 900),
+        percentile(&samples, 990),
     );
     let (min, max) = (
         samples.first().copied().unwrap_or_default(),

@@ -43,7 +43,11 @@ fn key(target: &Target) -> Key {
 
 async fn open(target: &Target) -> Result<RateLimiter, Failure> {
     let storage = storage(&target.storage).await?;
-    Ok(limiter(storage, target.strategy, target.namespace.as_deref()))
+    Ok(limiter(
+        storage,
+        target.strategy,
+        target.namespace.as_deref(),
+    ))
 }
 
 /// Epoch milliseconds as an HTTP date.

@@ -21,10 +21,16 @@ pub fn default_path() -> PathBuf {
 pub fn app(handle: &ReloadableLimiter) -> Router {
     Router::new()
         .route("/", get(|| async { "home\n" }))
-        .route("/login", get(|| async { "login form\n" }).post(|| async { "welcome\n" }))
+        .route(
+            "/login",
+            get(|| async { "login form\n" }).post(|| async { "welcome\n" }),
+        )
         .route("/search", get(|| async { "results\n" }))
         .route("/suggest", get(|| async { "suggestions\n" }))
-        .route("/api/items", get(|| async { "[]\n" }).post(|| async { "created\n" }))
+        .route(
+            "/api/items",
+            get(|| async { "[]\n" }).post(|| async { "created\n" }),
+        )
         .route("/health", get(|| async { "ok\n" }))
         .route("/status", get(|| async { "up\n" }))
         .layer(handle.layer())

@@ -37,7 +37,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let reloader = Reloader::start(&path, loader).await?;
     let app = example_config::app(reloader.handle());
-    tokio::spawn(example_config::watch(reloader, path, Duration::from_secs(1)));
+    tokio::spawn(example_config::watch(
+        reloader,
+        path,
+        Duration::from_secs(1),
+    ));
 
     let addr = std::env::var("CONFIG_ADDR").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -127,7 +127,9 @@ impl TryFrom<RawKey> for KeyConfig {
         }
         if raw.ipv6_prefix.is_some() && matches!(raw.source, RawSource::Header | RawSource::Global)
         {
-            return Err("`ipv6_prefix` applies to addresses: source = \"peer\" or \"forwarded\"".into());
+            return Err(
+                "`ipv6_prefix` applies to addresses: source = \"peer\" or \"forwarded\"".into(),
+            );
         }
         let ipv6_prefix = raw.ipv6_prefix.unwrap_or(64);
         if ipv6_prefix > 128 {
@@ -167,9 +169,11 @@ impl TryFrom<RawKey> for KeyConfig {
                             .collect::<Result<_, _>>()?,
                     ),
                     _ => {
-                        return Err("source = \"forwarded\" needs exactly one of `trusted_hops` \
+                        return Err(
+                            "source = \"forwarded\" needs exactly one of `trusted_hops` \
                                     and `trusted_networks`"
-                            .into())
+                                .into(),
+                        )
                     }
                 };
                 SourceKind::Forwarded { header, trust }

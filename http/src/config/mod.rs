@@ -57,10 +57,7 @@ pub use sets::{LimitList, LimitSet, MethodName, RouteConfig, Routes};
 /// deduction, metrics) are code: add them to the builder that
 /// [`http_builder`](Self::http_builder) returns.
 #[derive(Debug, Clone, serde::Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    bound(deserialize = "S: Deserialize<'de>")
-)]
+#[serde(deny_unknown_fields, bound(deserialize = "S: Deserialize<'de>"))]
 #[non_exhaustive]
 pub struct Config<S = NoStorage> {
     /// Where the counts live. Default: none (given in code).
@@ -229,7 +226,10 @@ impl Strategy {
     pub fn from_name(name: &str) -> Result<Strategy, String> {
         BuiltIn::from_name(name).map(Strategy).ok_or_else(|| {
             let names: Vec<_> = BuiltIn::ALL.iter().map(|b| b.name()).collect();
-            format!("unknown strategy {name:?}, expected one of {}", names.join(", "))
+            format!(
+                "unknown strategy {name:?}, expected one of {}",
+                names.join(", ")
+            )
         })
     }
 }

@@ -32,8 +32,8 @@ impl LimitList {
     ///
     /// A message for a malformed or empty limit string.
     pub fn parse(text: &str) -> Result<LimitList, String> {
-        let parsed = limiter_core::parse_many(text)
-            .map_err(|e| format!("malformed limit {text:?}: {e}"))?;
+        let parsed =
+            limiter_core::parse_many(text).map_err(|e| format!("malformed limit {text:?}: {e}"))?;
         if parsed.is_empty() {
             return Err("no limits given".to_owned());
         }
@@ -287,7 +287,10 @@ impl RouteConfig {
         if self.exempt_from_defaults {
             return Route::exempt_from_defaults();
         }
-        let mut sets = self.limits.iter().map(|s| s.limits(self.methods.as_deref()));
+        let mut sets = self
+            .limits
+            .iter()
+            .map(|s| s.limits(self.methods.as_deref()));
         let mut route = Route::default();
         if let Some(first) = sets.next() {
             route = Route::limits(first);

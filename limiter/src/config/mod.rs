@@ -135,7 +135,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
             diagonal = above;
         }
     }
@@ -146,7 +148,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset.min(text.len())).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before, |i| &before[i + 1..]).chars().count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before, |i| &before[i + 1..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -325,8 +332,11 @@ type Tune<B> = Arc<dyn Fn(B) -> B + Send + Sync>;
 /// read [`handle`](Self::handle) (its [`layer`](ReloadableLimiter::layer) with
 /// tower), [`reload`](Self::reload) swaps in the policy the file holds now.
 ///
-/// A reload keeps the storage when its table is unchanged, so counts carry over;
-/// requests in flight finish under the policy they started with. An invalid file
+/// A reload keeps the storage when its table is unchanged, so the counts of every
+/// limit the new policy still has carry over (a limit whose amount or window changed
+/// is stored under another key and starts afresh, as do all limits when the strategy
+/// or namespace changes); requests in flight finish under the policy they started
+/// with. An invalid file
 /// leaves the running policy in place and returns the error.
 pub struct Reloader {
     path: PathBuf,

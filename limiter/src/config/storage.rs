@@ -148,6 +148,11 @@ feature_off! {
 }
 
 impl<'de> Deserialize<'de> for StorageConfig {
+    // Without any storage feature, no storage can be configured.
+    #[cfg_attr(
+        not(any(feature = "memory", feature = "redis", feature = "memcached")),
+        allow(unreachable_code)
+    )]
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = RawStorage::deserialize(d)?;
         let _ = (&raw.memory, &raw.redis, &raw.memcached);
@@ -194,7 +199,10 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden() {
-        assert_eq!(redact("redis://u:secret@h:6379/0"), "redis://u:***@h:6379/0");
+        assert_eq!(
+            redact("redis://u:secret@h:6379/0"),
+            "redis://u:***@h:6379/0"
+        );
         assert_eq!(redact("redis://:secret@h"), "redis://:***@h");
         assert_eq!(redact("redis://h:6379?x=@"), "redis://h:6379?x=@");
         assert_eq!(redact("memory://"), "memory://");
