@@ -295,3 +295,33 @@ fn completions_for_each_shell() {
         );
     }
 }
+
+#[test]
+fn status_watch_refreshes_one_json_line_at_a_time() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_limiter"))
+        .args([
+            "--json",
+            "status",
+            "--storage",
+            "memory://",
+            "--limit",
+            "3/second",
+            "--key",
+            "w",
+            "--watch",
+            "--interval",
+            "100ms",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        let line = lines.next().unwrap().unwrap();
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["remaining"], 3);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

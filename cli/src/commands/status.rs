@@ -15,7 +15,7 @@ use crate::Failure;
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     target: Target,
-    /// Refresh until interrupted.
+    /// Refresh until interrupted (with --json: one JSON document per line).
     #[arg(long)]
     watch: bool,
     /// The refresh interval with --watch, such as 500ms or 2s.
@@ -72,7 +72,7 @@ pub(crate) async fn status(args: StatusArgs, json: bool) -> Result<(), Failure> 
         let reset_after = decision.reset_after();
         let retry_after = decision.retry_after();
         if json {
-            print_json(&json!({
+            let value = json!({
                 "key": args.target.key,
                 "limit": limit.to_string(),
                 "strategy": args.target.strategy.name(),
@@ -83,7 +83,13 @@ pub(crate) async fn status(args: StatusArgs, json: bool) -> Result<(), Failure> 
                 "reset_after_ms": reset_after.map(|d| d.as_millis()),
                 "retry_after_ms": retry_after.map(|d| d.as_millis()),
                 "checked_at_ms": now_millis(),
-            }));
+            });
+            if args.watch {
+                // One compact document per line (JSON Lines) while watching.
+                println!("{value}");
+            } else {
+                print_json(&value);
+            }
         } else {
             let reset = match (reset_after, reset_at) {
                 _ if decision.remaining() >= limit.amount() => "now (nothing counted)".to_owned(),
