@@ -68,6 +68,9 @@ fn mistakes_name_the_file_position_field_and_problem() {
             "test.toml:2:7: storage.uri: invalid option \"colour\"",
         ),
         ("[storage]\nuri = \"memory://\"\nmemory = {}", "test.toml:1:1: storage: the storage table takes only one"),
+        ("storage = \"memroy://\"", "test.toml:1:11: storage: unknown storage scheme \"memroy\""),
+        ("storage = 5", "test.toml:1:11: storage: invalid type: integer `5`, expected a storage URI, or a table"),
+        ("meta_limits = [{ limits = \"1/hour\", shared = \"x\" }]", "test.toml:1:15: meta_limits: meta limits count a client's rejections and cannot be shared"),
         (
             "[key]\nsource = \"forwarded\"",
             "test.toml:1:1: key: source = \"forwarded\" needs exactly one of `trusted_hops` and `trusted_networks`",
@@ -176,6 +179,22 @@ fn environment_variables_override_fields_and_name_themselves_when_wrong() {
             "{name}={value}\n  gave: {err}\n  want: {expected}"
         );
     }
+}
+
+#[test]
+fn a_storage_uri_alone_is_short_for_the_table() {
+    let config = parse("storage = \"memory://?max_keys=5\"").unwrap();
+    assert_eq!(config.storage.unwrap().to_string(), "memory://?max_keys=5");
+}
+
+#[test]
+fn other_serde_formats_work_through_the_types() {
+    let json = r#"{"storage": {"uri": "memory://"}, "default_limits": ["1/second"],
+                   "routes": [{"path": "/a", "exempt": true}], "failure": {"policy": "fail-open"}}"#;
+    let config: Config = serde_json::from_str(json).unwrap();
+    assert_eq!(config.routes.len(), 1);
+    let err = serde_json::from_str::<Config>(r#"{"stratgy": "gcra"}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field `stratgy`"), "{err}");
 }
 
 #[tokio::test]

@@ -83,8 +83,8 @@ pub struct Config<S = NoStorage> {
     /// Limits shared by all routes.
     #[serde(default)]
     pub application_limits: Vec<LimitSet>,
-    /// Limits on how often a client is rejected.
-    #[serde(default)]
+    /// Limits on how often a client is rejected (they cannot be `shared`).
+    #[serde(default, deserialize_with = "meta_sets")]
     pub meta_limits: Vec<LimitSet>,
     /// Routes with limits of their own, or exempt.
     #[serde(default)]
@@ -104,6 +104,16 @@ pub struct Config<S = NoStorage> {
     /// Which requests the router does not route are charged. Default: none.
     #[serde(default)]
     pub charge: ChargeConfig,
+}
+
+fn meta_sets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<LimitSet>, D::Error> {
+    let sets = Vec::<LimitSet>::deserialize(d)?;
+    if sets.iter().any(|set| set.shared.is_some()) {
+        return Err(de::Error::custom(
+            "meta limits count a client's rejections and cannot be shared",
+        ));
+    }
+    Ok(sets)
 }
 
 fn none<S>() -> Option<S> {
@@ -181,7 +191,7 @@ impl<S> Config<S> {
     /// # Errors
     ///
     /// What [`HttpLimiterBuilder::build`] reports; the checks made while
-    /// deserializing leave only meta limits with a shared scope.
+    /// deserializing leave nothing for it to find in a deserialized configuration.
     pub fn build(&self, storage: Arc<dyn Storage>) -> Result<HttpLimiter, BuildError> {
         self.http_builder(self.limiter_builder(storage).build())
             .build()

@@ -13,7 +13,8 @@ use crate::UriError;
 /// [`storage_from_uri`](crate::storage_from_uri) takes it) and one storage's options
 /// as a table of its own (`[storage.memory]`, `[storage.redis]`,
 /// `[storage.memcached]`, with the names of [`MemoryOptions`](crate::MemoryOptions)
-/// and the other options types). A URI is parsed when the file is read, so a bad one
+/// and the other options types). `storage = "memory://"` is short for a table with
+/// `uri` alone. A URI is parsed when the file is read, so a bad one
 /// fails at start-up; networked storages connect in [`connect`](Self::connect).
 #[derive(Clone, PartialEq, Eq)]
 pub struct StorageConfig {
@@ -147,14 +148,13 @@ feature_off! {
     memcached_off => "memcached";
 }
 
-impl<'de> Deserialize<'de> for StorageConfig {
+impl StorageConfig {
     // Without any storage feature, no storage can be configured.
     #[cfg_attr(
         not(any(feature = "memory", feature = "redis", feature = "memcached")),
         allow(unreachable_code)
     )]
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = RawStorage::deserialize(d)?;
+    fn from_raw(raw: RawStorage) -> Result<StorageConfig, String> {
         let _ = (&raw.memory, &raw.redis, &raw.memcached);
         let mut found: Vec<StorageConfig> = Vec::new();
         if let Some(UriValue(config)) = raw.uri {
@@ -183,13 +183,42 @@ impl<'de> Deserialize<'de> for StorageConfig {
         }
         match found.len() {
             1 => Ok(found.remove(0)),
-            0 => Err(de::Error::custom(
-                "the storage table needs one of `uri`, `memory`, `redis` and `memcached`",
-            )),
-            _ => Err(de::Error::custom(
-                "the storage table takes only one of `uri`, `memory`, `redis` and `memcached`",
-            )),
+            0 => Err(
+                "the storage table needs one of `uri`, `memory`, `redis` and `memcached`".into(),
+            ),
+            _ => Err(
+                "the storage table takes only one of `uri`, `memory`, `redis` and `memcached`"
+                    .into(),
+            ),
         }
+    }
+}
+
+/// `storage = "redis://…"` is short for `[storage] uri = "redis://…"`.
+impl<'de> Deserialize<'de> for StorageConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StorageVisitor;
+
+        impl<'de> de::Visitor<'de> for StorageVisitor {
+            type Value = StorageConfig;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a storage URI, or a table with `uri`, `memory`, `redis` or `memcached`",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, uri: &str) -> Result<StorageConfig, E> {
+                StorageConfig::from_uri(uri).map_err(E::custom)
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<StorageConfig, A::Error> {
+                let raw = RawStorage::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                StorageConfig::from_raw(raw).map_err(de::Error::custom)
+            }
+        }
+
+        d.deserialize_any(StorageVisitor)
     }
 }
 
