@@ -33,6 +33,7 @@ if have_component clippy clippy; then
   cargo clippy -p limiter-http --no-default-features --features config --all-targets --locked -- -D warnings
   cargo clippy -p limiter --no-default-features --features config --all-targets --locked -- -D warnings
   cargo clippy -p limiter-cli --no-default-features --all-targets --locked -- -D warnings
+  cargo clippy -p limiter-http --no-default-features --features actix-web --all-targets --locked -- -D warnings
 else
   echo "warning: clippy is not installed and cannot be added; skipping lints" >&2
 fi

@@ -69,6 +69,7 @@ pub struct Admission {
     limiter: RateLimiter,
     decision: Option<Decision>,
     groups: Groups,
+    shadow_rejected: Option<Decision>,
     _inflight: SmallVec<[InflightGuard; 1]>,
 }
 
@@ -77,6 +78,7 @@ impl fmt::Debug for Admission {
         f.debug_struct("Admission")
             .field("decision", &self.decision)
             .field("groups", &self.groups)
+            .field("shadow_rejected", &self.shadow_rejected)
             .finish_non_exhaustive()
     }
 }
@@ -103,8 +105,16 @@ impl Admission {
             limiter,
             decision,
             groups,
+            shadow_rejected: None,
             _inflight: inflight,
         }
+    }
+
+    /// Records the decision that would have rejected the request, had its limits not
+    /// been in shadow mode.
+    pub(crate) fn with_shadow_rejected(mut self, decision: Option<Decision>) -> Admission {
+        self.shadow_rejected = decision;
+        self
     }
 
     /// An admission that counted nothing and sends no headers.
@@ -117,6 +127,14 @@ impl Admission {
     /// storage failed open.
     pub fn decision(&self) -> Option<&Decision> {
         self.decision.as_ref()
+    }
+
+    /// The decision that would have rejected the request, when limits in shadow mode
+    /// ([`Limits::shadow`](crate::Limits::shadow),
+    /// [`HttpLimiterBuilder::shadow`](crate::HttpLimiterBuilder::shadow)) let it
+    /// through; `None` otherwise (also when the storage failed in shadow mode).
+    pub fn shadow_rejected(&self) -> Option<&Decision> {
+        self.shadow_rejected.as_ref()
     }
 
     /// Whether some limits are deducted only after the response
@@ -225,6 +243,10 @@ impl Admission {
                             limit = %decision.limit(),
                             "rate limiter: conditional deduction found the budget spent by concurrent requests"
                         );
+                    }
+                    if group.shadow {
+                        // Shadow limits never speak in the headers.
+                        continue;
                     }
                     self.decision = Some(match self.decision {
                         Some(d) if d.remaining() <= decision.remaining() => d,

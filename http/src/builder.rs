@@ -65,6 +65,7 @@ pub struct HttpLimiterBuilder {
     charge_unmatched: bool,
     charge_options: bool,
     charge_method_not_allowed: bool,
+    shadow: bool,
 }
 
 impl fmt::Debug for HttpLimiterBuilder {
@@ -80,6 +81,7 @@ impl fmt::Debug for HttpLimiterBuilder {
             .field("header_style", &self.header_style)
             .field("failure", &self.failure)
             .field("deadline", &self.deadline)
+            .field("shadow", &self.shadow)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +108,7 @@ impl HttpLimiterBuilder {
             charge_unmatched: false,
             charge_options: false,
             charge_method_not_allowed: false,
+            shadow: false,
         }
     }
 
@@ -294,6 +297,48 @@ impl HttpLimiterBuilder {
         self
     }
 
+    /// Shadow mode for the whole limiter: every request is planned, decided and
+    /// counted exactly as when enforcing, but none is rejected. A request that would
+    /// have been answered 429 (or 503, when the storage fails and the policy is to fail
+    /// closed) reaches its handler without rate-limit headers; the
+    /// [`Metrics::shadow_rejected`] hook and a `tracing` warning report it. Default:
+    /// `false`.
+    ///
+    /// Since the stored counts are the same as when enforcing (a would-be rejection
+    /// counts nothing, except against the meta limits, as an enforced one), turning
+    /// shadow mode off enforces from the current state. For single limit sets, see
+    /// [`Limits::shadow`].
+    ///
+    /// ```
+    /// use limiter_http::{CountingMetrics, HttpLimiter, RequestInfo};
+    /// use limiter_core::RateLimiter;
+    /// use limiter_memory::MemoryStorage;
+    /// use std::sync::Arc;
+    /// use http::HeaderMap;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let metrics = Arc::new(CountingMetrics::default());
+    /// let limiter = HttpLimiter::builder(RateLimiter::new(Arc::new(MemoryStorage::new())))
+    ///     .default_limits("1 per minute")
+    ///     .shadow(true)
+    ///     .metrics(metrics.clone())
+    ///     .build()?;
+    /// let headers = HeaderMap::new();
+    /// let request = RequestInfo::new("GET", "/", &headers)
+    ///     .with_route("/")
+    ///     .with_peer("192.0.2.1:1".parse()?);
+    /// assert!(limiter.check(&request).await.is_ok());
+    /// assert!(limiter.check(&request).await.is_ok()); // would have been a 429
+    /// assert_eq!(metrics.shadow_rejected_count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn shadow(mut self, shadow: bool) -> Self {
+        self.shadow = shadow;
+        self
+    }
+
     /// Where to report events. Default: nowhere.
     pub fn metrics(mut self, metrics: impl Metrics) -> Self {
         self.metrics = Arc::new(metrics);
@@ -328,6 +373,7 @@ impl HttpLimiterBuilder {
             charge_unmatched,
             charge_options,
             charge_method_not_allowed,
+            shadow,
         } = self;
         let invalid = |context: &str, message: String| BuildError::Invalid {
             context: context.to_owned(),
@@ -372,6 +418,7 @@ impl HttpLimiterBuilder {
             charge_unmatched,
             charge_options,
             charge_method_not_allowed,
+            shadow,
         }))
     }
 }
@@ -454,5 +501,6 @@ fn compile(
         cost: limits.cost,
         exempt_when: limits.exempt_when,
         deduct_when: limits.deduct_when,
+        shadow: limits.shadow,
     })
 }

@@ -43,13 +43,25 @@ impl HttpLimiter {
         if plan.groups.is_empty() {
             return Ok(Admission::empty(&self));
         }
+        // Shadow sets are decided on their own, once the enforced ones let the request
+        // in; with the whole limiter in shadow mode, everything is decided as usual.
+        let shadow: Groups = if !self.inner.shadow && plan.groups.iter().any(|g| g.shadow) {
+            let (shadow, enforced) = std::mem::take(&mut plan.groups)
+                .into_iter()
+                .partition(|g| g.shadow);
+            plan.groups = enforced;
+            shadow
+        } else {
+            Groups::new()
+        };
         let limiter = match self.fallback_state() {
             Active::Primary => self.inner.limiter.clone(),
             Active::Memory(memory) => memory,
             // Rare: a separate allocation keeps the common future small.
             Active::ProbeDue(probe) => Box::pin(self.probe(probe)).await,
         };
-        let guards = self.register_inflight(&plan.groups);
+        let mut guards = self.register_inflight(&plan.groups);
+        guards.extend(self.register_inflight(&shadow));
         let deadline = self.inner.deadline;
         let decided = match plan.meta.as_deref() {
             None => Deadline::new(self.run(&limiter, &mut plan.groups), deadline).await,
@@ -68,13 +80,19 @@ impl HttpLimiter {
         match outcome {
             Outcome::Allowed(decision, limiter) => {
                 inner.metrics.allowed();
-                Ok(Admission::new(
-                    &self,
-                    limiter,
-                    decision,
-                    plan.groups,
-                    guards,
-                ))
+                let mut groups = plan.groups;
+                let shadowed = if shadow.is_empty() {
+                    None
+                } else {
+                    // Rare: a separate allocation keeps the common future small.
+                    Box::pin(self.run_shadow(&limiter, shadow, &mut groups)).await
+                };
+                Ok(Admission::new(&self, limiter, decision, groups, guards)
+                    .with_shadow_rejected(shadowed))
+            }
+            Outcome::Limited(decision) if inner.shadow => {
+                self.report_shadow(Some(&decision));
+                Ok(Admission::empty(&self).with_shadow_rejected(Some(decision)))
             }
             Outcome::Limited(decision) => {
                 inner.metrics.limited();
@@ -84,7 +102,66 @@ impl HttpLimiter {
                 inner.metrics.allowed();
                 Ok(Admission::empty(&self))
             }
+            Outcome::Closed if inner.shadow => {
+                self.report_shadow(None);
+                Ok(Admission::empty(&self))
+            }
             Outcome::Closed => Err(Rejected::unavailable()),
+        }
+    }
+
+    /// Decides the shadow groups of an admitted request, each on its own and all or
+    /// nothing, as if enforced; those that count (or, when conditional, would) join
+    /// `groups`. Returns the first decision that would have rejected.
+    async fn run_shadow(
+        &self,
+        limiter: &RateLimiter,
+        shadow: Groups,
+        groups: &mut Groups,
+    ) -> Option<Decision> {
+        let deadline = self.inner.deadline;
+        let mut rejected = None;
+        for mut g in shadow {
+            let decided = match &g.deduct_when {
+                Some(_) => {
+                    let cost = g.cost.saturating_mul(self.inflight_count(&g.key));
+                    Deadline::new(test(limiter, &g, cost), deadline).await
+                }
+                None => Deadline::new(hit(limiter, &g), deadline).await,
+            };
+            match decided {
+                Ok(decision) if decision.is_allowed() => {
+                    if g.deduct_when.is_none() {
+                        g.hit_at = decision.decided_at();
+                    }
+                    groups.push(g);
+                }
+                Ok(decision) => {
+                    self.report_shadow(Some(&decision));
+                    rejected.get_or_insert(decision);
+                }
+                Err(err) => {
+                    self.inner.metrics.storage_error();
+                    tracing::warn!(error = %err, "rate limiter: deciding shadow limits failed");
+                }
+            }
+        }
+        rejected
+    }
+
+    /// Reports a request let through in shadow mode: rejected by `decision`, or by
+    /// the storage failing closed (`None`).
+    fn report_shadow(&self, decision: Option<&Decision>) {
+        self.inner.metrics.shadow_rejected();
+        match decision {
+            Some(decision) => tracing::warn!(
+                limit = %decision.limit(),
+                retry_after_ms = decision.retry_after().map(|d| d.as_millis()),
+                "rate limit exceeded in shadow mode; request let through"
+            ),
+            None => tracing::warn!(
+                "rate limiter storage unavailable in shadow mode; request let through"
+            ),
         }
     }
 

@@ -78,6 +78,26 @@
 //! in the table or in the route's only layer, and why a route must not sit under two
 //! limiter layers (it would be counted twice).
 //!
+//! # Routes in actix-web
+//!
+//! The same two ways: the route table, keyed by actix's matched pattern (scope
+//! prefixes included, so `web::scope("/api")` with `/users/{id}` is the route
+//! `/api/users/{id}`), with one `HttpLimiter::actix_middleware` on the `App`; or
+//! `HttpLimiter::actix_middleware_for` on the `Resource` or `Scope` itself, with no
+//! app-wide middleware around it. Requests that match no resource are unmatched. The
+//! module docs of `limiter_http::actix` (feature `actix-web`) list what the adapter
+//! reads from actix.
+//!
+//! # Shadow mode
+//!
+//! To try limits on real traffic before enforcing them, put one set in shadow mode
+//! ([`Limits::shadow`](crate::Limits::shadow)) or the whole limiter
+//! ([`HttpLimiterBuilder::shadow`](crate::HttpLimiterBuilder::shadow)). Requests are
+//! decided and counted as when enforcing, and those that would have been rejected go
+//! through, reported by [`Metrics::shadow_rejected`](crate::Metrics::shadow_rejected)
+//! and a `tracing` warning. The handler can tell from
+//! [`RateLimitInfo::shadow_rejected`](crate::RateLimitInfo::shadow_rejected).
+//!
 //! # Keys
 //!
 //! A limit counts against a [`Key`](limiter_core::Key) of these identifiers: the key

@@ -1,6 +1,9 @@
 //! **limiter-http**: Flask-Limiter's features for Rust HTTP services: a
-//! framework-neutral policy engine, [`HttpLimiter`], and a tower layer,
-//! [`tower::LimiterLayer`] (feature `tower`), for axum, hyper and any tower stack.
+//! framework-neutral policy engine, [`HttpLimiter`], a tower layer,
+//! [`tower::LimiterLayer`] (feature `tower`), for axum, hyper and any tower stack,
+//! and an actix-web middleware, `actix::Limiter` (feature `actix-web`). Both adapters
+//! are thin shells over the same engine, and one table of policy cases checks that
+//! they answer alike.
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -32,6 +35,9 @@
 //! # fn main() {}
 //! ```
 //!
+//! Handlers read what was decided for their request through [`RateLimitInfo`], an
+//! extractor in axum and actix-web.
+//!
 //! Other frameworks call [`HttpLimiter::check`] before the handler and
 //! [`Admission::finish`] after it. The [`guide`] explains routes, keys, conditional
 //! deduction and what happens on storage failures.
@@ -56,6 +62,7 @@
 //! | `on_breach`, error handler | [`HttpLimiterBuilder::on_breach`], [`RejectionBody`] |
 //! | `swallow_errors`, `in_memory_fallback` | [`FailurePolicy`], with a per-request [deadline](HttpLimiterBuilder::deadline) |
 //! | `meta_limits` | [`HttpLimiterBuilder::meta_limits`] |
+//! | (envoy's shadow mode) | [`HttpLimiterBuilder::shadow`], [`Limits::shadow`] |
 //! | 404s, `OPTIONS` and 405s are not limited | the same by default; [`HttpLimiterBuilder::charge_unmatched`], [`HttpLimiterBuilder::charge_options`], [`HttpLimiterBuilder::charge_method_not_allowed`] |
 //!
 //! Where it differs on purpose is in the [guide](guide#where-flask-limiter-differs).
@@ -65,9 +72,10 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `tower` | no | [`tower::LimiterLayer`], [`tower::LimiterService`] |
-//! | `axum` | no | `tower`, plus route patterns from `MatchedPath` and peers from `ConnectInfo` |
+//! | `axum` | no | `tower`, plus route patterns from `MatchedPath`, peers from `ConnectInfo`, and [`RateLimitInfo`] as an extractor |
 //! | `reload` | no | [`ReloadableLimiter`]: swap the policy of a running service (and its tower layer) |
 //! | `config` | no | `reload`, plus [`config::Config`]: the whole policy as serde data |
+//! | `actix-web` | no | `actix::Limiter`, `actix::LimiterMiddleware` for actix-web 4 (whose MSRV, 1.89 for 4.18, is above this crate's), and [`RateLimitInfo`] as an extractor |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -76,7 +84,9 @@ mod builder;
 mod deadline;
 mod decide;
 mod failure;
+mod grpc;
 mod headers;
+mod info;
 mod key;
 mod limiter;
 mod metrics;
@@ -96,10 +106,15 @@ pub mod guide;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 
+#[cfg(feature = "actix-web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
+pub mod actix;
+
 pub use admission::Admission;
 pub use builder::{BuildError, HttpLimiterBuilder};
 pub use failure::FailurePolicy;
 pub use headers::{http_date, HeaderStyle, RetryAfter};
+pub use info::RateLimitInfo;
 pub use ipnet::IpNet;
 pub use key::{client_ip_key, ipv6_network, KeySource, ProxyHeader, TrustedProxies};
 pub use limiter::HttpLimiter;

@@ -82,6 +82,7 @@ pub(crate) struct Inner {
     pub(crate) charge_unmatched: bool,
     pub(crate) charge_options: bool,
     pub(crate) charge_method_not_allowed: bool,
+    pub(crate) shadow: bool,
 }
 
 impl fmt::Debug for HttpLimiter {
@@ -95,6 +96,7 @@ impl fmt::Debug for HttpLimiter {
             .field("enabled", &self.is_enabled())
             .field("header_style", &inner.header_style)
             .field("failure", &inner.failure)
+            .field("shadow", &inner.shadow)
             .finish_non_exhaustive()
     }
 }

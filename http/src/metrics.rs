@@ -26,6 +26,12 @@ pub trait Metrics: Send + Sync + fmt::Debug + 'static {
     fn allowed(&self) {}
     /// A request was rejected with 429.
     fn limited(&self) {}
+    /// A request would have been rejected but went through: the limiter, or the
+    /// limit set that would have rejected it, is in shadow mode
+    /// ([`HttpLimiterBuilder::shadow`](crate::HttpLimiterBuilder::shadow),
+    /// [`Limits::shadow`](crate::Limits::shadow)). Called once per such request and
+    /// shadow set; [`limited`](Self::limited) is not called for it.
+    fn shadow_rejected(&self) {}
     /// The storage failed or missed the deadline (each time).
     fn storage_error(&self) {}
     /// The in-memory fallback was switched on (`true`) or off (`false`).
@@ -48,6 +54,7 @@ pub trait Metrics: Send + Sync + fmt::Debug + 'static {
 pub struct CountingMetrics {
     allowed: AtomicU64,
     limited: AtomicU64,
+    shadow_rejected: AtomicU64,
     storage_errors: AtomicU64,
     fallback: AtomicBool,
 }
@@ -61,6 +68,11 @@ impl CountingMetrics {
     /// Requests limited so far.
     pub fn limited_count(&self) -> u64 {
         self.limited.load(Ordering::Relaxed)
+    }
+
+    /// Requests let through in shadow mode that would have been rejected, so far.
+    pub fn shadow_rejected_count(&self) -> u64 {
+        self.shadow_rejected.load(Ordering::Relaxed)
     }
 
     /// Storage errors so far.
@@ -81,6 +93,9 @@ impl Metrics for CountingMetrics {
     fn limited(&self) {
         self.limited.fetch_add(1, Ordering::Relaxed);
     }
+    fn shadow_rejected(&self) {
+        self.shadow_rejected.fetch_add(1, Ordering::Relaxed);
+    }
     fn storage_error(&self) {
         self.storage_errors.fetch_add(1, Ordering::Relaxed);
     }
@@ -95,6 +110,9 @@ impl<M: Metrics> Metrics for std::sync::Arc<M> {
     }
     fn limited(&self) {
         (**self).limited();
+    }
+    fn shadow_rejected(&self) {
+        (**self).shadow_rejected();
     }
     fn storage_error(&self) {
         (**self).storage_error();

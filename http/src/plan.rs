@@ -23,6 +23,7 @@ pub(crate) struct Set {
     pub(crate) cost: Cost,
     pub(crate) exempt_when: Option<Arc<RequestPredicate>>,
     pub(crate) deduct_when: Option<Arc<ResponsePredicate>>,
+    pub(crate) shadow: bool,
 }
 
 pub(crate) enum SetLimits {
@@ -87,6 +88,8 @@ pub(crate) struct Group {
     /// When the hit that counted this group was decided, once an admitted request's
     /// unconditional groups are all counted: what a refund gives back.
     pub(crate) hit_at: Timestamp,
+    /// Decided, counted, never rejecting ([`Limits::shadow`](crate::Limits::shadow)).
+    pub(crate) shadow: bool,
 }
 
 pub(crate) type Groups = SmallVec<[Group; 2]>;
@@ -301,6 +304,7 @@ impl HttpLimiter {
         let same = groups.iter_mut().find(|g| {
             g.key == key
                 && g.cost == cost
+                && g.shadow == set.shadow
                 && match (&g.deduct_when, &conditional) {
                     (None, None) => true,
                     (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -318,14 +322,17 @@ impl HttpLimiter {
                 cost,
                 deduct_when: conditional,
                 hit_at: Timestamp::ZERO,
+                shadow: set.shadow,
             }),
         }
     }
 }
 
+/// The limits the rate-limit headers speak for: every group's but the shadow ones.
 pub(crate) fn applied_limits(groups: &Groups) -> SmallVec<[RateLimit; 4]> {
     groups
         .iter()
+        .filter(|g| !g.shadow)
         .flat_map(|g| g.limits.iter().copied())
         .collect()
 }

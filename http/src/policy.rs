@@ -48,6 +48,7 @@ pub struct Limits {
     pub(crate) exempt_when: Option<Arc<RequestPredicate>>,
     pub(crate) deduct_when: Option<Arc<ResponsePredicate>>,
     pub(crate) shared: Option<String>,
+    pub(crate) shadow: bool,
 }
 
 #[derive(Clone)]
@@ -81,6 +82,7 @@ impl fmt::Debug for Limits {
             .field("methods", &self.methods)
             .field("shared", &self.shared)
             .field("conditional", &self.deduct_when.is_some())
+            .field("shadow", &self.shadow)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +98,7 @@ impl Limits {
             exempt_when: None,
             deduct_when: None,
             shared: None,
+            shadow: false,
         }
     }
 
@@ -226,6 +229,34 @@ impl Limits {
     #[must_use]
     pub fn shared(mut self, scope: impl Into<String>) -> Self {
         self.shared = Some(scope.into());
+        self
+    }
+
+    /// Puts these limits in shadow mode: they are decided and counted, but never
+    /// reject. A request they would reject goes through; the
+    /// [`Metrics::shadow_rejected`](crate::Metrics::shadow_rejected) hook and a
+    /// `tracing` warning report it. Use it to try a new limit on real traffic
+    /// before enforcing it.
+    ///
+    /// A shadow set is decided after the enforced limits let the request in, on its
+    /// own: all of its limits or none, and a request it would reject counts nothing
+    /// against it, exactly as if it were enforced. Removing `shadow()` therefore
+    /// enforces from the count it has. It sends no rate-limit headers and does not
+    /// count against the [meta limits](crate::HttpLimiterBuilder::meta_limits). For
+    /// the whole limiter at once, see
+    /// [`HttpLimiterBuilder::shadow`](crate::HttpLimiterBuilder::shadow).
+    ///
+    /// ```
+    /// use limiter_http::Limits;
+    ///
+    /// // Enforce 100 per minute; see how often 20 per minute would bite.
+    /// let enforced = Limits::new("100 per minute");
+    /// let trial = Limits::new("20 per minute").shadow();
+    /// # let _ = (enforced, trial);
+    /// ```
+    #[must_use]
+    pub fn shadow(mut self) -> Self {
+        self.shadow = true;
         self
     }
 }

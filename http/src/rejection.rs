@@ -8,6 +8,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use limiter_core::Decision;
 
+use crate::grpc;
 use crate::headers;
 use crate::limiter::HttpLimiter;
 use crate::plan::{applied_limits, Groups};
@@ -113,13 +114,17 @@ impl HttpLimiter {
         rejected: &Rejected,
         request: &RequestInfo<'_>,
     ) -> Response<String> {
+        let inner = &*self.inner;
         let Some(decision) = &rejected.decision else {
+            const UNAVAILABLE: &str = "the rate limiter's storage is not answering";
+            if matches!(inner.rejection, RejectionBody::Grpc) {
+                return grpc::status(grpc::UNAVAILABLE, UNAVAILABLE, None);
+            }
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Service unavailable: the rate limiter's storage is not answering\n".to_owned(),
+                format!("Service unavailable: {UNAVAILABLE}\n"),
             );
         };
-        let inner = &*self.inner;
         tracing::info!(
             method = request.method(),
             route = request.route(),
@@ -172,6 +177,11 @@ pub enum RejectionBody {
     /// An RFC 9457 problem document (`application/problem+json`) whose `detail` names
     /// the limit.
     Problem,
+    /// A gRPC status, for gRPC services on tower (tonic): `RESOURCE_EXHAUSTED` naming
+    /// the limit, with a `google.rpc.RetryInfo` detail saying when to retry, in a
+    /// trailers-only response (HTTP 200, the status in the headers, as gRPC clients
+    /// read it); `UNAVAILABLE` when the storage fails closed.
+    Grpc,
     /// A response of your own.
     Custom(Arc<BuildResponse>),
 }
@@ -210,6 +220,11 @@ impl RejectionBody {
                 );
                 response
             }
+            RejectionBody::Grpc => grpc::status(
+                grpc::RESOURCE_EXHAUSTED,
+                &format!("rate limit exceeded: {}", decision.limit()),
+                decision.retry_after(),
+            ),
             RejectionBody::Custom(f) => f(decision, request),
         }
     }
@@ -220,6 +235,7 @@ impl fmt::Debug for RejectionBody {
         f.write_str(match self {
             RejectionBody::PlainText => "PlainText",
             RejectionBody::Problem => "Problem",
+            RejectionBody::Grpc => "Grpc",
             RejectionBody::Custom(_) => "Custom(..)",
         })
     }

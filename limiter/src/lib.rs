@@ -33,6 +33,7 @@
 //! | `tower` | no | `http`, plus the tower layer [`http::tower::LimiterLayer`] |
 //! | `axum` | no | `tower`, plus axum's `MatchedPath` and `ConnectInfo` |
 //! | `config` | no | `http`, plus [`config`]: the storage and the HTTP policy from a TOML file, environment overrides, reloading |
+//! | `actix-web` | no | `http`, plus the actix-web 4 middleware `http::actix::Limiter` (needs Rust 1.89, actix-web's MSRV) |
 //! | `full` | no | everything above |
 //!
 //! # Choosing a strategy
@@ -79,7 +80,7 @@ pub use limiter_redis::{RedisError, RedisOptions, RedisStorage, Topology as Redi
 
 pub use uri::{storage_from_uri, UriError};
 
-/// HTTP rate limiting: the `limiter-http` crate (features `http`, `tower`, `axum`).
+/// HTTP rate limiting: the `limiter-http` crate (features `http`, `tower`, `axum`, `actix-web`).
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 #[doc(inline)]

@@ -33,9 +33,7 @@
 //! bounded to 256 MiB and 100,000 keys:
 //!
 //! ```
-//! use limiter_memory::MemoryStorage;
-//!
-//! use limiter_memory::MemoryOptions;
+//! use limiter_memory::{MemoryOptions, MemoryStorage};
 //!
 //! let storage =
 //!     MemoryStorage::with_options(MemoryOptions::new().max_bytes(256 << 20).max_keys(100_000));
@@ -45,190 +43,65 @@
 //! assert_eq!(storage.bytes(), 0);
 //! ```
 //!
-//! # Design
+//! # Bound
 //!
-//! **Sharding.** Keys are spread over N shards (default: the next power of two at or
-//! above 4 × [`available_parallelism`](std::thread::available_parallelism), at least
-//! 64), each a [`parking_lot::Mutex`] over a table, padded to its own cache lines.
-//! Keys come from clients, so their group ([`StorageKey::group`]: namespace, strategy
-//! and identifiers) is hashed with a randomly seeded foldhash; the middle bits of that
-//! hash pick the shard, so all of one client's limits under one strategy share a
-//! shard. The key's full hash (the group's, mixed with the limit part, which the
-//! application chooses) is computed once per operation and used as-is by the shard's
-//! table, so no key is hashed twice and a lookup allocates nothing. No lock is held
-//! across an `await`: every trait method is synchronous inside.
+//! [`len`](MemoryStorage::len) never exceeds
+//! [`max_keys`](MemoryOptions::max_keys) and [`bytes`](MemoryStorage::bytes)
+//! never exceeds [`max_bytes`](MemoryOptions::max_bytes), under any concurrency,
+//! and nothing is evicted below them. At a bound, a new key makes room by evicting an
+//! expired key, else approximately the least recently used one (one key out for one
+//! in at the key bound); evicting a live key forgets what it counted. A hit that
+//! cannot be stored (a moving-window log with nothing left to evict) is refused, never
+//! admitted uncounted. [`unbounded`](MemoryOptions::unbounded) lifts both
+//! bounds: only for keys that clients cannot choose freely.
 //!
-//! **Layout.** A shard keeps its entries in one dense vector (72 bytes each: the
-//! state, version, expiry, recency, hash and where the key is), an index over it (8
-//! bytes a slot: the entry's position and where its key's bytes start), and the keys'
-//! bytes back to back in one buffer. A stored key therefore costs no allocation of its
-//! own, and a hit touches an index slot, then its entry and the key's bytes (to
-//! confirm the match) at once. Two keys with the same full hash
-//! both stay in the index, told apart by their bytes: collisions are handled, not
-//! assumed away. A removed key's bytes stay in the buffer until they are half of it
-//! (a quarter, when the storage is full); the live keys' bytes are then moved to its
-//! front, in place.
+//! # Memory
 //!
-//! **Native operations.** Each built-in strategy runs on the entry's state in place,
-//! under the shard lock. States up to 25 bytes (every fixed-window, sliding-window and
-//! GCRA state) are stored inside the entry and decided on directly
-//! ([`BuiltIn::apply_inline`]); longer ones (moving-window logs) live in a heap buffer
-//! that is reused. A hit on an existing key allocates nothing; a new key allocates
-//! nothing either once its shard's vectors have room, and a peek or a rejected hit on
-//! an absent key creates no entry.
+//! A fixed-window, sliding-window or GCRA key costs about 130 to 150 bytes, whatever
+//! its limit, so the default 64 MiB hold about 500,000. A moving-window key also keeps
+//! 16 bytes per millisecond with admitted hits in its window (up to `amount × 16`):
+//! prefer the other strategies for large amounts. A key part longer than
+//! [`DIGEST_ABOVE`] bytes is stored digested (its first 64 bytes and a SHA-256), so a
+//! stored key takes at most 513 bytes whatever the key function returns. The process
+//! grows by about a third more than the bytes counted (the slack of vectors and
+//! allocator). Measured figures, with the commands: the repository's
+//! `benches/README.md`.
 //!
-//! **Versions.** Every write gives the entry a new version from its shard's counter.
-//! A key always lives in the same shard, so a deleted and re-created key never gets a
-//! version it had before (no ABA), and no counter is shared between cores.
+//! # Expiry
 //!
-//! **Expiry.** Each entry records when its time-to-live ends on the limiter's clock:
-//! every call carries the limiter's time ([`KeyOp::now`], and the `now` of `get` and
-//! `compare_and_set`), and the storage reads no clock of its own. So under a
-//! [`ManualClock`](limiter_core::ManualClock) nothing expires until the clock moves,
-//! however much real time passes, and a hit costs one clock read in all. Limiters that
-//! share one `MemoryStorage` should share one clock: a caller whose clock runs ahead
-//! reclaims the keys of the others as it would its own. An expired entry reads as
-//! absent at once. Its memory is reclaimed incrementally, with no background thread: inserting a
-//! key examines the next 4 entries of its shard at a sweep cursor (keys only
-//! accumulate through insertions, so expired keys stay about as few as live ones), one
-//! update in 32 examines the next 2, an eviction first looks for expired entries, a
-//! read of an expired key removes it, and [`MemoryStorage::purge_expired`] removes
-//! them all. Each of these costs O(1) per operation.
+//! Keys expire on the limiter's clock (the storage reads none of its own), so
+//! limiters that share one `MemoryStorage` should share one clock. Expired keys read
+//! as absent at once and are reclaimed a few at a time as keys are written, with no
+//! background thread; [`purge_expired`](MemoryStorage::purge_expired) removes them all.
 //!
-//! **Bound.** A storage is bounded in bytes by default
-//! ([`max_bytes`](MemoryOptions::max_bytes), [`DEFAULT_MAX_BYTES`] = 64 MiB), and
-//! optionally in keys ([`max_keys`](MemoryOptions::max_keys)); the shards share
-//! one atomic count of the keys and one of the bytes stored in all of them, and any
-//! shard may hold any share of the bounds. The bytes counted
-//! ([`bytes`](MemoryStorage::bytes)) are, per key, its entry and index slot (80 bytes),
-//! its stored key's bytes (at most 513, see **Memory**) and the capacity of its heap
-//! state (a moving-window log), plus the bytes of removed keys until their shard's key
-//! buffer is compacted. What the bounds guarantee:
-//!
-//! - [`len`](MemoryStorage::len) never exceeds `max_keys` and
-//!   [`bytes`](MemoryStorage::bytes) never exceeds `max_bytes`, under any concurrency: a
-//!   new key first reserves its place and its bytes in the shared counts, which never
-//!   go above the bounds, a growing moving-window log reserves its new capacity before
-//!   it grows, and every entry that leaves (deleted, expired, evicted, cleared) gives
-//!   its place and its bytes back (its key's bytes when they are compacted away).
-//! - **Nothing is evicted below the bounds.** As long as a new key (or a log's growth)
-//!   fits, it is simply added, whatever the number of shards and however the keys
-//!   spread over them (expired keys not yet reclaimed count as stored).
-//! - **At a bound, evict to make room.** A new key then frees room and tries again,
-//!   until it fits: it compacts its shard's key buffer if a quarter of it is bytes of
-//!   removed keys, else evicts an expired entry if a short sweep of the inserting shard
-//!   finds one, else the least recently used of 8 entries of that shard sampled at
-//!   random (approximate LRU, as in Redis: O(1) per insert; a hit only stores an access
-//!   tick). At the key bound that is one key out for one key in; at the byte bound,
-//!   as many as the new key's bytes need. If the inserting shard holds no entry, the
-//!   victim comes from another shard: one that an atomic batch already holds, else the
-//!   first one, from a random start, whose lock is free at that moment (`try_lock`, so
-//!   that no shard lock ever waits for another). Recency is compared within a shard
-//!   only, so with few keys per shard the choice is close to random.
-//!
-//! Evicting a live key forgets what it counted: the bounds trade exactness under
-//! memory pressure for bounded memory. Updating a fixed-window, sliding-window or GCRA
-//! key never evicts (its state is inside its entry). A moving-window hit that passes
-//! may need its log to grow: the log's capacity doubles when the byte count has room,
-//! else grows by just what one hit adds (33 bytes), evicting other keys (never the
-//! log's own) to make room. A hit the limit refuses anyway needs no room.
-//!
-//! **A hit that cannot be stored is refused, never admitted uncounted.** That happens
-//! when a moving-window log cannot grow because nothing else is left to evict (a
-//! single log larger than `max_bytes`), or, in a full storage, when a new key's shard
-//! is empty while every other shard with entries stays locked for a thousand attempts
-//! (only pathological contention between batches causes that). The hit is then
-//! refused with `retry_at` one second later, and nothing is recorded, so no more hits
-//! pass than the limit allows; in a batch, the hits already taken are refunded. A
-//! compare-and-set whose state cannot be stored returns `false`.
-//!
-//! **Opting out.** [`unbounded`](MemoryOptions::unbounded) lifts both bounds,
-//! and `max_bytes(usize::MAX)` the byte bound alone. Do so only when clients cannot
-//! choose keys freely: unbounded, every distinct key a client sends stays until it
-//! expires.
-//!
-//! **Memory.** Measured as the growth of the process's resident set while 1,000,000
-//! keys are stored in an unbounded storage, one hit each (glibc's allocator, x86-64;
-//! keys such as `LIMITER/fixed-window/10.0.0.1/100/1/minute`, 42 bytes):
-//! `cargo bench -p limiter-benches --bench memory`.
-//!
-//! | strategy | bytes per key |
-//! |---|---|
-//! | fixed window | 140 |
-//! | sliding window | 151 |
-//! | GCRA | 132 |
-//! | moving window (one record) | 186 |
-//!
-//! That is the entry (72 bytes), the key's bytes, and the index slot (8 bytes) at the
-//! index's load factor, plus the slack of vectors that grow by doubling. Longer keys cost
-//! their extra bytes; the strategy names in the key account for the differences above.
-//! Fixed-window, sliding-window and GCRA states are stored inside the entry, so their
-//! keys cost the same whatever the limit. So the default 64 MiB hold about 500,000
-//! such keys.
-//!
-//! **Long keys are digested.** A key's group (namespace, strategy and identifiers,
-//! [`StorageKey::group`]) or limit part ([`StorageKey::limit_part`]) longer than
-//! [`DIGEST_ABOVE`] (256) bytes is stored as its first 64 bytes, a `0xFF` byte (never
-//! part of a key's text, which is UTF-8) and the SHA-256 of the whole part: 97 bytes.
-//! So a stored key takes at most 513 bytes, and an entry at most about 600 counted
-//! bytes, whatever the key function returns (a 64 KiB header as the key costs what a
-//! 300-byte one does). Lookups digest the same way, so this is invisible to callers:
-//! two keys share a stored key only if their long parts share a SHA-256 digest. A
-//! group is stored the same way under every limit, so all of one client's limits still
-//! share a shard. Keys whose parts are at most 256 bytes are stored as they are,
-//! borrowed from the caller, with no allocation.
-//!
-//! **The resident set exceeds the count** by the vectors' and the index's slack and
-//! the allocator's: a default storage flooded with 1,000,000 distinct 1 KiB keys (the
-//! `million_long_keys` test) counts at most 64 MiB and its process grows by about
-//! 80 MiB; allow about a third more than `max_bytes`.
-//!
-//! **Moving-window logs grow with the limit's amount.** A moving-window key keeps a
-//! 16-byte record per millisecond with admitted hits in its window, so up to
-//! `amount × 16` bytes of live records on the heap, on top of the figure above (up to
-//! twice that while expired records wait to be dropped in bulk; the buffer keeps its
-//! capacity while the key lives). A key under `1000000 per hour` can hold 16 MB;
-//! 100,000 keys under `1000 per minute`, 1.6 GB. The byte bound counts these buffers,
-//! so they evict other keys rather than grow memory past it; prefer the sliding-window
-//! or GCRA strategies (constant size) for large amounts.
-//!
-//! **Atomic batches.** [`NativeStrategies::batch`] of up to four keys of one group (a
-//! [`RateLimiter::hit_all`](limiter_core::RateLimiter::hit_all)) locks their one
-//! shard, runs every hit on a copy of its inline state, and writes the copies back only
-//! if all of them pass; otherwise it answers with tests of the unchanged states. Other
-//! batches (more keys, keys of several groups, a key not yet stored or digested,
-//! moving-window logs that need room) lock the shards of all their keys, in ascending shard order so that
-//! concurrent batches cannot deadlock, peek every limit, and consume them all only if
-//! all pass, under the same locks.
+//! How it works inside: `ARCHITECTURE.md`, next to this crate's `Cargo.toml`.
 #![forbid(unsafe_code)]
 
+mod batch;
+mod bound;
 mod options;
+mod place;
 mod shard;
+mod storage;
 
 pub use options::{MemoryOptions, MemoryOptionsError, SCHEMES};
 
-use std::borrow::Cow;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use foldhash::quality::RandomState;
-use limiter_core::storage::{
-    async_trait, Abilities, Answer, Batch, BatchItem, ClearAll, Expiry, KeyOp, NativeStrategies,
-    Storage, StorageKey, Version, Versioned,
-};
-use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
-use limiter_core::{StorageError, StorageErrorKind, Timestamp};
-use parking_lot::{Mutex, MutexGuard};
-use sha2::{Digest, Sha256};
+use limiter_core::Timestamp;
+use parking_lot::Mutex;
 
-use shard::{deadline, Bound, Shard};
+use bound::Bound;
+use shard::Shard;
 
 /// The most shards a storage has (see [`MemoryOptions::shards`]).
 pub const MAX_SHARDS: usize = 1 << 16;
 
-/// The byte bound of [`MemoryStorage::new`] and of a builder that sets none: 64 MiB
+/// The byte bound of [`MemoryStorage::new`] and of options that set none: 64 MiB
 /// (see [`MemoryOptions::max_bytes`]).
 pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 
@@ -236,26 +109,20 @@ pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 /// and a moving-window log (see [`MemoryOptions::max_bytes`]).
 pub const MIN_MAX_BYTES: usize = 4 << 10;
 
-/// The longest part of a key (its group or its limit part, see [`StorageKey`]) stored
-/// as it is: a longer part is digested (see the crate docs, **Memory**).
+/// The longest part of a key (its group or its limit part, see
+/// [`StorageKey`](limiter_core::storage::StorageKey)) stored as it is: a longer part is
+/// digested (see the crate docs, **Memory**).
 pub const DIGEST_ABOVE: usize = 256;
-
-/// How many bytes of a digested part are kept as they are, before its digest.
-const DIGEST_PREFIX: usize = 64;
-
-/// Marks a digested part: never in a key's text, which is UTF-8.
-const DIGEST_MARK: u8 = 0xFF;
 
 /// The fewest shards the default configuration has.
 const MIN_DEFAULT_SHARDS: usize = 64;
 
 /// A shard on its own cache lines, so that neighbouring locks do not share one.
-#[repr(align(128))]
-struct Padded(Mutex<Shard>);
+type Padded = CachePadded<Mutex<Shard>>;
 
-/// An in-memory [`Storage`]: sharded, bounded in bytes (by default) and optionally in
-/// keys, with every built-in strategy and atomic multi-limit batches run natively. See
-/// the [crate docs](crate) for the design.
+/// An in-memory [`Storage`](limiter_core::Storage): sharded, bounded in bytes (by
+/// default) and optionally in keys, with every built-in strategy and atomic
+/// multi-limit batches run natively. See the [crate docs](crate).
 ///
 /// Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct MemoryStorage {
@@ -268,14 +135,6 @@ pub struct MemoryStorage {
     /// The key and byte counts shared by the shards, when `max_keys` or `max_bytes`
     /// bounds them.
     bound: Option<Arc<Bound>>,
-}
-
-/// Where a key lives: its shard, its full hash, and the bytes it is stored under (its
-/// text, or its digested form when a part is longer than [`DIGEST_ABOVE`]).
-struct Place<'k> {
-    shard: usize,
-    hash: u64,
-    key: Cow<'k, [u8]>,
 }
 
 impl fmt::Debug for MemoryStorage {
@@ -313,7 +172,7 @@ fn build(options: &MemoryOptions) -> MemoryStorage {
     let shards = (0..count)
         .map(|i| {
             let seed = std::hash::BuildHasher::hash_one(&hasher, i);
-            Padded(Mutex::new(Shard::new(usize::MAX, bound.clone(), seed)))
+            CachePadded::new(Mutex::new(Shard::new(usize::MAX, bound.clone(), seed)))
         })
         .collect::<Arc<[Padded]>>();
     if let Some(bound) = &bound {
@@ -354,7 +213,7 @@ impl MemoryStorage {
     pub fn len(&self) -> usize {
         match &self.bound {
             Some(bound) => bound.keys(),
-            None => self.shards.iter().map(|s| s.0.lock().len()).sum(),
+            None => self.shards.iter().map(|s| s.lock().len()).sum(),
         }
     }
 
@@ -367,7 +226,7 @@ impl MemoryStorage {
     pub fn bytes(&self) -> usize {
         match &self.bound {
             Some(bound) => bound.bytes(),
-            None => self.shards.iter().map(|s| s.0.lock().bytes()).sum(),
+            None => self.shards.iter().map(|s| s.lock().bytes()).sum(),
         }
     }
 
@@ -375,7 +234,7 @@ impl MemoryStorage {
     pub fn is_empty(&self) -> bool {
         match &self.bound {
             Some(bound) => bound.keys() == 0,
-            None => self.shards.iter().all(|s| s.0.lock().len() == 0),
+            None => self.shards.iter().all(|s| s.lock().len() == 0),
         }
     }
 
@@ -384,7 +243,7 @@ impl MemoryStorage {
     /// time proportional to the number of keys, one shard lock at a time.
     pub fn purge_expired(&self, now: Timestamp) -> usize {
         let now = now.as_millis();
-        self.shards.iter().map(|s| s.0.lock().purge(now)).sum()
+        self.shards.iter().map(|s| s.lock().purge(now)).sum()
     }
 
     /// The bound on the number of keys, if any (none by default).
@@ -400,385 +259,5 @@ impl MemoryStorage {
     /// The number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
-    }
-
-    fn hash(&self, part: &str) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, part)
-    }
-
-    fn hash_bytes(&self, part: &[u8]) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, part)
-    }
-
-    /// Where `key` lives: its shard, from the hash of its group alone, so that all of
-    /// one client's limits under one strategy share a shard (a multi-limit hit then
-    /// locks one shard); and its full hash in the shard's table, the group's hash
-    /// mixed with the limit part. Only the group holds what clients choose, so only
-    /// the group goes through the seeded hash; the limit part (the application's
-    /// limits) is mixed in cheaply. A key whose parts are at most [`DIGEST_ABOVE`]
-    /// bytes is stored under its own text, borrowed.
-    #[inline]
-    fn place<'k>(&self, key: &'k StorageKey) -> Place<'k> {
-        match self.place_plain(key) {
-            Some((shard, hash)) => Place {
-                shard,
-                hash,
-                key: Cow::Borrowed(key.as_str().as_bytes()),
-            },
-            None => self.place_digested(key.group(), key.limit_part()),
-        }
-    }
-
-    /// The shard and full hash of a key stored under its own text (both parts at most
-    /// [`DIGEST_ABOVE`] bytes), as [`place`](Self::place) gives them; `None` for a key
-    /// to digest. The hot path: no allocation, no copy.
-    #[inline]
-    fn place_plain(&self, key: &StorageKey) -> Option<(usize, u64)> {
-        let (group, limit) = (key.group(), key.limit_part());
-        if group.len() > DIGEST_ABOVE || limit.len() > DIGEST_ABOVE {
-            return None;
-        }
-        let hash = self.hash(group);
-        Some((self.shard_of(hash), hash ^ mix(limit.as_bytes())))
-    }
-
-    /// [`place`](Self::place) for a key with a part longer than [`DIGEST_ABOVE`]:
-    /// stored as `group/limit` with each long part digested (see [`push_part`]). The
-    /// shard depends on the group alone, as for other keys: a group is always stored
-    /// the same way, whatever the limit.
-    #[cold]
-    #[inline(never)]
-    fn place_digested(&self, group: &str, limit: &str) -> Place<'static> {
-        let mut stored = Vec::with_capacity(2 * DIGESTED_LEN + 1);
-        push_part(&mut stored, group);
-        let group_len = stored.len();
-        stored.push(b'/');
-        push_part(&mut stored, limit);
-        let hash = match stored.get(..group_len) {
-            Some(digested) if group.len() > DIGEST_ABOVE => self.hash_bytes(digested),
-            _ => self.hash(group),
-        };
-        let limit_part = stored.get(group_len + 1..).unwrap_or_default();
-        Place {
-            shard: self.shard_of(hash),
-            hash: hash ^ mix(limit_part),
-            key: Cow::Owned(stored),
-        }
-    }
-
-    /// The shard of a group's hash: its middle 32 bits scaled to the shard count.
-    fn shard_of(&self, hash: u64) -> usize {
-        let middle = (hash >> 24) & 0xFFFF_FFFF;
-        usize::try_from((middle * self.shard_count) >> 32).unwrap_or(0)
-    }
-
-    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        self.shards[shard.min(self.shards.len() - 1)].0.lock()
-    }
-
-    /// Every native operation: one shard lock, the built-in applied in place.
-    fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
-        let now = op.now.as_millis();
-        let verdict = match self.place_plain(op.key) {
-            Some((shard, hash)) => {
-                let key = op.key.as_str().as_bytes();
-                self.lock(shard)
-                    .apply(builtin, key, hash, op.limit, op.op, op.now, now)
-            }
-            None => {
-                let place = self.place(op.key);
-                self.lock(place.shard).apply(
-                    builtin, &place.key, place.hash, op.limit, op.op, op.now, now,
-                )
-            }
-        };
-        verdict.map_err(|e| corrupt(builtin, op.key.as_str(), &e))
-    }
-
-    fn batch_now(
-        &self,
-        builtin: BuiltIn,
-        items: &[BatchItem<'_>],
-        cost: u64,
-        at: Timestamp,
-    ) -> Result<Vec<Verdict>, StorageError> {
-        let now = at.as_millis();
-        // The common case: a few limits of one client, in one shard, keys stored under
-        // their own text (a key to digest takes the general path).
-        if items.len() <= shard::BATCH_INLINE {
-            let mut places = [(0usize, 0u64); shard::BATCH_INLINE];
-            let mut plain = true;
-            for (place, item) in places.iter_mut().zip(items) {
-                match self.place_plain(item.key) {
-                    Some(found) => *place = found,
-                    None => plain = false,
-                }
-            }
-            let places = &places[..items.len()];
-            let shard = places.first().map_or(0, |p| p.0);
-            if plain && places.iter().all(|p| p.0 == shard) {
-                let mut guard = self.lock(shard);
-                let mut batch = [(&b""[..], 0u64, None); shard::BATCH_INLINE];
-                for ((slot, item), place) in batch.iter_mut().zip(items).zip(places) {
-                    *slot = (item.key.as_str().as_bytes(), place.1, Some(item.limit));
-                }
-                let batch = &batch[..items.len()];
-                if let Some(result) = guard.batch_inline(builtin, batch, cost, at, now) {
-                    return result.map_err(|(i, e)| {
-                        let key = items.get(i).map_or("", |item| item.key.as_str());
-                        corrupt(builtin, key, &e)
-                    });
-                }
-            }
-        }
-        let places: Vec<Place<'_>> = items.iter().map(|item| self.place(item.key)).collect();
-        let mut shard_ids: Vec<usize> = places.iter().map(|p| p.shard).collect();
-        shard_ids.sort_unstable();
-        shard_ids.dedup();
-        // Ascending shard order: two batches never wait for each other in a cycle.
-        let mut guards: Vec<MutexGuard<'_, Shard>> =
-            shard_ids.iter().map(|&s| self.lock(s)).collect();
-        let mut run = |i: usize, op: Op| -> Result<Verdict, StorageError> {
-            let item = &items[i];
-            let place = &places[i];
-            let slot = shard_ids.binary_search(&place.shard).unwrap_or_default();
-            let (key, hash) = (&*place.key, place.hash);
-            apply_holding(&mut guards, slot, |shard, evict_held| {
-                shard.apply_with(builtin, key, hash, item.limit, op, at, now, evict_held)
-            })
-            .map_err(|e| corrupt(builtin, item.key.as_str(), &e))
-        };
-
-        let mut verdicts = Vec::with_capacity(items.len());
-        for i in 0..items.len() {
-            verdicts.push(run(i, Op::Test { cost })?);
-        }
-        if verdicts.iter().any(|v| !v.allowed) {
-            return Ok(verdicts);
-        }
-        for i in 0..items.len() {
-            let verdict = run(i, Op::Hit { cost })?;
-            if !verdict.allowed {
-                // Only possible when a key is repeated in `items`, or when a state
-                // could not be stored for want of room: undo this batch's earlier hits
-                // so that nothing is consumed.
-                for j in 0..i {
-                    run(j, Op::Refund { cost, at })?;
-                }
-                verdicts[i] = verdict;
-                return Ok(verdicts);
-            }
-            verdicts[i] = verdict;
-        }
-        Ok(verdicts)
-    }
-}
-
-/// The most bytes a digested part takes: its first [`DIGEST_PREFIX`] bytes, the
-/// mark and a SHA-256.
-const DIGESTED_LEN: usize = DIGEST_PREFIX + 1 + 32;
-
-/// Appends `part` as it is stored: as it is when at most [`DIGEST_ABOVE`] bytes, else
-/// its first [`DIGEST_PREFIX`] bytes, [`DIGEST_MARK`] and the SHA-256 of the whole
-/// part.
-///
-/// No two keys share a stored form (barring a SHA-256 collision): a key's text is
-/// UTF-8, so the mark appears only in digested parts; a digested group puts it at byte
-/// 64, a plain group followed by a digested limit part at byte 65 or later, and a
-/// digested limit part after a digested group puts a second one at byte 162, where a
-/// plain limit part has none; within each of these shapes the lengths are fixed or
-/// told by the mark's position, and the digests tell the parts apart.
-fn push_part(out: &mut Vec<u8>, part: &str) {
-    let bytes = part.as_bytes();
-    if bytes.len() <= DIGEST_ABOVE {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    out.extend_from_slice(bytes.get(..DIGEST_PREFIX).unwrap_or(bytes));
-    out.push(DIGEST_MARK);
-    out.extend_from_slice(&Sha256::digest(bytes));
-}
-
-/// A quick unseeded hash of a limit part (`amount/multiples/unit`, a few dozen bytes),
-/// eight bytes at a time; the last word overlaps the one before.
-fn mix(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let word = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .and_then(|w| w.try_into().ok())
-            .map_or(0, u64::from_le_bytes)
-    };
-    let len = bytes.len();
-    let mut h = (len as u64).wrapping_mul(K);
-    if len < 8 {
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(K);
-        }
-    } else {
-        let mut at = 0;
-        while at + 8 < len {
-            h = (h ^ word(at)).wrapping_mul(K).rotate_left(23);
-            at += 8;
-        }
-        h = (h ^ word(len - 8)).wrapping_mul(K);
-    }
-    h ^ (h >> 29)
-}
-
-/// Runs `apply` on the shard of `guards[slot]`, with an eviction from the other
-/// locked shards (the one with the most entries) at hand for a new key in a full
-/// storage: those shards cannot be locked again to make room.
-fn apply_holding<T>(
-    guards: &mut [MutexGuard<'_, Shard>],
-    slot: usize,
-    apply: impl FnOnce(&mut Shard, &mut dyn FnMut(u64) -> bool) -> T,
-) -> T {
-    let (before, rest) = guards.split_at_mut(slot.min(guards.len()));
-    match rest.split_first_mut() {
-        Some((shard, after)) => {
-            let mut evict_held = |now: u64| {
-                before
-                    .iter_mut()
-                    .chain(after.iter_mut())
-                    .max_by_key(|other| other.len())
-                    .is_some_and(|other| other.evict_one(now))
-            };
-            apply(shard, &mut evict_held)
-        }
-        // Unreachable: `slot` is the position of a locked shard.
-        None => apply(&mut Shard::new(1, None, 0), &mut |_| false),
-    }
-}
-
-fn corrupt(builtin: BuiltIn, key: &str, error: &StateError) -> StorageError {
-    StorageError::new(StorageErrorKind::Corrupt, builtin.name(), error.to_string()).with_key(key)
-}
-
-#[async_trait]
-impl Storage for MemoryStorage {
-    async fn get(
-        &self,
-        key: &StorageKey,
-        now: Timestamp,
-    ) -> Result<Option<Versioned>, StorageError> {
-        let place = self.place(key);
-        let found = self
-            .lock(place.shard)
-            .get(&place.key, place.hash, now.as_millis());
-        Ok(found.map(|(value, version)| Versioned {
-            value,
-            version: Version(version),
-        }))
-    }
-
-    async fn compare_and_set(
-        &self,
-        key: &StorageKey,
-        expected: Option<Version>,
-        value: &[u8],
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<bool, StorageError> {
-        let place = self.place(key);
-        let now = now.as_millis();
-        let expected = expected.map(|v| v.0);
-        let expires = deadline(now, ttl);
-        Ok(self
-            .lock(place.shard)
-            .compare_and_set(&place.key, place.hash, expected, value, expires, now))
-    }
-
-    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
-        let place = self.place(key);
-        self.lock(place.shard).delete(&place.key, place.hash);
-        Ok(())
-    }
-
-    async fn check(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
-
-    /// Every built-in strategy and batch, decided at once; [`ClearAll`]; and keys
-    /// that expire on the limiter's time.
-    fn abilities(&self) -> Abilities<'_> {
-        Abilities::new()
-            .native(self)
-            .clear_all(self)
-            .expiry(Expiry::LimiterTime)
-    }
-}
-
-#[async_trait]
-impl ClearAll for MemoryStorage {
-    async fn clear_all(&self) -> Result<(), StorageError> {
-        for shard in &*self.shards {
-            shard.0.lock().clear();
-        }
-        Ok(())
-    }
-}
-
-impl NativeStrategies for MemoryStorage {
-    fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Answer<'a, Verdict> {
-        Answer::Ready(self.native(strategy, &op))
-    }
-
-    fn batch<'a>(&'a self, strategy: BuiltIn, batch: Batch<'a>) -> Answer<'a, Vec<Verdict>> {
-        Answer::Ready(self.batch_now(strategy, batch.items(), batch.cost(), batch.now()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stored(group: &str, limit: &str) -> Vec<u8> {
-        let storage = MemoryStorage::with_options(MemoryOptions::new().shards(4));
-        let key = StorageKey::new(group, limit);
-        storage.place(&key).key.into_owned()
-    }
-
-    #[test]
-    fn parts_over_the_threshold_are_digested_and_no_two_keys_meet() {
-        let plain = "p".repeat(DIGEST_ABOVE);
-        let long = "p".repeat(DIGEST_ABOVE + 1);
-        // At the threshold a part is kept as it is.
-        assert_eq!(
-            stored(&plain, &plain),
-            format!("{plain}/{plain}").into_bytes()
-        );
-        let shapes = [
-            stored(&long, "1/1/minute"),
-            stored("g", &long),
-            stored(&long, &long),
-            stored(&"q".repeat(64 * 1024), &long),
-            stored("", &long),
-        ];
-        for (i, a) in shapes.iter().enumerate() {
-            assert!(a.len() <= 2 * DIGEST_ABOVE + 1, "{}", a.len());
-            assert!(a.contains(&DIGEST_MARK));
-            for b in &shapes[i + 1..] {
-                assert_ne!(a, b);
-            }
-        }
-        // The same part is digested the same way, and a change past the kept prefix
-        // still changes the digest.
-        assert_eq!(stored(&long, "x"), stored(&long, "x"));
-        let mut other = long.clone();
-        other.push('!');
-        assert_ne!(stored(&long, "x"), stored(&other, "x"));
-    }
-
-    #[test]
-    fn a_group_maps_to_one_shard_whatever_its_limit_part() {
-        let storage = MemoryStorage::with_options(MemoryOptions::new().shards(64));
-        for group in ["g".repeat(10), "g".repeat(DIGEST_ABOVE + 1)] {
-            let short = storage.place(&StorageKey::new(&group, "1/1/minute")).shard;
-            let long = storage
-                .place(&StorageKey::new(&group, &"l".repeat(1_000)))
-                .shard;
-            assert_eq!(short, long);
-        }
     }
 }

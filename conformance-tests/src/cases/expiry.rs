@@ -38,29 +38,7 @@ pub async fn state_expires_after_its_ttl(ctx: &Ctx) {
 
 /// The case on the manual clock of `ctx`.
 async fn on_the_limiters_time(ctx: &Ctx) {
-    let limit = ctx.limit("1 per 200 milliseconds");
-    let key = Key::from("expiring");
-    let mut keys = Vec::new();
-    for strategy in BuiltIn::ALL {
-        let limiter = ctx
-            .builder_on(Arc::clone(ctx.storage()), strategy, "")
-            .build();
-        let l = ctx.checked(limiter, strategy.name());
-        let d = l.hit(&limit, &key, 1).await;
-        ensure!(ctx, d.is_allowed(), "{strategy}: first hit rejected: {d:?}");
-        keys.push((strategy.name(), l.storage_key(&limit, &key)));
-    }
-    let raw = ctx.raw_key("expiring");
-    let written = ctx
-        .storage()
-        .compare_and_set(&raw, None, b"raw", Duration::from_secs(1), ctx.now())
-        .await;
-    ensure!(
-        ctx,
-        ctx.ok(written, "raw write with a 1 s TTL"),
-        "raw write refused"
-    );
-    keys.push(("raw key (TTL 1 s)", raw));
+    let keys = write_keys(ctx, None).await;
     let start = ctx.now();
     // Every time-to-live is at least 1 s; the sliding window's is 1.4 s (its state
     // matters for two windows), the others' 1.2 s.
@@ -87,37 +65,8 @@ async fn on_the_limiters_time(ctx: &Ctx) {
 
 /// The case with [`SystemClock`] limiters, in real time.
 async fn in_real_time(ctx: &Ctx, late: Duration) {
-    let limit = ctx.limit("1 per 200 milliseconds");
-    let key = Key::from("expiring");
     let start = Instant::now();
-    let mut keys = Vec::new();
-    for strategy in BuiltIn::ALL {
-        let limiter = ctx
-            .builder_on(Arc::clone(ctx.storage()), strategy, "")
-            .clock(SystemClock)
-            .build();
-        let l = ctx.checked(limiter, strategy.name());
-        let d = l.hit(&limit, &key, 1).await;
-        ensure!(ctx, d.is_allowed(), "{strategy}: first hit rejected: {d:?}");
-        keys.push((strategy.name(), l.storage_key(&limit, &key)));
-    }
-    let raw = ctx.raw_key("expiring");
-    let written = ctx
-        .storage()
-        .compare_and_set(
-            &raw,
-            None,
-            b"raw",
-            Duration::from_secs(1),
-            SystemClock.now(),
-        )
-        .await;
-    ensure!(
-        ctx,
-        ctx.ok(written, "raw write with a 1 s TTL"),
-        "raw write refused"
-    );
-    keys.push(("raw key (TTL 1 s)", raw));
+    let keys = write_keys(ctx, Some(SystemClock)).await;
     let written = Instant::now();
 
     for (what, stored) in &keys {
@@ -145,6 +94,42 @@ async fn in_real_time(ctx: &Ctx, late: Duration) {
             written.elapsed()
         );
     }
+}
+
+/// Hits `1 per 200 milliseconds` with a limiter of each strategy (on `clock`, else the
+/// case's manual clock) and writes a raw key with a 1 s time-to-live; the keys, named.
+async fn write_keys(ctx: &Ctx, clock: Option<SystemClock>) -> Vec<(&'static str, StorageKey)> {
+    let limit = ctx.limit("1 per 200 milliseconds");
+    let key = Key::from("expiring");
+    let mut keys = Vec::new();
+    for strategy in BuiltIn::ALL {
+        let builder = ctx.builder_on(Arc::clone(ctx.storage()), strategy, "");
+        let limiter = match clock {
+            Some(clock) => builder.clock(clock).build(),
+            None => builder.build(),
+        };
+        let l = ctx.checked(limiter, strategy.name());
+        let d = l.hit(&limit, &key, 1).await;
+        ensure!(ctx, d.is_allowed(), "{strategy}: first hit rejected: {d:?}");
+        keys.push((strategy.name(), l.storage_key(&limit, &key)));
+    }
+    let raw = ctx.raw_key("expiring");
+    let now = match clock {
+        Some(clock) => clock.now(),
+        None => ctx.now(),
+    };
+    let ttl = Duration::from_secs(1);
+    let written = ctx
+        .storage()
+        .compare_and_set(&raw, None, b"raw", ttl, now)
+        .await;
+    ensure!(
+        ctx,
+        ctx.ok(written, "raw write with a 1 s TTL"),
+        "raw write refused"
+    );
+    keys.push(("raw key (TTL 1 s)", raw));
+    keys
 }
 
 /// Reads `key` at the system clock's time, as the real-time limiters of this case do.

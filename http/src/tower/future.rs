@@ -119,12 +119,13 @@ where
                     request,
                 } => {
                     let decided = ready!(decision.as_mut().poll(cx));
-                    let (Some(mut service), Some(req)) = (inner.take(), request.take()) else {
+                    let (Some(mut service), Some(mut req)) = (inner.take(), request.take()) else {
                         // Polled again after completion; the state machine never does.
                         return Poll::Pending;
                     };
                     match decided {
                         Ok(admission) => {
+                            req.extensions_mut().insert(admission.info());
                             let future = service.call(req);
                             this.state.set(State::Calling {
                                 future,

@@ -152,7 +152,11 @@ where
             Box::pin(self.limiter.decide(plan));
         let mut cx = Context::from_waker(Waker::noop());
         match decision.as_mut().poll(&mut cx) {
-            Poll::Ready(Ok(admission)) => ResponseFuture::calling(self.inner.call(req), admission),
+            Poll::Ready(Ok(admission)) => {
+                let mut req = req;
+                req.extensions_mut().insert(admission.info());
+                ResponseFuture::calling(self.inner.call(req), admission)
+            }
             Poll::Ready(Err(rejected)) => {
                 let response = self
                     .limiter

@@ -18,6 +18,11 @@ use limiter_core::strategy::Verdict;
 use limiter_core::{BuiltIn, ManualClock, RateLimiter, StorageError, StorageErrorKind, Timestamp};
 use limiter_memory::MemoryStorage;
 
+#[cfg(feature = "actix-web")]
+pub mod actix;
+#[cfg(feature = "actix-web")]
+pub mod table;
+
 /// Serves `app` on `ip:0` with connect info; returns the address. The server lives
 /// as long as the test's runtime.
 pub async fn serve_on(ip: &str, app: Router) -> SocketAddr {
@@ -56,6 +61,10 @@ pub fn routes() -> Router {
         .route("/ping", get(|| async { "PONG" }))
         .route("/users/{id}", get(|| async { "user" }))
         .route(
+            "/info",
+            get(|info: limiter_http::RateLimitInfo| async move { remaining_text(&info) }),
+        )
+        .route(
             "/login",
             post(|headers: http::HeaderMap| async move {
                 if headers.get("x-password").is_some_and(|v| v == "secret") {
@@ -65,6 +74,14 @@ pub fn routes() -> Router {
                 }
             }),
         )
+}
+
+/// What the `/info` handlers answer: the budget left, as the handler sees it.
+pub fn remaining_text(info: &limiter_http::RateLimitInfo) -> String {
+    match info.decision() {
+        Some(decision) => format!("remaining={}", decision.remaining()),
+        None => "unlimited".to_owned(),
+    }
 }
 
 /// A limiter over memory storage with a manual clock.
