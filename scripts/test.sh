@@ -29,6 +29,10 @@ if have_component clippy clippy; then
   cargo clippy -p limiter --no-default-features --all-targets --locked -- -D warnings
   cargo clippy -p limiter-http --no-default-features --all-targets --locked -- -D warnings
   cargo clippy -p limiter-http --no-default-features --features tower --all-targets --locked -- -D warnings
+  cargo clippy -p limiter-http --no-default-features --features reload --all-targets --locked -- -D warnings
+  cargo clippy -p limiter-http --no-default-features --features config --all-targets --locked -- -D warnings
+  cargo clippy -p limiter --no-default-features --features config --all-targets --locked -- -D warnings
+  cargo clippy -p limiter-cli --no-default-features --all-targets --locked -- -D warnings
   cargo clippy -p limiter-http --no-default-features --features actix-web --all-targets --locked -- -D warnings
 else
   echo "warning: clippy is not installed and cannot be added; skipping lints" >&2
@@ -46,6 +50,7 @@ done
 step "cargo test"
 cargo test --workspace --all-features --locked
 cargo test -p limiter --no-default-features --lib --locked
+cargo test -p limiter --no-default-features --features config --lib --locked
 
 step "core tests, optimised, overflow checks on"
 cargo test -p limiter-core --profile release-checked --locked

@@ -73,6 +73,8 @@
 //! |---|---|---|
 //! | `tower` | no | [`tower::LimiterLayer`], [`tower::LimiterService`] |
 //! | `axum` | no | `tower`, plus route patterns from `MatchedPath`, peers from `ConnectInfo`, and [`RateLimitInfo`] as an extractor |
+//! | `reload` | no | [`ReloadableLimiter`]: swap the policy of a running service (and its tower layer) |
+//! | `config` | no | `reload`, plus [`config::Config`]: the whole policy as serde data |
 //! | `actix-web` | no | `actix::Limiter`, `actix::LimiterMiddleware` for actix-web 4 (whose MSRV, 1.89 for 4.18, is above this crate's), and [`RateLimitInfo`] as an extractor |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -91,7 +93,13 @@ mod metrics;
 mod plan;
 mod policy;
 mod rejection;
+#[cfg(feature = "reload")]
+mod reload;
 mod request;
+
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub mod config;
 
 pub mod guide;
 #[cfg(feature = "tower")]
@@ -114,4 +122,7 @@ pub use metrics::{CountingMetrics, Metrics};
 pub use plan::{Plan, RouteRule};
 pub use policy::{Limits, Route};
 pub use rejection::{Rejected, RejectionBody};
+#[cfg(feature = "reload")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
+pub use reload::ReloadableLimiter;
 pub use request::{RequestInfo, ResponseInfo};

@@ -32,6 +32,7 @@
 //! | `http` | no | [`http`]: Flask-Limiter's policies as a framework-neutral engine |
 //! | `tower` | no | `http`, plus the tower layer [`http::tower::LimiterLayer`] |
 //! | `axum` | no | `tower`, plus axum's `MatchedPath` and `ConnectInfo` |
+//! | `config` | no | `http`, plus [`config`]: the storage and the HTTP policy from a TOML file, environment overrides, reloading |
 //! | `actix-web` | no | `http`, plus the actix-web 4 middleware `http::actix::Limiter` (needs Rust 1.89, actix-web's MSRV) |
 //! | `full` | no | everything above |
 //!
@@ -51,6 +52,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod uri;
+
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub mod config;
 
 #[doc(inline)]
 pub use limiter_core::{

@@ -131,6 +131,22 @@ const FEATURES: &[(&str, &[&str])] = &[
 /// # }).unwrap();
 /// ```
 pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
+    connect(parse(uri)?).await
+}
+
+/// A storage's options, parsed from a URI or given as a table, not yet connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StorageOptions {
+    #[cfg(feature = "memory")]
+    Memory(limiter_memory::MemoryOptions),
+    #[cfg(feature = "memcached")]
+    Memcached(limiter_memcached::MemcachedOptions),
+    #[cfg(feature = "redis")]
+    Redis(limiter_redis::RedisOptions),
+}
+
+/// The options `uri` stands for, without connecting.
+pub(crate) fn parse(uri: &str) -> Result<StorageOptions, UriError> {
     let malformed = || UriError::Malformed {
         uri: uri.to_owned(),
     };
@@ -145,18 +161,15 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
     let lower = scheme.to_ascii_lowercase();
     #[cfg(feature = "memory")]
     if limiter_memory::SCHEMES.contains(&lower.as_str()) {
-        let storage = limiter_memory::MemoryStorage::with_options(uri.parse()?);
-        return Ok(Arc::new(storage));
+        return Ok(StorageOptions::Memory(uri.parse()?));
     }
     #[cfg(feature = "memcached")]
     if limiter_memcached::SCHEMES.contains(&lower.as_str()) {
-        let storage = limiter_memcached::MemcachedStorage::connect(uri.parse()?).await?;
-        return Ok(Arc::new(storage));
+        return Ok(StorageOptions::Memcached(uri.parse()?));
     }
     #[cfg(feature = "redis")]
     if limiter_redis::SCHEMES.contains(&lower.as_str()) {
-        let storage = limiter_redis::RedisStorage::connect(uri.parse()?).await?;
-        return Ok(Arc::new(storage));
+        return Ok(StorageOptions::Redis(uri.parse()?));
     }
     match FEATURES
         .iter()
@@ -176,6 +189,24 @@ pub async fn storage_from_uri(uri: &str) -> Result<Arc<dyn Storage>, UriError> {
                 .collect::<Vec<_>>()
                 .join(", "),
         }),
+    }
+}
+
+/// Builds or connects the storage for `options`.
+pub(crate) async fn connect(options: StorageOptions) -> Result<Arc<dyn Storage>, UriError> {
+    match options {
+        #[cfg(feature = "memory")]
+        StorageOptions::Memory(options) => Ok(Arc::new(
+            limiter_memory::MemoryStorage::with_options(options),
+        )),
+        #[cfg(feature = "memcached")]
+        StorageOptions::Memcached(options) => Ok(Arc::new(
+            limiter_memcached::MemcachedStorage::connect(options).await?,
+        )),
+        #[cfg(feature = "redis")]
+        StorageOptions::Redis(options) => Ok(Arc::new(
+            limiter_redis::RedisStorage::connect(options).await?,
+        )),
     }
 }
 

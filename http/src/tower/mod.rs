@@ -22,3 +22,9 @@ mod service;
 pub use self::future::ResponseFuture;
 pub use self::layer::LimiterLayer;
 pub use self::service::LimiterService;
+
+#[cfg(feature = "reload")]
+mod reload;
+#[cfg(feature = "reload")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
+pub use self::reload::{ReloadLayer, ReloadService};

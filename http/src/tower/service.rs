@@ -68,6 +68,12 @@ impl<S> LimiterService<S> {
         }
     }
 
+    /// Decides the next requests with `limiter` (the reloading service's swap).
+    #[cfg(feature = "reload")]
+    pub(super) fn set_limiter(&mut self, limiter: HttpLimiter) {
+        self.limiter = limiter;
+    }
+
     pub(super) fn with_route(inner: S, limiter: HttpLimiter, route: Option<RouteRule>) -> Self {
         LimiterService {
             inner,
