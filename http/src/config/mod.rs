@@ -74,6 +74,10 @@ pub struct Config<S = NoStorage> {
     /// Whether limits apply at all. Default: `true`.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Shadow mode for every limit: decide and count as usual, report what would be
+    /// rejected, let it through ([`HttpLimiterBuilder::shadow`]). Default: `false`.
+    #[serde(default)]
+    pub shadow: bool,
     /// A first identifier in every key of the HTTP limits. Default: none.
     #[serde(default)]
     pub key_prefix: String,
@@ -131,6 +135,7 @@ impl<S> Default for Config<S> {
             strategy: Strategy::default(),
             namespace: None,
             enabled: true,
+            shadow: false,
             key_prefix: String::new(),
             default_limits: Vec::new(),
             application_limits: Vec::new(),
@@ -161,6 +166,7 @@ impl<S> Config<S> {
     pub fn http_builder(&self, limiter: RateLimiter) -> HttpLimiterBuilder {
         let mut builder = HttpLimiter::builder(limiter)
             .enabled(self.enabled)
+            .shadow(self.shadow)
             .key_prefix(self.key_prefix.clone())
             .key(self.key.source())
             .headers(self.headers.style.into())

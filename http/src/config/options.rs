@@ -90,8 +90,8 @@ impl From<RetryAfterName> for RetryAfter {
     }
 }
 
-/// The body of 429 responses: `plain-text` (the default) or `problem` (RFC 9457
-/// JSON).
+/// The body of 429 responses: `plain-text` (the default), `problem` (RFC 9457
+/// JSON) or `grpc` (a gRPC status, for gRPC services).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RejectionStyle {
@@ -100,6 +100,8 @@ pub enum RejectionStyle {
     PlainText,
     /// [`RejectionBody::Problem`].
     Problem,
+    /// [`RejectionBody::Grpc`].
+    Grpc,
 }
 
 impl RejectionStyle {
@@ -108,6 +110,7 @@ impl RejectionStyle {
         match self {
             RejectionStyle::PlainText => "plain-text",
             RejectionStyle::Problem => "problem",
+            RejectionStyle::Grpc => "grpc",
         }
     }
 
@@ -116,6 +119,7 @@ impl RejectionStyle {
         match self {
             RejectionStyle::PlainText => RejectionBody::PlainText,
             RejectionStyle::Problem => RejectionBody::Problem,
+            RejectionStyle::Grpc => RejectionBody::Grpc,
         }
     }
 }

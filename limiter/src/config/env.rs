@@ -24,6 +24,7 @@ const FIELDS: &[(&str, Kind)] = &[
     ("strategy", Kind::Text),
     ("namespace", Kind::Text),
     ("enabled", Kind::Flag),
+    ("shadow", Kind::Flag),
     ("key_prefix", Kind::Text),
     ("default_limits", Kind::Limits),
     ("application_limits", Kind::Limits),
