@@ -186,6 +186,11 @@ pub enum Error {
     /// A multi-limit call was given no limits.
     #[error("no rate limits given")]
     NoLimits,
+    /// [`RateLimiter::until_ready`](crate::RateLimiter::until_ready) had to wait, and
+    /// neither the limiter nor its storage has a timer
+    /// ([`RateLimiterBuilder::timer`](crate::RateLimiterBuilder::timer)).
+    #[error("no timer to wait on: set one with RateLimiterBuilder::timer")]
+    NoTimer,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::error::{Error, StorageError, StorageErrorKind};
 use crate::key::{self, Key, StorageKey};
 use crate::limit::RateLimit;
 use crate::storage::{
-    Answer, Batch, BatchItem, BreakerConfig, CircuitBreaker, Expiry, KeyOp, Storage,
+    Answer, Batch, BatchItem, BreakerConfig, CircuitBreaker, Expiry, KeyOp, Sleep, Storage,
 };
 use crate::strategy::{FixedWindow, Op, Strategy, Verdict};
 
@@ -19,6 +19,9 @@ mod coalesce;
 #[macro_use]
 mod dispatch;
 mod rejections;
+mod wait;
+
+use wait::Timer;
 
 use coalesce::Coalescer;
 use rejections::Rejections;
@@ -88,6 +91,9 @@ struct Inner {
     max_attempts: u32,
     rejections: Option<Rejections>,
     coalescer: Option<Coalescer>,
+    /// The timer [`until_ready`](RateLimiter::until_ready) waits on, when set on the
+    /// builder (else the storage's [`Sleep`](crate::storage::Sleep) ability).
+    timer: Option<Timer>,
 }
 
 impl fmt::Debug for RateLimiter {

@@ -25,6 +25,7 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryStorage`], `memory://` |
+//! | `tokio` | yes | [`TokioTimer`], for [`RateLimiter::until_ready`] on the in-memory storage |
 //! | `memcached` | no | `MemcachedStorage`, `memcached://` |
 //! | `redis` | no | `RedisStorage` (Redis or Valkey: standalone, Cluster, Sentinel, Unix socket), the `redis…://` and `valkey…://` URIs |
 //! | `redis-tls` | no | TLS for the Redis storage: `rediss://`, `rediss+cluster://`, `valkeys://`…, `tls=true` |
@@ -79,6 +80,40 @@ pub use limiter_memcached::{MemcachedOptions, MemcachedOptionsError, MemcachedSt
 pub use limiter_redis::{RedisError, RedisOptions, RedisStorage, Topology as RedisTopology};
 
 pub use uri::{storage_from_uri, UriError};
+
+/// Tokio's timer as a [`storage::Sleep`]: what [`RateLimiter::until_ready`] waits on
+/// over a storage without a timer of its own, such as the in-memory storage (the
+/// network storages bring Tokio's already).
+///
+/// ```
+/// use limiter::{Key, MemoryStorage, RateLimiter, TokioTimer};
+/// use std::{sync::Arc, time::Duration};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let limiter = RateLimiter::builder(Arc::new(MemoryStorage::new()))
+///     .timer(TokioTimer)
+///     .build();
+/// let limit = "20 per second".parse()?;
+/// for page in 0..25 {
+///     // Never more than 20 requests a second to the upstream API.
+///     let permit = limiter.until_ready(&limit, &Key::from("upstream"), 1, Duration::from_secs(10)).await?;
+///     assert!(permit.is_allowed(), "page {page}");
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioTimer;
+
+#[cfg(feature = "tokio")]
+impl storage::Sleep for TokioTimer {
+    fn sleep(&self, duration: std::time::Duration) -> storage::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
 
 /// HTTP rate limiting: the `limiter-http` crate (features `http`, `tower`, `axum`, `actix-web`).
 #[cfg(feature = "http")]

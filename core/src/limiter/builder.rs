@@ -34,6 +34,7 @@ pub struct RateLimiterBuilder {
     breaker: Auto<BreakerConfig>,
     rejection_cache: Auto<usize>,
     coalesce: Auto<usize>,
+    timer: Option<Timer>,
 }
 
 impl RateLimiterBuilder {
@@ -47,7 +48,17 @@ impl RateLimiterBuilder {
             breaker: Auto::ByStorage,
             rejection_cache: Auto::ByStorage,
             coalesce: Auto::ByStorage,
+            timer: None,
         }
+    }
+
+    /// The timer [`RateLimiter::until_ready`] waits on. Default: the storage's
+    /// [`Sleep`](crate::storage::Sleep) ability (the network storages have one); the
+    /// in-memory storage has none, so set one to wait on it (the facade's
+    /// `TokioTimer`, or any [`Sleep`](crate::storage::Sleep) of your runtime).
+    pub fn timer(mut self, timer: impl Sleep + 'static) -> Self {
+        self.timer = Some(Timer(Arc::new(timer)));
+        self
     }
 
     /// The strategy. Default: [`FixedWindow`].
@@ -234,6 +245,7 @@ impl RateLimiterBuilder {
                 max_attempts: self.max_attempts,
                 rejections,
                 coalescer,
+                timer: self.timer,
             }),
         }
     }
