@@ -77,7 +77,13 @@ pub use limiter_memcached::{MemcachedOptions, MemcachedOptionsError, MemcachedSt
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[doc(inline)]
-pub use limiter_redis::{RedisError, RedisOptions, RedisStorage, Topology as RedisTopology};
+pub use limiter_redis::{RedisError, RedisOptions, RedisStorage};
+
+/// The Redis storage's crate, for the rest of its options ([`redis::Topology`], the
+/// TLS settings) (feature `redis`).
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use limiter_redis as redis;
 
 pub use uri::{storage_from_uri, UriError};
 

@@ -7,8 +7,10 @@
 
 mod common;
 
+use common::unix_ms;
+
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use limiter_core::strategy::BuiltIn;
 use limiter_core::{Key, ManualClock, RateLimit, RateLimiter};
@@ -16,13 +18,6 @@ use limiter_core::{Key, ManualClock, RateLimit, RateLimiter};
 const ORDERS: &str = "LIMITER_REDIS_CHILD_ORDERS";
 const HITS_PER_PROCESS: usize = 250;
 const LIMIT: u64 = 100;
-
-fn unix_ms() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a child process by two_processes_admit_exactly_the_limit"]

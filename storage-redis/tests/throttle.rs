@@ -7,10 +7,12 @@
 
 mod common;
 
+use common::unix_ms;
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use limiter_core::strategy::Gcra;
 use limiter_core::{Key, RateLimit, RateLimiter};
@@ -19,13 +21,6 @@ const ORDERS: &str = "LIMITER_REDIS_THROTTLE_ORDERS";
 /// How long the workers wait for permits, from the common start.
 const RUN_MS: u64 = 2_000;
 const WORKERS: usize = 4;
-
-fn unix_ms() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a child process by two_processes_share_one_rate"]

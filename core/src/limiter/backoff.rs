@@ -11,9 +11,7 @@
 //! Scheduler turns are far shorter than a network round trip, so without real sleeps
 //! the losers retry before the winner's write has landed.
 
-use std::cell::Cell;
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -73,19 +71,9 @@ impl<'a> Backoff<'a> {
     }
 }
 
-/// A pseudo-random number from a per-thread xorshift generator, seeded at random.
+/// A pseudo-random number from `fastrand`'s per-thread generator, seeded at random.
 pub(crate) fn random() -> u64 {
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(0x5EED_u64) | 1);
-    }
-    STATE.with(|state| {
-        let mut x = state.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        state.set(x);
-        x
-    })
+    fastrand::u64(..)
 }
 
 /// Returns `Pending` once, waking itself, so that the runtime runs other tasks first.

@@ -11,6 +11,15 @@ pub(crate) const HOW_TO_START: &str =
     "start the test servers first: run `bash scripts/test.sh`, or \
      `source scripts/services/redis.sh` in your shell and then `cargo test -p limiter-redis`";
 
+/// The system clock in milliseconds since the Unix epoch: the common start instant of
+/// the tests that run child processes.
+pub(crate) fn unix_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The value of environment variable `var`; fails the test when it is missing.
 pub(crate) fn env(var: &str) -> String {
     match std::env::var(var) {
