@@ -9,11 +9,13 @@
 //!
 //! ```
 //! use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, strategy::MovingWindow};
-//! # use limiter_core::doc_support::TinyStorage as MemoryStorage;
+//! // A small storage for examples; applications use `limiter_memory::MemoryStorage`
+//! // (or `limiter::MemoryStorage`), which this crate cannot depend on.
+//! use limiter_core::doc_support::TinyStorage;
 //! use std::sync::Arc;
 //!
 //! # futures::executor::block_on(async {
-//! let limiter = RateLimiter::builder(Arc::new(MemoryStorage::default()))
+//! let limiter = RateLimiter::builder(Arc::new(TinyStorage::default()))
 //!     .strategy(MovingWindow)
 //!     .clock(ManualClock::new(0))
 //!     .build();

@@ -61,11 +61,13 @@ pub const DEFAULT_MAX_BATCH: usize = 64;
 ///
 /// ```
 /// use limiter_core::{Key, RateLimit, RateLimiter};
-/// # use limiter_core::doc_support::TinyStorage as MemoryStorage;
+/// // A small storage for examples; applications use `limiter_memory::MemoryStorage`
+/// // (or `limiter::MemoryStorage`), which this crate cannot depend on.
+/// use limiter_core::doc_support::TinyStorage;
 /// use std::sync::Arc;
 ///
 /// # futures::executor::block_on(async {
-/// let limiter = RateLimiter::new(Arc::new(MemoryStorage::default()));
+/// let limiter = RateLimiter::new(Arc::new(TinyStorage::default()));
 /// let limits = limiter_core::parse_many("1 per second; 2 per minute")?;
 /// let key = Key::new(["user-42"]);
 /// let decision = limiter.hit_all(&limits, &key, 1).await?;
