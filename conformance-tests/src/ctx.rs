@@ -322,7 +322,7 @@ impl Ctx {
     pub async fn apply_op(&self, limit: &RateLimit, key: &Key, op: Op) -> Verdict {
         let stored = self.builder().build().storage_key(limit, key);
         let key_op = KeyOp {
-            key: &stored,
+            key: (&stored).into(),
             limit,
             op,
             now: self.now(),

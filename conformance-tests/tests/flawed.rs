@@ -72,7 +72,7 @@ impl Flawed {
     /// Runs `builtin` under the map's lock, one millisecond late.
     fn late(&self, builtin: BuiltIn, op: KeyOp<'_>) -> Result<Verdict, StorageError> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = self.key(op.key);
+        let key = self.key(&op.key.to_storage_key());
         let mut state = map.get(&key).map(|e| e.0.clone()).unwrap_or_default();
         let late = op.now.add_millis(1);
         let transition = builtin
@@ -88,9 +88,10 @@ impl Flawed {
 
     async fn test_writes(&self, builtin: BuiltIn, op: KeyOp<'_>) -> Result<Verdict, StorageError> {
         let verdict = apply_with_cas(self, builtin.strategy(), 128, op).await?;
-        if let Some(current) = self.get(op.key, op.now).await? {
+        let key = op.key.to_storage_key();
+        if let Some(current) = self.get(&key, op.now).await? {
             let ttl = Duration::from_secs(60);
-            self.compare_and_set(op.key, Some(current.version), &current.value, ttl, op.now)
+            self.compare_and_set(&key, Some(current.version), &current.value, ttl, op.now)
                 .await?;
         }
         Ok(verdict)

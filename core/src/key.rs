@@ -5,8 +5,7 @@
 //! `}` → `%7D`), so two different identifier lists can never produce the same key:
 //! `["a/b", "c"]` and `["a", "b/c"]` stay apart.
 
-use std::cell::RefCell;
-use std::ops::Deref;
+use std::borrow::Cow;
 
 use crate::limit::RateLimit;
 
@@ -64,6 +63,11 @@ impl Key {
     /// Whether the key has no identifiers.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The escaped identifiers, each preceded by `/`.
+    pub(crate) fn escaped(&self) -> &str {
+        &self.escaped
     }
 }
 
@@ -225,185 +229,215 @@ pub(crate) fn with_prefix(prefix: &str, identifiers: &str, limit: &RateLimit) ->
 /// Appends `/amount/multiples/unit`, and `/burst` for a limit with a burst of its own
 /// (a GCRA state under another burst means something else).
 fn push_limit_part(out: &mut String, limit: &RateLimit) {
+    let mut digits = itoa::Buffer::new();
     out.push('/');
-    push_decimal(out, limit.amount());
+    out.push_str(digits.format(limit.amount()));
     out.push('/');
-    push_decimal(out, limit.multiples());
+    out.push_str(digits.format(limit.multiples()));
     out.push('/');
     out.push_str(limit.unit().name());
     if limit.has_own_burst() {
         out.push_str("/b");
-        push_decimal(out, limit.burst());
+        out.push_str(digits.format(limit.burst()));
     }
 }
 
-/// How many limits' limit parts a thread keeps formatted.
-const LIMIT_PARTS: usize = 4;
-
-/// What a thread keeps to build stored keys on the hit path without allocating: a
-/// buffer for one key, a pool of keys for multi-limit hits, and the limit parts of the
-/// last limits it formatted.
-#[derive(Default)]
-struct Scratch {
-    text: String,
-    pool: Vec<StorageKey>,
-    limits: [Option<RateLimit>; LIMIT_PARTS],
-    limit_parts: [String; LIMIT_PARTS],
-    /// The slot of `limits` the next new limit takes.
-    next: usize,
-}
-
-impl Scratch {
-    /// `/amount/multiples/unit` for `limit`, formatted once while it stays cached.
-    fn limit_part(&mut self, limit: &RateLimit) -> &str {
-        let slot = match self.limits.iter().position(|l| *l == Some(*limit)) {
-            Some(slot) => slot,
-            None => {
-                let slot = self.next % LIMIT_PARTS;
-                self.next = slot + 1;
-                self.limits[slot] = Some(*limit);
-                self.limit_parts[slot].clear();
-                push_limit_part(&mut self.limit_parts[slot], limit);
-                slot
-            }
-        };
-        &self.limit_parts[slot]
+impl StorageKey {
+    /// The limit this key counts against, when it is in the limiter's layout: its
+    /// [limit part](Self::limit_part) exactly as the limiter writes it for that limit
+    /// (`None` for a key from [`StorageKey::new`] or with any other limit part).
+    ///
+    /// ```
+    /// use limiter_core::storage::StorageKey;
+    /// use limiter_core::{Key, RateLimit, RateLimiter};
+    /// # use limiter_core::doc_support::TinyStorage;
+    /// use std::sync::Arc;
+    ///
+    /// let limiter = RateLimiter::new(Arc::new(TinyStorage::default()));
+    /// let limit: RateLimit = "10 per second burst 50".parse()?;
+    /// let key = limiter.storage_key(&limit, &Key::from("10.0.0.1"));
+    /// assert_eq!(key.limit(), Some(limit));
+    /// assert_eq!(StorageKey::new("tests", "10/1/second").limit(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn limit(&self) -> Option<RateLimit> {
+        parse_limit_part(self.limit_part())
     }
 
-    /// Builds `prefix + identifiers + limit part` into `text`.
-    fn fill(&mut self, mut text: String, prefix: &str, key: &Key, limit: &RateLimit) -> StorageKey {
-        text.clear();
-        text.push_str(prefix);
-        text.push_str(&key.escaped);
-        let group_len = text.len();
-        text.push_str(self.limit_part(limit));
-        StorageKey { text, group_len }
+    /// Where the group's first two parts (`namespace/strategy` in the limiter's
+    /// layout) end: at its second `/`, or at its end when it has fewer.
+    fn prefix_len(&self) -> usize {
+        let group = self.group().as_bytes();
+        let mut slashes = group.iter().enumerate().filter(|(_, b)| **b == b'/');
+        match slashes.nth(1) {
+            Some((at, _)) => at,
+            None => group.len(),
+        }
     }
 }
 
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = const {
-        RefCell::new(Scratch {
-            text: String::new(),
-            pool: Vec::new(),
-            limits: [None; LIMIT_PARTS],
-            limit_parts: [const { String::new() }; LIMIT_PARTS],
-            next: 0,
+/// The limit whose limit part is `text`, exactly as [`push_limit_part`] writes it.
+fn parse_limit_part(text: &str) -> Option<RateLimit> {
+    let mut parts = text.split('/');
+    let amount = parts.next()?.parse().ok()?;
+    let multiples = parts.next()?.parse().ok()?;
+    let unit_name = parts.next()?;
+    let unit = crate::limit::Unit::ALL
+        .into_iter()
+        .find(|unit| unit.name() == unit_name)?;
+    let mut limit = RateLimit::new(amount, multiples, unit).ok()?;
+    if let Some(burst) = parts.next() {
+        let burst = burst.strip_prefix('b')?.parse().ok()?;
+        limit = limit.with_burst(std::num::NonZeroU64::new(burst)?).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    // Only the limiter's own spelling: no leading zeros or signs, no burst equal to
+    // the amount.
+    let mut canonical = String::with_capacity(text.len() + 1);
+    push_limit_part(&mut canonical, &limit);
+    (canonical.get(1..) == Some(text)).then_some(limit)
+}
+
+/// A stored key as an operation names it: built ([`StorageKey`]), or still in its
+/// parts (the limiter's `namespace/strategy` prefix, the escaped identifiers of a
+/// [`Key`] and the limit), so that a storage that never needs the key's text (an
+/// in-process one) never has it built.
+///
+/// Whichever form, it names the same stored key:
+/// [`to_storage_key`](Self::to_storage_key) builds it,
+/// [`group_parts`](Self::group_parts) and [`limit`](Self::limit) give its pieces
+/// without building anything for a key in parts.
+///
+/// ```
+/// use limiter_core::storage::{KeyRef, StorageKey};
+///
+/// let built = StorageKey::new("tests/a", "b");
+/// let key = KeyRef::from(&built);
+/// assert_eq!(key.to_storage_key().as_str(), "tests%2Fa/b");
+/// assert_eq!(key.to_string(), "tests%2Fa/b");
+/// assert_eq!(key.group_parts(), ("tests%2Fa", ""));
+/// assert_eq!(key.limit(), None);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRef<'a>(Repr<'a>);
+
+#[derive(Debug, Clone, Copy)]
+enum Repr<'a> {
+    Built(&'a StorageKey),
+    Parts {
+        /// `namespace/strategy`, escaped.
+        prefix: &'a str,
+        /// Escaped identifiers, each preceded by `/`.
+        identifiers: &'a str,
+        limit: &'a RateLimit,
+    },
+}
+
+impl<'a> KeyRef<'a> {
+    /// The key of escaped `identifiers` (each preceded by `/`) under `limit`, for a
+    /// limiter whose escaped `namespace/strategy` is `prefix`.
+    pub(crate) fn parts(prefix: &'a str, identifiers: &'a str, limit: &'a RateLimit) -> Self {
+        KeyRef(Repr::Parts {
+            prefix,
+            identifiers,
+            limit,
         })
-    };
-}
-
-/// A stored key built in a buffer that its thread reuses: once a thread has built one,
-/// building the next allocates nothing and formats no number while the limit stays
-/// among the last few used. The buffer goes back to the thread that drops the key.
-pub(crate) struct ReusedKey(StorageKey);
-
-impl Deref for ReusedKey {
-    type Target = StorageKey;
-
-    fn deref(&self) -> &StorageKey {
-        &self.0
     }
-}
 
-impl Drop for ReusedKey {
-    fn drop(&mut self) {
-        let text = std::mem::take(&mut self.0.text);
-        let _ = SCRATCH.try_with(|cell| {
-            if let Ok(mut scratch) = cell.try_borrow_mut() {
-                if scratch.text.capacity() < text.capacity() {
-                    scratch.text = text;
-                }
-            }
-        });
-    }
-}
-
-/// [`storage_key`], built in the thread's reused buffer.
-pub(crate) fn reused_storage_key(prefix: &str, key: &Key, limit: &RateLimit) -> ReusedKey {
-    let built = SCRATCH.try_with(|cell| {
-        let mut scratch = cell.try_borrow_mut().ok()?;
-        let text = std::mem::take(&mut scratch.text);
-        Some(scratch.fill(text, prefix, key, limit))
-    });
-    ReusedKey(match built {
-        Ok(Some(stored)) => stored,
-        _ => storage_key(prefix, key, limit),
-    })
-}
-
-/// The stored keys of one [`Key`] under several limits, built in buffers that the
-/// thread reuses (see [`ReusedKey`]).
-/// The keys are the first `.1` of the vector; the rest keep their buffers for later.
-pub(crate) struct ReusedKeys(Vec<StorageKey>, usize);
-
-impl Deref for ReusedKeys {
-    type Target = [StorageKey];
-
-    fn deref(&self) -> &[StorageKey] {
-        self.0.get(..self.1).unwrap_or_default()
-    }
-}
-
-impl Drop for ReusedKeys {
-    fn drop(&mut self) {
-        let keys = std::mem::take(&mut self.0);
-        let _ = SCRATCH.try_with(|cell| {
-            if let Ok(mut scratch) = cell.try_borrow_mut() {
-                if scratch.pool.capacity() < keys.capacity() {
-                    scratch.pool = keys;
-                }
-            }
-        });
-    }
-}
-
-/// [`storage_key`] for each of `limits`, built in the thread's reused buffers.
-pub(crate) fn reused_storage_keys(prefix: &str, key: &Key, limits: &[RateLimit]) -> ReusedKeys {
-    let built = SCRATCH.try_with(|cell| {
-        let mut scratch = cell.try_borrow_mut().ok()?;
-        let mut keys = std::mem::take(&mut scratch.pool);
-        // Reuse the buffers of the keys left in the pool.
-        for (i, limit) in limits.iter().enumerate() {
-            let text = match keys.get_mut(i) {
-                Some(old) => std::mem::take(&mut old.text),
-                None => String::new(),
-            };
-            let stored = scratch.fill(text, prefix, key, limit);
-            match keys.get_mut(i) {
-                Some(slot) => *slot = stored,
-                None => keys.push(stored),
-            }
-        }
-        Some(keys)
-    });
-    let keys = match built {
-        Ok(Some(keys)) => keys,
-        _ => limits.iter().map(|l| storage_key(prefix, key, l)).collect(),
-    };
-    ReusedKeys(keys, limits.len())
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        // `n % 10` is below 10, so the cast cannot truncate.
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+    /// The stored key: borrowed when built already, else built now (one allocation).
+    pub fn to_storage_key(self) -> Cow<'a, StorageKey> {
+        match self.0 {
+            Repr::Built(key) => Cow::Borrowed(key),
+            Repr::Parts {
+                prefix,
+                identifiers,
+                limit,
+            } => Cow::Owned(with_prefix(prefix, identifiers, limit)),
         }
     }
-    // ASCII digits are always UTF-8; one `push_str` beats a `push` per digit.
-    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+
+    /// The key's [group](StorageKey::group) in two pieces that concatenate to it: up
+    /// to its second `/` (in the limiter's layout, `namespace/strategy`), and the rest
+    /// (the identifiers, each preceded by `/`). The split depends only on the group's
+    /// text, so both forms of one key split alike: a storage may hash the pieces in
+    /// turn instead of the group.
+    pub fn group_parts(self) -> (&'a str, &'a str) {
+        match self.0 {
+            Repr::Built(key) => {
+                let group = key.group();
+                group.split_at(key.prefix_len())
+            }
+            Repr::Parts {
+                prefix,
+                identifiers,
+                ..
+            } => (prefix, identifiers),
+        }
+    }
+
+    /// The limit the key counts against when it is in the limiter's layout (as
+    /// [`StorageKey::limit`]); `None` for other keys, whose limit part is text only.
+    pub fn limit(self) -> Option<RateLimit> {
+        match self.0 {
+            Repr::Built(key) => key.limit(),
+            Repr::Parts { limit, .. } => Some(*limit),
+        }
+    }
+
+    /// The key built, if it is; `None` for a key in parts.
+    pub fn as_built(self) -> Option<&'a StorageKey> {
+        match self.0 {
+            Repr::Built(key) => Some(key),
+            Repr::Parts { .. } => None,
+        }
+    }
+}
+
+impl<'a> From<&'a StorageKey> for KeyRef<'a> {
+    fn from(key: &'a StorageKey) -> Self {
+        KeyRef(Repr::Built(key))
+    }
+}
+
+impl PartialEq for KeyRef<'_> {
+    /// The same stored key.
+    fn eq(&self, other: &Self) -> bool {
+        match (self.0, other.0) {
+            (Repr::Built(a), Repr::Built(b)) => a == b,
+            (
+                Repr::Parts {
+                    prefix: p1,
+                    identifiers: i1,
+                    limit: l1,
+                },
+                Repr::Parts {
+                    prefix: p2,
+                    identifiers: i2,
+                    limit: l2,
+                },
+            ) => p1 == p2 && i1 == i2 && l1 == l2,
+            _ => self.to_storage_key() == other.to_storage_key(),
+        }
+    }
+}
+
+impl Eq for KeyRef<'_> {}
+
+impl std::fmt::Display for KeyRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Repr::Built(key) => f.write_str(key.as_str()),
+            Repr::Parts { .. } => f.write_str(self.to_storage_key().as_str()),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limit::Unit;
     use std::num::NonZeroU64;
 
     fn limit() -> RateLimit {
@@ -446,43 +480,61 @@ mod tests {
     }
 
     #[test]
-    fn reused_keys_match_built_keys() {
-        let limits = [limit(), RateLimit::per_second(NonZeroU64::MAX), limit()];
-        for (i, l) in limits.iter().enumerate() {
-            let key = Key::new(["a".repeat(i * 40), "b/{c}".to_owned()]);
-            let reused = reused_storage_key("N/s", &key, l);
-            // Held while another is built: the second gets a buffer of its own.
-            let other = reused_storage_key("N/s", &Key::global(), l);
-            assert_eq!(*reused, storage_key("N/s", &key, l));
-            assert_eq!(*other, storage_key("N/s", &Key::global(), l));
-            assert_eq!(
-                reused.limit_part(),
-                storage_key("N/s", &key, l).limit_part()
-            );
-        }
-    }
-
-    #[test]
-    fn reused_key_lists_match_built_keys() {
-        let limits: Vec<RateLimit> = (1..=6)
-            .map(|n| RateLimit::per_second(NonZeroU64::new(n).unwrap()))
-            .collect();
-        for n in [2, 6, 1, 3, 6] {
-            let key = Key::new(["x".repeat(n * 7)]);
-            let keys = reused_storage_keys("N/s", &key, &limits[..n]);
-            assert_eq!(keys.len(), n);
-            for (stored, l) in keys.iter().zip(&limits) {
-                assert_eq!(*stored, storage_key("N/s", &key, l));
+    fn key_refs_in_parts_name_the_built_key() {
+        let limits = [
+            limit(),
+            RateLimit::per_second(NonZeroU64::MAX),
+            RateLimit::per_second(NonZeroU64::new(10).unwrap())
+                .with_burst(NonZeroU64::new(50).unwrap())
+                .unwrap(),
+        ];
+        let keys = [
+            Key::global(),
+            Key::new(["a/b", "{c}"]),
+            Key::new(["x".repeat(300)]),
+        ];
+        for l in &limits {
+            for key in &keys {
+                let built = storage_key("N/s", key, l);
+                let parts = KeyRef::parts("N/s", &key.escaped, l);
+                assert_eq!(*parts.to_storage_key(), built);
+                assert_eq!(parts.to_string(), built.as_str());
+                assert_eq!(parts, KeyRef::from(&built));
+                assert_eq!(parts.limit(), Some(*l));
+                assert_eq!(built.limit(), Some(*l));
+                assert_eq!(parts.group_parts(), KeyRef::from(&built).group_parts());
+                let (prefix, rest) = parts.group_parts();
+                assert_eq!(format!("{prefix}{rest}"), built.group());
             }
         }
+        assert_ne!(
+            KeyRef::parts("N/s", "/a", &limits[0]),
+            KeyRef::parts("N/s", "/a", &limits[1])
+        );
     }
 
     #[test]
-    fn decimals_are_formatted_exactly() {
-        for n in [0, 1, 9, 10, 99, 100, 12_345, u64::MAX] {
-            let mut out = String::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string());
+    fn only_the_limiters_spelling_names_a_limit() {
+        let named = |text: &str| StorageKey::new("g", "x").limit().or(parse_limit_part(text));
+        assert_eq!(
+            named("10/2/minute"),
+            Some(RateLimit::new(10, 2, Unit::Minute).unwrap())
+        );
+        assert!(named("10/1/second/b50").is_some());
+        for text in [
+            "010/1/minute",
+            "+10/1/minute",
+            "10/1/minutes",
+            "10/1/Minute",
+            "0/1/minute",
+            "10/1/second/b10",
+            "10/1/second/b",
+            "10/1/second/b50/x",
+            "10/1",
+            "",
+            "18446744073709551616/1/second",
+        ] {
+            assert_eq!(named(text), None, "{text}");
         }
     }
 

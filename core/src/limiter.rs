@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::decision::{Decision, WindowStats};
 use crate::error::{Error, StorageError, StorageErrorKind};
-use crate::key::{self, Key, StorageKey};
+use crate::key::{self, Key, KeyRef, StorageKey};
 use crate::limit::RateLimit;
 use crate::storage::{
     Answer, Batch, BatchItem, BreakerConfig, CircuitBreaker, Expiry, KeyOp, Sleep, Storage,
@@ -124,9 +124,24 @@ macro_rules! run_limiter_op {
     ($inner:expr, $key_op:expr) => {{
         let inner: &Inner = $inner;
         let key_op: KeyOp<'_> = $key_op;
-        let cached = match &inner.rejections {
-            Some(cache) => cache.lookup(key_op.key, key_op.op, key_op.limit.amount(), key_op.now),
-            None => None,
+        // The cache names keys by their text: built once, for the lookup, the
+        // storage and the record.
+        let rendered = inner
+            .rejections
+            .as_ref()
+            .map(|_| key_op.key.to_storage_key());
+        let key_op = match &rendered {
+            Some(stored) => KeyOp {
+                key: KeyRef::from(&**stored),
+                ..key_op
+            },
+            None => key_op,
+        };
+        let cached = match (&inner.rejections, &rendered) {
+            (Some(cache), Some(stored)) => {
+                cache.lookup(stored, key_op.op, key_op.limit.amount(), key_op.now)
+            }
+            _ => None,
         };
         match cached {
             Some(verdict) => Ok(verdict),
@@ -156,9 +171,11 @@ macro_rules! run_limiter_op {
                         }
                     },
                 };
-                if let (Some(cache), Ok(verdict)) = (&inner.rejections, &result) {
+                if let (Some(cache), Some(stored), Ok(verdict)) =
+                    (&inner.rejections, &rendered, &result)
+                {
                     cache.record(
-                        key_op.key,
+                        stored,
                         key_op.op,
                         key_op.limit.amount(),
                         verdict,
@@ -176,7 +193,7 @@ macro_rules! run_limiter_op {
 macro_rules! decide {
     ($limiter:expr, $stored:expr, $limit:expr, $op:expr) => {{
         let inner = &*$limiter.inner;
-        let (key, limit, op): (&StorageKey, &RateLimit, Op) = ($stored, $limit, $op);
+        let (key, limit, op): (KeyRef<'_>, &RateLimit, Op) = ($stored, $limit, $op);
         let now = inner.clock.now();
         let key_op = KeyOp {
             key,
@@ -240,8 +257,8 @@ impl RateLimiter {
     pub async fn hit(&self, limit: &RateLimit, key: &Key, cost: u64) -> Result<Decision, Error> {
         let op = Op::Hit { cost };
         check_cost(cost)?;
-        let stored = key::reused_storage_key(&self.inner.prefix, key, limit);
-        decide!(self, &stored, limit, op)
+        let stored = KeyRef::parts(&self.inner.prefix, key.escaped(), limit);
+        decide!(self, stored, limit, op)
     }
 
     /// Whether a hit of `cost` would pass now. Never changes anything.
@@ -252,8 +269,8 @@ impl RateLimiter {
     pub async fn test(&self, limit: &RateLimit, key: &Key, cost: u64) -> Result<Decision, Error> {
         let op = Op::Test { cost };
         check_cost(cost)?;
-        let stored = key::reused_storage_key(&self.inner.prefix, key, limit);
-        decide!(self, &stored, limit, op)
+        let stored = KeyRef::parts(&self.inner.prefix, key.escaped(), limit);
+        decide!(self, stored, limit, op)
     }
 
     /// Units remaining and the reset time of `limit` for `key`. Never changes anything.
@@ -263,10 +280,8 @@ impl RateLimiter {
     /// [`Error::Storage`] when the storage fails.
     pub async fn stats(&self, limit: &RateLimit, key: &Key) -> Result<WindowStats, Error> {
         let now = self.inner.clock.now();
-        let stored = key::reused_storage_key(&self.inner.prefix, key, limit);
-        let verdict = self
-            .apply(&stored, limit, Op::Test { cost: 1 }, now)
-            .await?;
+        let stored = KeyRef::parts(&self.inner.prefix, key.escaped(), limit);
+        let verdict = self.apply(stored, limit, Op::Test { cost: 1 }, now).await?;
         Ok(WindowStats::new(verdict.remaining, verdict.reset_at, now))
     }
 
@@ -317,11 +332,9 @@ impl RateLimiter {
         let limits = distinct(limits)?;
         let limits = &*limits;
         let now = self.inner.clock.now();
-        let keys = key::reused_storage_keys(&self.inner.prefix, key, limits);
-        let keys = &*keys;
-
+        let (prefix, identifiers) = (&*self.inner.prefix, key.escaped());
         let item = |i: usize| BatchItem {
-            key: &keys[i],
+            key: KeyRef::parts(prefix, identifiers, &limits[i]),
             limit: &limits[i],
         };
         // Up to four limits (nearly always), the items live on the stack.
@@ -339,8 +352,15 @@ impl RateLimiter {
         let batch = Batch::trusted(items, cost, now);
         let remember = |verdicts: &[Verdict]| {
             if let Some(cache) = &inner.rejections {
-                for ((limit, stored), verdict) in limits.iter().zip(keys).zip(verdicts) {
-                    cache.record(stored, Op::Test { cost }, limit.amount(), verdict, now);
+                for (item, verdict) in items.iter().zip(verdicts) {
+                    let stored = item.key.to_storage_key();
+                    cache.record(
+                        &stored,
+                        Op::Test { cost },
+                        item.limit.amount(),
+                        verdict,
+                        now,
+                    );
                 }
             }
         };
@@ -410,15 +430,20 @@ impl RateLimiter {
         let limits = distinct(limits)?;
         let now = self.inner.clock.now();
         for limit in limits.iter() {
-            let stored = self.storage_key(limit, key);
-            if let Some(cache) = &self.inner.rejections {
-                cache.forget(&stored);
+            let stored = KeyRef::parts(&self.inner.prefix, key.escaped(), limit);
+            let cached = self
+                .inner
+                .rejections
+                .as_ref()
+                .map(|cache| (cache, stored.to_storage_key()));
+            if let Some((cache, stored)) = &cached {
+                cache.forget(stored);
             }
             let refunded = self
-                .apply(&stored, limit, Op::Refund { cost, at }, now)
+                .apply(stored, limit, Op::Refund { cost, at }, now)
                 .await;
-            if let Some(cache) = &self.inner.rejections {
-                cache.forget(&stored);
+            if let Some((cache, stored)) = &cached {
+                cache.forget(stored);
             }
             refunded?;
         }
@@ -439,8 +464,11 @@ impl RateLimiter {
         check_cost(cost)?;
         let limits = distinct(limits)?;
         let now = self.inner.clock.now();
-        let keys = key::reused_storage_keys(&self.inner.prefix, key, &limits);
-        let verdicts = self.test_each(&keys, &limits, cost, now).await?;
+        let mut verdicts = Vec::with_capacity(limits.len());
+        for limit in limits.iter() {
+            let stored = KeyRef::parts(&self.inner.prefix, key.escaped(), limit);
+            verdicts.push(self.apply(stored, limit, Op::Test { cost }, now).await?);
+        }
         combine(&limits, &verdicts, cost, now)
     }
 
@@ -493,37 +521,18 @@ impl RateLimiter {
 
     async fn decide_prepared(&self, key: &PreparedKey, op: Op) -> Result<Decision, Error> {
         check_cost(op.cost())?;
-        let prefix = &self.inner.prefix;
-        let text = key.stored.as_str();
-        if key.prefix_len == prefix.len() && text.starts_with(prefix.as_str()) {
-            return decide!(self, &key.stored, &key.limit, op);
-        }
-        // Prepared by another limiter: the same identifiers under this one's prefix.
+        // The identifiers of the prepared key, under this limiter's prefix (the same
+        // key when it prepared it; else the same identifiers under its own).
         let identifiers = key.stored.group().get(key.prefix_len..).unwrap_or_default();
-        let stored = key::with_prefix(prefix, identifiers, &key.limit);
-        decide!(self, &stored, &key.limit, op)
-    }
-
-    /// Tests every `(key, limit)` pair, in order.
-    async fn test_each(
-        &self,
-        keys: &[StorageKey],
-        limits: &[RateLimit],
-        cost: u64,
-        now: Timestamp,
-    ) -> Result<Vec<Verdict>, StorageError> {
-        let mut verdicts = Vec::with_capacity(limits.len());
-        for (stored, limit) in keys.iter().zip(limits) {
-            verdicts.push(self.apply(stored, limit, Op::Test { cost }, now).await?);
-        }
-        Ok(verdicts)
+        let stored = KeyRef::parts(&self.inner.prefix, identifiers, &key.limit);
+        decide!(self, stored, &key.limit, op)
     }
 
     /// Applies `op` to one stored key: natively when the storage can, else through the
     /// compare-and-set core.
     async fn apply(
         &self,
-        key: &StorageKey,
+        key: KeyRef<'_>,
         limit: &RateLimit,
         op: Op,
         now: Timestamp,

@@ -27,7 +27,7 @@ use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
 use limiter_core::{StorageError, Timestamp};
 use parking_lot::MutexGuard;
 
-use crate::place::Place;
+use crate::place::{KeyBuf, Place, StoredKey};
 use crate::shard::{InlineCopy, Shard};
 use crate::storage::corrupt;
 use crate::MemoryStorage;
@@ -119,24 +119,25 @@ impl MemoryStorage {
         if n > BATCH_INLINE {
             return None;
         }
-        let mut keys = [(&b""[..], 0u64); BATCH_INLINE];
+        let mut bufs = [const { None }; BATCH_INLINE];
+        let mut keys = [(StoredKey::from(&b""[..]), 0u64); BATCH_INLINE];
         let mut shard = None;
-        for (slot, item) in keys.iter_mut().zip(items) {
-            let (at_shard, hash) = self.place_plain(item.key)?;
-            if *shard.get_or_insert(at_shard) != at_shard {
+        for ((slot, buf), item) in keys.iter_mut().zip(&mut bufs).zip(items) {
+            let place = self.place_plain_key(item.key, buf.insert(KeyBuf::new()))?;
+            if *shard.get_or_insert(place.shard) != place.shard {
                 return None;
             }
-            *slot = (item.key.as_str().as_bytes(), hash);
+            *slot = (place.key, place.hash);
         }
         let keys = &keys[..n];
         let mut guard = self.lock(shard.unwrap_or(0));
-        let key_of = |i: usize| items.get(i).map_or("", |item| item.key.as_str());
+        let key_of = |i: usize| items[i].key;
         let mut copies = [InlineCopy::default(); BATCH_INLINE];
         if !guard.inline_copies(builtin, keys, at, &mut copies) {
             return Some(all_or_nothing(n, cost, at, Reach::InPlace, |i, op| {
                 let (key, hash) = keys[i];
                 guard
-                    .apply(builtin, key, hash, items[i].limit, op, at)
+                    .apply(builtin, &key, hash, items[i].limit, op, at)
                     .map_err(|e| corrupt(builtin, key_of(i), &e))
             }));
         }
@@ -183,7 +184,12 @@ impl MemoryStorage {
         cost: u64,
         at: Timestamp,
     ) -> Result<Vec<Verdict>, StorageError> {
-        let places: Vec<Place<'_>> = items.iter().map(|item| self.place(item.key)).collect();
+        let mut bufs: Vec<KeyBuf> = items.iter().map(|_| KeyBuf::new()).collect();
+        let places: Vec<Place<'_>> = items
+            .iter()
+            .zip(&mut bufs)
+            .map(|(item, buf)| self.place(item.key, buf))
+            .collect();
         let mut shard_ids: Vec<usize> = places.iter().map(|p| p.shard).collect();
         shard_ids.sort_unstable();
         shard_ids.dedup();
@@ -193,11 +199,11 @@ impl MemoryStorage {
         all_or_nothing(items.len(), cost, at, Reach::InPlace, |i, op| {
             let (item, place) = (&items[i], &places[i]);
             let slot = shard_ids.binary_search(&place.shard).unwrap_or_default();
-            let (key, hash) = (&*place.key, place.hash);
+            let (key, hash) = (&place.key, place.hash);
             apply_holding(&mut guards, slot, |shard, evict_held| {
                 shard.apply_with(builtin, key, hash, item.limit, op, at, evict_held)
             })
-            .map_err(|e| corrupt(builtin, item.key.as_str(), &e))
+            .map_err(|e| corrupt(builtin, item.key, &e))
         })
     }
 }

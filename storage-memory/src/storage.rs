@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use limiter_core::storage::{
-    async_trait, Abilities, Answer, Batch, ClearAll, Expiry, KeyOp, NativeStrategies, Storage,
-    StorageKey, Version, Versioned,
+    async_trait, Abilities, Answer, Batch, ClearAll, Expiry, KeyOp, KeyRef, NativeStrategies,
+    Storage, StorageKey, Version, Versioned,
 };
 use limiter_core::strategy::{BuiltIn, StateError, Verdict};
 use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 use parking_lot::MutexGuard;
 
+use crate::place::KeyBuf;
 use crate::shard::{deadline, Shard};
 use crate::MemoryStorage;
 
@@ -23,24 +24,18 @@ impl MemoryStorage {
 
     /// Every native operation: one shard lock, the built-in applied in place.
     fn native(&self, builtin: BuiltIn, op: &KeyOp<'_>) -> Result<Verdict, StorageError> {
-        let verdict = match self.place_plain(op.key) {
-            Some((shard, hash)) => {
-                let key = op.key.as_str().as_bytes();
-                self.lock(shard)
-                    .apply(builtin, key, hash, op.limit, op.op, op.now)
-            }
-            None => {
-                let place = self.place(op.key);
-                self.lock(place.shard)
-                    .apply(builtin, &place.key, place.hash, op.limit, op.op, op.now)
-            }
-        };
-        verdict.map_err(|e| corrupt(builtin, op.key.as_str(), &e))
+        let mut buf = KeyBuf::new();
+        let place = self.place(op.key, &mut buf);
+        self.lock(place.shard)
+            .apply(builtin, &place.key, place.hash, op.limit, op.op, op.now)
+            .map_err(|e| corrupt(builtin, op.key, &e))
     }
 }
 
-pub(crate) fn corrupt(builtin: BuiltIn, key: &str, error: &StateError) -> StorageError {
-    StorageError::new(StorageErrorKind::Corrupt, builtin.name(), error.to_string()).with_key(key)
+#[cold]
+pub(crate) fn corrupt(builtin: BuiltIn, key: KeyRef<'_>, error: &StateError) -> StorageError {
+    StorageError::new(StorageErrorKind::Corrupt, builtin.name(), error.to_string())
+        .with_key(key.to_string())
 }
 
 #[async_trait]
@@ -50,7 +45,8 @@ impl Storage for MemoryStorage {
         key: &StorageKey,
         now: Timestamp,
     ) -> Result<Option<Versioned>, StorageError> {
-        let place = self.place(key);
+        let mut buf = KeyBuf::new();
+        let place = self.place(key.into(), &mut buf);
         let found = self
             .lock(place.shard)
             .get(&place.key, place.hash, now.as_millis());
@@ -68,7 +64,8 @@ impl Storage for MemoryStorage {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<bool, StorageError> {
-        let place = self.place(key);
+        let mut buf = KeyBuf::new();
+        let place = self.place(key.into(), &mut buf);
         let now = now.as_millis();
         let expected = expected.map(|v| v.0);
         let expires = deadline(now, ttl);
@@ -78,7 +75,8 @@ impl Storage for MemoryStorage {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
-        let place = self.place(key);
+        let mut buf = KeyBuf::new();
+        let place = self.place(key.into(), &mut buf);
         self.lock(place.shard).delete(&place.key, place.hash);
         Ok(())
     }

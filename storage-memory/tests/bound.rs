@@ -281,8 +281,14 @@ async fn batches_store_their_new_keys_in_a_full_storage() {
         }
         let (q, r) = (key("q"), key("r"));
         let items = [
-            BatchItem { key: &q, limit: &l },
-            BatchItem { key: &r, limit: &l },
+            BatchItem {
+                key: (&q).into(),
+                limit: &l,
+            },
+            BatchItem {
+                key: (&r).into(),
+                limit: &l,
+            },
         ];
         let batch = Batch::new(&items, 1, at).unwrap();
         let verdicts = storage

@@ -250,7 +250,7 @@ async fn native_operations_match_the_generic_path() {
         let k = key("k");
         for (i, &(op, offset)) in ops.iter().enumerate() {
             let op = KeyOp {
-                key: &k,
+                key: (&k).into(),
                 limit: &l,
                 op,
                 now: Timestamp::from_millis(1_000_000 + offset),
@@ -358,7 +358,7 @@ async fn corrupt_state_is_reported_with_its_key() {
     let l = limit("1 per second");
     for builtin in BuiltIn::ALL {
         let op = KeyOp {
-            key: &k,
+            key: (&k).into(),
             limit: &l,
             op: Op::Hit { cost: 1 },
             now: Timestamp::from_millis(0),
@@ -366,7 +366,10 @@ async fn corrupt_state_is_reported_with_its_key() {
         let err = native(&storage, builtin, op).await.unwrap_err();
         assert_eq!(err.kind(), StorageErrorKind::Corrupt);
         assert_eq!(err.key(), Some(k.as_str()));
-        let items = [BatchItem { key: &k, limit: &l }];
+        let items = [BatchItem {
+            key: (&k).into(),
+            limit: &l,
+        }];
         let err = batch(&storage, builtin, &items, 1, at(0))
             .await
             .unwrap_err();
@@ -391,7 +394,7 @@ async fn batch_is_all_or_nothing() {
                 .iter()
                 .enumerate()
                 .map(|(i, key)| BatchItem {
-                    key,
+                    key: key.into(),
                     limit: if i == 7 { &narrow } else { &wide },
                 })
                 .collect();
@@ -408,7 +411,7 @@ async fn batch_is_all_or_nothing() {
             // Nothing was consumed: the other keys still have 3 left.
             for (i, key) in keys.iter().enumerate().filter(|&(i, _)| i != 7) {
                 let op = KeyOp {
-                    key,
+                    key: key.into(),
                     limit: &wide,
                     op: Op::Test { cost: 1 },
                     now: at,
@@ -420,11 +423,11 @@ async fn batch_is_all_or_nothing() {
             // A rejected batch creates no entry for keys seen for the first time.
             let fresh = [
                 BatchItem {
-                    key: &fresh_key,
+                    key: (&fresh_key).into(),
                     limit: &wide,
                 },
                 BatchItem {
-                    key: &k7,
+                    key: (&k7).into(),
                     limit: &narrow,
                 },
             ];
@@ -441,8 +444,14 @@ fn a_batch_never_repeats_a_key() {
     let l = limit("1 per minute");
     let k = key("k");
     let items = [
-        BatchItem { key: &k, limit: &l },
-        BatchItem { key: &k, limit: &l },
+        BatchItem {
+            key: (&k).into(),
+            limit: &l,
+        },
+        BatchItem {
+            key: (&k).into(),
+            limit: &l,
+        },
     ];
     let err = Batch::new(&items, 1, Timestamp::from_millis(0)).unwrap_err();
     assert!(err.to_string().contains("twice"), "{err}");

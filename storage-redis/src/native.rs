@@ -108,7 +108,7 @@ impl RedisStorage {
         op: KeyOp<'_>,
     ) -> Result<ScriptAnswer, StorageError> {
         let operation = strategy.name();
-        let redis_key = self.redis_key(op.key);
+        let redis_key = self.redis_key(&op.key.to_storage_key());
         let Some(script) = self.scripts().single(strategy) else {
             return Err(StorageError::unsupported(operation));
         };
@@ -156,7 +156,10 @@ impl RedisStorage {
         now: Timestamp,
     ) -> Result<Option<Vec<Verdict>>, StorageError> {
         let operation = strategy.name();
-        let keys: Vec<String> = items.iter().map(|i| self.redis_key(i.key)).collect();
+        let keys: Vec<String> = items
+            .iter()
+            .map(|i| self.redis_key(&i.key.to_storage_key()))
+            .collect();
         let first = keys.first().cloned().unwrap_or_default();
         let Some(script) = self.scripts().batch(strategy) else {
             return Err(StorageError::unsupported(operation));
@@ -221,8 +224,9 @@ impl NativeStrategies for RedisStorage {
             // Items of one hit_all share their group, hence their hash tag and slot; a
             // caller passing keys of several groups gets the generic path, never
             // CROSSSLOT.
-            let slot =
-                |i: &BatchItem<'_>| fred::util::redis_keyslot(self.redis_key(i.key).as_bytes());
+            let slot = |i: &BatchItem<'_>| {
+                fred::util::redis_keyslot(self.redis_key(&i.key.to_storage_key()).as_bytes())
+            };
             let mut slots = items.iter().map(slot);
             let first = slots.next();
             if slots.any(|s| Some(s) != first) {

@@ -113,7 +113,7 @@ async fn golden_vectors_replay_through_the_scripts() {
                 .expect("SET");
         }
         let key_op = KeyOp {
-            key: &key,
+            key: (&key).into(),
             limit: &limit,
             op,
             now,

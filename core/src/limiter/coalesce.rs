@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
-use crate::storage::{KeyOp, Storage};
+use crate::storage::{KeyOp, KeyRef, Storage};
 use crate::strategy::{Op, Strategy, Verdict};
 
 use super::backoff::Backoff;
@@ -131,7 +131,12 @@ impl Coalescer {
         max_attempts: u32,
         op: KeyOp<'_>,
     ) -> Result<Verdict, StorageError> {
-        let key = op.key.as_str();
+        let stored = op.key.to_storage_key();
+        let op = KeyOp {
+            key: KeyRef::from(&*stored),
+            ..op
+        };
+        let key = stored.as_str();
         let queued = {
             let mut map = lock(self.shard(key));
             match map.get_mut(key) {
@@ -345,7 +350,8 @@ async fn run_unit(
     ops: &[(Op, Timestamp)],
     write_sent: &mut bool,
 ) -> Result<Vec<Verdict>, StorageError> {
-    let (key, limit) = (first.key, first.limit);
+    let (key, limit) = (first.key.to_storage_key(), first.limit);
+    let key = &*key;
     let mut backoff = Backoff::new(storage.abilities().get_sleep());
     for _ in 0..max_attempts.max(1) {
         let (mut state, version) = match storage.get(key, first.now).await? {
@@ -485,7 +491,7 @@ mod tests {
         let results = futures::executor::block_on(futures::future::join_all(calls.iter().map(
             |&(op, now)| {
                 let key_op = KeyOp {
-                    key: &key,
+                    key: (&key).into(),
                     limit: &limit,
                     op,
                     now,
@@ -578,7 +584,7 @@ mod tests {
         let key = StorageKey::new("a", "b");
         for _ in 0..3 {
             let op = KeyOp {
-                key: &key,
+                key: (&key).into(),
                 limit: &limit,
                 op: Op::Hit { cost: 1 },
                 now: Timestamp::from_millis(5),
@@ -596,7 +602,7 @@ mod tests {
         let coalescer = Coalescer::new(4);
         let key = StorageKey::new("a", "b");
         let op = |ms| KeyOp {
-            key: &key,
+            key: (&key).into(),
             limit: &limit,
             op: Op::Hit { cost: 1 },
             now: Timestamp::from_millis(ms),

@@ -133,9 +133,11 @@ pub async fn apply_with_cas(
     max_attempts: u32,
     op: KeyOp<'_>,
 ) -> Result<Verdict, StorageError> {
+    let stored = op.key.to_storage_key();
+    let key = &*stored;
     let mut backoff = backoff::Backoff::new(storage.abilities().get_sleep());
     for _ in 0..max_attempts.max(1) {
-        let (mut state, version) = match storage.get(op.key, op.now).await? {
+        let (mut state, version) = match storage.get(key, op.now).await? {
             Some(current) => (current.value, Some(current.version)),
             None => (Vec::new(), None),
         };
@@ -143,13 +145,13 @@ pub async fn apply_with_cas(
             .apply(op.limit, &mut state, op.op, op.now)
             .map_err(|e| {
                 StorageError::new(StorageErrorKind::Corrupt, "apply", e.to_string())
-                    .with_key(op.key.as_str())
+                    .with_key(key.as_str())
             })?;
         let Some(ttl) = transition.write else {
             return Ok(transition.verdict);
         };
         if storage
-            .compare_and_set(op.key, version, &state, ttl, op.now)
+            .compare_and_set(key, version, &state, ttl, op.now)
             .await?
         {
             return Ok(transition.verdict);
@@ -163,5 +165,5 @@ pub async fn apply_with_cas(
         "compare_and_set",
         format!("gave up after {max_attempts} attempts"),
     )
-    .with_key(op.key.as_str()))
+    .with_key(key.as_str()))
 }

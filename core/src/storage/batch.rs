@@ -1,14 +1,14 @@
 //! [`Batch`]: a multi-limit hit, as a storage receives it.
 
 use crate::clock::Timestamp;
-use crate::key::StorageKey;
+use crate::key::KeyRef;
 use crate::limit::RateLimit;
 
 /// One limit of a [`Batch`].
 #[derive(Debug, Clone, Copy)]
 pub struct BatchItem<'a> {
-    /// The stored key.
-    pub key: &'a StorageKey,
+    /// The stored key (see [`KeyOp::key`](super::KeyOp::key)).
+    pub key: KeyRef<'a>,
     /// The limit the key counts against.
     pub limit: &'a RateLimit,
 }
@@ -19,7 +19,7 @@ pub struct BatchItem<'a> {
 /// three, so a storage can rely on them.
 ///
 /// ```
-/// use limiter_core::storage::{Batch, BatchItem, StorageKey};
+/// use limiter_core::storage::{Batch, BatchItem, KeyRef, StorageKey};
 /// use limiter_core::{RateLimit, Timestamp};
 ///
 /// // The keys of one client's two limits: one group, two limit parts.
@@ -27,8 +27,8 @@ pub struct BatchItem<'a> {
 /// let per_minute = StorageKey::new("client-1", "per-minute");
 /// let limits: [RateLimit; 2] = ["1 per second".parse()?, "10 per minute".parse()?];
 /// let items = [
-///     BatchItem { key: &per_second, limit: &limits[0] },
-///     BatchItem { key: &per_minute, limit: &limits[1] },
+///     BatchItem { key: KeyRef::from(&per_second), limit: &limits[0] },
+///     BatchItem { key: KeyRef::from(&per_minute), limit: &limits[1] },
 /// ];
 /// let batch = Batch::new(&items, 1, Timestamp::from_millis(0))?;
 /// assert_eq!(batch.items().len(), 2);
@@ -76,7 +76,7 @@ impl<'a> Batch<'a> {
         }
         for (i, item) in items.iter().enumerate() {
             if items[..i].iter().any(|other| other.key == item.key) {
-                return Err(BatchError::RepeatedKey(item.key.as_str().to_owned()));
+                return Err(BatchError::RepeatedKey(item.key.to_string()));
             }
         }
         Ok(Batch { items, cost, now })

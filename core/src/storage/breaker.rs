@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    Abilities, Answer, Batch, ClearAll, KeyOp, NativeStrategies, Storage, StorageKey, Version,
-    Versioned,
+    Abilities, Answer, Batch, ClearAll, KeyOp, KeyRef, NativeStrategies, Storage, StorageKey,
+    Version, Versioned,
 };
 use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
@@ -218,14 +218,14 @@ impl CircuitBreaker {
         }
     }
 
-    fn open_error(operation: &'static str, key: Option<&StorageKey>) -> StorageError {
+    fn open_error(operation: &'static str, key: Option<KeyRef<'_>>) -> StorageError {
         let error = StorageError::new(
             StorageErrorKind::Unavailable,
             OPEN_OPERATION,
             format!("circuit breaker open: {operation} not sent to a storage that is down"),
         );
         match key {
-            Some(key) => error.with_key(key.as_str()),
+            Some(key) => error.with_key(key.to_string()),
             None => error,
         }
     }
@@ -282,12 +282,12 @@ impl CircuitBreaker {
     ) -> Result<(), StorageError> {
         match self.gate() {
             Gate::Pass => Ok(()),
-            Gate::Refuse => Err(Self::open_error(operation, key)),
+            Gate::Refuse => Err(Self::open_error(operation, key.map(KeyRef::from))),
             Gate::Probe => {
                 if self.probe().await {
                     Ok(())
                 } else {
-                    Err(Self::open_error(operation, key))
+                    Err(Self::open_error(operation, key.map(KeyRef::from)))
                 }
             }
         }
@@ -309,7 +309,7 @@ impl CircuitBreaker {
     fn wrap<'a, T: Send + 'a>(
         &'a self,
         operation: &'static str,
-        key: Option<&'a StorageKey>,
+        key: Option<KeyRef<'a>>,
         answer: impl FnOnce() -> Answer<'a, T>,
     ) -> Answer<'a, T> {
         let probe = match self.gate() {

@@ -43,6 +43,11 @@
 //! must map a `StorageKey` to the same stored key in every method, native or not. See
 //! [`StorageKey`] for the layout and the escaping rules.
 //!
+//! Native operations receive the key as a [`KeyRef`]: on the limiter's hot path still
+//! in its parts (prefix, identifiers, limit), so that an in-process storage can hash
+//! and compare them without the key's text ever being built; a network storage calls
+//! [`KeyRef::to_storage_key`] (or [`Display`](std::fmt::Display)) for the text.
+//!
 //! # Time
 //!
 //! Time comes from the limiter, never from the storage: native operations receive the
@@ -158,7 +163,7 @@ pub use breaker::{BreakerConfig, CircuitBreaker, OPEN_OPERATION};
 
 use crate::clock::Timestamp;
 use crate::error::StorageError;
-pub use crate::key::StorageKey;
+pub use crate::key::{KeyRef, StorageKey};
 use crate::limit::RateLimit;
 pub use crate::limiter::{apply, apply_batch, apply_with_cas};
 use crate::strategy::{BuiltIn, Op, Verdict};
@@ -187,8 +192,9 @@ pub struct Versioned {
 /// ([`apply_with_cas`]) runs over the required core.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyOp<'a> {
-    /// The stored key.
-    pub key: &'a StorageKey,
+    /// The stored key: in its parts on the limiter's hot path, so that a storage that
+    /// needs no text builds none ([`KeyRef::to_storage_key`] builds it).
+    pub key: KeyRef<'a>,
     /// The limit the key counts against.
     pub limit: &'a RateLimit,
     /// What to do.

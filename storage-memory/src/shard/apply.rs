@@ -12,6 +12,7 @@ use limiter_core::{RateLimit, Timestamp};
 use super::room::HEAP_GROWTH;
 use super::value::{grows, run, Value};
 use super::{deadline, Shard};
+use crate::place::StoredKey;
 
 /// A copy of a stored inline state, for a batch to run on: the batch's operations
 /// change the copy, and the copy replaces the state only if the whole batch passes.
@@ -51,7 +52,7 @@ impl Shard {
     pub(crate) fn apply(
         &mut self,
         builtin: BuiltIn,
-        key: &[u8],
+        key: &StoredKey<'_>,
         hash: u64,
         limit: &RateLimit,
         op: Op,
@@ -67,7 +68,7 @@ impl Shard {
     pub(crate) fn apply_with(
         &mut self,
         builtin: BuiltIn,
-        key: &[u8],
+        key: &StoredKey<'_>,
         hash: u64,
         limit: &RateLimit,
         op: Op,
@@ -184,7 +185,7 @@ impl Shard {
     fn refuse(
         &mut self,
         builtin: BuiltIn,
-        key: &[u8],
+        key: &StoredKey<'_>,
         hash: u64,
         limit: &RateLimit,
         cost: u64,
@@ -211,14 +212,15 @@ impl Shard {
     pub(crate) fn inline_copies(
         &self,
         builtin: BuiltIn,
-        keys: &[(&[u8], u64)],
+        keys: &[(StoredKey<'_>, u64)],
         at: Timestamp,
         copies: &mut [InlineCopy],
     ) -> bool {
         if grows(builtin) || keys.len() > copies.len() {
             return false;
         }
-        for (i, &(key, hash)) in keys.iter().enumerate() {
+        for (i, (key, hash)) in keys.iter().enumerate() {
+            let hash = *hash;
             let Some(pos) = self.find(key, hash) else {
                 return false;
             };

@@ -43,6 +43,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::bound::Bound;
+use crate::place::StoredKey;
 pub(crate) use apply::InlineCopy;
 pub(crate) use expiry::deadline;
 use expiry::SWEEP_ON_INSERT;
@@ -167,12 +168,13 @@ impl Shard {
     /// The slot says where both the entry and the key's bytes are, so that the two
     /// loads (likely cache misses with many keys) are issued together, not one after
     /// the other.
-    fn find(&self, key: &[u8], hash: u64) -> Option<usize> {
+    fn find(&self, key: &StoredKey<'_>, hash: u64) -> Option<usize> {
         let (entries, keys) = (&self.entries, &self.keys);
         self.index
             .find(hash, |slot| {
                 let at = slot.key_at as usize;
-                keys.get(at..at + key.len()) == Some(key)
+                keys.get(at..at + key.len())
+                    .is_some_and(|stored| key.matches(stored))
                     && entries
                         .get(slot.pos as usize)
                         .is_some_and(|e| e.key_len as usize == key.len() && e.hash == hash)
@@ -181,7 +183,12 @@ impl Shard {
     }
 
     /// `key`'s bytes and version, if it is live at `now`.
-    pub(crate) fn get(&mut self, key: &[u8], hash: u64, now: u64) -> Option<(Vec<u8>, u64)> {
+    pub(crate) fn get(
+        &mut self,
+        key: &StoredKey<'_>,
+        hash: u64,
+        now: u64,
+    ) -> Option<(Vec<u8>, u64)> {
         let tick = self.next_tick();
         let at = self.find(key, hash)?;
         let entry = self.entries.get_mut(at)?;
@@ -197,7 +204,7 @@ impl Shard {
     /// expired); whether it wrote.
     pub(crate) fn compare_and_set(
         &mut self,
-        key: &[u8],
+        key: &StoredKey<'_>,
         hash: u64,
         expected: Option<u64>,
         value: &[u8],
@@ -249,7 +256,7 @@ impl Shard {
     }
 
     /// Removes `key`; whether it was present.
-    pub(crate) fn delete(&mut self, key: &[u8], hash: u64) -> bool {
+    pub(crate) fn delete(&mut self, key: &StoredKey<'_>, hash: u64) -> bool {
         match self.find(key, hash) {
             Some(at) => {
                 self.remove_at(at);
@@ -275,7 +282,7 @@ impl Shard {
     /// [`make_room`](Self::make_room) for when it cannot).
     fn insert(
         &mut self,
-        key: &[u8],
+        key: &StoredKey<'_>,
         hash: u64,
         value: Value,
         expires: u64,
@@ -299,7 +306,7 @@ impl Shard {
             self.released(1, cost);
             return false;
         }
-        self.keys.extend_from_slice(key);
+        key.append_to(&mut self.keys);
         self.bytes += cost;
         self.version = self.version.wrapping_add(1);
         let entry = Entry {
@@ -410,13 +417,22 @@ mod tests {
     use limiter_core::strategy::state::InlineState;
 
     pub(crate) fn put(shard: &mut Shard, key: &str, hash: u64, expires: u64) {
-        let current = shard.get(key.as_bytes(), hash, 0).map(|(_, v)| v);
-        assert!(shard.compare_and_set(key.as_bytes(), hash, current, key.as_bytes(), expires, 0));
+        let current = shard
+            .get(&StoredKey::from(key.as_bytes()), hash, 0)
+            .map(|(_, v)| v);
+        assert!(shard.compare_and_set(
+            &StoredKey::from(key.as_bytes()),
+            hash,
+            current,
+            key.as_bytes(),
+            expires,
+            0
+        ));
     }
 
     pub(crate) fn has(shard: &mut Shard, key: &str, hash: u64, now: u64) -> bool {
         shard
-            .get(key.as_bytes(), hash, now)
+            .get(&StoredKey::from(key.as_bytes()), hash, now)
             .is_some_and(|(value, _)| value == key.as_bytes())
     }
 
@@ -436,8 +452,8 @@ mod tests {
         }
         // Removing some keys of a hash leaves the others of that hash findable.
         for (i, key) in keys.iter().enumerate().step_by(3) {
-            assert!(shard.delete(key.as_bytes(), hash(i)));
-            assert!(!shard.delete(key.as_bytes(), hash(i)));
+            assert!(shard.delete(&StoredKey::from(key.as_bytes()), hash(i)));
+            assert!(!shard.delete(&StoredKey::from(key.as_bytes()), hash(i)));
             shard.check_invariants();
         }
         for (i, key) in keys.iter().enumerate() {
@@ -473,7 +489,7 @@ mod tests {
         }
         let full = shard.keys.len();
         for (i, key) in keys.iter().enumerate().filter(|(i, _)| i % 4 != 0) {
-            assert!(shard.delete(key.as_bytes(), i as u64));
+            assert!(shard.delete(&StoredKey::from(key.as_bytes()), i as u64));
             shard.check_invariants();
         }
         assert!(shard.keys.len() < full, "rebuilt");

@@ -21,6 +21,7 @@ use limiter_core::strategy::BuiltIn;
 use super::value::{grows, Value};
 use super::Shard;
 use crate::bound::Bound;
+use crate::place::StoredKey;
 
 /// How many random entries an eviction compares.
 pub(super) const EVICTION_SAMPLE: usize = 8;
@@ -85,7 +86,7 @@ impl Shard {
     /// no room.
     pub(super) fn grow_room(
         &mut self,
-        key: &[u8],
+        key: &StoredKey<'_>,
         hash: u64,
         pos: usize,
         extra: usize,
@@ -121,7 +122,7 @@ impl Shard {
     pub(super) fn heap_room(
         &mut self,
         builtin: BuiltIn,
-        key: &[u8],
+        key: &StoredKey<'_>,
         hash: u64,
         pos: usize,
         now: u64,
@@ -331,10 +332,10 @@ mod tests {
             assert_eq!(shard.len(), 30);
         }
         for i in (0..60u64).step_by(4) {
-            shard.delete(format!("k{i}").as_bytes(), i % 7);
+            shard.delete(&StoredKey::from(format!("k{i}").as_bytes()), i % 7);
             check(&shard);
         }
-        let _ = shard.get(b"k1", 1, 20);
+        let _ = shard.get(&StoredKey::from(&b"k1"[..]), 1, 20);
         shard.sweep(u64::MAX - 1, 5, None);
         check(&shard);
         shard.purge(u64::MAX);
@@ -365,7 +366,7 @@ mod tests {
             let verdict = shard
                 .apply(
                     BuiltIn::MovingWindow,
-                    key.as_bytes(),
+                    &StoredKey::from(key.as_bytes()),
                     t % 7 + (t % 50) * 7,
                     &limit,
                     Op::Hit { cost: 1 },
@@ -385,7 +386,7 @@ mod tests {
             }
             if t % 11 == 0 {
                 shard.delete(
-                    format!("cas-{}", t - t % 5).as_bytes(),
+                    &StoredKey::from(format!("cas-{}", t - t % 5).as_bytes()),
                     u64::MAX - (t - t % 5),
                 );
                 check(&shard);
