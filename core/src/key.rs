@@ -48,6 +48,16 @@ impl Key {
         Key::default()
     }
 
+    /// An empty key with room for `bytes` bytes of identifiers (each takes its
+    /// length, one more for its separator, and two more per `%`, `/`, `{` or `}`
+    /// in it) before it reallocates.
+    pub fn with_capacity(bytes: usize) -> Key {
+        Key {
+            escaped: String::with_capacity(bytes),
+            len: 0,
+        }
+    }
+
     /// Appends one identifier.
     pub fn push(&mut self, identifier: &str) {
         self.escaped.push('/');
@@ -89,17 +99,24 @@ impl<const N: usize> From<[&str; N]> for Key {
     }
 }
 
-/// Appends `part` to `out`, escaping `%`, `/`, `{` and `}`.
+/// Appends `part` to `out`, escaping `%`, `/`, `{` and `}`: the runs between them
+/// are copied whole.
 pub(crate) fn escape_into(out: &mut String, part: &str) {
-    for c in part.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '/' => out.push_str("%2F"),
-            '{' => out.push_str("%7B"),
-            '}' => out.push_str("%7D"),
-            c => out.push(c),
-        }
+    let mut start = 0;
+    for (at, byte) in part.bytes().enumerate() {
+        let escaped = match byte {
+            b'%' => "%25",
+            b'/' => "%2F",
+            b'{' => "%7B",
+            b'}' => "%7D",
+            _ => continue,
+        };
+        // ASCII bytes: `at` and `at + 1` are character boundaries.
+        out.push_str(part.get(start..at).unwrap_or_default());
+        out.push_str(escaped);
+        start = at + 1;
     }
+    out.push_str(part.get(start..).unwrap_or_default());
 }
 
 /// The escaped form of `part`.
@@ -535,6 +552,24 @@ mod tests {
             "18446744073709551616/1/second",
         ] {
             assert_eq!(named(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn escaping_copies_runs_and_replaces_each_special_byte() {
+        let by_char = |part: &str| -> String {
+            part.chars()
+                .map(|c| match c {
+                    '%' => "%25".to_owned(),
+                    '/' => "%2F".to_owned(),
+                    '{' => "%7B".to_owned(),
+                    '}' => "%7D".to_owned(),
+                    c => c.to_string(),
+                })
+                .collect()
+        };
+        for part in ["", "/", "%%", "é/ü{ß}", "a/b/c", "{}", "plain", "/x%", "日本/語"] {
+            assert_eq!(escape(part), by_char(part), "{part}");
         }
     }
 

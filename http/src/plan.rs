@@ -282,7 +282,15 @@ impl HttpLimiter {
         let Some(client) = set.key.extract(request) else {
             return;
         };
-        let mut key = Key::default();
+        // Room for the parts and their separators, and a few escapes, in one
+        // allocation.
+        let prefix_len = self.inner.key_prefix.as_ref().map_or(0, |p| p.len() + 1);
+        let scope_len = match (&set.scope, route) {
+            (Scope::Route, Some(route)) => route.len() + 8,
+            (Scope::Shared(scope), _) => scope.len(),
+            _ => 10,
+        };
+        let mut key = Key::with_capacity(prefix_len + client.as_str().len() + scope_len + 16);
         if let Some(prefix) = &self.inner.key_prefix {
             key.push(prefix);
         }
