@@ -3,7 +3,10 @@
 # timings. Only the timed loop of the hot_path example is counted (setup, key
 # creation and clock calibration excluded), divided by its number of hits.
 #
-#   scripts/instructions.sh [CASE...]    (CASE: strategy:keys, e.g. gcra:1 governor:100000)
+#   scripts/instructions.sh [CASE...]    (CASE: strategy:keys, e.g. gcra:1 governor:100000;
+#                                         or http:VARIANT:CLIENTS, e.g. http:limiter:1, for
+#                                         instructions per request through bare axum, the
+#                                         layer or tower_governor, in process)
 #   HOT_PATH_BIN=path/to/hot_path scripts/instructions.sh   (count another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +34,29 @@ count() {
     --toggle-collect='hot_path::timed' "$bin" "$1" "$2" "$3" 2>&1 |
     sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
 }
+# Instructions per request of the request_path example: a run of N requests less a
+# run of none (setup and one-time costs cancel out).
+requests=50000
+count_http() {
+  local total
+  total() {
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$request_bin" "$1" "$2" "$3" 2>&1 |
+      sed -n 's/.*refs: *//p' | tr -d ,
+  }
+  echo "($(total "$1" "$2" "$requests") - $(total "$1" "$2" 0)) / $requests" | bc -l
+}
+request_bin=""
 printf '%-16s %8s %14s\n' case keys instr/hit
 for case in "${cases[@]}"; do
+  if [[ $case == http:* ]]; then
+    if [ -z "$request_bin" ]; then
+      cargo build --quiet --release -p limiter-bench-http --example request_path
+      request_bin=target/release/examples/request_path
+    fi
+    rest=${case#http:}
+    printf '%-16s %8s %14.1f\n' "http:${rest%%:*}" "${rest##*:}" "$(count_http "${rest%%:*}" "${rest##*:}")"
+    continue
+  fi
   s=${case%%:*}
   keys=${case##*:}
   n=$(count "$s" "$keys" "$hits")

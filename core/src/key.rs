@@ -568,7 +568,17 @@ mod tests {
                 })
                 .collect()
         };
-        for part in ["", "/", "%%", "é/ü{ß}", "a/b/c", "{}", "plain", "/x%", "日本/語"] {
+        for part in [
+            "",
+            "/",
+            "%%",
+            "é/ü{ß}",
+            "a/b/c",
+            "{}",
+            "plain",
+            "/x%",
+            "日本/語",
+        ] {
             assert_eq!(escape(part), by_char(part), "{part}");
         }
     }

@@ -15,15 +15,15 @@ use crate::strategy::{FixedWindow, Op, Strategy, Verdict};
 
 mod backoff;
 mod builder;
-mod coalesce;
 #[macro_use]
 mod dispatch;
+mod coalesce;
 mod rejections;
 mod wait;
 
 use wait::Timer;
 
-use coalesce::Coalescer;
+use coalesce::{Coalescer, Path};
 use rejections::Rejections;
 
 pub use builder::RateLimiterBuilder;
@@ -148,16 +148,27 @@ macro_rules! run_limiter_op {
             None => {
                 let (storage, strategy): (&dyn Storage, &dyn Strategy) =
                     (&*inner.storage, &*inner.strategy);
-                let answer = match (strategy.builtin(), storage.abilities().get_native()) {
-                    (Some(builtin), Some(native)) => native.apply(builtin, key_op),
-                    _ => Answer::Declined,
+                let native = match (strategy.builtin(), storage.abilities().get_native()) {
+                    (Some(builtin), Some(native)) => Some((native, builtin)),
+                    _ => None,
+                };
+                let answer = match (native, &inner.coalescer) {
+                    // Coalesced: the unit goes through the storage's own operations.
+                    (Some(_), Some(_)) => Answer::Declined,
+                    (Some((native, builtin)), None) => native.apply(builtin, key_op),
+                    (None, _) => Answer::Declined,
                 };
                 let result = match answer {
                     Answer::Ready(result) => result,
                     Answer::Pending(future) => future.await,
                     Answer::Declined => match &inner.coalescer {
                         Some(coalescer) => {
-                            Box::pin(coalescer.run(storage, strategy, inner.max_attempts, key_op))
+                            let path = match native {
+                                Some((native, builtin)) => Path::Native(native, builtin),
+                                None => Path::Generic,
+                            };
+                            let max_attempts = inner.max_attempts;
+                            Box::pin(coalescer.run(path, storage, strategy, max_attempts, key_op))
                                 .await
                         }
                         None => {

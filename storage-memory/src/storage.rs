@@ -9,8 +9,8 @@ use limiter_core::storage::{
     async_trait, Abilities, Answer, Batch, ClearAll, Expiry, KeyOp, KeyRef, NativeStrategies,
     Storage, StorageKey, Version, Versioned,
 };
-use limiter_core::strategy::{BuiltIn, StateError, Verdict};
-use limiter_core::{StorageError, StorageErrorKind, Timestamp};
+use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
+use limiter_core::{RateLimit, StorageError, StorageErrorKind, Timestamp};
 use parking_lot::MutexGuard;
 
 use crate::place::KeyBuf;
@@ -112,5 +112,27 @@ impl NativeStrategies for MemoryStorage {
 
     fn batch<'a>(&'a self, strategy: BuiltIn, batch: Batch<'a>) -> Answer<'a, Vec<Verdict>> {
         Answer::Ready(self.batch_now(strategy, batch.items(), batch.cost(), batch.now()))
+    }
+
+    /// Every operation in turn under one lock of the key's shard.
+    fn apply_many<'a>(
+        &'a self,
+        strategy: BuiltIn,
+        key: KeyRef<'a>,
+        limit: &'a RateLimit,
+        ops: &'a [(Op, Timestamp)],
+    ) -> Answer<'a, Vec<Verdict>> {
+        let mut buf = KeyBuf::new();
+        let place = self.place(key, &mut buf);
+        let mut shard = self.lock(place.shard);
+        let verdicts = ops
+            .iter()
+            .map(|&(op, now)| {
+                shard
+                    .apply(strategy, &place.key, place.hash, limit, op, now)
+                    .map_err(|e| corrupt(strategy, key, &e))
+            })
+            .collect();
+        Answer::Ready(verdicts)
     }
 }

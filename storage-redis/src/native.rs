@@ -1,4 +1,5 @@
-//! The native operations: one Lua script, one round trip, per decision.
+//! The native operations: one Lua script, one round trip, per decision, or per unit
+//! of coalesced calls on one key (`apply_many`).
 //!
 //! A limit whose numbers the scripts' double-precision arithmetic cannot hold exactly
 //! is declined up front (the limiter then takes its generic path). A state whose
@@ -8,7 +9,7 @@
 
 use fred::types::{Key, Value};
 use limiter_core::storage::{
-    apply_batch, apply_with_cas, Answer, Batch, BatchItem, KeyOp, NativeStrategies,
+    apply_batch, apply_with_cas, Answer, Batch, BatchItem, KeyOp, KeyRef, NativeStrategies,
 };
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{RateLimit, StorageError, Timestamp, DEFAULT_MAX_ATTEMPTS};
@@ -147,6 +148,82 @@ impl RedisStorage {
         }
     }
 
+    /// The several-operations script for `ops` on `key`, then, from the first
+    /// operation it could not compute exactly, each of the rest on its own (script or
+    /// generic path).
+    async fn run_many_script(
+        &self,
+        strategy: BuiltIn,
+        key: KeyRef<'_>,
+        limit: &RateLimit,
+        ops: &[(Op, Timestamp)],
+    ) -> Result<Vec<Verdict>, StorageError> {
+        let operation = strategy.name();
+        let redis_key = self.redis_key(&key.to_storage_key());
+        let Some(script) = self.scripts().many(strategy) else {
+            return Err(StorageError::unsupported(operation));
+        };
+        let mut args = Vec::with_capacity(3 + 5 * ops.len());
+        args.extend([
+            num(limit.amount()),
+            num(limit.window_ms()),
+            num(limit.burst()),
+        ]);
+        for &(op, now) in ops {
+            let (kind, cost, at) = parts(op);
+            args.extend([
+                Value::from(kind),
+                num(now.as_millis()),
+                num(cost),
+                num(at),
+                Value::Bytes(self.next_version()),
+            ]);
+        }
+        let keys = vec![Key::from(redis_key.as_str())];
+        let words: Vec<i64> = self
+            .run_script(script, operation, &redis_key, keys, args)
+            .await?;
+        let (ran, fell_back) = match words.split_last() {
+            Some((-1, ran)) => (ran, true),
+            _ => (words.as_slice(), false),
+        };
+        let bad = || {
+            error::protocol(
+                operation,
+                &redis_key,
+                format!("{} numbers for {} operations", words.len(), ops.len()),
+            )
+        };
+        if ran.len() % 5 != 0
+            || ran.len() / 5 > ops.len()
+            || (!fell_back && ran.len() / 5 != ops.len())
+        {
+            return Err(bad());
+        }
+        let mut verdicts = ran
+            .chunks_exact(5)
+            .map(|w| verdict(operation, &redis_key, w.get(..4).unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The rest, one by one: the rare state the script cannot compute exactly.
+        for &(op, now) in ops.get(verdicts.len()..).unwrap_or_default() {
+            let key_op = KeyOp {
+                key,
+                limit,
+                op,
+                now,
+            };
+            let verdict = match NativeStrategies::apply(self, strategy, key_op) {
+                Answer::Ready(result) => result?,
+                Answer::Pending(future) => future.await?,
+                Answer::Declined => {
+                    apply_with_cas(self, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, key_op).await?
+                }
+            };
+            verdicts.push(verdict);
+        }
+        Ok(verdicts)
+    }
+
     /// The batch script; `None` when it fell back.
     async fn run_batch_script(
         &self,
@@ -243,5 +320,22 @@ impl NativeStrategies for RedisStorage {
                 None => apply_batch(self, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, batch).await,
             }
         })
+    }
+
+    fn apply_many<'a>(
+        &'a self,
+        strategy: BuiltIn,
+        key: KeyRef<'a>,
+        limit: &'a RateLimit,
+        ops: &'a [(Op, Timestamp)],
+    ) -> Answer<'a, Vec<Verdict>> {
+        if self.scripts().many(strategy).is_none()
+            || !ops
+                .iter()
+                .all(|(op, _)| runs_natively(strategy, limit, op.cost()))
+        {
+            return Answer::Declined;
+        }
+        Answer::pending(self.run_many_script(strategy, key, limit, ops))
     }
 }

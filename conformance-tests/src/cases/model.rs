@@ -627,3 +627,91 @@ pub async fn matches_the_reference_model(ctx: &Ctx) {
     };
     drive(ctx, &ctx.limiter(), 0x004D_4F44_454C, &mut model).await;
 }
+
+/// [`apply_many`](limiter_core::storage::NativeStrategies::apply_many), what the
+/// limiter's coalescing sends, against the same operations one at a time: seeded runs
+/// of 1 to 12 operations (hits and tests of costs 1 to one above the amount, refunds
+/// of earlier times, each with its own time, 0 to 400 ms apart and sometimes a step
+/// back) on one key, and the same operations through
+/// [`apply`](limiter_core::storage::NativeStrategies::apply) one by one on a second
+/// key: the same verdicts in order, and the same stored bytes after every run. A
+/// storage that declines `apply_many` (or, in `cas_only` mode, has no native
+/// operations) is reported as not running it: the limiter then sends the operations
+/// one by one anyway.
+pub async fn several_operations_equal_one_at_a_time(ctx: &Ctx) {
+    use limiter_core::storage::{apply, Answer, KeyOp};
+    use limiter_core::DEFAULT_MAX_ATTEMPTS;
+
+    let storage = ctx.storage();
+    let Some(native) = storage.abilities().get_native() else {
+        ctx.not_run("native strategies");
+        return;
+    };
+    let builtin = ctx.strategy();
+    let limit = ctx.limit("5 per second");
+    let limiter = ctx.builder().build();
+    let (many, one) = (
+        limiter.storage_key(&limit, &Key::from("many")),
+        limiter.storage_key(&limit, &Key::from("one-by-one")),
+    );
+    let mut rng = Rng::new(seed(ctx, 7));
+    let mut now = ctx.now().as_millis();
+    let mut declined = 0;
+    for run in 0..30 {
+        let mut ops = Vec::new();
+        for _ in 0..rng.range(1, 12) {
+            now = if rng.chance(10) {
+                now.saturating_sub(rng.range(0, 300))
+            } else {
+                now + rng.range(0, 400)
+            };
+            let at = Timestamp::from_millis(now);
+            let cost = rng.range(1, limit.amount() + 1);
+            let op = match rng.range(0, 9) {
+                0..=5 => Op::Hit { cost },
+                6..=7 => Op::Test { cost },
+                _ => Op::Refund {
+                    cost,
+                    at: Timestamp::from_millis(now.saturating_sub(rng.range(0, 900))),
+                },
+            };
+            ops.push((op, at));
+        }
+        let answer = native.apply_many(builtin, (&many).into(), &limit, &ops);
+        let together = match answer {
+            Answer::Ready(result) => result,
+            Answer::Pending(future) => future.await,
+            Answer::Declined => {
+                declined += 1;
+                continue;
+            }
+        };
+        let together = ctx.ok(together, format_args!("run {run}: apply_many {ops:?}"));
+        let mut alone = Vec::new();
+        for &(op, at) in &ops {
+            let key_op = KeyOp {
+                key: (&one).into(),
+                limit: &limit,
+                op,
+                now: at,
+            };
+            let result = apply(&**storage, builtin.strategy(), DEFAULT_MAX_ATTEMPTS, key_op).await;
+            alone.push(ctx.ok(result, format_args!("run {run}: {op:?} at {at}")));
+        }
+        ensure_eq!(
+            ctx,
+            together,
+            alone,
+            "run {run}: the verdicts of {ops:?} together and one at a time"
+        );
+        let last = ops.iter().map(|(_, at)| *at).max().unwrap_or(ctx.now());
+        let stored = |key| async move {
+            ctx.ok(storage.get(key, last).await, "get").map(|v| v.value)
+        };
+        let (a, b) = (stored(&many).await, stored(&one).await);
+        ensure_eq!(ctx, a, b, "run {run}: the bytes stored after {ops:?}");
+    }
+    if declined > 0 {
+        ctx.note(format_args!("apply_many declined {declined} of 30 runs"));
+    }
+}

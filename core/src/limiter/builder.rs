@@ -177,16 +177,18 @@ impl RateLimiterBuilder {
         self
     }
 
-    /// Whether to coalesce concurrent calls on one stored key on the generic path, at
-    /// most `Some(max_batch)` calls per unit, or not (`None`).
+    /// Whether to coalesce concurrent calls on one stored key, at most
+    /// `Some(max_batch)` calls per unit, or not (`None`).
     ///
     /// While a decision on a key is in flight, later calls on the same key in this
     /// process queue up; when it completes, the queued calls go to the storage as one
-    /// unit: one `get` and one `compare_and_set` that apply each call's operation in
-    /// arrival order, each with its own verdict. The outcome is that of the calls run
-    /// one at a time in some order. No call waits for a timer: a lone call goes at
-    /// once. Storages that run the strategy natively are not affected, and multi-limit
-    /// [`hit_all`](RateLimiter::hit_all) calls on the generic path are not coalesced.
+    /// unit: on the generic path, one `get` and one `compare_and_set` that apply each
+    /// call's operation in arrival order, each with its own verdict; on a storage that
+    /// runs the strategy natively, one
+    /// [`apply_many`](crate::storage::NativeStrategies::apply_many) (one script call
+    /// on Redis). The outcome is that of the calls run one at a time in some order. No
+    /// call waits for a timer: a lone call goes at once. Multi-limit
+    /// [`hit_all`](RateLimiter::hit_all) calls are not coalesced.
     ///
     /// Default: `Some(DEFAULT_MAX_BATCH)` (64) for network storages, where a hot key
     /// would otherwise cost every caller a round trip per lost compare-and-set race;

@@ -1,7 +1,11 @@
-//! Group commit on the generic path: while one decision on a stored key is in flight in
-//! this process, later calls on that key wait in a FIFO queue; when it completes, the
-//! queued calls go together as one unit, one `get` and one `compare_and_set` that
-//! apply every queued operation in arrival order, each with its own verdict.
+//! Group commit: while one decision on a stored key is in flight in this process,
+//! later calls on that key wait in a FIFO queue; when it completes, the queued calls
+//! go together as one unit, each with its own verdict: on the generic path one `get`
+//! and one `compare_and_set` that apply every queued operation in arrival order; on a
+//! storage that runs the strategy natively, one
+//! [`apply_many`](crate::storage::NativeStrategies::apply_many), which the storage
+//! runs as one atomic step (one script call on Redis), or, if it declines, each
+//! operation in turn.
 //!
 //! There is no timer: a lone call goes at once, and a queue forms only behind a call
 //! already waiting on the storage. A unit holds at most `max_batch` calls.
@@ -31,10 +35,11 @@ use std::time::Duration;
 
 use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
-use crate::storage::{KeyOp, KeyRef, Storage};
-use crate::strategy::{Op, Strategy, Verdict};
+use crate::storage::{Answer, KeyOp, KeyRef, NativeStrategies, Storage};
+use crate::strategy::{BuiltIn, Op, Strategy, Verdict};
 
 use super::backoff::Backoff;
+use super::dispatch::apply_with_cas;
 
 const SHARDS: usize = 16;
 
@@ -126,6 +131,7 @@ impl Coalescer {
     /// behind the one in flight.
     pub(crate) async fn run(
         &self,
+        path: Path<'_>,
         storage: &dyn Storage,
         strategy: &dyn Strategy,
         max_attempts: u32,
@@ -176,7 +182,7 @@ impl Coalescer {
             write_sent: false,
             finished: false,
         };
-        let result = leader.run(storage, strategy, max_attempts, op).await;
+        let result = leader.run(path, storage, strategy, max_attempts, op).await;
         leader.finish();
         result
     }
@@ -264,6 +270,7 @@ struct Leader<'c> {
 impl Leader<'_> {
     async fn run(
         &mut self,
+        path: Path<'_>,
         storage: &dyn Storage,
         strategy: &dyn Strategy,
         max_attempts: u32,
@@ -274,15 +281,29 @@ impl Leader<'_> {
         let ops: Vec<(Op, Timestamp)> = std::iter::once((op.op, op.now))
             .chain(self.followers.iter().map(|w| (w.op, w.now)))
             .collect();
-        let outcome = run_unit(
-            storage,
-            strategy,
-            max_attempts,
-            op,
-            &ops,
-            &mut self.write_sent,
-        )
-        .await;
+        let outcome = match path {
+            Path::Generic => {
+                run_unit(
+                    storage,
+                    strategy,
+                    max_attempts,
+                    op,
+                    &ops,
+                    &mut self.write_sent,
+                )
+                .await
+            }
+            Path::Native(native, builtin) => {
+                let unit = NativeUnit {
+                    native,
+                    builtin,
+                    storage,
+                    strategy,
+                    max_attempts,
+                };
+                unit.run(op, &ops, &mut self.write_sent).await
+            }
+        };
         match outcome {
             Ok(verdicts) => {
                 #[cfg(test)]
@@ -337,6 +358,75 @@ impl Drop for Leader<'_> {
         // Unapplied followers lead their own unit; or the queue moves on.
         let followers = std::mem::take(&mut self.followers);
         self.coalescer.hand_off(self.key, followers);
+    }
+}
+
+/// How a unit reaches the storage.
+#[derive(Clone, Copy)]
+pub(crate) enum Path<'s> {
+    /// The compare-and-set core ([`run_unit`]).
+    Generic,
+    /// The storage's own operations for a built-in strategy ([`NativeUnit`]).
+    Native(&'s dyn NativeStrategies, BuiltIn),
+}
+
+/// One unit through the storage's own operations: one
+/// [`apply_many`](NativeStrategies::apply_many) for the whole unit, or, when the
+/// storage declines it, each operation in turn as the limiter would send it alone.
+struct NativeUnit<'s> {
+    native: &'s dyn NativeStrategies,
+    builtin: BuiltIn,
+    storage: &'s dyn Storage,
+    strategy: &'s dyn Strategy,
+    max_attempts: u32,
+}
+
+impl NativeUnit<'_> {
+    async fn run(
+        &self,
+        first: KeyOp<'_>,
+        ops: &[(Op, Timestamp)],
+        write_sent: &mut bool,
+    ) -> Result<Vec<Verdict>, StorageError> {
+        if ops.len() > 1 {
+            let answer = self
+                .native
+                .apply_many(self.builtin, first.key, first.limit, ops);
+            let verdicts = match answer {
+                Answer::Ready(verdicts) => Some(verdicts),
+                Answer::Pending(future) => {
+                    *write_sent = true;
+                    Some(future.await)
+                }
+                Answer::Declined => None,
+            };
+            if let Some(verdicts) = verdicts {
+                let verdicts = verdicts?;
+                if verdicts.len() != ops.len() {
+                    let message =
+                        format!("{} verdicts for {} operations", verdicts.len(), ops.len());
+                    return Err(StorageError::new(
+                        StorageErrorKind::Protocol,
+                        "apply_many",
+                        message,
+                    )
+                    .with_key(first.key.to_string()));
+                }
+                return Ok(verdicts);
+            }
+        }
+        let mut verdicts = Vec::with_capacity(ops.len());
+        for &(op, now) in ops {
+            let key_op = KeyOp { op, now, ..first };
+            *write_sent = true;
+            verdicts.push(run_op!(
+                self.storage,
+                self.strategy,
+                self.max_attempts,
+                key_op
+            )?);
+        }
+        Ok(verdicts)
     }
 }
 
@@ -412,6 +502,75 @@ mod tests {
         inner: TinyStorage,
         gets: AtomicU32,
         sets: AtomicU32,
+        /// Whether it runs the built-in strategies itself ([`NativeStrategies`]).
+        native: bool,
+        /// Native calls: `apply` and `apply_many` alike.
+        applies: AtomicU32,
+    }
+
+    impl Slow {
+        /// `ops` in turn on `key`'s state, as one atomic step (a unit never races
+        /// another on one key), after a few yields.
+        async fn run_many(
+            &self,
+            builtin: BuiltIn,
+            key: KeyRef<'_>,
+            limit: &RateLimit,
+            ops: &[(Op, Timestamp)],
+        ) -> Result<Vec<Verdict>, StorageError> {
+            self.applies.fetch_add(1, Ordering::SeqCst);
+            yields(3).await;
+            let key = key.to_storage_key();
+            let current = self.inner.get(&key, Timestamp::ZERO).await?;
+            let version = current.as_ref().map(|v| v.version);
+            let mut state = current.map(|v| v.value).unwrap_or_default();
+            let mut verdicts = Vec::new();
+            let mut write = None;
+            for &(op, now) in ops {
+                let transition = builtin
+                    .strategy()
+                    .apply(limit, &mut state, op, now)
+                    .map_err(|e| {
+                        StorageError::new(StorageErrorKind::Corrupt, "apply", e.to_string())
+                    })?;
+                if let Some(ttl) = transition.write {
+                    write = Some((ttl, now));
+                }
+                verdicts.push(transition.verdict);
+            }
+            if let Some((ttl, now)) = write {
+                let set = self
+                    .inner
+                    .compare_and_set(&key, version, &state, ttl, now)
+                    .await?;
+                assert!(set, "a native unit raced");
+            }
+            Ok(verdicts)
+        }
+    }
+
+    impl NativeStrategies for Slow {
+        fn apply<'a>(&'a self, strategy: BuiltIn, op: KeyOp<'a>) -> Answer<'a, Verdict> {
+            Answer::Pending(Box::pin(async move {
+                let verdicts = self
+                    .run_many(strategy, op.key, op.limit, &[(op.op, op.now)])
+                    .await?;
+                verdicts
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| StorageError::new(StorageErrorKind::Other, "apply", "none"))
+            }))
+        }
+
+        fn apply_many<'a>(
+            &'a self,
+            strategy: BuiltIn,
+            key: KeyRef<'a>,
+            limit: &'a RateLimit,
+            ops: &'a [(Op, Timestamp)],
+        ) -> Answer<'a, Vec<Verdict>> {
+            Answer::Pending(Box::pin(self.run_many(strategy, key, limit, ops)))
+        }
     }
 
     async fn yields(n: u32) {
@@ -464,6 +623,15 @@ mod tests {
         async fn check(&self) -> Result<(), StorageError> {
             Ok(())
         }
+
+        fn abilities(&self) -> crate::storage::Abilities<'_> {
+            let abilities = crate::storage::Abilities::new();
+            if self.native {
+                abilities.native(self)
+            } else {
+                abilities
+            }
+        }
     }
 
     fn strategy(index: usize) -> &'static dyn Strategy {
@@ -485,7 +653,25 @@ mod tests {
         calls: &[(Op, Timestamp)],
         max_batch: usize,
     ) -> Vec<usize> {
-        let storage = Slow::default();
+        check_serial_on(strategy, limit, calls, max_batch, false)
+    }
+
+    /// [`check_serial`] through the storage's own operations when `native`.
+    fn check_serial_on(
+        strategy: &'static dyn Strategy,
+        limit: RateLimit,
+        calls: &[(Op, Timestamp)],
+        max_batch: usize,
+        native: bool,
+    ) -> Vec<usize> {
+        let storage = Slow {
+            native,
+            ..Slow::default()
+        };
+        let path = match strategy.builtin() {
+            Some(builtin) if native => Path::Native(&storage, builtin),
+            _ => Path::Generic,
+        };
         let coalescer = Coalescer::new(max_batch);
         let key = StorageKey::new("model", "key");
         let results = futures::executor::block_on(futures::future::join_all(calls.iter().map(
@@ -496,7 +682,7 @@ mod tests {
                     op,
                     now,
                 };
-                coalescer.run(&storage, strategy, 16, key_op)
+                coalescer.run(path, &storage, strategy, 16, key_op)
             },
         )));
         let units = lock(&coalescer.log).clone();
@@ -523,9 +709,15 @@ mod tests {
             .map(|v| v.value)
             .unwrap_or_default();
         assert_eq!(stored, state, "the stored state is the serial order's");
-        // One read per unit, at most one write per unit: nothing raced.
-        assert_eq!(storage.gets.load(Ordering::SeqCst) as usize, units.len());
-        assert!(storage.sets.load(Ordering::SeqCst) as usize <= units.len());
+        if native {
+            // One native call per unit, and nothing on the generic path.
+            assert_eq!(storage.applies.load(Ordering::SeqCst) as usize, units.len());
+            assert_eq!(storage.gets.load(Ordering::SeqCst), 0);
+        } else {
+            // One read per unit, at most one write per unit: nothing raced.
+            assert_eq!(storage.gets.load(Ordering::SeqCst) as usize, units.len());
+            assert!(storage.sets.load(Ordering::SeqCst) as usize <= units.len());
+        }
         units.iter().map(Vec::len).collect()
     }
 
@@ -538,6 +730,7 @@ mod tests {
 
         #[test]
         fn coalesced_units_equal_a_serial_order(
+            native in proptest::bool::ANY,
             strategy_index in 0usize..4,
             amount in 1u64..6,
             max_batch in 1usize..9,
@@ -558,7 +751,7 @@ mod tests {
                     (op, now)
                 })
                 .collect();
-            let sizes = check_serial(strategy(strategy_index), limit, &calls, max_batch);
+            let sizes = check_serial_on(strategy(strategy_index), limit, &calls, max_batch, native);
             prop_assert!(sizes.iter().sum::<usize>() == calls.len());
         }
     }
@@ -571,6 +764,9 @@ mod tests {
             .collect();
         let sizes = check_serial(&FixedWindow, limit, &calls, 8);
         // The first goes alone; the 29 queued behind it go in units of up to 8.
+        assert_eq!(sizes, [1, 8, 8, 8, 5]);
+        // Likewise through the storage's own operations: one call per unit.
+        let sizes = check_serial_on(&FixedWindow, limit, &calls, 8, true);
         assert_eq!(sizes, [1, 8, 8, 8, 5]);
     }
 
@@ -589,7 +785,8 @@ mod tests {
                 op: Op::Hit { cost: 1 },
                 now: Timestamp::from_millis(5),
             };
-            let verdict = futures::executor::block_on(coalescer.run(&storage, &Gcra, 4, op));
+            let verdict =
+                futures::executor::block_on(coalescer.run(Path::Generic, &storage, &Gcra, 4, op));
             assert!(verdict.expect("verdict").allowed);
         }
         assert!(coalescer.shards.iter().all(|s| lock(s).is_empty()));
@@ -608,9 +805,10 @@ mod tests {
             now: Timestamp::from_millis(ms),
         };
         futures::executor::block_on(async {
-            let mut leader = Box::pin(coalescer.run(&storage, &FixedWindow, 4, op(1)));
+            let mut leader =
+                Box::pin(coalescer.run(Path::Generic, &storage, &FixedWindow, 4, op(1)));
             let mut queued: Vec<_> = (2..8)
-                .map(|ms| Box::pin(coalescer.run(&storage, &FixedWindow, 4, op(ms))))
+                .map(|ms| Box::pin(coalescer.run(Path::Generic, &storage, &FixedWindow, 4, op(ms))))
                 .collect();
             // Start all: the first leads, the others queue.
             let waker = futures::task::noop_waker();
@@ -630,7 +828,7 @@ mod tests {
             assert!(verdicts.iter().all(|v| v.as_ref().is_ok_and(|v| v.allowed)));
             // Only the four survivors were counted.
             let last = coalescer
-                .run(&storage, &FixedWindow, 4, op(9))
+                .run(Path::Generic, &storage, &FixedWindow, 4, op(9))
                 .await
                 .expect("verdict");
             assert_eq!(last.remaining, 100 - 5);

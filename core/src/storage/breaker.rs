@@ -26,7 +26,8 @@ use super::{
 };
 use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
-use crate::strategy::{BuiltIn, Verdict};
+use crate::limit::RateLimit;
+use crate::strategy::{BuiltIn, Op, Verdict};
 
 /// The [`StorageError::operation`] of the error an open breaker answers with.
 pub const OPEN_OPERATION: &str = "circuit_breaker";
@@ -434,6 +435,21 @@ impl NativeStrategies for CircuitBreaker {
         self.wrap("batch", key, move || {
             match self.inner.abilities().get_native() {
                 Some(native) => native.batch(strategy, batch),
+                None => Answer::Declined,
+            }
+        })
+    }
+
+    fn apply_many<'a>(
+        &'a self,
+        strategy: BuiltIn,
+        key: KeyRef<'a>,
+        limit: &'a RateLimit,
+        ops: &'a [(Op, Timestamp)],
+    ) -> Answer<'a, Vec<Verdict>> {
+        self.wrap(strategy.name(), Some(key), move || {
+            match self.inner.abilities().get_native() {
+                Some(native) => native.apply_many(strategy, key, limit, ops),
                 None => Answer::Declined,
             }
         })

@@ -396,6 +396,28 @@ pub trait NativeStrategies: Send + Sync {
         let _ = (strategy, batch);
         Answer::Declined
     }
+
+    /// Several operations on one key under built-in `strategy`, each with its own
+    /// time, in order, as if each ran alone right after the one before; or
+    /// [`Answer::Declined`] (the default), and the limiter sends them one by one
+    /// through [`apply`](Self::apply).
+    ///
+    /// One verdict per operation, in order: the limiter rejects any other count. The
+    /// state left behind is the one the last operation leaves when each is applied in
+    /// turn. What the limiter's coalescing
+    /// ([`RateLimiterBuilder::coalesce`](crate::RateLimiterBuilder::coalesce)) sends
+    /// for the calls queued behind one in flight on a key: a storage that answers it
+    /// in one round trip decides a hot key's queue in one. `ops` is never empty.
+    fn apply_many<'a>(
+        &'a self,
+        strategy: BuiltIn,
+        key: KeyRef<'a>,
+        limit: &'a RateLimit,
+        ops: &'a [(Op, Timestamp)],
+    ) -> Answer<'a, Vec<Verdict>> {
+        let _ = (strategy, key, limit, ops);
+        Answer::Declined
+    }
 }
 
 /// Sleeping in real time, on the runtime a storage runs on: what the generic path's

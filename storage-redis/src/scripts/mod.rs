@@ -3,8 +3,9 @@
 //! Each strategy script is three files joined at build time: `prelude.lua` (numbers,
 //! errors, the stored value's version), the strategy's file (its rules, ported from
 //! `core/src/strategy/*.rs`: `load`, `hit`, `refund` and `commit`), and an entry file:
-//! `single.lua` for one operation on one key, or `batch.lua` for a multi-limit hit,
-//! all or nothing. `cas.lua` is the compare-and-set of the required core.
+//! `single.lua` for one operation on one key, `many.lua` for several operations on
+//! one key in order (the limiter's coalesced calls), or `batch.lua` for a multi-limit
+//! hit, all or nothing. `cas.lua` is the compare-and-set of the required core.
 //!
 //! Every script touches only the keys it is given, takes the time from its arguments
 //! (never the server's `TIME`), and runs in one round trip. The storage reloads a
@@ -52,11 +53,30 @@ pub const STRATEGIES: [(BuiltIn, &str, &str); 4] = [
     ),
 ];
 
+/// The several-operations script of each built-in strategy (`many.lua`), in the order
+/// of [`BuiltIn::ALL`].
+pub const MANY: [(BuiltIn, &str); 4] = [
+    (
+        BuiltIn::FixedWindow,
+        strategy_script!("fixed_window.lua", "many.lua"),
+    ),
+    (
+        BuiltIn::MovingWindow,
+        strategy_script!("moving_window.lua", "many.lua"),
+    ),
+    (
+        BuiltIn::SlidingWindow,
+        strategy_script!("sliding_window.lua", "many.lua"),
+    ),
+    (BuiltIn::Gcra, strategy_script!("gcra.lua", "many.lua")),
+];
+
 /// Every script, prepared (its SHA-1 computed) once per storage.
 #[derive(Debug, Clone)]
 pub(crate) struct Scripts {
     pub(crate) cas: Script,
     single: Vec<(BuiltIn, Script)>,
+    many: Vec<(BuiltIn, Script)>,
     batch: Vec<(BuiltIn, Script)>,
 }
 
@@ -68,6 +88,10 @@ impl Scripts {
                 .iter()
                 .map(|(b, single, _)| (*b, Script::from_lua(*single)))
                 .collect(),
+            many: MANY
+                .iter()
+                .map(|(b, many)| (*b, Script::from_lua(*many)))
+                .collect(),
             batch: STRATEGIES
                 .iter()
                 .map(|(b, _, batch)| (*b, Script::from_lua(*batch)))
@@ -78,6 +102,14 @@ impl Scripts {
     /// The single-operation script of `strategy`, if it has one.
     pub(crate) fn single(&self, strategy: BuiltIn) -> Option<&Script> {
         self.single
+            .iter()
+            .find(|(b, _)| *b == strategy)
+            .map(|(_, s)| s)
+    }
+
+    /// The several-operations script of `strategy`, if it has one.
+    pub(crate) fn many(&self, strategy: BuiltIn) -> Option<&Script> {
+        self.many
             .iter()
             .find(|(b, _)| *b == strategy)
             .map(|(_, s)| s)
