@@ -183,8 +183,9 @@ impl RedisStorage {
         let words: Vec<i64> = self
             .run_script(script, operation, &redis_key, keys, args)
             .await?;
+        // Five numbers per operation run, then -1 alone if the rest did not run.
         let (ran, fell_back) = match words.split_last() {
-            Some((-1, ran)) => (ran, true),
+            Some((-1, ran)) if words.len() % 5 == 1 => (ran, true),
             _ => (words.as_slice(), false),
         };
         let bad = || {
