@@ -12,7 +12,8 @@
 //! same number of connections: the server's round-trip ceiling for one script call.
 //! Then one hot key shared by 64 callers, on a limit that admits everything and on
 //! `10 per minute` (nearly every hit rejected), with the local rejection cache off and
-//! on. Last, the moving window at `10 per day` and at `100000 per day` with a full log
+//! on; and one hot key per strategy with coalescing off and on (`apply_many`: the
+//! calls queued on the key in one script call). Last, the moving window at `10 per day` and at `100000 per day` with a full log
 //! (rejection cache off, so that every hit runs the script).
 
 use std::process::Command;
@@ -220,6 +221,43 @@ async fn main() {
             let calls = (script_calls(&port) - before) as f64 / started.elapsed().as_secs_f64();
             let on = if cache { "on" } else { "off" };
             println!("| {text} | {on} | {r:.0} | {calls:.0} |");
+        }
+    }
+
+    // One hot key, 64 callers, every strategy: coalescing off and on, in one run (the
+    // rejection cache off, a limit that admits everything).
+    println!("\none hot key, 64 callers, coalescing off and on\n");
+    println!("| strategy | coalescing | decisions per second | script calls per second | ratio |");
+    println!("|---|---|---|---|---|");
+    for b in BuiltIn::ALL {
+        let mut off = 0.0;
+        for coalesce in [None, Some(limiter_core::DEFAULT_MAX_BATCH)] {
+            let limiter = RateLimiter::builder(Arc::clone(&shared))
+                .strategy_arc(strategy(b))
+                .namespace(format!(
+                    "bench-coalesce-{}-{}",
+                    coalesce.is_some(),
+                    std::process::id()
+                ))
+                .rejection_cache(None)
+                .coalesce(coalesce)
+                .build();
+            let before = script_calls(&port);
+            let started = Instant::now();
+            let r = rate(64, move |_| {
+                let limiter = limiter.clone();
+                async move { limiter.hit(&limit, &Key::from("hot"), 1).await.is_ok() }
+            })
+            .await;
+            let calls = (script_calls(&port) - before) as f64 / started.elapsed().as_secs_f64();
+            let (on, ratio) = match coalesce {
+                None => {
+                    off = r;
+                    ("off", 1.0)
+                }
+                Some(_) => ("on", r / off.max(1.0)),
+            };
+            println!("| {b} | {on} | {r:.0} | {calls:.0} | {ratio:.2}x |");
         }
     }
 
