@@ -4,7 +4,12 @@
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use limiter::http::{HttpLimiter, RecorderMetrics};
+use limiter::storage::BreakerConfig;
+use limiter::{MemoryStorage, RateLimiter};
 
 /// The value of the sample `name{labels}` in a Prometheus text scrape, whatever the
 /// order of its labels; `None` when it is absent.
@@ -36,7 +41,7 @@ fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejection_shows_in_the_scrape_with_its_labels() {
     let handle = example_prometheus::install_recorder().unwrap();
-    let app = example_prometheus::app(handle).unwrap();
+    let app = example_prometheus::app(handle.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
@@ -128,6 +133,26 @@ async fn a_rejection_shows_in_the_scrape_with_its_labels() {
     assert!(
         scrape.contains("# TYPE limiter_decision_duration_seconds histogram"),
         "{scrape}"
+    );
+
+    // A limiter whose storage has a circuit breaker (network storages get one by
+    // default) reports its state.
+    let guarded = RateLimiter::builder(Arc::new(MemoryStorage::new()))
+        .circuit_breaker(Some(BreakerConfig::default()))
+        .build();
+    let guarded = HttpLimiter::builder(guarded)
+        .default_limits("1 per second")
+        .storage_name("guarded")
+        .build()
+        .unwrap();
+    RecorderMetrics::new().observe(&guarded);
+    assert_eq!(
+        sample(
+            &handle.render(),
+            "limiter_circuit_breaker_open",
+            &[("storage", "guarded")]
+        ),
+        Some(0.0)
     );
     server.abort();
 }
