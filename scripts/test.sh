@@ -34,6 +34,8 @@ if have_component clippy clippy; then
   cargo clippy -p limiter --no-default-features --features config --all-targets --locked -- -D warnings
   cargo clippy -p limiter-cli --no-default-features --all-targets --locked -- -D warnings
   cargo clippy -p limiter-http --no-default-features --features actix-web --all-targets --locked -- -D warnings
+  cargo clippy -p limiter-http --no-default-features --features metrics --all-targets --locked -- -D warnings
+  cargo clippy -p limiter --no-default-features --features metrics --all-targets --locked -- -D warnings
 else
   echo "warning: clippy is not installed and cannot be added; skipping lints" >&2
 fi
@@ -51,6 +53,7 @@ step "cargo test"
 cargo test --workspace --all-features --locked
 cargo test -p limiter --no-default-features --lib --locked
 cargo test -p limiter --no-default-features --features config --lib --locked
+cargo test -p limiter-http --no-default-features --features metrics --lib --locked
 
 step "core tests, optimised, overflow checks on"
 cargo test -p limiter-core --profile release-checked --locked

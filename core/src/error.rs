@@ -49,6 +49,27 @@ pub enum StorageErrorKind {
 }
 
 impl StorageErrorKind {
+    /// A short, stable, lowercase name of the kind, for logs and metrics labels (the
+    /// `error.type` field of the `tracing` events): `"unavailable"`, `"timeout"`,
+    /// `"protocol"`, `"corrupt"`, `"contention"`, `"unsupported"` or `"other"`.
+    ///
+    /// ```
+    /// use limiter_core::StorageErrorKind;
+    ///
+    /// assert_eq!(StorageErrorKind::Timeout.as_str(), "timeout");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageErrorKind::Unavailable => "unavailable",
+            StorageErrorKind::Timeout => "timeout",
+            StorageErrorKind::Protocol => "protocol",
+            StorageErrorKind::Corrupt => "corrupt",
+            StorageErrorKind::Contention => "contention",
+            StorageErrorKind::Unsupported => "unsupported",
+            StorageErrorKind::Other => "other",
+        }
+    }
+
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(self) -> bool {
         matches!(
@@ -126,6 +147,24 @@ impl StorageError {
         self.inner.key.as_deref()
     }
 
+    /// This error as text for logs above `DEBUG`: its [`Display`](fmt::Display) form,
+    /// with the key replaced by its [`key_digest`](crate::observe::key_digest), and
+    /// the source's text after a colon. See [`observe`](crate::observe).
+    ///
+    /// ```
+    /// use limiter_core::{StorageError, StorageErrorKind};
+    ///
+    /// let err = StorageError::new(StorageErrorKind::Timeout, "get", "no answer")
+    ///     .with_key("LIMITER/203.0.113.9");
+    /// let text = err.redacted().to_string();
+    /// assert!(text.starts_with("storage timed out in get on key #"));
+    /// assert!(text.ends_with(": no answer"));
+    /// assert!(!text.contains("203.0.113.9"));
+    /// ```
+    pub fn redacted(&self) -> Redacted<'_> {
+        Redacted(RedactedInner::Storage(self))
+    }
+
     /// A copy for another caller that shared the failed call: the same kind,
     /// operation, key and message, with this error's text in place of its source.
     pub(crate) fn duplicate(&self) -> StorageError {
@@ -156,6 +195,41 @@ impl fmt::Display for StorageError {
         }
         if !inner.message.is_empty() {
             write!(f, ": {}", inner.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// An error as text for logs, its key replaced by a digest: see
+/// [`StorageError::redacted`] and [`Error::redacted`].
+#[derive(Debug, Clone, Copy)]
+pub struct Redacted<'a>(RedactedInner<'a>);
+
+#[derive(Debug, Clone, Copy)]
+enum RedactedInner<'a> {
+    Storage(&'a StorageError),
+    Limiter(&'a Error),
+}
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let storage = match self.0 {
+            RedactedInner::Storage(e) | RedactedInner::Limiter(Error::Storage(e)) => e,
+            RedactedInner::Limiter(other) => return fmt::Display::fmt(other, f),
+        };
+        let inner = &*storage.inner;
+        write!(f, "{} in {}", inner.kind, inner.operation)?;
+        if let Some(key) = &inner.key {
+            write!(f, " on key #{}", crate::observe::key_digest(key))?;
+        }
+        if !inner.message.is_empty() {
+            write!(f, ": {}", inner.message)?;
+        }
+        if let Some(source) = &inner.source {
+            let source = source.to_string();
+            if source != inner.message {
+                write!(f, ": {source}")?;
+            }
         }
         Ok(())
     }
@@ -193,6 +267,32 @@ pub enum Error {
     NoTimer,
 }
 
+impl Error {
+    /// This error as text for logs above `DEBUG`: as its
+    /// [`Display`](fmt::Display) form, a storage error's key replaced by its digest
+    /// (see [`StorageError::redacted`]).
+    pub fn redacted(&self) -> Redacted<'_> {
+        Redacted(RedactedInner::Limiter(self))
+    }
+
+    /// A short, stable name of the error's kind for logs and metrics labels (the
+    /// `error.type` field): a storage error's [`StorageErrorKind::as_str`], else
+    /// `"parse"`, `"zero_cost"`, `"no_limits"` or `"no_timer"`.
+    ///
+    /// ```
+    /// assert_eq!(limiter_core::Error::ZeroCost.kind_str(), "zero_cost");
+    /// ```
+    pub fn kind_str(&self) -> &'static str {
+        match self {
+            Error::Storage(e) => e.kind().as_str(),
+            Error::Parse(_) => "parse",
+            Error::ZeroCost => "zero_cost",
+            Error::NoLimits => "no_limits",
+            Error::NoTimer => "no_timer",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +309,29 @@ mod tests {
         );
         assert!(std::error::Error::source(&err).is_some());
         assert!(err.kind().is_transient());
+    }
+
+    #[test]
+    fn redacted_errors_carry_a_digest_in_place_of_the_key() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = StorageError::new(StorageErrorKind::Unavailable, "get", "")
+            .with_key("LIMITER/a")
+            .with_source(io);
+        let digest = crate::observe::key_digest("LIMITER/a");
+        assert_eq!(
+            err.redacted().to_string(),
+            format!("storage unavailable in get on key #{digest}: refused")
+        );
+        let wrapped = Error::Storage(err);
+        assert_eq!(
+            wrapped.redacted().to_string(),
+            format!("storage unavailable in get on key #{digest}: refused")
+        );
+        assert_eq!(wrapped.kind_str(), "unavailable");
+        assert_eq!(
+            Error::NoLimits.redacted().to_string(),
+            "no rate limits given"
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ mod error;
 mod key;
 pub mod limit;
 mod limiter;
+pub mod observe;
 pub mod storage;
 pub mod strategy;
 
@@ -47,7 +48,7 @@ pub mod doc_support;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use decision::{Decision, Retry, WindowStats};
-pub use error::{Error, StorageError, StorageErrorKind};
+pub use error::{Error, Redacted, StorageError, StorageErrorKind};
 pub use key::{Key, StorageKey};
 pub use limit::{parse_many, ParseError, ParseErrorKind, RateLimit, Unit};
 pub use limiter::{

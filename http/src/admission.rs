@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard, PoisonError};
 
 use http::{HeaderMap, StatusCode};
 use limiter_core::{Decision, Key, RateLimiter};
@@ -15,6 +15,7 @@ use crate::deadline::Deadline;
 use crate::decide::hit;
 use crate::headers::{self, HeaderStyle};
 use crate::limiter::HttpLimiter;
+use crate::metrics::Event;
 use crate::plan::{applied_limits, Groups};
 use crate::request::ResponseInfo;
 
@@ -70,6 +71,8 @@ pub struct Admission {
     decision: Option<Decision>,
     groups: Groups,
     shadow_rejected: Option<Decision>,
+    /// The route pattern, for metrics labels (kept only when metrics are set).
+    route: Option<Arc<str>>,
     _inflight: SmallVec<[InflightGuard; 1]>,
 }
 
@@ -106,6 +109,7 @@ impl Admission {
             decision,
             groups,
             shadow_rejected: None,
+            route: None,
             _inflight: inflight,
         }
     }
@@ -114,6 +118,12 @@ impl Admission {
     /// been in shadow mode.
     pub(crate) fn with_shadow_rejected(mut self, decision: Option<Decision>) -> Admission {
         self.shadow_rejected = decision;
+        self
+    }
+
+    /// Records the route pattern, for metrics labels.
+    pub(crate) fn with_route(mut self, route: Option<Arc<str>>) -> Admission {
+        self.route = route;
         self
     }
 
@@ -254,8 +264,15 @@ impl Admission {
                     });
                 }
                 Err(err) => {
-                    inner.metrics.storage_error();
-                    tracing::warn!(error = %err, "rate limiter: conditional deduction failed");
+                    let route = self.route.as_deref();
+                    self.engine
+                        .record(Event::StorageError, route, None, &self.limiter);
+                    tracing::warn!(
+                        http.route = route,
+                        error.type = err.kind_str(),
+                        error.message = %err.redacted(),
+                        "rate limiter: conditional deduction failed"
+                    );
                 }
             }
         }
@@ -272,8 +289,15 @@ impl Admission {
                 .limiter
                 .refund(&group.limits, &group.key, group.cost, group.hit_at);
             if let Err(err) = Deadline::new(refund, inner.deadline).await {
-                inner.metrics.storage_error();
-                tracing::warn!(error = %err, "rate limiter: giving back a 405's hit failed");
+                let route = self.route.as_deref();
+                self.engine
+                    .record(Event::StorageError, route, None, &self.limiter);
+                tracing::warn!(
+                    http.route = route,
+                    error.type = err.kind_str(),
+                    error.message = %err.redacted(),
+                    "rate limiter: giving back a 405's hit failed"
+                );
             }
         }
         self.decision = None;

@@ -62,6 +62,8 @@ pub struct HttpLimiterBuilder {
     failure: FailurePolicy,
     deadline: Option<Duration>,
     metrics: Arc<dyn Metrics>,
+    measured: bool,
+    storage_name: Arc<str>,
     charge_unmatched: bool,
     charge_options: bool,
     charge_method_not_allowed: bool,
@@ -82,6 +84,7 @@ impl fmt::Debug for HttpLimiterBuilder {
             .field("failure", &self.failure)
             .field("deadline", &self.deadline)
             .field("shadow", &self.shadow)
+            .field("storage_name", &self.storage_name)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +108,8 @@ impl HttpLimiterBuilder {
             failure: FailurePolicy::FailClosed,
             deadline: Some(Duration::from_secs(1)),
             metrics: Arc::new(NoMetrics),
+            measured: false,
+            storage_name: Arc::from("primary"),
             charge_unmatched: false,
             charge_options: false,
             charge_method_not_allowed: false,
@@ -339,9 +344,19 @@ impl HttpLimiterBuilder {
         self
     }
 
-    /// Where to report events. Default: nowhere.
+    /// Where to report events. Default: nowhere (and then no route name is kept
+    /// and no decision is timed).
     pub fn metrics(mut self, metrics: impl Metrics) -> Self {
         self.metrics = Arc::new(metrics);
+        self.measured = true;
+        self
+    }
+
+    /// The name of the primary storage in metrics labels ([`Labels::storage`](crate::Labels)),
+    /// such as `"redis"` or `"memory"`. Default: `"primary"`. Decisions of the
+    /// in-memory fallback are labelled `"fallback"` whatever this is.
+    pub fn storage_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.storage_name = name.into();
         self
     }
 
@@ -370,6 +385,8 @@ impl HttpLimiterBuilder {
             failure,
             deadline,
             metrics,
+            measured,
+            storage_name,
             charge_unmatched,
             charge_options,
             charge_method_not_allowed,
@@ -414,6 +431,8 @@ impl HttpLimiterBuilder {
             failure,
             deadline,
             metrics,
+            measured,
+            storage_name,
             inflight: Default::default(),
             charge_unmatched,
             charge_options,

@@ -86,3 +86,29 @@ pub(crate) enum Failed {
     #[error("storage missed the deadline of {0:?}")]
     Deadline(Duration),
 }
+
+impl Failed {
+    /// The `error.type` of logs: the error's kind, `"timeout"` for a missed deadline.
+    pub(crate) fn kind_str(&self) -> &'static str {
+        match self {
+            Failed::Limiter(e) => e.kind_str(),
+            Failed::Deadline(_) => "timeout",
+        }
+    }
+
+    /// The error as text for logs above `DEBUG`: any key replaced by its digest.
+    pub(crate) fn redacted(&self) -> impl std::fmt::Display + '_ {
+        Redacted(self)
+    }
+}
+
+struct Redacted<'a>(&'a Failed);
+
+impl std::fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Failed::Limiter(e) => e.redacted().fmt(f),
+            deadline @ Failed::Deadline(_) => deadline.fmt(f),
+        }
+    }
+}

@@ -2,14 +2,16 @@
 //! limits, the storage failure policy and the per-request deadline.
 
 use std::future::Future;
+use std::time::Instant;
 
-use limiter_core::{Decision, Error, RateLimiter};
+use limiter_core::{Decision, Error, RateLimit, RateLimiter};
 use smallvec::SmallVec;
 
 use crate::admission::Admission;
 use crate::deadline::{Deadline, Failed};
 use crate::failure::{Failure, ProbeGuard};
 use crate::limiter::HttpLimiter;
+use crate::metrics::{Event, Labels};
 use crate::plan::{Group, Groups, Plan};
 use crate::rejection::Rejected;
 
@@ -43,6 +45,7 @@ impl HttpLimiter {
         if plan.groups.is_empty() {
             return Ok(Admission::empty(&self));
         }
+        let started = self.inner.measured.then(Instant::now);
         // Shadow sets are decided on their own, once the enforced ones let the request
         // in; with the whole limiter in shadow mode, everything is decided as usual.
         let shadow: Groups = if !self.inner.shadow && plan.groups.iter().any(|g| g.shadow) {
@@ -63,50 +66,98 @@ impl HttpLimiter {
         let mut guards = self.register_inflight(&plan.groups);
         guards.extend(self.register_inflight(&shadow));
         let deadline = self.inner.deadline;
+        let route = plan.route.take();
+        let route = route.as_deref();
         let decided = match plan.meta.as_deref() {
             None => Deadline::new(self.run(&limiter, &mut plan.groups), deadline).await,
             Some(meta) => {
-                let run = self.run_with_meta(&limiter, &mut plan.groups, meta);
+                let run = self.run_with_meta(&limiter, &mut plan.groups, meta, route);
                 Deadline::new(Box::pin(run), deadline).await
             }
         };
         let outcome = match decided {
             Ok(Ok(decision)) => Outcome::Allowed(decision, limiter),
-            Ok(Err(decision)) => Outcome::Limited(decision),
+            Ok(Err(decision)) => Outcome::Limited(decision, limiter),
             // Rare: a separate allocation keeps the common future small.
-            Err(err) => Box::pin(self.on_failure(err, &mut plan)).await,
+            Err(err) => Box::pin(self.on_failure(err, &mut plan, route)).await,
         };
         let inner = &*self.inner;
+        let primary = &inner.limiter;
         match outcome {
             Outcome::Allowed(decision, limiter) => {
-                inner.metrics.allowed();
+                let limit = decision.as_ref().map(Decision::limit);
+                self.measure(Event::Allowed, route, limit, &limiter, started);
                 let mut groups = plan.groups;
                 let shadowed = if shadow.is_empty() {
                     None
                 } else {
                     // Rare: a separate allocation keeps the common future small.
-                    Box::pin(self.run_shadow(&limiter, shadow, &mut groups)).await
+                    Box::pin(self.run_shadow(&limiter, shadow, &mut groups, route)).await
                 };
                 Ok(Admission::new(&self, limiter, decision, groups, guards)
+                    .with_route(plan.route)
                     .with_shadow_rejected(shadowed))
             }
-            Outcome::Limited(decision) if inner.shadow => {
-                self.report_shadow(Some(&decision));
+            Outcome::Limited(decision, limiter) if inner.shadow => {
+                self.report_shadow(Some(&decision), route, &limiter);
+                self.measure_time(route, &limiter, started);
                 Ok(Admission::empty(&self).with_shadow_rejected(Some(decision)))
             }
-            Outcome::Limited(decision) => {
-                inner.metrics.limited();
+            Outcome::Limited(decision, limiter) => {
+                let limit = Some(decision.limit());
+                self.measure(Event::Limited, route, limit, &limiter, started);
                 Err(Rejected::limited(decision, plan.groups))
             }
             Outcome::Open => {
-                inner.metrics.allowed();
+                self.measure(Event::Allowed, route, None, primary, started);
                 Ok(Admission::empty(&self))
             }
             Outcome::Closed if inner.shadow => {
-                self.report_shadow(None);
+                self.report_shadow(None, route, primary);
+                self.measure_time(route, primary, started);
                 Ok(Admission::empty(&self))
             }
-            Outcome::Closed => Err(Rejected::unavailable()),
+            Outcome::Closed => {
+                self.measure_time(route, primary, started);
+                Err(Rejected::unavailable())
+            }
+        }
+    }
+
+    /// Reports `event` of a request on `route`, concerning `limit`, decided by
+    /// `limiter`.
+    pub(crate) fn record(
+        &self,
+        event: Event,
+        route: Option<&str>,
+        limit: Option<&RateLimit>,
+        limiter: &RateLimiter,
+    ) {
+        let labels = Labels::new(self.storage_label(limiter))
+            .with_route(route)
+            .with_limit(limit);
+        self.inner.metrics.record(event, &labels);
+    }
+
+    /// [`record`](Self::record), then the time the decision took since `started`.
+    fn measure(
+        &self,
+        event: Event,
+        route: Option<&str>,
+        limit: Option<&RateLimit>,
+        limiter: &RateLimiter,
+        started: Option<Instant>,
+    ) {
+        self.record(event, route, limit, limiter);
+        self.measure_time(route, limiter, started);
+    }
+
+    /// Reports the time a decision by `limiter` took since `started` (`None`: no
+    /// metrics are set).
+    fn measure_time(&self, route: Option<&str>, limiter: &RateLimiter, started: Option<Instant>) {
+        if let Some(started) = started {
+            let labels = Labels::new(self.storage_label(limiter)).with_route(route);
+            self.inner.metrics.decision_time(&labels, started.elapsed());
         }
     }
 
@@ -118,6 +169,7 @@ impl HttpLimiter {
         limiter: &RateLimiter,
         shadow: Groups,
         groups: &mut Groups,
+        route: Option<&str>,
     ) -> Option<Decision> {
         let deadline = self.inner.deadline;
         let mut rejected = None;
@@ -137,12 +189,16 @@ impl HttpLimiter {
                     groups.push(g);
                 }
                 Ok(decision) => {
-                    self.report_shadow(Some(&decision));
+                    self.report_shadow(Some(&decision), route, limiter);
                     rejected.get_or_insert(decision);
                 }
                 Err(err) => {
-                    self.inner.metrics.storage_error();
-                    tracing::warn!(error = %err, "rate limiter: deciding shadow limits failed");
+                    self.record(Event::StorageError, route, None, limiter);
+                    tracing::warn!(
+                        error.type = err.kind_str(),
+                        error.message = %err.redacted(),
+                        "rate limiter: deciding shadow limits failed"
+                    );
                 }
             }
         }
@@ -151,48 +207,80 @@ impl HttpLimiter {
 
     /// Reports a request let through in shadow mode: rejected by `decision`, or by
     /// the storage failing closed (`None`).
-    fn report_shadow(&self, decision: Option<&Decision>) {
-        self.inner.metrics.shadow_rejected();
+    fn report_shadow(
+        &self,
+        decision: Option<&Decision>,
+        route: Option<&str>,
+        limiter: &RateLimiter,
+    ) {
+        let limit = decision.map(Decision::limit);
+        self.record(Event::ShadowRejected, route, limit, limiter);
         match decision {
             Some(decision) => tracing::warn!(
+                http.route = route,
                 limit = %decision.limit(),
                 retry_after_ms = decision.retry_after().map(|d| d.as_millis()),
                 "rate limit exceeded in shadow mode; request let through"
             ),
             None => tracing::warn!(
+                http.route = route,
                 "rate limiter storage unavailable in shadow mode; request let through"
             ),
         }
     }
 
     /// The storage failed or missed the deadline: the failure policy decides.
-    async fn on_failure(&self, err: Failed, plan: &mut Plan) -> Outcome {
+    async fn on_failure(&self, err: Failed, plan: &mut Plan, route: Option<&str>) -> Outcome {
         let inner = &*self.inner;
-        inner.metrics.storage_error();
+        self.record(Event::StorageError, route, None, &inner.limiter);
         match &inner.failure {
             Failure::Closed => {
-                tracing::error!(error = %err, "rate limiter storage failed; failing closed (503)");
+                tracing::error!(
+                    http.route = route,
+                    error.type = err.kind_str(),
+                    error.message = %err.redacted(),
+                    "rate limiter storage failed; failing closed (503)"
+                );
                 Outcome::Closed
             }
             Failure::Open => {
-                tracing::warn!(error = %err, "rate limiter storage failed; failing open");
+                tracing::warn!(
+                    http.route = route,
+                    error.type = err.kind_str(),
+                    error.message = %err.redacted(),
+                    "rate limiter storage failed; failing open"
+                );
                 Outcome::Open
             }
             Failure::Fallback(fallback) => {
                 if fallback.activate() {
                     inner.metrics.fallback(true);
-                    tracing::warn!(error = %err, "rate limiter storage failed; deciding in memory until it answers");
+                    tracing::warn!(
+                        limiter.fallback.active = true,
+                        http.route = route,
+                        error.type = err.kind_str(),
+                        error.message = %err.redacted(),
+                        "rate limiter storage failed; deciding in memory until it answers"
+                    );
                 }
                 let memory = fallback.memory.clone();
                 let decided = match plan.meta.as_deref() {
                     None => self.run(&memory, &mut plan.groups).await,
-                    Some(meta) => self.run_with_meta(&memory, &mut plan.groups, meta).await,
+                    Some(meta) => {
+                        self.run_with_meta(&memory, &mut plan.groups, meta, route)
+                            .await
+                    }
                 };
                 match decided {
                     Ok(Ok(decision)) => Outcome::Allowed(decision, memory),
-                    Ok(Err(decision)) => Outcome::Limited(decision),
+                    Ok(Err(decision)) => Outcome::Limited(decision, memory),
                     Err(err) => {
-                        tracing::warn!(error = %err, "in-memory fallback failed; failing open");
+                        tracing::warn!(
+                            http.route = route,
+                            error.type = err.kind_str(),
+                            error.message = %err.redacted(),
+                            "in-memory fallback failed; failing open"
+                        );
                         Outcome::Open
                     }
                 }
@@ -228,6 +316,7 @@ impl HttpLimiter {
         limiter: &RateLimiter,
         groups: &mut Groups,
         meta: &Groups,
+        route: Option<&str>,
     ) -> Result<Result<Option<Decision>, Decision>, Failed> {
         for g in meta {
             let decision = test(limiter, g, g.cost).await?;
@@ -239,8 +328,13 @@ impl HttpLimiter {
         if decided.is_err() {
             for g in meta {
                 if let Err(err) = hit(limiter, g).await {
-                    self.inner.metrics.storage_error();
-                    tracing::warn!(error = %err, "rate limiter: counting a breach against the meta limits failed");
+                    self.record(Event::StorageError, route, None, limiter);
+                    tracing::warn!(
+                        http.route = route,
+                        error.type = err.kind_str(),
+                        error.message = %err.redacted(),
+                        "rate limiter: counting a breach against the meta limits failed"
+                    );
                 }
             }
         }
@@ -303,12 +397,16 @@ impl HttpLimiter {
         probe.finish(ok);
         match &inner.failure {
             Failure::Fallback(fallback) if fallback.is_active() => {
-                tracing::debug!("rate limiter storage still down");
+                tracing::debug!(
+                    limiter.fallback.active = true,
+                    "rate limiter storage still down"
+                );
                 fallback.memory.clone()
             }
             _ => {
                 inner.metrics.fallback(false);
                 tracing::info!(
+                    limiter.fallback.active = false,
                     "rate limiter storage answers again; leaving the in-memory fallback"
                 );
                 inner.limiter.clone()
@@ -348,7 +446,7 @@ fn pick(decisions: &[Decision]) -> Option<Decision> {
 /// [`Rejected`].
 enum Outcome {
     Allowed(Option<Decision>, RateLimiter),
-    Limited(Decision),
+    Limited(Decision, RateLimiter),
     Open,
     Closed,
 }

@@ -76,6 +76,18 @@
 //! | `reload` | no | [`ReloadableLimiter`]: swap the policy of a running service (and its tower layer) |
 //! | `config` | no | `reload`, plus [`config::Config`]: the whole policy as serde data |
 //! | `actix-web` | no | `actix::Limiter`, `actix::LimiterMiddleware` for actix-web 4 (whose MSRV, 1.89 for 4.18, is above this crate's), and [`RateLimitInfo`] as an extractor |
+//! | `metrics` | no | `RecorderMetrics`: counters, a histogram and gauges on the `metrics` crate, for any exporter (Prometheus, OpenTelemetry…) |
+//!
+//! # Observability
+//!
+//! Every request's outcome goes to the [`Metrics`] hook, with its route pattern,
+//! limit and storage as [`Labels`]; with the feature `metrics`, `RecorderMetrics`
+//! reports them to the `metrics` crate. `tracing` events mark rejections (`INFO`),
+//! storage failures and the failure policy's choices (`WARN`, `ERROR` when failing
+//! closed), and the in-memory fallback switching on (`WARN`) and off (`INFO`), with
+//! OpenTelemetry's field names where there is one (`http.route`,
+//! `http.request.method`, `error.type`); no event above `DEBUG` carries a client's
+//! key in plain text (see `limiter_core::observe`).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -92,6 +104,8 @@ mod limiter;
 mod metrics;
 mod plan;
 mod policy;
+#[cfg(feature = "metrics")]
+mod recorder;
 mod rejection;
 #[cfg(feature = "reload")]
 mod reload;
@@ -110,6 +124,7 @@ pub mod tower;
 #[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
 pub mod actix;
 
+pub use crate::metrics::{CountingMetrics, Event, Labels, Metrics};
 pub use admission::Admission;
 pub use builder::{BuildError, HttpLimiterBuilder};
 pub use failure::FailurePolicy;
@@ -118,9 +133,11 @@ pub use info::RateLimitInfo;
 pub use ipnet::IpNet;
 pub use key::{client_ip_key, ipv6_network, KeySource, ProxyHeader, TrustedProxies};
 pub use limiter::HttpLimiter;
-pub use metrics::{CountingMetrics, Metrics};
 pub use plan::{Plan, RouteRule};
 pub use policy::{Limits, Route};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use recorder::RecorderMetrics;
 pub use rejection::{Rejected, RejectionBody};
 #[cfg(feature = "reload")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reload")))]

@@ -22,6 +22,9 @@ use crate::policy::RequestPredicate;
 use crate::rejection::RejectionBody;
 use crate::request::RequestInfo;
 
+/// The `storage` label of decisions of the in-memory fallback.
+pub(crate) const FALLBACK_LABEL: &str = "fallback";
+
 /// Flask-Limiter's policies over a [`RateLimiter`]: default, application, per-route
 /// and shared limits, keys, costs, exemptions, conditional deduction, headers, 429
 /// responses and a storage failure policy. Framework-neutral: the tower adapter
@@ -78,6 +81,10 @@ pub(crate) struct Inner {
     pub(crate) failure: Failure,
     pub(crate) deadline: Option<Duration>,
     pub(crate) metrics: Arc<dyn Metrics>,
+    /// Whether metrics were set: only then are route names and decision times taken.
+    pub(crate) measured: bool,
+    /// The primary storage's name in metrics labels.
+    pub(crate) storage_name: Arc<str>,
     pub(crate) inflight: Mutex<HashMap<Key, u64>>,
     pub(crate) charge_unmatched: bool,
     pub(crate) charge_options: bool,
@@ -116,6 +123,31 @@ impl HttpLimiter {
     /// The rate limiter underneath.
     pub fn limiter(&self) -> &RateLimiter {
         &self.inner.limiter
+    }
+
+    /// The primary storage's name in metrics labels
+    /// ([`HttpLimiterBuilder::storage_name`]).
+    pub fn storage_name(&self) -> &str {
+        &self.inner.storage_name
+    }
+
+    /// Whether the in-memory fallback decides now, because the primary storage failed
+    /// ([`FailurePolicy::InMemoryFallback`](crate::FailurePolicy)).
+    pub fn fallback_active(&self) -> bool {
+        match &self.inner.failure {
+            Failure::Fallback(fallback) => fallback.is_active(),
+            _ => false,
+        }
+    }
+
+    /// The `storage` label of what `limiter` decided: the primary's name, or
+    /// `"fallback"`.
+    pub(crate) fn storage_label(&self, limiter: &RateLimiter) -> &str {
+        if Arc::ptr_eq(limiter.storage(), self.inner.limiter.storage()) {
+            &self.inner.storage_name
+        } else {
+            FALLBACK_LABEL
+        }
     }
 
     /// Turns limiting on or off at run time (Flask-Limiter's `enabled`); off, every

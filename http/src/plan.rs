@@ -102,6 +102,8 @@ pub struct Plan {
     /// Meta limits, boxed: most limiters have none, and the plan rides in every
     /// request's future.
     pub(crate) meta: Option<Box<Groups>>,
+    /// The route pattern, for metrics labels: kept only when metrics are set.
+    pub(crate) route: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Plan {
@@ -198,6 +200,7 @@ impl HttpLimiter {
         let mut plan = Plan {
             groups: Groups::new(),
             meta: None,
+            route: None,
         };
         let inner = &*self.inner;
         if !self.is_enabled() || inner.filters.iter().any(|f| f(request)) {
@@ -219,6 +222,9 @@ impl HttpLimiter {
         };
         if name.is_none() && !inner.charge_unmatched {
             return plan;
+        }
+        if inner.measured {
+            plan.route = name.map(Arc::from);
         }
         let route = route.or(table_rule);
         let (own, defaults) = match route {

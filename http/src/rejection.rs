@@ -126,8 +126,8 @@ impl HttpLimiter {
             );
         };
         tracing::info!(
-            method = request.method(),
-            route = request.route(),
+            http.request.method = request.method(),
+            http.route = request.route(),
             limit = %decision.limit(),
             retry_after_ms = decision.retry_after().map(|d| d.as_millis()),
             "rate limit exceeded"

@@ -35,6 +35,7 @@
 //! | `axum` | no | `tower`, plus axum's `MatchedPath` and `ConnectInfo` |
 //! | `config` | no | `http`, plus [`config`]: the storage and the HTTP policy from a TOML file, environment overrides, reloading |
 //! | `actix-web` | no | `http`, plus the actix-web 4 middleware `http::actix::Limiter` (needs Rust 1.89, actix-web's MSRV) |
+//! | `metrics` | no | `http`, plus `http::RecorderMetrics`: the HTTP limiter's counters, decision-time histogram and gauges on the `metrics` crate |
 //! | `full` | no | everything above |
 //!
 //! # Choosing a strategy
@@ -60,9 +61,9 @@ pub mod config;
 
 #[doc(inline)]
 pub use limiter_core::{
-    limit, parse_many, storage, strategy, Clock, Decision, Error, Key, ManualClock, ParseError,
-    RateLimit, RateLimiter, RateLimiterBuilder, Retry, Storage, StorageError, StorageErrorKind,
-    Strategy, SystemClock, Timestamp, WindowStats,
+    limit, observe, parse_many, storage, strategy, Clock, Decision, Error, Key, ManualClock,
+    ParseError, RateLimit, RateLimiter, RateLimiterBuilder, Retry, Storage, StorageError,
+    StorageErrorKind, Strategy, SystemClock, Timestamp, WindowStats,
 };
 
 #[cfg(feature = "memory")]

@@ -24,7 +24,7 @@ need_command redis-cli redis-tools
 need_command redis-sentinel redis-sentinel
 need_command openssl openssl
 
-ports_free 16379 16380 16381 16390 16395 16396 16397 17000 17001 17002 26380
+ports_free 16379 16380 16381 16390 16395 16396 16397 16398 17000 17001 17002 26380
 # First, so that its clean-up runs last, after every server has stopped.
 temp_dir __redis_dir
 

@@ -52,6 +52,17 @@
 //! - **`clear_all`** ([`ClearAll`](limiter_core::storage::ClearAll)) is offered only
 //!   with `flush_on_clear=true`: Memcached can only flush whole servers.
 //!
+//! # Observability
+//!
+//! The storage emits `tracing` events (target `limiter_memcached`) with
+//! OpenTelemetry's field names (`db.system.name = "memcached"`, `db.operation.name`,
+//! `server.address`, `server.port`, `error.type`, `error.message`): a server that
+//! cannot be reached (`WARN` for the first failure, `DEBUG` for the next attempts) and
+//! is again (`INFO`); a connection closed under a command that is retried on a fresh
+//! one (`INFO`); a pool with no connection free in time (`WARN`); a command that timed
+//! out (`WARN`, the key as its digest `limiter.key.digest`, see
+//! `limiter_core::observe`, never in plain text).
+//!
 //! `ARCHITECTURE.md` beside this crate has the protocol, the key encoding, the expiry
 //! rules, the hashing, connection handling and cancel safety in full; `benches/README.md`
 //! has the throughput figures and how to reproduce them.

@@ -7,9 +7,19 @@ use std::time::Duration;
 use async_memcached::{Client, Error};
 use tokio::sync::Notify;
 
+/// Where a server is, for the fields of `tracing` events: `server.address` and
+/// `server.port` (a Unix socket's path, and no port).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Where {
+    pub(crate) address: String,
+    pub(crate) port: Option<u16>,
+}
+
 /// What the manager, the pool's error sink and the storage share about one server.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
+    /// Where the server is.
+    pub(crate) at: Where,
     /// Connections opened before this generation are stale: a connection of an older
     /// generation failed with an I/O error, so the server may have restarted and
     /// closed them all.
@@ -25,6 +35,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    pub(crate) fn new(at: Where) -> Shared {
+        Shared {
+            at,
+            ..Shared::default()
+        }
+    }
+
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -42,11 +59,33 @@ impl Shared {
             .and_then(|last| last.clone())
     }
 
+    /// A failed attempt to open a connection: a `WARN` event for the first of an
+    /// outage, `DEBUG` for the next ones (the pool retries in the background).
     fn record_connect_error(&self, error: &Error) {
         if let Ok(mut last) = self.last_connect_error.lock() {
             *last = Some(error.to_string());
         }
-        self.down.store(true, Ordering::Release);
+        let was_down = self.down.swap(true, Ordering::AcqRel);
+        let kind = crate::storage::kind_of(error).as_str();
+        if was_down {
+            tracing::debug!(
+                db.system.name = "memcached",
+                server.address = %self.at.address,
+                server.port = self.at.port,
+                error.type = kind,
+                error.message = %error,
+                "memcached server still unreachable"
+            );
+        } else {
+            tracing::warn!(
+                db.system.name = "memcached",
+                server.address = %self.at.address,
+                server.port = self.at.port,
+                error.type = kind,
+                error.message = %error,
+                "cannot connect to memcached server; calls to it fail at once until a connection opens"
+            );
+        }
         self.connect_failed.notify_waiters();
     }
 
@@ -100,7 +139,14 @@ impl bb8::ManageConnection for Manager {
                 )))
             }
         };
-        self.shared.down.store(false, Ordering::Release);
+        if self.shared.down.swap(false, Ordering::AcqRel) {
+            tracing::info!(
+                db.system.name = "memcached",
+                server.address = %self.shared.at.address,
+                server.port = self.shared.at.port,
+                "memcached server reachable again"
+            );
+        }
         Ok(Conn {
             client,
             generation,

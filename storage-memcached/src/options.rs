@@ -107,6 +107,20 @@ impl ServerAddr {
         }
     }
 
+    /// Where the server is, for `tracing` events.
+    pub(crate) fn at(&self) -> crate::manager::Where {
+        match self {
+            ServerAddr::Tcp { host, port } => crate::manager::Where {
+                address: host.clone(),
+                port: Some(*port),
+            },
+            ServerAddr::Unix { path } => crate::manager::Where {
+                address: path.clone(),
+                port: None,
+            },
+        }
+    }
+
     /// The address as the Memcached client takes it: `tcp://host:port` or
     /// `unix:///path`.
     pub(crate) fn dsn(&self) -> String {

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_memcached::{Client, Error, MetaProtocol, Status};
 use async_trait::async_trait;
 use bb8::{Pool, PooledConnection, QueueStrategy, RunError};
+use limiter_core::observe::key_digest;
 use limiter_core::storage::{
     Abilities, BoxFuture, ClearAll, Expiry, Sleep, Storage, StorageKey, Version, Versioned,
 };
@@ -119,7 +120,7 @@ impl MemcachedStorage {
             .get_servers()
             .iter()
             .map(|addr| {
-                let shared = Arc::new(Shared::default());
+                let shared = Arc::new(Shared::new(addr.at()));
                 let manager = Manager {
                     dsn: addr.dsn(),
                     connect_timeout: options.get_connect_timeout(),
@@ -255,7 +256,7 @@ async fn execute(client: &mut Client, key: &str, command: &Command<'_>) -> Resul
 }
 
 /// The kind of a client error.
-fn kind_of(error: &Error) -> StorageErrorKind {
+pub(crate) fn kind_of(error: &Error) -> StorageErrorKind {
     match error {
         Error::Connect(_) | Error::ConnectionClosed | Error::Io(_) => StorageErrorKind::Unavailable,
         Error::Protocol(_) | Error::ParseError(_) => StorageErrorKind::Protocol,
@@ -344,10 +345,20 @@ impl Inner {
             {
                 // Cancelling the command closed the connection; the pool drops it.
                 Err(_) => {
+                    tracing::warn!(
+                        db.system.name = "memcached",
+                        db.operation.name = operation,
+                        server.address = %server.shared.at.address,
+                        server.port = server.shared.at.port,
+                        limiter.key.digest = key.map(|k| tracing::field::display(key_digest(k.as_str()))),
+                        limiter.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                        error.type = StorageErrorKind::Timeout.as_str(),
+                        "memcached command timed out"
+                    );
                     return Err(fail(
                         StorageErrorKind::Timeout,
                         format!("no reply within the command timeout ({timeout:?})"),
-                    ))
+                    ));
                 }
                 Ok(Ok(reply)) => {
                     conn.used = true;
@@ -360,6 +371,15 @@ impl Inner {
                         // connection opened as long ago is suspect.
                         server.shared.retire_up_to(conn.generation);
                         if reused && !retried && command.idempotent() {
+                            tracing::info!(
+                                db.system.name = "memcached",
+                                db.operation.name = operation,
+                                server.address = %server.shared.at.address,
+                                server.port = server.shared.at.port,
+                                error.type = kind_of(&e).as_str(),
+                                error.message = %e,
+                                "memcached connection closed under a command; retrying it once on a fresh connection"
+                            );
                             retried = true;
                             continue;
                         }
@@ -407,6 +427,7 @@ impl Inner {
                 Err(RunError::TimedOut) => {
                     let state = server.pool.state();
                     if state.connections >= self.options.get_pool_size() && state.idle_connections == 0 {
+                        pool_exhausted(server, state.connections, state.idle_connections);
                         Err((
                             StorageErrorKind::Timeout,
                             format!(
@@ -424,6 +445,7 @@ impl Inner {
             () = connect_failed => Err(cannot_connect(&server.shared)),
             () = tokio::time::sleep_until(deadline) => {
                 let state = server.pool.state();
+                pool_exhausted(server, state.connections, state.idle_connections);
                 Err((
                     StorageErrorKind::Timeout,
                     format!(
@@ -450,6 +472,19 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// Reports a server whose pool had no connection to give in time: a `WARN` event.
+fn pool_exhausted(server: &Server, open: u32, idle: u32) {
+    tracing::warn!(
+        db.system.name = "memcached",
+        server.address = %server.shared.at.address,
+        server.port = server.shared.at.port,
+        db.client.connection.count = open,
+        limiter.memcached.idle_connections = idle,
+        error.type = StorageErrorKind::Timeout.as_str(),
+        "memcached connection pool exhausted: no connection free in time"
+    );
 }
 
 fn unexpected(operation: &'static str, key: &StorageKey, message: &str) -> StorageError {

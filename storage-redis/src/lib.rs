@@ -3,6 +3,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod events;
 pub mod native;
 mod options;
 pub mod scripts;

@@ -14,12 +14,14 @@ use fred::types::config::{ClusterDiscoveryPolicy, UnresponsiveConfig};
 use fred::types::scan::Scanner;
 use fred::types::{FromValue, Key, Value};
 use futures::StreamExt;
+use limiter_core::observe::key_digest;
 use limiter_core::storage::{
     async_trait, Abilities, ClearAll, Expiry, Sleep, Storage, StorageKey, Version, Versioned,
 };
 use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 
 use crate::error::{self, RedisError};
+use crate::events::{self, Listeners};
 use crate::options::{RedisOptions, Topology};
 use crate::scripts::Scripts;
 
@@ -62,6 +64,8 @@ struct Inner {
     options: RedisOptions,
     scripts: Scripts,
     versions: Versions,
+    /// The `tracing` listeners of the pool's connection events.
+    _listeners: Listeners,
 }
 
 impl std::fmt::Debug for RedisStorage {
@@ -161,6 +165,8 @@ impl RedisStorage {
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
             .build_pool(usize::try_from(options.get_pool_size()).unwrap_or(usize::MAX))
             .map_err(|e| connect_error(&target, &e))?;
+        let sentinel = matches!(options.get_topology(), Topology::Sentinel { .. });
+        let listeners = events::listen(&pool, sentinel);
         match tokio::time::timeout(limit, pool.init()).await {
             Ok(Ok(_task)) => {}
             Ok(Err(e)) => {
@@ -182,6 +188,7 @@ impl RedisStorage {
                 options,
                 scripts: Scripts::new(),
                 versions: Versions::new(),
+                _listeners: listeners,
             }),
         })
     }
@@ -232,15 +239,38 @@ impl RedisStorage {
         future: impl Future<Output = Result<T, fred::error::Error>>,
     ) -> Result<T, StorageError> {
         let limit = self.inner.options.get_command_timeout();
-        match tokio::time::timeout(limit, future).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(error::storage_error(operation, key, e)),
-            Err(_) => Err(error::timeout(operation, key, limit)),
+        let error = match tokio::time::timeout(limit, future).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => error::storage_error(operation, key, e),
+            Err(_) => error::timeout(operation, key, limit),
+        };
+        if error.kind() == StorageErrorKind::Timeout {
+            self.timed_out(operation, key, limit);
         }
+        Err(error)
+    }
+
+    /// Reports a command that missed the command timeout (the client's own, or this
+    /// storage's) as a `WARN` event, the key as its digest.
+    fn timed_out(&self, operation: &'static str, key: Option<&str>, limit: Duration) {
+        let (host, port) = match self.inner.options.get_topology() {
+            Topology::Standalone { host, port } => (Some(host.as_str()), Some(*port)),
+            _ => (None, None),
+        };
+        tracing::warn!(
+            db.system.name = "redis",
+            db.operation.name = operation,
+            server.address = host,
+            server.port = port,
+            limiter.key.digest = key.map(|k| tracing::field::display(key_digest(k))),
+            limiter.timeout_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            error.type = StorageErrorKind::Timeout.as_str(),
+            "redis command timed out"
+        );
     }
 
     /// Runs one of the scripts on `keys` with `args`: EVALSHA, reloading the script on
-    /// `NOSCRIPT`, all within the command timeout.
+    /// `NOSCRIPT` (an `INFO` event), all within the command timeout.
     pub(crate) async fn run_script<R: FromValue>(
         &self,
         script: &fred::types::scripts::Script,
@@ -250,12 +280,22 @@ impl RedisStorage {
         args: Vec<Value>,
     ) -> Result<R, StorageError> {
         let client = self.inner.pool.next_connected();
-        self.bounded(
-            operation,
-            Some(key),
-            script.evalsha_with_reload(client, keys, args),
-        )
-        .await
+        let run = async move {
+            match script.evalsha(client, keys.clone(), args.clone()).await {
+                Err(e) if e.details().starts_with("NOSCRIPT") => {
+                    tracing::info!(
+                        db.system.name = "redis",
+                        db.operation.name = operation,
+                        limiter.redis.script = &**script.sha1(),
+                        "redis script not cached on the server (first use, restart, failover or SCRIPT FLUSH); loading it"
+                    );
+                    script.load(client).await?;
+                    script.evalsha(client, keys, args).await
+                }
+                result => result,
+            }
+        };
+        self.bounded(operation, Some(key), run).await
     }
 
     /// A fresh version, as the 8 bytes stored in front of the state.

@@ -98,7 +98,15 @@ impl BreakerConfig {
 /// when it passes, the breaker **closes** and that caller's call goes through, as do
 /// all later ones. No task is spawned: probes ride on callers, so it works under any
 /// async runtime. Any answer from the storage other than a transport failure resets
-/// the count. A `tracing` event marks each opening (`WARN`) and closing (`INFO`).
+/// the count.
+///
+/// A `tracing` event marks each opening (`WARN`, fields `limiter.storage`,
+/// `limiter.breaker.failures`, `error.type`, `error.message` with any key as its
+/// digest) and each closing (`INFO`, field `limiter.storage`); a failed probe is a
+/// `DEBUG` event. [`state`](Self::state) reads the state, for metrics; a
+/// [`RateLimiter`](crate::RateLimiter)'s own breaker is reached through its
+/// storage's [`abilities`](Storage::abilities)
+/// ([`get_breaker`](super::Abilities::get_breaker)).
 ///
 /// The [`RateLimiter`](crate::RateLimiter) wraps network storages in one by default
 /// (see [`RateLimiterBuilder::circuit_breaker`](crate::RateLimiterBuilder::circuit_breaker));
@@ -134,6 +142,29 @@ impl fmt::Debug for CircuitBreaker {
             .field("config", &self.config)
             .field("open", &self.is_open())
             .finish()
+    }
+}
+
+/// The state of a [`CircuitBreaker`], from [`CircuitBreaker::state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls go through to the storage.
+    Closed,
+    /// Calls fail at once; a probe runs when the probe interval has passed.
+    Open,
+    /// Open, and one caller is probing the storage now.
+    Probing,
+}
+
+impl BreakerState {
+    /// `"closed"`, `"open"` or `"probing"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::Probing => "probing",
+        }
     }
 }
 
@@ -173,6 +204,32 @@ impl CircuitBreaker {
         self.open.load(Ordering::Acquire) != 0
     }
 
+    /// The breaker's state now: two atomic loads, for metrics and status pages.
+    ///
+    /// ```
+    /// use limiter_core::storage::{BreakerConfig, BreakerState, CircuitBreaker};
+    /// # use limiter_core::doc_support::TinyStorage;
+    /// use std::sync::Arc;
+    ///
+    /// let breaker = CircuitBreaker::new(Arc::new(TinyStorage::default()), BreakerConfig::default());
+    /// assert_eq!(breaker.state(), BreakerState::Closed);
+    /// ```
+    pub fn state(&self) -> BreakerState {
+        if !self.is_open() {
+            BreakerState::Closed
+        } else if self.probing.load(Ordering::Acquire) {
+            BreakerState::Probing
+        } else {
+            BreakerState::Open
+        }
+    }
+
+    /// The count of consecutive transport failures so far (reset by any other
+    /// answer).
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive.load(Ordering::Acquire)
+    }
+
     fn now_nanos(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
@@ -194,9 +251,10 @@ impl CircuitBreaker {
                         .is_ok()
                 {
                     tracing::warn!(
-                        storage = ?self.inner,
-                        failures,
-                        error = %e,
+                        limiter.storage = ?self.inner,
+                        limiter.breaker.failures = failures,
+                        error.type = e.kind().as_str(),
+                        error.message = %e.redacted(),
                         "storage circuit breaker opened: calls fail at once until a probe passes"
                     );
                 }
@@ -215,7 +273,7 @@ impl CircuitBreaker {
     fn close(&self) {
         self.consecutive.store(0, Ordering::Release);
         if self.open.swap(0, Ordering::AcqRel) != 0 {
-            tracing::info!(storage = ?self.inner, "storage circuit breaker closed");
+            tracing::info!(limiter.storage = ?self.inner, "storage circuit breaker closed");
         }
     }
 
@@ -269,7 +327,12 @@ impl CircuitBreaker {
             }
             Err(e) => {
                 self.open.store(self.next_probe(), Ordering::Release);
-                tracing::debug!(error = %e, "storage circuit breaker probe failed");
+                tracing::debug!(
+                    limiter.storage = ?self.inner,
+                    error.type = e.kind().as_str(),
+                    error.message = %e,
+                    "storage circuit breaker probe failed"
+                );
                 false
             }
         }
@@ -406,7 +469,7 @@ impl Storage for CircuitBreaker {
 
     fn abilities(&self) -> Abilities<'_> {
         let inner = self.inner.abilities();
-        let mut abilities = Abilities::new().expiry(inner.get_expiry());
+        let mut abilities = Abilities::new().expiry(inner.get_expiry()).breaker(self);
         if inner.get_native().is_some() {
             abilities = abilities.native(self);
         }

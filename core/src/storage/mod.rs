@@ -159,7 +159,7 @@ pub use async_trait::async_trait;
 
 pub use answer::{Answer, BoxFuture};
 pub use batch::{Batch, BatchError, BatchItem};
-pub use breaker::{BreakerConfig, CircuitBreaker, OPEN_OPERATION};
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, OPEN_OPERATION};
 
 use crate::clock::Timestamp;
 use crate::error::StorageError;
@@ -280,6 +280,7 @@ pub struct Abilities<'a> {
     clear_all: Option<&'a dyn ClearAll>,
     sleep: Option<&'a dyn Sleep>,
     expiry: Expiry,
+    breaker: Option<&'a CircuitBreaker>,
 }
 
 impl fmt::Debug for Abilities<'_> {
@@ -289,6 +290,7 @@ impl fmt::Debug for Abilities<'_> {
             .field("clear_all", &self.clear_all.is_some())
             .field("sleep", &self.sleep.is_some())
             .field("expiry", &self.expiry)
+            .field("breaker", &self.breaker.map(CircuitBreaker::state))
             .finish()
     }
 }
@@ -322,6 +324,32 @@ impl<'a> Abilities<'a> {
     pub fn expiry(mut self, expiry: Expiry) -> Self {
         self.expiry = expiry;
         self
+    }
+
+    /// The [`CircuitBreaker`] the storage is, for reading its
+    /// [`state`](CircuitBreaker::state) (the breaker sets this itself).
+    pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
+    /// The circuit breaker in front of the storage, if it is one: how a
+    /// [`RateLimiter`](crate::RateLimiter)'s own breaker is read, for metrics.
+    ///
+    /// ```
+    /// use limiter_core::storage::{BreakerState, Storage};
+    /// use limiter_core::RateLimiter;
+    /// # use limiter_core::doc_support::TinyStorage;
+    /// use std::sync::Arc;
+    ///
+    /// let limiter = RateLimiter::builder(Arc::new(TinyStorage::default()))
+    ///     .circuit_breaker(Some(Default::default()))
+    ///     .build();
+    /// let breaker = limiter.storage().abilities().get_breaker().map(|b| b.state());
+    /// assert_eq!(breaker, Some(BreakerState::Closed));
+    /// ```
+    pub fn get_breaker(&self) -> Option<&'a CircuitBreaker> {
+        self.breaker
     }
 
     /// The storage's own operations for the built-in strategies, if any.
