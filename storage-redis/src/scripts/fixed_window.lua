@@ -52,6 +52,6 @@ end
 function S.commit(c, plan, version)
   local ttl = ttl_ms((c.start - c.now) + c.W)
   local state = '\1' .. struct.pack('<I8I8', c.start, plan.count)
-  redis.call('SET', c.key, version .. state, 'PX', int(ttl))
+  write_state(c.key, version .. state, int(ttl))
   return ttl
 end

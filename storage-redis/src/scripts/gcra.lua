@@ -78,6 +78,6 @@ function S.commit(c, plan, version)
   local ms = exact(c.t + whole)
   local ttl = ttl_ms((c.t - c.now) + ceil_div(plan.rel, c.A))
   local state = '\4' .. struct.pack('<I8I8', ms, ticks)
-  redis.call('SET', c.key, version .. state, 'PX', int(ttl))
+  write_state(c.key, version .. state, int(ttl))
   return ttl
 end

@@ -12,6 +12,9 @@
 -- LIMITER_CORRUPT error.
 local A, W, B = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
+-- One-value states are read and written once for the whole call (write_state keeps
+-- each write until `flush`); a moving-window log is written as it goes.
+deferred = {}
 for i = 4, #ARGV, 5 do
   local v = run(function()
     local kind, now, cost = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
@@ -29,11 +32,16 @@ for i = 4, #ARGV, 5 do
   end)
   -- An error reply (a corrupt state) is the answer; only the first operation reads a
   -- state that no operation of this call wrote.
-  if v.err then return v end
+  if v.err then
+    flush()
+    return v
+  end
   if #v == 1 then
+    flush()
     out[#out + 1] = -1
     return out
   end
   for j = 1, 5 do out[#out + 1] = v[j] end
 end
+flush()
 return out

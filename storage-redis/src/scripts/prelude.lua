@@ -67,8 +67,31 @@ end
 
 -- The key's state bytes, '' when it has none; an error for a value shorter than its
 -- version.
+-- Writes of one-value states (fixed window, sliding window, GCRA) waiting for the end
+-- of a script that runs several operations on one key (many.lua): key -> {value,
+-- ttl}. nil (the other scripts) writes at once.
+local deferred = nil
+
+-- Stores `value` under `key` for `px` milliseconds, or keeps it for `flush`.
+local function write_state(key, value, px)
+  if deferred then
+    deferred[key] = {value, px}
+  else
+    redis.call('SET', key, value, 'PX', px)
+  end
+end
+
+-- Writes what write_state kept.
+local function flush()
+  for key, w in pairs(deferred or {}) do
+    redis.call('SET', key, w[1], 'PX', w[2])
+  end
+  deferred = nil
+end
+
 local function read_state(key, strategy)
-  local raw = redis.call('GET', key)
+  local kept = deferred and deferred[key]
+  local raw = kept and kept[1] or redis.call('GET', key)
   if not raw then return '' end
   if #raw < VERSION then corrupt(strategy, 'stored value shorter than its version') end
   return string.sub(raw, VERSION + 1)

@@ -99,6 +99,6 @@ function S.commit(c, plan, version)
   local s = plan.c
   local ttl = ttl_ms((s.start - s.now) + 2 * s.W)
   local state = '\3' .. struct.pack('<I8I8I8', s.start, s.current, s.previous)
-  redis.call('SET', s.key, version .. state, 'PX', int(ttl))
+  write_state(s.key, version .. state, int(ttl))
   return ttl
 end
