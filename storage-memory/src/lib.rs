@@ -57,7 +57,7 @@
 //!
 //! # Memory
 //!
-//! A fixed-window, sliding-window or GCRA key costs about 130 to 150 bytes, whatever
+//! A fixed-window, sliding-window or GCRA key costs about 120 to 145 bytes, whatever
 //! its limit, so the default 64 MiB hold about 500,000. A moving-window key also keeps
 //! 16 bytes per millisecond with admitted hits in its window (up to `amount × 16`):
 //! prefer the other strategies for large amounts. A key part longer than

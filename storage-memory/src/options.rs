@@ -154,7 +154,7 @@ impl MemoryOptions {
     /// **Bound**).
     ///
     /// This bounds keys, not bytes. A fixed-window, sliding-window or GCRA key costs
-    /// about 130 to 150 bytes (see the crate docs, **Memory**), but a moving-window key
+    /// about 120 to 145 bytes (see the crate docs, **Memory**), but a moving-window key
     /// keeps a 16-byte record per millisecond with admitted hits in its window: up to
     /// `amount × 16` bytes of live records (16 MB for `1000000 per hour`), and up to
     /// twice that before expired records are dropped. With moving windows the memory
