@@ -48,15 +48,18 @@ impl HttpLimiter {
         let started = self.inner.measured.then(Instant::now);
         // Shadow sets are decided on their own, once the enforced ones let the request
         // in; with the whole limiter in shadow mode, everything is decided as usual.
-        let shadow: Groups = if !self.inner.shadow && plan.groups.iter().any(|g| g.shadow) {
-            let (shadow, enforced) = std::mem::take(&mut plan.groups)
-                .into_iter()
-                .partition(|g| g.shadow);
-            plan.groups = enforced;
-            shadow
-        } else {
-            Groups::new()
-        };
+        // Boxed: most requests have no shadow set, and the groups would otherwise ride
+        // in every request's future.
+        let shadow: Option<Box<Groups>> =
+            if !self.inner.shadow && plan.groups.iter().any(|g| g.shadow) {
+                let (shadow, enforced): (Groups, Groups) = std::mem::take(&mut plan.groups)
+                    .into_iter()
+                    .partition(|g| g.shadow);
+                plan.groups = enforced;
+                Some(Box::new(shadow))
+            } else {
+                None
+            };
         let limiter = match self.fallback_state() {
             Active::Primary => self.inner.limiter.clone(),
             Active::Memory(memory) => memory,
@@ -64,7 +67,9 @@ impl HttpLimiter {
             Active::ProbeDue(probe) => Box::pin(self.probe(probe)).await,
         };
         let mut guards = self.register_inflight(&plan.groups);
-        guards.extend(self.register_inflight(&shadow));
+        if let Some(shadow) = &shadow {
+            guards.extend(self.register_inflight(shadow));
+        }
         let deadline = self.inner.deadline;
         let route = plan.route.take();
         let route = route.as_deref();
@@ -88,11 +93,12 @@ impl HttpLimiter {
                 let limit = decision.as_ref().map(Decision::limit);
                 self.measure(Event::Allowed, route, limit, &limiter, started);
                 let mut groups = plan.groups;
-                let shadowed = if shadow.is_empty() {
-                    None
-                } else {
+                let shadowed = match shadow {
+                    None => None,
                     // Rare: a separate allocation keeps the common future small.
-                    Box::pin(self.run_shadow(&limiter, shadow, &mut groups, route)).await
+                    Some(shadow) => {
+                        Box::pin(self.run_shadow(&limiter, *shadow, &mut groups, route)).await
+                    }
                 };
                 Ok(Admission::new(&self, limiter, decision, groups, guards)
                     .with_route(plan.route)
@@ -420,7 +426,9 @@ impl HttpLimiter {
 pub(crate) async fn hit(limiter: &RateLimiter, group: &Group) -> Result<Decision, Error> {
     match &*group.limits {
         [one] => limiter.hit(one, &group.key, group.cost).await,
-        all => limiter.hit_all(all, &group.key, group.cost).await,
+        // Boxed: the larger future of several limits would otherwise ride in every
+        // request's future.
+        all => Box::pin(limiter.hit_all(all, &group.key, group.cost)).await,
     }
 }
 

@@ -92,7 +92,7 @@ pub(crate) struct Group {
     pub(crate) shadow: bool,
 }
 
-pub(crate) type Groups = SmallVec<[Group; 2]>;
+pub(crate) type Groups = SmallVec<[Group; 1]>;
 
 /// What applies to one request, computed from it synchronously by
 /// [`HttpLimiter::plan`]; owns everything, so deciding it borrows nothing.
