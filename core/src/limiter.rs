@@ -19,6 +19,7 @@ mod builder;
 mod dispatch;
 mod coalesce;
 mod rejections;
+mod trace;
 mod wait;
 
 use wait::Timer;
@@ -212,8 +213,10 @@ macro_rules! decide {
             op,
             now,
         };
-        let verdict = run_limiter_op!(inner, key_op)?;
-        Ok(Decision::new(*limit, op.cost(), verdict, now))
+        let traced = trace::Traced::start(inner, limit, op);
+        let verdict = run_limiter_op!(inner, key_op);
+        traced.finish(&verdict);
+        Ok(Decision::new(*limit, op.cost(), verdict?, now))
     }};
 }
 
@@ -375,25 +378,31 @@ impl RateLimiter {
                 }
             }
         };
+        let traced = trace::Traced::start_all(inner, limits, Op::Hit { cost });
         let native = inner.storage.abilities().get_native();
-        if let (Some(builtin), Some(native)) = (inner.strategy.builtin(), native) {
-            if let Some(verdicts) = native.batch(builtin, batch).resolve().await {
-                let verdicts = verdicts?;
-                if verdicts.len() != limits.len() {
-                    return Err(StorageError::new(
-                        StorageErrorKind::Protocol,
-                        "batch",
-                        format!("{} verdicts for {} limits", verdicts.len(), limits.len()),
-                    )
-                    .into());
-                }
-                remember(&verdicts);
-                return combine(limits, &verdicts, cost, now);
+        let answered = match (inner.strategy.builtin(), native) {
+            (Some(builtin), Some(native)) => native.batch(builtin, batch).resolve().await,
+            _ => None,
+        };
+        let verdicts = match answered {
+            Some(verdicts) => verdicts,
+            // Boxed, so that the future of every hit_all stays small (see `decide!`).
+            None => {
+                let generic =
+                    apply_batch(&*inner.storage, &*inner.strategy, inner.max_attempts, batch);
+                Box::pin(generic).await
             }
+        };
+        traced.finish(&verdicts);
+        let verdicts = verdicts?;
+        if verdicts.len() != limits.len() {
+            return Err(StorageError::new(
+                StorageErrorKind::Protocol,
+                "batch",
+                format!("{} verdicts for {} limits", verdicts.len(), limits.len()),
+            )
+            .into());
         }
-        // Boxed, so that the future of every hit_all stays small (see `decide!`).
-        let generic = apply_batch(&*inner.storage, &*inner.strategy, inner.max_attempts, batch);
-        let verdicts = Box::pin(generic).await?;
         remember(&verdicts);
         combine(limits, &verdicts, cost, now)
     }

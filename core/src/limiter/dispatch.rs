@@ -136,7 +136,7 @@ pub async fn apply_with_cas(
     let stored = op.key.to_storage_key();
     let key = &*stored;
     let mut backoff = backoff::Backoff::new(storage.abilities().get_sleep());
-    for _ in 0..max_attempts.max(1) {
+    for attempt in 0..max_attempts.max(1) {
         let (mut state, version) = match storage.get(key, op.now).await? {
             Some(current) => (current.value, Some(current.version)),
             None => (Vec::new(), None),
@@ -156,10 +156,20 @@ pub async fn apply_with_cas(
         {
             return Ok(transition.verdict);
         }
+        tracing::trace!(
+            limiter.key.digest = %crate::observe::key_digest(key.as_str()),
+            limiter.attempt = attempt + 1,
+            "compare-and-set lost a race; backing off"
+        );
         if !backoff.wait().await {
             break;
         }
     }
+    tracing::warn!(
+        limiter.key.digest = %crate::observe::key_digest(key.as_str()),
+        limiter.attempts = max_attempts,
+        "compare-and-set contention: giving up"
+    );
     Err(StorageError::new(
         StorageErrorKind::Contention,
         "compare_and_set",
