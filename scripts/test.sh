@@ -9,7 +9,9 @@
 # denied, documentation with warnings denied, every test (unit, integration,
 # conformance, doctests), the core's tests again in an optimised build with overflow
 # checks on, and the examples that run to completion (the quickstart and the other
-# servers are driven on loopback ports by their tests, under "cargo test").
+# servers are driven on loopback ports by their tests, under "cargo test"), and each
+# feature of the facade crate alone and with the defaults (cargo-hack, installed when
+# missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -51,9 +53,20 @@ done
 
 step "cargo test"
 cargo test --workspace --all-features --locked
-cargo test -p limiter --no-default-features --lib --locked
-cargo test -p limiter --no-default-features --features config --lib --locked
 cargo test -p limiter-http --no-default-features --features metrics --lib --locked
+
+# Every facade feature alone, then each with the defaults: each builds and passes its
+# tests (unit, integration and doctests) without the others. limiter-http's features
+# alone are checked only: its tests need axum, and clippy lints its combinations above.
+step "each feature alone and with the defaults (cargo hack)"
+if ! cargo hack --version >/dev/null 2>&1; then
+  cargo install cargo-hack --locked
+fi
+cargo hack test -p limiter --each-feature --exclude-all-features --locked
+# (The defaults are memory and tokio.)
+cargo hack test -p limiter --each-feature --features memory,tokio \
+  --exclude-features default,full --exclude-no-default-features --exclude-all-features --locked
+cargo hack check -p limiter-http --each-feature --exclude-all-features --locked
 
 step "core tests, optimised, overflow checks on"
 cargo test -p limiter-core --profile release-checked --locked

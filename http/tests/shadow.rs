@@ -3,11 +3,12 @@
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use http::HeaderMap;
-use limiter_core::{Key, ManualClock, RateLimiter};
+use limiter_core::{Clock, Key, ManualClock, RateLimiter};
 use limiter_http::{CountingMetrics, HttpLimiter, HttpLimiterBuilder, Limits, RequestInfo};
 use limiter_memory::MemoryStorage;
 
@@ -94,11 +95,11 @@ async fn shadow_lets_through_what_enforcing_rejects_and_counts_the_same() {
         enforcing_metrics.allowed_count()
     );
 
-    // The same state in both storages, limit by limit and key by key. Expired keys
-    // are reclaimed a few at a time as keys are written, so count the live ones.
-    let now = limiter_core::Clock::now(&enforcing_clock);
-    shadow_storage.purge_expired(now);
-    enforcing_storage.purge_expired(now);
+    // The same state in both storages, limit by limit and key by key. Expired keys are
+    // reclaimed lazily, as their shard (randomly seeded) is next touched, so only the
+    // live ones compare.
+    shadow_storage.purge_expired(shadow_clock.now());
+    enforcing_storage.purge_expired(enforcing_clock.now());
     assert_eq!(shadow_storage.len(), enforcing_storage.len());
     let limits =
         limiter_core::parse_many("2 per minute; 3 per hour; 4 per minute; 2 per hour").unwrap();
@@ -156,9 +157,23 @@ async fn a_shadow_set_reports_without_rejecting_and_counts_as_if_enforced() {
     assert_eq!(stats.remaining, 0, "its one request counted");
 }
 
-/// Records the message of every warning, and prints it.
+/// Records the message of every warning with the thread that emitted it, and prints it.
 #[derive(Default, Clone)]
-struct Warnings(Arc<Mutex<Vec<String>>>);
+struct Warnings(Arc<Mutex<Vec<(ThreadId, String)>>>);
+
+/// The process's warnings. Installed once as the global default, not per test:
+/// tracing caches each callsite's interest for the whole process when the callsite is
+/// first hit, so a sibling test running the same warning on a thread without a
+/// subscriber would otherwise mute it for a test that installed one on its own thread.
+fn warnings() -> &'static Warnings {
+    static WARNINGS: OnceLock<Warnings> = OnceLock::new();
+    WARNINGS.get_or_init(|| {
+        let warnings = Warnings::default();
+        // Fails only if another global default was set first, which this file never does.
+        let _ = tracing::subscriber::set_global_default(warnings.clone());
+        warnings
+    })
+}
 
 struct Message<'a>(&'a mut String);
 
@@ -193,7 +208,10 @@ impl tracing::Subscriber for Warnings {
             event.metadata().target()
         );
         if *event.metadata().level() == tracing::Level::WARN {
-            self.0.lock().unwrap().push(line);
+            self.0
+                .lock()
+                .unwrap()
+                .push((std::thread::current().id(), line));
         }
     }
     fn enter(&self, _: &tracing::span::Id) {}
@@ -202,11 +220,7 @@ impl tracing::Subscriber for Warnings {
 
 #[tokio::test(flavor = "current_thread")]
 async fn every_would_be_rejection_is_a_warning() {
-    let warnings = Warnings::default();
-    let _guard = tracing::subscriber::set_default(warnings.clone());
-    // Tests on other threads may have had the warning's callsite cached as unwanted
-    // (no subscriber there): ask every callsite again.
-    tracing::callsite::rebuild_interest_cache();
+    let warnings = warnings();
     let (core, _storage, _clock) = fresh();
     let metrics = Arc::new(CountingMetrics::default());
     let limiter = HttpLimiter::builder(core)
@@ -219,7 +233,16 @@ async fn every_would_be_rejection_is_a_warning() {
         assert!(allowed(&limiter, "/a", "192.0.2.1:1").await);
     }
     assert_eq!(metrics.shadow_rejected_count(), 3);
-    let warnings = warnings.0.lock().unwrap();
+    // This test's own: its runtime runs on its thread.
+    let me = std::thread::current().id();
+    let warnings: Vec<String> = warnings
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(thread, _)| *thread == me)
+        .map(|(_, line)| line.clone())
+        .collect();
     assert_eq!(warnings.len(), 3, "{warnings:?}");
     assert!(warnings
         .iter()

@@ -2,10 +2,12 @@
 //! strategies and pluggable storages.
 //!
 //! ```
+//! # #[cfg(feature = "memory")]
 //! use limiter::{Key, RateLimit, RateLimiter, MemoryStorage};
 //! use limiter::strategy::SlidingWindow;
 //! use std::sync::Arc;
 //!
+//! # #[cfg(feature = "memory")]
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let limiter = RateLimiter::builder(Arc::new(MemoryStorage::new()))
@@ -18,6 +20,7 @@
 //! }
 //! # Ok(())
 //! # }
+//! # #[cfg(not(feature = "memory"))] fn main() {}
 //! ```
 //!
 //! # Features
@@ -93,9 +96,11 @@ pub use uri::{storage_from_uri, UriError};
 /// network storages bring Tokio's already).
 ///
 /// ```
+/// # #[cfg(feature = "memory")]
 /// use limiter::{Key, MemoryStorage, RateLimiter, TokioTimer};
 /// use std::{sync::Arc, time::Duration};
 ///
+/// # #[cfg(feature = "memory")]
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let limiter = RateLimiter::builder(Arc::new(MemoryStorage::new()))
@@ -109,6 +114,7 @@ pub use uri::{storage_from_uri, UriError};
 /// }
 /// # Ok(())
 /// # }
+/// # #[cfg(not(feature = "memory"))] fn main() {}
 /// ```
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
@@ -129,7 +135,7 @@ impl storage::Sleep for TokioTimer {
 pub use limiter_http as http;
 
 /// The README's examples, compiled and run as doctests so that they cannot rot (the
-/// HTTP one needs the `axum` feature).
-#[cfg(all(doctest, feature = "axum"))]
+/// HTTP one needs the `axum` feature, all of them the default `memory` and `tokio`).
+#[cfg(all(doctest, feature = "axum", feature = "memory", feature = "tokio"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

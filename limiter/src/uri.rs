@@ -121,6 +121,7 @@ const FEATURES: &[(&str, &[&str])] = &[
 /// # Examples
 ///
 /// ```
+/// # #[cfg(feature = "memory")]
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let storage = limiter::storage_from_uri("memory://?max_keys=10000").await?;
 /// storage.check().await?;

@@ -1,4 +1,5 @@
-//! Decisions per second against a local Redis, next to the round-trip ceiling.
+//! Decisions per second against a local Redis, next to `redis-benchmark` running the
+//! same scripts, every workload interleaved in rounds.
 //!
 //! Run with the test servers up (`source scripts/services/redis.sh`):
 //!
@@ -6,30 +7,79 @@
 //! cargo bench -p limiter-redis --bench throughput
 //! ```
 //!
-//! For each strategy, and for a two-limit `hit_all`, it runs 1, 16 and 64 concurrent
-//! callers for a fixed time, each on its own key, and reports decisions per second. In
-//! the same run, `redis-benchmark` sends EVALSHA of the fixed-window script with the
-//! same number of connections: the server's round-trip ceiling for one script call.
+//! `LIMITER_BENCH_SECS` is the time each figure gets in all (default 1.5 s), split
+//! over `LIMITER_BENCH_ROUNDS` rounds (default 3); a figure is the median of its
+//! rounds. Within a round every workload of a block runs once, in an order that
+//! starts one further each round, so a burst of load from elsewhere on the machine
+//! lands on one round of every workload. `LIMITER_BENCH_RESULTS=FILE` also appends
+//! the figures to FILE for `scripts/bench-report.py`.
+//!
+//! Blocks: one hot key shared by every caller, or many keys (100,000, each caller
+//! cycling over its share; `redis-benchmark -r 100000`), at 1, 16 and 64 concurrent
+//! callers (tasks on a two-worker Tokio runtime; `redis-benchmark -c`). Workloads, for
+//! each strategy, on `1000000000 per second` (every hit admitted, so every hit writes):
+//!
+//! - `redis-benchmark` sending `EVALSHA` of the strategy's script with the arguments
+//!   the storage sends (the time fixed for the whole run), without pipelining and with
+//!   `-P 16`: the server's ceiling for that script;
+//! - `hit` through a `RateLimiter` (the script), without coalescing (one round trip
+//!   per decision) and with it
+//!   ([`RateLimiterBuilder::coalesce`](limiter_core::RateLimiterBuilder::coalesce):
+//!   the calls queued on a key in one script call, `many.lua`);
+//! - `hit` on the generic path (the strategy wrapped so that the storage does not
+//!   recognise it: `get`, then the compare-and-set script), without and with
+//!   coalescing;
+//! - `hit_all` of two limits (`… per second; … per minute`, the batch script) next to
+//!   `redis-benchmark` sending the batch script.
+//!
 //! Then one hot key shared by 64 callers, on a limit that admits everything and on
 //! `10 per minute` (nearly every hit rejected), with the local rejection cache off and
-//! on; and one hot key per strategy with coalescing off and on (`apply_many`: the
-//! calls queued on the key in one script call). Last, the moving window at `10 per day` and at `100000 per day` with a full log
+//! on; and the moving window at `10 per day` and at `100000 per day` with a full log
 //! (rejection cache off, so that every hit runs the script).
 
+use std::collections::HashMap;
+use std::error::Error;
+use std::future::Future;
+use std::io::Write;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use limiter_core::strategy::{BuiltIn, MovingWindow, Op, Strategy};
-use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, Storage, Timestamp};
+use limiter_core::strategy::{BuiltIn, MovingWindow, Op, StateError, Strategy, Transition};
+use limiter_core::{
+    Key, ManualClock, RateLimit, RateLimiter, Storage, Timestamp, DEFAULT_MAX_BATCH,
+};
 use limiter_redis::fred::prelude::{KeysInterface, LuaInterface};
 use limiter_redis::fred::types::Expiration;
 use limiter_redis::RedisStorage;
 
-const RUN: Duration = Duration::from_millis(1_500);
-const CALLERS: [usize; 3] = [1, 16, 64];
+type Fallible<T> = Result<T, Box<dyn Error>>;
 
-fn strategy(b: BuiltIn) -> Arc<dyn Strategy> {
+const CALLERS: [usize; 3] = [1, 16, 64];
+const MANY_KEYS: usize = 100_000;
+
+/// A built-in strategy that the storage does not recognise: its decisions take the
+/// generic compare-and-set path.
+#[derive(Debug)]
+struct Generic(BuiltIn);
+
+impl Strategy for Generic {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn apply(
+        &self,
+        limit: &RateLimit,
+        state: &mut Vec<u8>,
+        op: Op,
+        now: Timestamp,
+    ) -> Result<Transition, StateError> {
+        self.0.strategy().apply(limit, state, op, now)
+    }
+}
+
+fn builtin(b: BuiltIn) -> Arc<dyn Strategy> {
     use limiter_core::strategy::{FixedWindow, Gcra, SlidingWindow};
     match b {
         BuiltIn::FixedWindow => Arc::new(FixedWindow),
@@ -39,48 +89,179 @@ fn strategy(b: BuiltIn) -> Arc<dyn Strategy> {
     }
 }
 
-/// Decisions per second of `callers` tasks, each calling `decide(i)` in a loop.
-async fn rate<F, Fut>(callers: usize, decide: F) -> f64
+#[derive(Clone, Copy, PartialEq)]
+enum Workload {
+    /// redis-benchmark: the single (`batch: false`) or batch script, `-P pipeline`.
+    Ceiling {
+        strategy: BuiltIn,
+        batch: bool,
+        pipeline: u32,
+    },
+    /// `hit` (`all: false`) or a two-limit `hit_all` through the scripts; a `hit`
+    /// coalesced or not (several queued calls in one script call, `apply_many`).
+    Native {
+        strategy: BuiltIn,
+        all: bool,
+        coalesce: bool,
+    },
+    /// `hit` on the generic path, coalesced or not.
+    Generic { strategy: BuiltIn, coalesce: bool },
+}
+
+impl Workload {
+    fn all() -> Vec<Workload> {
+        let mut all = Vec::new();
+        for strategy in BuiltIn::ALL {
+            for pipeline in [1, 16] {
+                all.push(Workload::Ceiling {
+                    strategy,
+                    batch: false,
+                    pipeline,
+                });
+            }
+            for coalesce in [false, true] {
+                all.push(Workload::Native {
+                    strategy,
+                    all: false,
+                    coalesce,
+                });
+            }
+            for coalesce in [false, true] {
+                all.push(Workload::Generic { strategy, coalesce });
+            }
+            for pipeline in [1, 16] {
+                all.push(Workload::Ceiling {
+                    strategy,
+                    batch: true,
+                    pipeline,
+                });
+            }
+            all.push(Workload::Native {
+                strategy,
+                all: true,
+                coalesce: false,
+            });
+        }
+        all
+    }
+
+    fn name(self) -> String {
+        match self {
+            Workload::Ceiling {
+                strategy,
+                batch,
+                pipeline,
+            } => {
+                let script = if batch { "batch script" } else { "script" };
+                let p = if pipeline > 1 {
+                    format!(" -P {pipeline}")
+                } else {
+                    String::new()
+                };
+                format!("{strategy}: redis-benchmark{p}, {script}")
+            }
+            Workload::Native {
+                strategy,
+                all: false,
+                coalesce: false,
+            } => format!("{strategy}: hit"),
+            Workload::Native {
+                strategy,
+                all: false,
+                coalesce: true,
+            } => format!("{strategy}: hit, coalesced"),
+            Workload::Native {
+                strategy,
+                all: true,
+                ..
+            } => format!("{strategy}: hit_all, two limits"),
+            Workload::Generic {
+                strategy,
+                coalesce: false,
+            } => format!("{strategy}: hit, generic path"),
+            Workload::Generic {
+                strategy,
+                coalesce: true,
+            } => format!("{strategy}: hit, generic path, coalesced"),
+        }
+    }
+
+    /// The row this workload's figures are divided by: redis-benchmark without
+    /// pipelining on the same script.
+    fn baseline(self) -> String {
+        let (strategy, batch) = match self {
+            Workload::Ceiling {
+                strategy, batch, ..
+            } => (strategy, batch),
+            Workload::Native { strategy, all, .. } => (strategy, all),
+            Workload::Generic { strategy, .. } => (strategy, false),
+        };
+        Workload::Ceiling {
+            strategy,
+            batch,
+            pipeline: 1,
+        }
+        .name()
+    }
+}
+
+/// Decisions per second of `callers` tasks, each calling `decide(caller, i)` in a
+/// loop for `time` after a warm-up of a tenth of it (at least 20 ms); and the number
+/// of decisions that failed. Each task watches the clock itself and yields to the
+/// scheduler now and then: a decision answered locally (the rejection cache) never
+/// pends, and a loop of them would otherwise hold its worker thread forever.
+async fn rate<F, Fut>(callers: usize, time: Duration, decide: F) -> (f64, u64)
 where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
 {
     let decide = Arc::new(decide);
-    let started = Instant::now();
+    let begin = Instant::now() + (time / 10).max(Duration::from_millis(20));
+    let end = begin + time;
     let tasks: Vec<_> = (0..callers)
-        .map(|i| {
+        .map(|caller| {
             let decide = Arc::clone(&decide);
             tokio::spawn(async move {
-                let mut n = 0u64;
-                while started.elapsed() < RUN {
-                    assert!(decide(i).await, "a decision failed");
-                    n += 1;
-                    // A decision the rejection cache answers never waits: without a
-                    // turn given back now and then, 64 such loops starve the runtime
-                    // of the replies the other callers wait for (as no server's
-                    // request loop would).
-                    if n % 32 == 0 {
+                let (mut i, mut ok, mut failed) = (0u64, 0u64, 0u64);
+                loop {
+                    let passed = decide(caller, i).await;
+                    i += 1;
+                    let now = Instant::now();
+                    if now >= end {
+                        break;
+                    }
+                    if now >= begin {
+                        if passed {
+                            ok += 1;
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                    if i % 64 == 0 {
                         tokio::task::yield_now().await;
                     }
                 }
-                n
+                (ok, failed)
             })
         })
         .collect();
-    let mut total = 0;
+    let (mut ok, mut failed) = (0, 0);
     for task in tasks {
-        total += task.await.expect("bench task");
+        if let Ok((o, f)) = task.await {
+            ok += o;
+            failed += f;
+        }
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    (ok as f64 / time.as_secs_f64(), failed)
 }
 
 /// Script calls (`EVALSHA`, `EVAL`) the server has answered, from `INFO commandstats`.
-fn script_calls(port: &str) -> u64 {
+fn script_calls(port: &str) -> Fallible<u64> {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", port, "INFO", "commandstats"])
         .output()
-        .expect("run redis-cli (Debian package redis-tools)");
-    String::from_utf8_lossy(&out.stdout)
+        .map_err(|e| format!("run redis-cli (Debian package redis-tools): {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
         .filter_map(|l| {
@@ -91,202 +272,418 @@ fn script_calls(port: &str) -> u64 {
                 .parse::<u64>()
                 .ok()
         })
-        .sum()
+        .sum())
 }
 
-/// redis-benchmark's EVALSHA rate for the fixed-window script with `clients`
-/// connections.
-fn ceiling(port: &str, sha: &str, clients: usize) -> f64 {
-    let out = Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", port, "-q", "-r", "100000"])
-        .args([
+/// The arguments the storage sends with a script, for redis-benchmark.
+struct Ceiling {
+    port: String,
+    /// SHA-1 of the single and batch scripts of each strategy.
+    shas: HashMap<(BuiltIn, bool), String>,
+    now_ms: u64,
+    /// The latest rate of each workload, to size the next run to its time.
+    rates: HashMap<String, f64>,
+}
+
+impl Ceiling {
+    /// redis-benchmark's rate for `workload` (a `Ceiling`) with `clients` connections.
+    fn run(
+        &mut self,
+        workload: Workload,
+        clients: usize,
+        hot: bool,
+        limits: &[RateLimit],
+        time: Duration,
+    ) -> Fallible<f64> {
+        let Workload::Ceiling {
+            strategy,
+            batch,
+            pipeline,
+        } = workload
+        else {
+            return Err("not a redis-benchmark workload".into());
+        };
+        let sha = self
+            .shas
+            .get(&(strategy, batch))
+            .ok_or("script not loaded")?
+            .clone();
+        let guess = 20_000.0 * f64::from(pipeline.min(8));
+        let expected = self.rates.get(&workload.name()).copied().unwrap_or(guess);
+        // A positive count far below 2^53.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let requests = ((expected * time.as_secs_f64()) as u64).max(1_000);
+        let key = |part: &str| {
+            let tail = if hot { "hot" } else { "__rand_int__" };
+            format!("limiter-bench:{{rb}}/{strategy}/{part}/{tail}")
+        };
+        let mut args: Vec<String> = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port,
+            "-q",
             "-c",
             &clients.to_string(),
             "-n",
-            &(20_000 * clients.min(4)).to_string(),
-        ])
-        .args(["EVALSHA", sha, "1", "limiter-bench:{ceiling}/__rand_int__"])
-        .args([
-            "hit",
-            "1000000000",
-            "60000",
-            "1700000000000",
-            "1",
-            "0",
-            "vvvvvvvv",
-        ])
-        .output()
-        .expect("run redis-benchmark (Debian package redis-tools)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .zip(text.split_whitespace().skip(1))
-        .find(|(_, next)| next.starts_with("requests"))
-        .and_then(|(n, _)| n.parse().ok())
-        .unwrap_or_else(|| panic!("no rate in redis-benchmark output: {text}"))
+            &requests.to_string(),
+            "-P",
+            &pipeline.to_string(),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        if !hot {
+            args.extend(["-r".to_owned(), MANY_KEYS.to_string()]);
+        }
+        let now = self.now_ms.to_string();
+        let version = "vvvvvvvv".to_owned();
+        if batch {
+            args.extend(["EVALSHA".to_owned(), sha, limits.len().to_string()]);
+            args.extend((0..limits.len()).map(|i| key(&i.to_string())));
+            args.extend(["1".to_owned(), now, version]);
+            for limit in limits {
+                args.extend([
+                    limit.amount().to_string(),
+                    limit.window_ms().to_string(),
+                    limit.burst().to_string(),
+                ]);
+            }
+        } else {
+            let limit = limits.first().ok_or("no limit")?;
+            args.extend(["EVALSHA".to_owned(), sha, "1".to_owned(), key("0")]);
+            args.extend([
+                "hit".to_owned(),
+                limit.amount().to_string(),
+                limit.window_ms().to_string(),
+                now,
+                "1".to_owned(),
+                "0".to_owned(),
+                version,
+                limit.burst().to_string(),
+            ]);
+        }
+        let out = Command::new("redis-benchmark")
+            .args(&args)
+            .output()
+            .map_err(|e| format!("run redis-benchmark (Debian package redis-tools): {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let rate = words
+            .windows(2)
+            .rev()
+            .find(|w| w[1].starts_with("requests"))
+            .and_then(|w| w[0].parse::<f64>().ok())
+            .ok_or_else(|| format!("no rate in redis-benchmark output: {text}"))?;
+        self.rates.insert(workload.name(), rate);
+        Ok(rate)
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Tab-separated records for the report, appended to `LIMITER_BENCH_RESULTS`.
+struct Results(Option<std::fs::File>);
+
+impl Results {
+    fn open() -> Results {
+        let file = std::env::var_os("LIMITER_BENCH_RESULTS").and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        });
+        Results(file)
+    }
+
+    fn line(&mut self, fields: &[&str]) {
+        if let Some(file) = &mut self.0 {
+            let _ = writeln!(file, "{}", fields.join("\t"));
+        }
+    }
+}
+
+fn env_number(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n: &f64| *n > 0.0)
+        .unwrap_or(default)
+}
+
+struct Bench {
+    storage: RedisStorage,
+    shared: Arc<dyn Storage>,
+    limits: Vec<RateLimit>,
+    keys: Arc<Vec<Key>>,
+    run: u64,
+}
+
+impl Bench {
+    /// One run of a limiter workload; decisions per second and failures.
+    async fn limiter(
+        &mut self,
+        workload: Workload,
+        callers: usize,
+        hot: bool,
+        time: Duration,
+    ) -> (f64, u64) {
+        self.run += 1;
+        let builder = RateLimiter::builder(Arc::clone(&self.shared)).namespace(format!(
+            "bench-{}-{}",
+            std::process::id(),
+            self.run
+        ));
+        let (limiter, all) = match workload {
+            Workload::Native {
+                strategy,
+                all,
+                coalesce,
+            } => (
+                builder
+                    .strategy_arc(builtin(strategy))
+                    .coalesce(coalesce.then_some(DEFAULT_MAX_BATCH)),
+                all,
+            ),
+            Workload::Generic { strategy, coalesce } => (
+                builder
+                    .strategy(Generic(strategy))
+                    .coalesce(coalesce.then_some(DEFAULT_MAX_BATCH)),
+                false,
+            ),
+            Workload::Ceiling { .. } => return (0.0, 0),
+        };
+        let limiter = limiter.build();
+        let limits = self.limits.clone();
+        let keys = Arc::clone(&self.keys);
+        let share = keys.len() / callers;
+        rate(callers, time, move |caller, i| {
+            let (limiter, limits, keys) = (limiter.clone(), limits.clone(), Arc::clone(&keys));
+            async move {
+                let at = if hot {
+                    0
+                } else {
+                    caller * share + usize::try_from(i).unwrap_or(0) % share.max(1)
+                };
+                let key = &keys[at % keys.len()];
+                if all {
+                    limiter.hit_all(&limits, key, 1).await.is_ok()
+                } else {
+                    limiter.hit(&limits[0], key, 1).await.is_ok()
+                }
+            }
+        })
+        .await
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let Ok(uri) = std::env::var("LIMITER_REDIS_URL") else {
-        panic!("LIMITER_REDIS_URL is not set: `source scripts/services/redis.sh` first");
-    };
+async fn main() -> Fallible<()> {
+    let uri = std::env::var("LIMITER_REDIS_URL")
+        .map_err(|_| "LIMITER_REDIS_URL is not set: `source scripts/services/redis.sh` first")?;
     let port = uri
         .rsplit(':')
         .next()
         .unwrap_or("6379")
         .trim_end_matches('/')
         .to_owned();
-    let storage = RedisStorage::from_uri(&format!("{uri}?key_prefix=limiter-bench:&pool_size=2"))
-        .await
-        .expect("connect");
+    let secs = env_number("LIMITER_BENCH_SECS", 1.5);
+    let rounds = std::env::var("LIMITER_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(3)
+        .max(1);
+    let time = Duration::from_secs_f64(secs / rounds as f64);
+    let mut results = Results::open();
+
+    let storage =
+        RedisStorage::from_uri(&format!("{uri}?key_prefix=limiter-bench:&pool_size=2")).await?;
     let shared: Arc<dyn Storage> = Arc::new(storage.clone());
-    let limit: RateLimit = "1000000000 per minute".parse().expect("limit");
-    let limits =
-        limiter_core::parse_many("1000000000 per minute; 100000000 per hour").expect("limits");
-
-    // The ceiling: the fixed-window script, loaded, called by redis-benchmark.
-    let sha: String = storage
-        .pool()
-        .script_load(limiter_redis::scripts::STRATEGIES[0].1)
-        .await
-        .expect("SCRIPT LOAD");
-
-    println!("decisions per second, {} s per cell\n", RUN.as_secs_f64());
-    println!("| workload | 1 caller | 16 callers | 64 callers |");
-    println!("|---|---|---|---|");
-    let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
-    let ceilings: Vec<f64> = CALLERS.iter().map(|&c| ceiling(&port, &sha, c)).collect();
-    rows.push((
-        "redis-benchmark EVALSHA fixed-window (ceiling)".into(),
-        ceilings,
-    ));
-    for b in BuiltIn::ALL {
-        for two in [false, true] {
-            let mut cells = Vec::new();
-            for &callers in &CALLERS {
-                let limiter = RateLimiter::builder(Arc::clone(&shared))
-                    .strategy_arc(strategy(b))
-                    .namespace(format!("bench-{}-{callers}-{two}", std::process::id()))
-                    .build();
-                let (limit, limits) = (limit, limits.clone());
-                cells.push(
-                    rate(callers, move |i| {
-                        let limiter = limiter.clone();
-                        let limits = limits.clone();
-                        async move {
-                            let key = Key::from(format!("caller-{i}"));
-                            let decision = if two {
-                                limiter.hit_all(&limits, &key, 1).await
-                            } else {
-                                limiter.hit(&limit, &key, 1).await
-                            };
-                            decision.is_ok()
-                        }
-                    })
-                    .await,
-                );
-            }
-            let name = if two {
-                format!("{b}, hit_all of two limits")
-            } else {
-                format!("{b}, hit")
-            };
-            rows.push((name, cells));
-        }
+    let limits = limiter_core::parse_many("1000000000 per second; 1000000000 per minute")?;
+    let mut shas = HashMap::new();
+    for (b, single, batch) in limiter_redis::scripts::STRATEGIES {
+        let single: String = storage.pool().script_load(single).await?;
+        let batch: String = storage.pool().script_load(batch).await?;
+        shas.insert((b, false), single);
+        shas.insert((b, true), batch);
     }
-    for (name, cells) in &rows {
-        let cells: Vec<String> = cells.iter().map(|r| format!("{r:.0}")).collect();
-        println!("| {name} | {} |", cells.join(" | "));
-    }
-    let ceiling64 = rows[0].1[2];
-    let single64 = rows[1].1[2];
-    let two64 = rows[2].1[2];
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut ceiling = Ceiling {
+        port: port.clone(),
+        shas,
+        now_ms,
+        rates: HashMap::new(),
+    };
+    let mut bench = Bench {
+        storage: storage.clone(),
+        shared: Arc::clone(&shared),
+        limits,
+        keys: Arc::new((0..MANY_KEYS).map(|i| Key::from(format!("k{i}"))).collect()),
+        run: 0,
+    };
+
+    let workloads = Workload::all();
     println!(
-        "\nfixed window at 64 callers: {:.0}% of the ceiling; two-limit hit_all: {:.0}% of a single hit",
-        100.0 * single64 / ceiling64,
-        100.0 * two64 / single64
+        "decisions per second, median of {rounds} rounds of {:.2} s\n",
+        time.as_secs_f64()
     );
+    for hot in [true, false] {
+        let (table, keys) = if hot {
+            ("redis-hot", "one hot key")
+        } else {
+            ("redis-many", "100,000 keys")
+        };
+        results.line(&[
+            "table",
+            table,
+            &format!("Redis, {keys}: decisions per second (higher is better)"),
+            "/s",
+            "-",
+            "higher",
+            &format!(
+                "each row over redis-benchmark sending the same script without pipelining; \
+                 medians of {rounds} interleaved rounds of {:.2} s",
+                time.as_secs_f64()
+            ),
+            "64 callers",
+        ]);
+        println!("{keys}\n");
+        println!("| workload | 1 caller | 16 callers | 64 callers |");
+        println!("|---|---:|---:|---:|");
+        let mut cells: Vec<Vec<String>> = vec![Vec::new(); workloads.len()];
+        for callers in CALLERS {
+            let column = if callers == 1 {
+                "1 caller".to_owned()
+            } else {
+                format!("{callers} callers")
+            };
+            let mut samples = vec![Vec::new(); workloads.len()];
+            let mut failed = vec![0u64; workloads.len()];
+            for round in 0..rounds {
+                for i in 0..workloads.len() {
+                    let w = (round + i) % workloads.len();
+                    let workload = workloads[w];
+                    let r = match workload {
+                        Workload::Ceiling { .. } => {
+                            ceiling.run(workload, callers, hot, &bench.limits, time)?
+                        }
+                        _ => {
+                            let (r, f) = bench.limiter(workload, callers, hot, time).await;
+                            failed[w] += f;
+                            r
+                        }
+                    };
+                    samples[w].push(r);
+                }
+            }
+            let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+            for (w, workload) in workloads.iter().enumerate() {
+                let base = workloads
+                    .iter()
+                    .position(|b| b.name() == workload.baseline())
+                    .map_or(f64::NAN, |b| medians[b]);
+                let failures = if failed[w] > 0 {
+                    format!(" ({} failed)", failed[w])
+                } else {
+                    String::new()
+                };
+                cells[w].push(format!(
+                    "{:.0} ({:.0}%){failures}",
+                    medians[w],
+                    100.0 * medians[w] / base
+                ));
+                results.line(&[
+                    "value",
+                    table,
+                    &workload.name(),
+                    &column,
+                    &format!("{:.1}", medians[w]),
+                    &workload.baseline(),
+                ]);
+            }
+        }
+        for (workload, cells) in workloads.iter().zip(&cells) {
+            println!("| {} | {} |", workload.name(), cells.join(" | "));
+        }
+        println!();
+    }
 
     // One hot key, 64 callers: the rejection cache off and on, in one run.
-    println!("\none hot key, 64 callers, fixed window\n");
+    let table = "redis-rejection-cache";
+    results.line(&[
+        "table",
+        table,
+        "Redis, one hot key, 64 callers, fixed window: the local rejection cache",
+        "/s",
+        "-",
+        "higher",
+        "script calls per second as counted by the server",
+    ]);
+    println!("one hot key, 64 callers, fixed window\n");
     println!("| limit | rejection cache | decisions per second | script calls per second |");
-    println!("|---|---|---|---|");
+    println!("|---|---|---:|---:|");
     for text in ["1000000000 per minute", "10 per minute"] {
         for cache in [false, true] {
-            let limit: RateLimit = text.parse().expect("limit");
+            let limit: RateLimit = text.parse()?;
+            bench.run += 1;
             let limiter = RateLimiter::builder(Arc::clone(&shared))
-                .namespace(format!("bench-hot-{cache}-{}", std::process::id()))
+                .namespace(format!("bench-hot-{}-{}", std::process::id(), bench.run))
                 .rejection_cache(cache.then_some(limiter_core::DEFAULT_REJECTION_CACHE_SIZE))
                 .build();
-            let before = script_calls(&port);
+            let before = script_calls(&port)?;
             let started = Instant::now();
-            let r = rate(64, move |_| {
+            let (r, _) = rate(64, Duration::from_secs_f64(secs / 2.0), move |_, _| {
                 let limiter = limiter.clone();
                 async move { limiter.hit(&limit, &Key::from("hot"), 1).await.is_ok() }
             })
             .await;
-            let calls = (script_calls(&port) - before) as f64 / started.elapsed().as_secs_f64();
+            let calls = script_calls(&port)?.saturating_sub(before) as f64
+                / started.elapsed().as_secs_f64();
             let on = if cache { "on" } else { "off" };
             println!("| {text} | {on} | {r:.0} | {calls:.0} |");
-        }
-    }
-
-    // One hot key, 64 callers, every strategy: coalescing off and on, in one run (the
-    // rejection cache off, a limit that admits everything).
-    println!("\none hot key, 64 callers, coalescing off and on\n");
-    println!("| strategy | coalescing | decisions per second | script calls per second | ratio |");
-    println!("|---|---|---|---|---|");
-    for b in BuiltIn::ALL {
-        let mut off = 0.0;
-        for coalesce in [None, Some(limiter_core::DEFAULT_MAX_BATCH)] {
-            let limiter = RateLimiter::builder(Arc::clone(&shared))
-                .strategy_arc(strategy(b))
-                .namespace(format!(
-                    "bench-coalesce-{}-{}",
-                    coalesce.is_some(),
-                    std::process::id()
-                ))
-                .rejection_cache(None)
-                .coalesce(coalesce)
-                .build();
-            let before = script_calls(&port);
-            let started = Instant::now();
-            let r = rate(64, move |_| {
-                let limiter = limiter.clone();
-                async move { limiter.hit(&limit, &Key::from("hot"), 1).await.is_ok() }
-            })
-            .await;
-            let calls = (script_calls(&port) - before) as f64 / started.elapsed().as_secs_f64();
-            let (on, ratio) = match coalesce {
-                None => {
-                    off = r;
-                    ("off", 1.0)
-                }
-                Some(_) => ("on", r / off.max(1.0)),
-            };
-            println!("| {b} | {on} | {r:.0} | {calls:.0} | {ratio:.2}x |");
+            let row = format!("{text}, cache {on}");
+            results.line(&["value", table, &row, "decisions", &format!("{r:.1}")]);
+            results.line(&["value", table, &row, "script calls", &format!("{calls:.1}")]);
         }
     }
 
     // The moving window with a full log: 10 per day against 100000 per day.
+    let table = "redis-moving-window-log";
+    results.line(&[
+        "table",
+        table,
+        "Redis, moving window with a full log, 1 caller, every hit rejected",
+        "hits/s",
+        "row=10 per day",
+        "higher",
+        "the log holds as many records as the limit's amount",
+    ]);
     println!("\nmoving window, full log, 1 caller (every hit rejected)\n");
     println!("| limit | records | hits per second |");
-    println!("|---|---|---|");
+    println!("|---|---|---:|");
     let mut full = Vec::new();
     for (text, amount) in [("10 per day", 10u64), ("100000 per day", 100_000)] {
-        let limit: RateLimit = text.parse().expect("limit");
+        let limit: RateLimit = text.parse()?;
         let t0 = 1_700_000_000_000u64;
         // The full log, built by the strategy itself: one record per millisecond.
         let mut state = Vec::new();
         for i in 0..amount {
-            MovingWindow
-                .apply(
-                    &limit,
-                    &mut state,
-                    Op::Hit { cost: 1 },
-                    Timestamp::from_millis(t0 + i),
-                )
-                .expect("apply");
+            MovingWindow.apply(
+                &limit,
+                &mut state,
+                Op::Hit { cost: 1 },
+                Timestamp::from_millis(t0 + i),
+            )?;
         }
         let clock = ManualClock::new(t0 + amount);
         let limiter = RateLimiter::builder(Arc::clone(&shared))
@@ -299,28 +696,32 @@ async fn main() {
         let stored = limiter.storage_key(&limit, &key);
         let mut value = 1u64.to_le_bytes().to_vec();
         value.extend_from_slice(&state);
-        let _: () = storage
+        let _: () = bench
+            .storage
             .pool()
             .set(
-                storage.redis_key(&stored).as_str(),
+                bench.storage.redis_key(&stored).as_str(),
                 value.as_slice(),
                 Some(Expiration::PX(600_000)),
                 None,
                 false,
             )
-            .await
-            .expect("SET");
-        let r = rate(1, move |_| {
+            .await?;
+        let (r, _) = rate(1, Duration::from_secs_f64(secs / 2.0), move |_, _| {
             let limiter = limiter.clone();
             let key = key.clone();
             async move { matches!(limiter.hit(&limit, &key, 1).await, Ok(d) if !d.is_allowed()) }
         })
         .await;
         println!("| {text} | {amount} | {r:.0} |");
+        results.line(&["value", table, text, "hits/s", &format!("{r:.1}")]);
         full.push(r);
     }
-    println!(
-        "\n10 per day / 100000 per day: {:.2}x (target: below 2x)",
-        full[0] / full[1]
-    );
+    if let [small, large] = full[..] {
+        println!(
+            "\n10 per day / 100000 per day: {:.2}x (target: below 2x)",
+            small / large
+        );
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! `examples/limiter.toml` in the repository documents every field.
 //!
 //! ```
+//! # #[cfg(feature = "memory")]
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use limiter::config::Loader;
@@ -23,6 +24,7 @@
 //! assert!(err.to_string().starts_with("bad.toml:1:19: default_limits[0]: malformed limit"), "{err}");
 //! # Ok(())
 //! # }
+//! # #[cfg(not(feature = "memory"))] fn main() {}
 //! ```
 //!
 //! # Environment variables
