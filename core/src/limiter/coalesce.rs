@@ -180,11 +180,21 @@ impl Coalescer {
             key,
             followers,
             write_sent: false,
+            unreachable: None,
             finished: false,
         };
         let result = leader.run(path, storage, strategy, max_attempts, op).await;
         leader.finish();
         result
+    }
+
+    /// Answers every call queued on `key` with `error` and marks the key as no longer
+    /// in flight: the next call on it goes at once.
+    fn fail_queued(&self, key: &str, error: &StorageError) {
+        let queue = lock(self.shard(key)).remove(key);
+        for waiter in queue.into_iter().flatten() {
+            let _ = waiter.send(Message::Done(Err(error.duplicate())));
+        }
     }
 
     /// Passes the lead to the first of `followers` that is still waiting, with the
@@ -264,6 +274,8 @@ struct Leader<'c> {
     followers: Vec<Arc<Waiter>>,
     /// Whether a write of the unit may have reached the storage.
     write_sent: bool,
+    /// The transport error the unit failed with, for the calls queued behind it.
+    unreachable: Option<StorageError>,
     finished: bool,
 }
 
@@ -326,16 +338,28 @@ impl Leader<'_> {
                 for waiter in self.followers.drain(..) {
                     let _ = waiter.send(Message::Done(Err(error.duplicate())));
                 }
+                if matches!(
+                    error.kind(),
+                    StorageErrorKind::Unavailable | StorageErrorKind::Timeout
+                ) {
+                    self.unreachable = Some(error.duplicate());
+                }
                 Err(error)
             }
         }
     }
 
-    /// Hands the key over to the next queued call.
+    /// Hands the key over to the next queued call; or, when the unit could not reach
+    /// the storage, answers every queued call with that error at once, so that no
+    /// call waits more than one command's time for a storage that does not answer
+    /// (the calls queued meanwhile never reached it).
     fn finish(&mut self) {
         self.finished = true;
         let followers = std::mem::take(&mut self.followers);
-        self.coalescer.hand_off(self.key, followers);
+        match self.unreachable.take() {
+            Some(error) => self.coalescer.fail_queued(self.key, &error),
+            None => self.coalescer.hand_off(self.key, followers),
+        }
     }
 }
 
@@ -506,6 +530,8 @@ mod tests {
         native: bool,
         /// Native calls: `apply` and `apply_many` alike.
         applies: AtomicU32,
+        /// Whether every read times out, as against a hung server.
+        hung: bool,
     }
 
     impl Slow {
@@ -598,6 +624,9 @@ mod tests {
         ) -> Result<Option<Versioned>, StorageError> {
             self.gets.fetch_add(1, Ordering::SeqCst);
             yields(3).await;
+            if self.hung {
+                return Err(StorageError::new(StorageErrorKind::Timeout, "get", "hung"));
+            }
             self.inner.get(key, now).await
         }
 
@@ -768,6 +797,33 @@ mod tests {
         // Likewise through the storage's own operations: one call per unit.
         let sizes = check_serial_on(&FixedWindow, limit, &calls, 8, true);
         assert_eq!(sizes, [1, 8, 8, 8, 5]);
+    }
+
+    #[test]
+    fn calls_queued_behind_an_unreachable_storage_fail_with_it_at_once() {
+        let storage = Slow {
+            hung: true,
+            ..Slow::default()
+        };
+        let coalescer = Coalescer::new(8);
+        let key = StorageKey::new("model", "key");
+        let limit: RateLimit = "10 per minute".parse().expect("limit");
+        let calls = (0..20).map(|i| {
+            let key_op = KeyOp {
+                key: (&key).into(),
+                limit: &limit,
+                op: Op::Hit { cost: 1 },
+                now: Timestamp::from_millis(1_000 + i),
+            };
+            coalescer.run(Path::Generic, &storage, &FixedWindow, 4, key_op)
+        });
+        let results = futures::executor::block_on(futures::future::join_all(calls));
+        assert!(results.iter().all(|r| r
+            .as_ref()
+            .is_err_and(|e| e.kind() == StorageErrorKind::Timeout)));
+        // Only the first call reached the storage; the key is free again.
+        assert_eq!(storage.gets.load(Ordering::SeqCst), 1);
+        assert!(lock(coalescer.shard(key.as_str())).is_empty());
     }
 
     #[test]
