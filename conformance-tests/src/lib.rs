@@ -125,6 +125,7 @@ mod capabilities;
 mod cas_only;
 pub mod cases;
 mod ctx;
+pub mod events;
 mod macros;
 mod reference;
 mod rng;

@@ -3,65 +3,16 @@
 
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use limiter_conformance::events::Recorder;
 use limiter_core::doc_support::TinyStorage;
 use limiter_core::observe::key_digest;
 use limiter_core::storage::{async_trait, Storage, StorageKey, Version, Versioned};
 use limiter_core::strategy::Gcra;
 use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, StorageError, Timestamp};
-
-/// Fields as text, by name.
-type Fields = BTreeMap<String, String>;
-
-/// Spans (by name, their fields as text, records included) and events (their fields).
-#[derive(Default, Clone)]
-struct Recorder {
-    spans: Arc<Mutex<Vec<(String, Fields)>>>,
-    events: Arc<Mutex<Vec<Fields>>>,
-}
-
-struct Visit<'a>(&'a mut Fields);
-
-impl tracing::field::Visit for Visit<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl tracing::Subscriber for Recorder {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, attributes: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        let mut fields = BTreeMap::new();
-        attributes.record(&mut Visit(&mut fields));
-        let mut spans = self.spans.lock().unwrap();
-        spans.push((attributes.metadata().name().to_owned(), fields));
-        tracing::span::Id::from_u64(spans.len() as u64)
-    }
-    fn record(&self, id: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        let mut spans = self.spans.lock().unwrap();
-        let index = usize::try_from(id.into_u64()).unwrap() - 1;
-        if let Some((_, fields)) = spans.get_mut(index) {
-            values.record(&mut Visit(fields));
-        }
-    }
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut Visit(&mut fields));
-        self.events.lock().unwrap().push(fields);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
 
 /// [`TinyStorage`] whose first compare-and-set loses, as to a concurrent writer.
 #[derive(Debug, Default)]
@@ -121,18 +72,19 @@ fn each_decision_has_a_span_with_its_outcome_and_no_key() {
         assert!(!limiter.hit_all(&two, &key, 1).await.unwrap().is_allowed());
     });
 
-    let spans = recorder.spans.lock().unwrap();
+    let spans = recorder.spans();
     let decisions: Vec<_> = spans
         .iter()
-        .filter(|(name, _)| name == "limiter.decision")
+        .filter(|s| s.name == "limiter.decision")
+        .map(|s| &s.fields)
         .collect();
     assert_eq!(decisions.len(), 3, "{spans:?}");
     let outcomes: Vec<&str> = decisions
         .iter()
-        .map(|(_, f)| f.get("limiter.outcome").map_or("", String::as_str))
+        .map(|f| f.get("limiter.outcome").map_or("", String::as_str))
         .collect();
     assert_eq!(outcomes, ["allowed", "rejected", "rejected"]);
-    for (_, fields) in &decisions {
+    for fields in &decisions {
         assert_eq!(fields["limiter.strategy"], "gcra");
         assert_eq!(fields["limiter.operation"], "hit");
         assert!(
@@ -144,26 +96,26 @@ fn each_decision_has_a_span_with_its_outcome_and_no_key() {
             "{fields:?}"
         );
     }
-    assert_eq!(decisions[0].1["limiter.limit"], limit.to_string());
+    assert_eq!(decisions[0]["limiter.limit"], limit.to_string());
     assert_eq!(
-        decisions[2].1["limiter.limit"],
+        decisions[2]["limiter.limit"],
         "1 per 1 minute; 5 per 1 hour"
     );
 
     // The first write lost its race: one event for it, naming the key by its digest.
-    let events = recorder.events.lock().unwrap();
+    let events = recorder.events();
     let lost: Vec<_> = events
         .iter()
-        .filter(|f| f.get("message").is_some_and(|m| m.contains("lost a race")))
+        .filter(|e| e.message().contains("lost a race"))
         .collect();
     assert_eq!(lost.len(), 1, "{events:?}");
     let stored = limiter.storage_key(&limit, &key);
     assert_eq!(
-        lost[0]["limiter.key.digest"],
+        lost[0].fields["limiter.key.digest"],
         key_digest(stored.as_str()).to_string()
     );
     assert!(events
         .iter()
-        .flat_map(|f| f.values())
+        .flat_map(|e| e.fields.values())
         .all(|v| !v.contains("203.0.113.77")));
 }

@@ -3,9 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
-use std::collections::BTreeMap;
+use limiter_conformance::events::Recorder;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::doc_support::TinyStorage;
@@ -15,49 +15,6 @@ use limiter_core::storage::{
     Versioned,
 };
 use limiter_core::{StorageError, StorageErrorKind, Timestamp};
-
-/// One recorded event: its level, and its fields as text (the message as `message`).
-#[derive(Debug, Clone)]
-struct Recorded {
-    level: tracing::Level,
-    fields: BTreeMap<String, String>,
-}
-
-/// A subscriber that records every event, at every level.
-#[derive(Default, Clone)]
-struct Events(Arc<Mutex<Vec<Recorded>>>);
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl tracing::Subscriber for Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut Fields(&mut fields));
-        self.0.lock().unwrap().push(Recorded {
-            level: *event.metadata().level(),
-            fields,
-        });
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
 
 /// A storage that fails with `Unavailable` (naming the key) while `down`.
 #[derive(Debug, Default)]
@@ -117,7 +74,7 @@ impl Storage for Flaky {
 
 #[test]
 fn opening_and_closing_are_events_with_fields_and_no_plain_key() {
-    let events = Events::default();
+    let events = Recorder::default();
     let flaky = Arc::new(Flaky::default());
     let breaker = CircuitBreaker::new(
         flaky.clone(),
@@ -146,7 +103,7 @@ fn opening_and_closing_are_events_with_fields_and_no_plain_key() {
             assert_eq!(breaker.state(), BreakerState::Closed);
         });
     });
-    let events = events.0.lock().unwrap();
+    let events = events.events();
     let opened: Vec<_> = events
         .iter()
         .filter(|e| {

@@ -3,7 +3,7 @@
 //! in plain text above `DEBUG`.
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
-use std::collections::BTreeMap;
+use limiter_conformance::events::Recorder;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -122,55 +122,6 @@ impl Metrics for Recording {
     }
 }
 
-/// One recorded `tracing` event: its level and its fields as text.
-#[derive(Debug, Clone)]
-struct Recorded {
-    level: tracing::Level,
-    fields: BTreeMap<String, String>,
-}
-
-impl Recorded {
-    fn message(&self) -> &str {
-        self.fields.get("message").map_or("", String::as_str)
-    }
-}
-
-/// A subscriber that records every event, at every level.
-#[derive(Default, Clone)]
-struct Events(Arc<Mutex<Vec<Recorded>>>);
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl tracing::Subscriber for Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut Fields(&mut fields));
-        self.0.lock().unwrap().push(Recorded {
-            level: *event.metadata().level(),
-            fields,
-        });
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 const CLIENT: &str = "192.0.2.77";
 
 async fn status(limiter: &HttpLimiter, path: &str, route: Option<&str>) -> u16 {
@@ -188,7 +139,7 @@ async fn status(limiter: &HttpLimiter, path: &str, route: Option<&str>) -> u16 {
 
 #[tokio::test(flavor = "current_thread")]
 async fn events_carry_route_limit_and_storage_and_logs_no_plain_key() {
-    let events = Events::default();
+    let events = Recorder::default();
     let _guard = tracing::subscriber::set_default(events.clone());
     let flaky = Arc::new(Flaky::default());
     let metrics = Arc::new(Recording::default());
@@ -250,7 +201,7 @@ async fn events_carry_route_limit_and_storage_and_logs_no_plain_key() {
     );
     assert_eq!(*metrics.fallback.lock().unwrap(), [true, false]);
 
-    let events = events.0.lock().unwrap();
+    let events = events.events();
     let rejected = events
         .iter()
         .find(|e| e.message() == "rate limit exceeded")

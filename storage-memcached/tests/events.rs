@@ -9,9 +9,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use limiter_conformance::events::Recorder;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use limiter_core::{Storage, StorageKey, Timestamp};
@@ -20,79 +20,6 @@ use tokio::process::{Child, Command};
 use tokio::time::{sleep, Instant};
 
 const PORT: u16 = 21315;
-
-/// One recorded event: its level and its fields as text.
-#[derive(Debug, Clone)]
-struct Recorded {
-    level: tracing::Level,
-    fields: BTreeMap<String, String>,
-}
-
-impl Recorded {
-    fn message(&self) -> &str {
-        self.fields.get("message").map_or("", String::as_str)
-    }
-}
-
-/// A subscriber that records every event, at every level.
-#[derive(Default, Clone)]
-struct Events(Arc<Mutex<Vec<Recorded>>>);
-
-impl Events {
-    /// The first event whose message contains `text`, waiting up to `limit` for it.
-    async fn wait_for(&self, text: &str, limit: Duration) -> Recorded {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(found) = self
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|e| e.message().contains(text))
-            {
-                return found.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no event {text:?} within {limit:?}: {:#?}",
-                self.0.lock().unwrap()
-            );
-            sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl tracing::Subscriber for Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut Fields(&mut fields));
-        self.0.lock().unwrap().push(Recorded {
-            level: *event.metadata().level(),
-            fields,
-        });
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
 
 /// Starts memcached on 127.0.0.1:[`PORT`], killed when dropped.
 async fn start() -> Child {
@@ -128,7 +55,7 @@ fn signal(child: &Child, signal: &str) {
 // this thread sees their events.
 #[tokio::test(flavor = "current_thread")]
 async fn retries_outages_and_timeouts_are_events() {
-    let events = Events::default();
+    let events = Recorder::default();
     let _guard = tracing::subscriber::set_default(events.clone());
     let mut server = start().await;
     let storage = MemcachedStorage::from_uri(&format!(
@@ -179,9 +106,7 @@ async fn retries_outages_and_timeouts_are_events() {
     assert_eq!(late.fields["limiter.key.digest"].len(), 16, "{late:?}");
 
     for event in events
-        .0
-        .lock()
-        .unwrap()
+        .events()
         .iter()
         .filter(|e| e.level < tracing::Level::DEBUG)
     {

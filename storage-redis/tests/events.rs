@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use limiter_conformance::events::Recorder;
+use std::sync::Arc;
+use std::time::Duration;
 
 use common::TestServer;
 use limiter_core::storage::Storage;
@@ -16,84 +16,11 @@ use limiter_core::{Key, RateLimit, RateLimiter};
 use limiter_redis::fred::prelude::LuaInterface;
 use limiter_redis::{RedisOptions, RedisStorage};
 
-/// One recorded event: its level and its fields as text.
-#[derive(Debug, Clone)]
-struct Recorded {
-    level: tracing::Level,
-    fields: BTreeMap<String, String>,
-}
-
-impl Recorded {
-    fn message(&self) -> &str {
-        self.fields.get("message").map_or("", String::as_str)
-    }
-}
-
-/// A subscriber that records every event, at every level.
-#[derive(Default, Clone)]
-struct Events(Arc<Mutex<Vec<Recorded>>>);
-
-impl Events {
-    /// The first event whose message contains `text`, waiting up to `limit` for it.
-    async fn wait_for(&self, text: &str, limit: Duration) -> Recorded {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(found) = self
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|e| e.message().contains(text))
-            {
-                return found.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no event {text:?} within {limit:?}: {:#?}",
-                self.0.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl tracing::Subscriber for Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut Fields(&mut fields));
-        self.0.lock().unwrap().push(Recorded {
-            level: *event.metadata().level(),
-            fields,
-        });
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 // One thread: the client's background tasks run on it too, so the subscriber set
 // for this thread sees their events.
 #[tokio::test(flavor = "current_thread")]
 async fn scripts_connections_and_timeouts_are_events() {
-    let events = Events::default();
+    let events = Recorder::default();
     let _guard = tracing::subscriber::set_default(events.clone());
     let mut server = TestServer::start(16398);
     let options = server
@@ -125,7 +52,7 @@ async fn scripts_connections_and_timeouts_are_events() {
     // A script flushed from the server is loaded again.
     assert!(limiter.hit(&limit, &key, 1).await.unwrap().is_allowed());
     let _: () = storage.pool().next().script_flush(false).await.unwrap();
-    seen.append(&mut events.0.lock().unwrap());
+    seen.append(&mut events.events());
     assert!(limiter.hit(&limit, &key, 1).await.unwrap().is_allowed());
     let reloaded = events.wait_for("loading it", Duration::ZERO).await;
     assert_eq!(reloaded.level, tracing::Level::INFO);
@@ -161,7 +88,7 @@ async fn scripts_connections_and_timeouts_are_events() {
     assert_eq!(late.fields["limiter.timeout_ms"], "300");
     assert_eq!(late.fields["limiter.key.digest"].len(), 16, "{late:?}");
 
-    seen.append(&mut events.0.lock().unwrap());
+    seen.append(&mut events.events());
     for event in seen.iter().filter(|e| e.level < tracing::Level::DEBUG) {
         assert!(
             event.fields.values().all(|v| !v.contains(client)),
