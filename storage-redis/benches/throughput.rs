@@ -7,6 +7,10 @@
 //! cargo bench -p limiter-redis --bench throughput
 //! ```
 //!
+//! Arguments after `--` keep only the workloads whose name contains one of them
+//! (`-- "fixed window: hit"`), with their baselines; `hot` or `many` keeps one
+//! block, and either skips the tables after the blocks.
+//!
 //! `LIMITER_BENCH_SECS` is the time each figure gets in all (default 1.5 s), split
 //! over `LIMITER_BENCH_ROUNDS` rounds (default 3); a figure is the median of its
 //! rounds. Within a round every workload of a block runs once, in an order that
@@ -532,12 +536,37 @@ async fn main() -> Fallible<()> {
         run: 0,
     };
 
-    let workloads = Workload::all();
+    // Filters: `hot`/`many` pick a block, anything else a substring of workload names.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let blocks: Vec<bool> = match (
+        filters.iter().any(|f| f == "hot"),
+        filters.iter().any(|f| f == "many"),
+    ) {
+        (true, false) => vec![true],
+        (false, true) => vec![false],
+        _ => vec![true, false],
+    };
+    let names: Vec<&String> = filters
+        .iter()
+        .filter(|f| *f != "hot" && *f != "many")
+        .collect();
+    let mut workloads = Workload::all();
+    if !names.is_empty() {
+        let kept: Vec<String> = workloads
+            .iter()
+            .filter(|w| names.iter().any(|f| w.name().contains(f.as_str())))
+            .flat_map(|w| [w.name(), w.baseline()])
+            .collect();
+        workloads.retain(|w| kept.contains(&w.name()));
+    }
     println!(
         "decisions per second, median of {rounds} rounds of {:.2} s\n",
         time.as_secs_f64()
     );
-    for hot in [true, false] {
+    for hot in blocks {
         let (table, keys) = if hot {
             ("redis-hot", "one hot key")
         } else {
@@ -616,6 +645,10 @@ async fn main() -> Fallible<()> {
             println!("| {} | {} |", workload.name(), cells.join(" | "));
         }
         println!();
+    }
+
+    if !filters.is_empty() {
+        return Ok(());
     }
 
     // One hot key, 64 callers: the rejection cache off and on, in one run.

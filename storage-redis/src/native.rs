@@ -163,29 +163,29 @@ impl RedisStorage {
         let Some(script) = self.scripts().many(strategy) else {
             return Err(StorageError::unsupported(operation));
         };
-        let mut args = Vec::with_capacity(3 + 5 * ops.len());
+        let mut args = Vec::with_capacity(4 + 3 * ops.len());
         args.extend([
             num(limit.amount()),
             num(limit.window_ms()),
             num(limit.burst()),
+            Value::Bytes(self.next_version()),
         ]);
         for &(op, now) in ops {
-            let (kind, cost, at) = parts(op);
-            args.extend([
-                Value::from(kind),
-                num(now.as_millis()),
-                num(cost),
-                num(at),
-                Value::Bytes(self.next_version()),
-            ]);
+            // What the operation is: -1 a hit, -2 a test, else a refund's instant.
+            let (cost, what) = match op {
+                Op::Hit { cost } => (cost, Value::from("-1")),
+                Op::Test { cost } => (cost, Value::from("-2")),
+                Op::Refund { cost, at } => (cost, num(at.as_millis())),
+            };
+            args.extend([num(now.as_millis()), num(cost), what]);
         }
         let keys = vec![Key::from(redis_key.as_str())];
         let words: Vec<i64> = self
             .run_script(script, operation, &redis_key, keys, args)
             .await?;
-        // Five numbers per operation run, then -1 alone if the rest did not run.
+        // Four numbers per operation run, then -1 alone if the rest did not run.
         let (ran, fell_back) = match words.split_last() {
-            Some((-1, ran)) if words.len() % 5 == 1 => (ran, true),
+            Some((-1, ran)) if words.len() % 4 == 1 => (ran, true),
             _ => (words.as_slice(), false),
         };
         let bad = || {
@@ -195,15 +195,15 @@ impl RedisStorage {
                 format!("{} numbers for {} operations", words.len(), ops.len()),
             )
         };
-        if ran.len() % 5 != 0
-            || ran.len() / 5 > ops.len()
-            || (!fell_back && ran.len() / 5 != ops.len())
+        if ran.len() % 4 != 0
+            || ran.len() / 4 > ops.len()
+            || (!fell_back && ran.len() / 4 != ops.len())
         {
             return Err(bad());
         }
         let mut verdicts = ran
-            .chunks_exact(5)
-            .map(|w| verdict(operation, &redis_key, w.get(..4).unwrap_or_default()))
+            .chunks_exact(4)
+            .map(|w| verdict(operation, &redis_key, w))
             .collect::<Result<Vec<_>, _>>()?;
         // The rest, one by one: the rare state the script cannot compute exactly.
         for &(op, now) in ops.get(verdicts.len()..).unwrap_or_default() {

@@ -1,25 +1,37 @@
 -- Fixed window (core/src/strategy/fixed_window.rs). State: tag 1, [start, count].
 local S = {}
 local NAME = 'fixed-window'
+S.NAME = NAME
+
+function S.decode(state)
+  if state == '' then return nil end
+  if string.byte(state, 1) ~= 1 then corrupt(NAME, 'unknown tag') end
+  if #state ~= 17 then corrupt(NAME, 'wrong length') end
+  local start, count = struct.unpack('<I8I8', state, 2)
+  if start > MAX then corrupt(NAME, 'window start past Timestamp::MAX') end
+  exact(count)
+  return {start, count}
+end
+
+function S.encode(f)
+  return '\1' .. struct.pack('<I8I8', f[1], f[2])
+end
+
+function S.at(key, f, A, W, now)
+  local start, count, t
+  if f then start, count = f[1], f[2] end
+  if start and math.max(now, start) < start + W then
+    t = math.max(now, start)
+  else
+    t = math.max(now, start or now)
+    start, count = t, 0
+  end
+  -- One constructor: a table that grows field by field rehashes on the way.
+  return {key = key, A = A, W = W, now = now, start = start, count = count, t = t}
+end
 
 function S.load(key, A, W, now)
-  local state = read_state(key, NAME)
-  local c = {key = key, A = A, W = W, now = now}
-  local start, count
-  if state ~= '' then
-    if string.byte(state, 1) ~= 1 then corrupt(NAME, 'unknown tag') end
-    if #state ~= 17 then corrupt(NAME, 'wrong length') end
-    start, count = struct.unpack('<I8I8', state, 2)
-    if start > MAX then corrupt(NAME, 'window start past Timestamp::MAX') end
-    exact(count)
-  end
-  if start and math.max(now, start) < start + W then
-    c.start, c.count, c.t = start, count, math.max(now, start)
-  else
-    local t = math.max(now, start or now)
-    c.start, c.count, c.t = t, 0, t
-  end
-  return c
+  return load_one(S, key, A, W, now)
 end
 
 local function usage(c, count)
@@ -30,7 +42,8 @@ end
 
 local function store(c, count)
   local remaining, reset = usage(c, count)
-  return verdict(true, remaining, reset), {count = count}
+  -- The plan: the window's count after the operation.
+  return verdict(true, remaining, reset), count
 end
 
 function S.hit(c, cost, test)
@@ -49,9 +62,12 @@ function S.refund(c, cost, at)
   return store(c, math.max(c.count - cost, 0))
 end
 
+function S.apply(c, count, f)
+  f = f or {}
+  f[1], f[2] = c.start, count
+  return f, ttl_ms((c.start - c.now) + c.W)
+end
+
 function S.commit(c, plan, version)
-  local ttl = ttl_ms((c.start - c.now) + c.W)
-  local state = '\1' .. struct.pack('<I8I8', c.start, plan.count)
-  write_state(c.key, version .. state, int(ttl))
-  return ttl
+  return commit_one(S, c, plan, version)
 end

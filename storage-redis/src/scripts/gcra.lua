@@ -6,25 +6,39 @@
 -- cost * W stay far below 2^53.
 local S = {}
 local NAME = 'gcra'
+S.NAME = NAME
 
-function S.load(key, A, W, now, B)
-  B = B or A
+-- The bucket's size in ticks, C = B * W, also as [q, r]: C = q * A + r, r < A.
+local function bucket(A, W, B)
   local C = B * W
   local q, r = idiv(C, A)
-  local state = read_state(key, NAME)
-  local c = {key = key, A = A, W = W, B = B, C = C, now = now}
-  local ms, ticks = 0, 0
-  if state ~= '' then
-    if string.byte(state, 1) ~= 4 then corrupt(NAME, 'unknown tag') end
-    if #state ~= 17 then corrupt(NAME, 'wrong length') end
-    ms, ticks = struct.unpack('<I8I8', state, 2)
-    if ticks >= A then corrupt(NAME, 'ticks not below the amount') end
-    exact(ms)
-    -- TAT past MAX * A + C, that is TAT - C = (ms - q) * A + (ticks - r) past MAX * A.
-    if ms - q > MAX or (ms - q == MAX and ticks > r) then
-      corrupt(NAME, 'TAT past Timestamp::MAX plus a window')
-    end
+  return C, q, r
+end
+
+function S.decode(state, A, W, B)
+  if state == '' then return nil end
+  if string.byte(state, 1) ~= 4 then corrupt(NAME, 'unknown tag') end
+  if #state ~= 17 then corrupt(NAME, 'wrong length') end
+  local ms, ticks = struct.unpack('<I8I8', state, 2)
+  if ticks >= A then corrupt(NAME, 'ticks not below the amount') end
+  exact(ms)
+  local _, q, r = bucket(A, W, B or A)
+  -- TAT past MAX * A + C, that is TAT - C = (ms - q) * A + (ticks - r) past MAX * A.
+  if ms - q > MAX or (ms - q == MAX and ticks > r) then
+    corrupt(NAME, 'TAT past Timestamp::MAX plus a window')
   end
+  return {ms, ticks}
+end
+
+function S.encode(f)
+  return '\4' .. struct.pack('<I8I8', f[1], f[2])
+end
+
+function S.at(key, f, A, W, now, B)
+  B = B or A
+  local C, q, r = bucket(A, W, B)
+  local ms, ticks = 0, 0
+  if f then ms, ticks = f[1], f[2] end
   -- Effective time: max(now, ceil((TAT - C) / A)) when TAT > C: ms - q, plus 1 when
   -- ticks > r.
   local seen = 0
@@ -32,10 +46,15 @@ function S.load(key, A, W, now, B)
     seen = ms - q
     if ticks > r then seen = seen + 1 end
   end
-  c.t = math.max(now, seen)
-  local d = ms - c.t
-  if d >= 0 then c.used = exact(d * A + ticks) else c.used = 0 end
-  return c
+  local t = math.max(now, seen)
+  local d, used = ms - t, 0
+  if d >= 0 then used = exact(d * A + ticks) end
+  -- One constructor: a table that grows field by field rehashes on the way.
+  return {key = key, A = A, W = W, B = B, C = C, now = now, t = t, used = used}
+end
+
+function S.load(key, A, W, now, B)
+  return load_one(S, key, A, W, now, B)
 end
 
 -- remaining and reset_at with `used` ticks counted from t.
@@ -47,7 +66,8 @@ end
 
 local function store(c, rel)
   local remaining, reset = usage(c, rel)
-  return verdict(true, remaining, reset), {rel = rel}
+  -- The plan: the ticks used from t after the operation.
+  return verdict(true, remaining, reset), rel
 end
 
 function S.hit(c, cost, test)
@@ -73,11 +93,14 @@ function S.refund(c, cost, at)
   return store(c, math.max(c.used - give, 0))
 end
 
-function S.commit(c, plan, version)
-  local whole, ticks = idiv(plan.rel, c.A)
+function S.apply(c, rel, f)
+  local whole, ticks = idiv(rel, c.A)
   local ms = exact(c.t + whole)
-  local ttl = ttl_ms((c.t - c.now) + ceil_div(plan.rel, c.A))
-  local state = '\4' .. struct.pack('<I8I8', ms, ticks)
-  write_state(c.key, version .. state, int(ttl))
-  return ttl
+  f = f or {}
+  f[1], f[2] = ms, ticks
+  return f, ttl_ms((c.t - c.now) + ceil_div(rel, c.A))
+end
+
+function S.commit(c, plan, version)
+  return commit_one(S, c, plan, version)
 end

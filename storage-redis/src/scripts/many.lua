@@ -2,46 +2,61 @@
 -- one before (the rules of single.lua, one operation after another, in one round
 -- trip): what the limiter's coalescing sends for the calls queued on one key.
 -- KEYS[1]  the stored key
--- ARGV     amount, window_ms, burst (GCRA: the bucket's units), then five per
---          operation: kind ('hit', 'test' or 'refund'), now, cost, at (refunds), the
---          new version (8 bytes)
--- Returns five numbers per operation, as single.lua: {allowed, remaining, reset_at,
--- retry_at (-1: none), ttl_ms (-1: no write)}. An operation whose numbers the script
--- cannot compute exactly is not run, nor any after it: the answer then ends with -1
--- after the operations that ran, and the storage runs the rest one by one. Or a
--- LIMITER_CORRUPT error.
-local A, W, B = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local out = {}
--- One-value states are read and written once for the whole call (write_state keeps
--- each write until `flush`); a moving-window log is written as it goes.
-deferred = {}
-for i = 4, #ARGV, 5 do
-  local v = run(function()
-    local kind, now, cost = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-    local c = S.load(KEYS[1], A, W, now, B)
-    local verdict, plan
-    if kind == 'refund' then
-      verdict, plan = S.refund(c, cost, tonumber(ARGV[i + 3]))
-    else
-      verdict, plan = S.hit(c, cost, kind == 'test')
+-- ARGV     amount, window_ms, burst (GCRA: the bucket's units), the new version (8
+--          bytes), then three per operation: now, cost, and what it is: -1 a hit,
+--          -2 a test, else a refund of a hit made at that instant
+-- Returns four numbers per operation: {allowed, remaining, reset_at, retry_at (-1:
+-- none)}. An operation whose numbers the script cannot compute exactly is not run,
+-- nor any after it: the answer then ends with -1 after the operations that ran, and
+-- the storage runs the rest one by one. Or a LIMITER_CORRUPT error.
+--
+-- A one-value state (fixed window, sliding window, GCRA) is decoded once and written
+-- once, after the last operation that changed it; a moving-window log is written as
+-- it goes. Every write of the call carries the same version: only the last one can
+-- be seen by anyone else.
+local key = KEYS[1]
+local A, W, B, version = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local out, n = {}, 0
+local f, ttl -- a one-value state's fields after the operations run so far, the write's TTL
+
+local function operate(c, now, cost, what)
+  if what >= 0 then return S.refund(c, cost, what) end
+  return S.hit(c, cost, what == -2)
+end
+
+local function record(v)
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = v[1], v[2], v[3], v[4]
+  n = n + 4
+end
+
+local ok, err = pcall(function()
+  if S.decode then
+    f = S.decode(read_state(key, S.NAME), A, W, B)
+    for i = 5, #ARGV, 3 do
+      local now, cost, what = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+      local c = S.at(key, f, A, W, now, B)
+      local v, plan = operate(c, now, cost, what)
+      -- apply raises before f changes when the fields would not be exact.
+      if plan then f, ttl = S.apply(c, plan, f) end
+      record(v)
     end
-    local ttl = -1
-    if plan then ttl = S.commit(c, plan, ARGV[i + 4]) end
-    verdict[5] = ttl
-    return verdict
-  end)
-  -- An error reply (a corrupt state) is the answer; only the first operation reads a
-  -- state that no operation of this call wrote.
-  if v.err then
-    flush()
-    return v
+  else
+    for i = 5, #ARGV, 3 do
+      local now, cost, what = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+      local c = S.load(key, A, W, now, B)
+      local v, plan = operate(c, now, cost, what)
+      if plan then S.commit(c, plan, version) end
+      record(v)
+    end
   end
-  if #v == 1 then
-    flush()
-    out[#out + 1] = -1
+end)
+if ttl then redis.call('SET', key, version .. S.encode(f), 'PX', int(ttl)) end
+if ok then return out end
+if type(err) == 'table' then
+  if err.fallback then
+    out[n + 1] = -1
     return out
   end
-  for j = 1, 5 do out[#out + 1] = v[j] end
+  if err.corrupt then return redis.error_reply('LIMITER_CORRUPT ' .. err.corrupt) end
 end
-flush()
-return out
+error(err)

@@ -67,34 +67,30 @@ end
 
 -- The key's state bytes, '' when it has none; an error for a value shorter than its
 -- version.
--- Writes of one-value states (fixed window, sliding window, GCRA) waiting for the end
--- of a script that runs several operations on one key (many.lua): key -> {value,
--- ttl}. nil (the other scripts) writes at once.
-local deferred = nil
-
--- Stores `value` under `key` for `px` milliseconds, or keeps it for `flush`.
-local function write_state(key, value, px)
-  if deferred then
-    deferred[key] = {value, px}
-  else
-    redis.call('SET', key, value, 'PX', px)
-  end
-end
-
--- Writes what write_state kept.
-local function flush()
-  for key, w in pairs(deferred or {}) do
-    redis.call('SET', key, w[1], 'PX', w[2])
-  end
-  deferred = nil
-end
-
 local function read_state(key, strategy)
-  local kept = deferred and deferred[key]
-  local raw = kept and kept[1] or redis.call('GET', key)
+  local raw = redis.call('GET', key)
   if not raw then return '' end
   if #raw < VERSION then corrupt(strategy, 'stored value shorter than its version') end
   return string.sub(raw, VERSION + 1)
+end
+
+-- One-value states (fixed window, sliding window, GCRA) split their rules in four, so
+-- that a script running several operations on one key (many.lua) decodes the stored
+-- value once and writes it once:
+--   S.decode(state, A, W, B)   the state's fields (validated), nil for no state
+--   S.at(key, f, A, W, now, B) the context of an operation at `now` on fields f
+--   S.apply(c, plan, f)        the fields a plan leaves (written into f, or a new
+--                              table when f is nil), and the write's TTL
+--   S.encode(f)                the fields as state bytes
+-- load and commit, for one operation, are these composed:
+local function load_one(S, key, A, W, now, B)
+  return S.at(key, S.decode(read_state(key, S.NAME), A, W, B), A, W, now, B)
+end
+
+local function commit_one(S, c, plan, version)
+  local f, ttl = S.apply(c, plan)
+  redis.call('SET', c.key, version .. S.encode(f), 'PX', int(ttl))
+  return ttl
 end
 
 -- A verdict: allowed (1/0), remaining, reset_at, retry_at (-1: none).

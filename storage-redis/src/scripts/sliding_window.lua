@@ -2,31 +2,42 @@
 -- State: tag 3, [start, current, previous].
 local S = {}
 local NAME = 'sliding-window-counter'
+S.NAME = NAME
 
-function S.load(key, A, W, now)
-  local state = read_state(key, NAME)
-  local c = {key = key, A = A, W = W, now = now}
-  if state == '' then
-    c.start, c.current, c.previous, c.t = now, 0, 0, now
-    return c
-  end
+function S.decode(state)
+  if state == '' then return nil end
   if string.byte(state, 1) ~= 3 then corrupt(NAME, 'unknown tag') end
   if #state ~= 25 then corrupt(NAME, 'wrong length') end
   local start, current, previous = struct.unpack('<I8I8I8', state, 2)
   if start > MAX then corrupt(NAME, 'window start past Timestamp::MAX') end
   exact(current)
   exact(previous)
-  local t = math.max(now, start)
-  local windows = idiv(t - start, W)
-  if windows == 0 then
-    c.start, c.current, c.previous = start, current, previous
-  elseif windows == 1 then
-    c.start, c.current, c.previous = start + W, 0, current
-  else
-    c.start, c.current, c.previous = t, 0, 0
+  return {start, current, previous}
+end
+
+function S.encode(f)
+  return '\3' .. struct.pack('<I8I8I8', f[1], f[2], f[3])
+end
+
+function S.at(key, f, A, W, now)
+  local start, current, previous, t = now, 0, 0, now
+  if f then
+    start, current, previous = f[1], f[2], f[3]
+    t = math.max(now, start)
+    local windows = idiv(t - start, W)
+    if windows == 1 then
+      start, current, previous = start + W, 0, current
+    elseif windows > 1 then
+      start, current, previous = t, 0, 0
+    end
   end
-  c.t = t
-  return c
+  -- One constructor: a table that grows field by field rehashes on the way.
+  return {key = key, A = A, W = W, now = now, t = t, start = start, current = current,
+          previous = previous}
+end
+
+function S.load(key, A, W, now)
+  return load_one(S, key, A, W, now)
 end
 
 -- floor(previous * (W - elapsed) / W)
@@ -68,21 +79,25 @@ local function store(c)
   return verdict(true, remaining, reset), {}
 end
 
+-- A copy of the context, to change.
+local function changed(c)
+  return {key = c.key, A = c.A, W = c.W, now = c.now, t = c.t, start = c.start,
+          current = c.current, previous = c.previous}
+end
+
 function S.hit(c, cost, test)
   local remaining, reset = usage(c)
   if cost > c.A then return verdict(false, remaining, reset) end
   if cost > remaining then return verdict(false, remaining, reset, instant(retry_ms(c, cost))) end
   if test then return verdict(true, remaining, reset) end
-  local hit = {}
-  for k, v in pairs(c) do hit[k] = v end
+  local hit = changed(c)
   hit.current = exact(c.current + cost)
   local v = store(hit)
   return v, {c = hit}
 end
 
 function S.refund(c, cost, at)
-  local r = {}
-  for k, v in pairs(c) do r[k] = v end
+  local r = changed(c)
   if r.start <= at and at < r.start + r.W then
     r.current = math.max(r.current - cost, 0)
   elseif math.max(r.start - r.W, 0) <= at and at < r.start then
@@ -95,10 +110,13 @@ function S.refund(c, cost, at)
   return v, {c = r}
 end
 
-function S.commit(c, plan, version)
+function S.apply(_, plan, f)
   local s = plan.c
-  local ttl = ttl_ms((s.start - s.now) + 2 * s.W)
-  local state = '\3' .. struct.pack('<I8I8I8', s.start, s.current, s.previous)
-  write_state(s.key, version .. state, int(ttl))
-  return ttl
+  f = f or {}
+  f[1], f[2], f[3] = s.start, s.current, s.previous
+  return f, ttl_ms((s.start - s.now) + 2 * s.W)
+end
+
+function S.commit(c, plan, version)
+  return commit_one(S, c, plan, version)
 end
