@@ -7,16 +7,18 @@
 //!
 //! # Layout
 //!
-//! Entries live in one dense `Vec` (removal is `swap_remove`), each with its key's full
-//! 64-bit hash. The index is a hash table of slots (8 bytes each: the entry's position
-//! and where its key's bytes start) that uses that hash as-is: the storage computes it
-//! once per operation, so a key is never hashed twice. The keys' bytes are kept back to
+//! Entries live in one dense `Vec` (removal is `swap_remove`), each with its key's
+//! hash folded to 32 bits (4 bytes a key less than the full hash). The index is a hash
+//! table of slots (8 bytes each: the entry's position and where its key's bytes start)
+//! keyed by that folded hash, spread back over 64 bits: the storage computes the hash
+//! once per operation, and the index never needs it again, so a key is never hashed
+//! twice. The keys' bytes are kept back to
 //! back in one buffer per shard (`keys`); an entry also holds where its key starts and
 //! its length. So a stored key costs its entry, its bytes and an index slot, with no
 //! allocation of its own, and a hit touches the index slot, then the entry and the
 //! key's bytes (to confirm the match) at once.
 //!
-//! Two different keys with the same full hash (practically never, but keys come from
+//! Two different keys with the same folded hash (practically never, but keys come from
 //! clients and nothing may break if it happens) both live in the index: a lookup
 //! compares the keys' bytes of every candidate, so collisions are handled, not assumed
 //! away.
@@ -59,6 +61,17 @@ const MIN_GARBAGE: usize = 4_096;
 /// What one entry costs in the byte count, besides its key's bytes and its heap
 /// state: the entry itself and its index slot.
 pub(crate) const ENTRY_BYTES: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<Slot>();
+/// The 32 bits of a key's hash its entry keeps.
+fn fold(hash: u64) -> u32 {
+    (hash ^ (hash >> 32)) as u32
+}
+
+/// The index's hash of a folded hash: times an odd constant, so that both the low bits
+/// (the bucket) and the top bits (the table's tag byte) vary with the folded bits.
+fn spread(folded: u32) -> u64 {
+    u64::from(folded).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// An index slot: where an entry is, and where its key's bytes start.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -69,8 +82,8 @@ struct Slot {
 /// One stored key.
 #[derive(Debug)]
 struct Entry {
-    /// The key's full hash.
-    hash: u64,
+    /// The key's hash, [folded](fold) to 32 bits.
+    hash: u32,
     value: Value,
     version: u64,
     /// Milliseconds since the epoch at which the entry expires, on the limiter's clock.
@@ -170,8 +183,9 @@ impl Shard {
     /// the other.
     fn find(&self, key: &StoredKey<'_>, hash: u64) -> Option<usize> {
         let (entries, keys) = (&self.entries, &self.keys);
+        let hash = fold(hash);
         self.index
-            .find(hash, |slot| {
+            .find(spread(hash), |slot| {
                 let at = slot.key_at as usize;
                 keys.get(at..at + key.len())
                     .is_some_and(|stored| key.matches(stored))
@@ -310,7 +324,7 @@ impl Shard {
         self.bytes += cost;
         self.version = self.version.wrapping_add(1);
         let entry = Entry {
-            hash,
+            hash: fold(hash),
             value,
             version: self.version,
             expires,
@@ -324,8 +338,8 @@ impl Shard {
         };
         self.entries.push(entry);
         let entries = &self.entries;
-        self.index.insert_unique(hash, slot, |slot| {
-            entries.get(slot.pos as usize).map_or(0, |e| e.hash)
+        self.index.insert_unique(spread(fold(hash)), slot, |slot| {
+            entries.get(slot.pos as usize).map_or(0, |e| spread(e.hash))
         });
         self.sweep(now, SWEEP_ON_INSERT, None);
         true
@@ -334,7 +348,7 @@ impl Shard {
     /// Removes the entry at `at` (a valid position), keeping `entries` dense, and
     /// returns it. Its key's bytes stay counted until the key buffer is compacted.
     fn remove_at(&mut self, at: usize) -> Option<Entry> {
-        let hash = self.entries.get(at)?.hash;
+        let hash = spread(self.entries.get(at)?.hash);
         let pos = to_u32(at);
         if let Ok(slot) = self.index.find_entry(hash, |slot| slot.pos == pos) {
             slot.remove();
@@ -343,7 +357,10 @@ impl Shard {
         // The last entry moved into `at`: point its index slot there.
         if let Some(moved) = self.entries.get(at) {
             let old = to_u32(self.entries.len());
-            if let Some(slot) = self.index.find_mut(moved.hash, |slot| slot.pos == old) {
+            if let Some(slot) = self
+                .index
+                .find_mut(spread(moved.hash), |slot| slot.pos == old)
+            {
                 slot.pos = pos;
             }
         }
@@ -382,7 +399,10 @@ impl Shard {
             self.keys.copy_within(from..from + len, end);
             let at = to_u32(end);
             entry.key_at = at;
-            if let Some(slot) = self.index.find_mut(entry.hash, |slot| slot.pos == pos) {
+            if let Some(slot) = self
+                .index
+                .find_mut(spread(entry.hash), |slot| slot.pos == pos)
+            {
                 slot.key_at = at;
             }
             end += len;
@@ -399,7 +419,9 @@ impl Shard {
     fn check_invariants(&self) {
         assert_eq!(self.index.len(), self.entries.len());
         for (pos, entry) in self.entries.iter().enumerate() {
-            let found = self.index.find(entry.hash, |slot| slot.pos as usize == pos);
+            let found = self
+                .index
+                .find(spread(entry.hash), |slot| slot.pos as usize == pos);
             assert_eq!(found.map(|s| s.key_at), Some(entry.key_at), "entry {pos}");
         }
         let used: usize = self.entries.iter().map(|e| e.key_len as usize).sum();
@@ -467,7 +489,7 @@ mod tests {
     #[test]
     fn entries_stay_small_and_values_move_to_the_heap_when_long() {
         let size = std::mem::size_of::<Entry>();
-        assert!(size <= 72, "{size}");
+        assert!(size <= 64, "{size}");
         let inline = InlineState::CAPACITY;
         let mut value = Value::new(&[1; InlineState::CAPACITY]);
         assert!(matches!(value, Value::Inline(_)));
