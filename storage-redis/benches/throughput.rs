@@ -36,7 +36,10 @@
 //! - `hit_all` of two limits (`… per second; … per minute`, the batch script) next to
 //!   `redis-benchmark` sending the batch script.
 //!
-//! Then one hot key shared by 64 callers, on a limit that admits everything and on
+//! Then the server's time per decision (script time from `INFO commandstats` over the
+//! decisions made) on one hot key, 64 callers, coalescing off and on: what bounds a
+//! fleet of clients sharing one Redis (`-- server` runs this table alone). Then one hot
+//! key shared by 64 callers, on a limit that admits everything and on
 //! `10 per minute` (nearly every hit rejected), with the local rejection cache off and
 //! on; and the moving window at `10 per day` and at `100000 per day` with a full log
 //! (rejection cache off, so that every hit runs the script).
@@ -261,22 +264,29 @@ where
 
 /// Script calls (`EVALSHA`, `EVAL`) the server has answered, from `INFO commandstats`.
 fn script_calls(port: &str) -> Fallible<u64> {
+    Ok(script_stats(port)?.0)
+}
+
+/// Script calls (`EVALSHA`, `EVAL`) the server has answered and the microseconds it
+/// spent running them, from `INFO commandstats`.
+fn script_stats(port: &str) -> Fallible<(u64, u64)> {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", port, "INFO", "commandstats"])
         .output()
         .map_err(|e| format!("run redis-cli (Debian package redis-tools): {e}"))?;
+    let field = |line: &str, name: &str| -> u64 {
+        line.split(name)
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum())
+        .fold((0, 0), |(calls, usec), l| {
+            (calls + field(l, "calls="), usec + field(l, "usec="))
+        }))
 }
 
 /// The arguments the storage sends with a script, for redis-benchmark.
@@ -489,6 +499,64 @@ impl Bench {
     }
 }
 
+/// The server's time per decision on one hot key, 64 callers, coalescing off and on:
+/// what bounds a fleet of clients sharing one Redis, whose single thread runs every
+/// script, while the clients' own work spreads over their machines.
+async fn server_time(
+    bench: &mut Bench,
+    results: &mut Results,
+    port: &str,
+    time: Duration,
+) -> Fallible<()> {
+    let table = "redis-server-time";
+    results.line(&[
+        "table",
+        table,
+        "Redis, one hot key, 64 callers: the server's time per decision",
+        "µs",
+        "col=coalescing off",
+        "lower",
+        "script time as counted by the server (INFO commandstats usec) over the decisions made",
+    ]);
+    println!("one hot key, 64 callers: the server's time per decision\n");
+    println!("| strategy | coalescing off (µs) | coalescing on (µs) | ratio |");
+    println!("|---|---:|---:|---:|");
+    for strategy in BuiltIn::ALL {
+        let mut cells = Vec::new();
+        for coalesce in [false, true] {
+            let workload = Workload::Native {
+                strategy,
+                all: false,
+                coalesce,
+            };
+            let (_, before) = script_stats(port)?;
+            let (rate, _) = bench.limiter(workload, 64, true, time).await;
+            let decisions = rate * time.as_secs_f64();
+            let (_, after) = script_stats(port)?;
+            let per = after.saturating_sub(before) as f64 / decisions.max(1.0);
+            results.line(&[
+                "value",
+                table,
+                &strategy.to_string(),
+                if coalesce {
+                    "coalescing on"
+                } else {
+                    "coalescing off"
+                },
+                &format!("{per:.2}"),
+            ]);
+            cells.push(per);
+        }
+        let (off, on) = (cells[0], cells[1]);
+        println!(
+            "| {strategy} | {off:.2} | {on:.2} | {:.1}× |",
+            off / on.max(f64::MIN_POSITIVE)
+        );
+    }
+    println!();
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Fallible<()> {
     let uri = std::env::var("LIMITER_REDIS_URL")
@@ -549,9 +617,12 @@ async fn main() -> Fallible<()> {
         (false, true) => vec![false],
         _ => vec![true, false],
     };
+    // `server`: only the table of the server's time per decision.
+    let server_only = filters.iter().all(|f| f == "server") && !filters.is_empty();
+    let blocks = if server_only { Vec::new() } else { blocks };
     let names: Vec<&String> = filters
         .iter()
-        .filter(|f| *f != "hot" && *f != "many")
+        .filter(|f| *f != "hot" && *f != "many" && *f != "server")
         .collect();
     let mut workloads = Workload::all();
     if !names.is_empty() {
@@ -647,6 +718,9 @@ async fn main() -> Fallible<()> {
         println!();
     }
 
+    if filters.is_empty() || server_only {
+        server_time(&mut bench, &mut results, &port, time).await?;
+    }
     if !filters.is_empty() {
         return Ok(());
     }
