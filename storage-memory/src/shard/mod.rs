@@ -63,7 +63,8 @@ const MIN_GARBAGE: usize = 4_096;
 pub(crate) const ENTRY_BYTES: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<Slot>();
 /// The 32 bits of a key's hash its entry keeps.
 fn fold(hash: u64) -> u32 {
-    (hash ^ (hash >> 32)) as u32
+    // The low 32 bits of the xor of both halves: always fits.
+    u32::try_from((hash ^ (hash >> 32)) & u64::from(u32::MAX)).unwrap_or_default()
 }
 
 /// The index's hash of a folded hash: times an odd constant, so that both the low bits
