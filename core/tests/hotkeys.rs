@@ -181,6 +181,56 @@ async fn the_breaker_opens_fails_fast_probes_alone_and_closes() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_call_waits_for_a_probe_and_the_first_to_find_it_passed_goes_through() {
+    let storage = Arc::new(Switchable::default());
+    let interval = Duration::from_millis(100);
+    let limiter = breaker_limiter(&storage, interval);
+    let (l, key) = (limit("1000 per minute"), Key::from("k"));
+    storage.mode.store(HANG, Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(
+            storage_kind(limiter.hit(&l, &key, 1).await).0,
+            StorageErrorKind::Timeout
+        );
+    }
+    // The probe is due; its check hangs for 50 ms. The call that starts it, and every
+    // call while it runs, fail at once.
+    tokio::time::sleep(interval + Duration::from_millis(10)).await;
+    let checks = storage.checks.load(Ordering::SeqCst);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        let call = Instant::now();
+        assert_eq!(
+            storage_kind(limiter.hit(&l, &key, 1).await),
+            (StorageErrorKind::Unavailable, OPEN_OPERATION)
+        );
+        slowest = slowest.max(call.elapsed());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(slowest < Duration::from_millis(40), "{slowest:?}");
+    assert_eq!(storage.checks.load(Ordering::SeqCst), checks + 1);
+
+    // Back up while that probe still hangs: a call every 5 ms, none waiting, and one
+    // goes through within two probe intervals.
+    storage.mode.store(UP, Ordering::SeqCst);
+    let resumed = Instant::now();
+    loop {
+        let call = Instant::now();
+        let result = limiter.hit(&l, &key, 1).await;
+        slowest = slowest.max(call.elapsed());
+        if result.is_ok() {
+            break;
+        }
+        assert!(resumed.elapsed() <= 2 * interval, "{:?}", resumed.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(slowest < Duration::from_millis(40), "{slowest:?}");
+    // The hung probe failed; one more passed: two checks in all, and closed.
+    assert_eq!(storage.checks.load(Ordering::SeqCst), checks + 2);
+    assert!(limiter.hit(&l, &key, 1).await.unwrap().is_allowed());
+}
+
 #[tokio::test]
 async fn the_breaker_counts_only_consecutive_transport_failures() {
     let storage = Arc::new(Switchable::default());

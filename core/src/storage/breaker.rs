@@ -4,25 +4,28 @@
 //! ([`Unavailable`](StorageErrorKind::Unavailable) or
 //! [`Timeout`](StorageErrorKind::Timeout)), the breaker **opens**: every call fails at
 //! once with an [`Unavailable`](StorageErrorKind::Unavailable) error whose operation is
-//! [`OPEN_OPERATION`], instead of waiting for the storage's own timeout. Once every
-//! [`probe_interval`](BreakerConfig::probe_interval), one caller (never two at a time)
-//! runs the storage's [`check`](Storage::check) first; when it passes, the breaker
-//! **closes** and that caller's call goes through, as do all later ones. No task is
-//! spawned: probes ride on callers, so it works under any async runtime.
+//! [`OPEN_OPERATION`], instead of waiting for the storage's own timeout. Every
+//! [`probe_interval`](BreakerConfig::probe_interval) one probe, the storage's
+//! [`check`](Storage::check), starts in the background; no caller waits for it. The
+//! first call that finds it passed **closes** the breaker and goes through, as do all
+//! later ones. No task is spawned, so it works under any async runtime: the probe is a
+//! future the breaker keeps, which each call made while it is open polls once, without
+//! waiting.
 //!
 //! Any answer from the storage, including errors that are not transport failures
 //! (a lost race, corrupt state), resets the count of consecutive failures.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::{
-    Abilities, Answer, Batch, ClearAll, KeyOp, KeyRef, NativeStrategies, Storage, StorageKey,
-    Version, Versioned,
+    Abilities, Answer, Batch, BoxFuture, ClearAll, KeyOp, KeyRef, NativeStrategies, Storage,
+    StorageKey, Version, Versioned,
 };
 use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
@@ -93,12 +96,18 @@ impl BreakerConfig {
 /// [`Timeout`](StorageErrorKind::Timeout)), the breaker **opens**: every call fails at
 /// once with an [`Unavailable`](StorageErrorKind::Unavailable) error whose operation is
 /// [`OPEN_OPERATION`] (and whose key is the call's), instead of waiting for the
-/// storage's own timeout. Once every [`probe_interval`](BreakerConfig::probe_interval),
-/// one caller (never two at a time) runs the storage's [`check`](Storage::check) first;
-/// when it passes, the breaker **closes** and that caller's call goes through, as do
-/// all later ones. No task is spawned: probes ride on callers, so it works under any
-/// async runtime. Any answer from the storage other than a transport failure resets
-/// the count.
+/// storage's own timeout.
+///
+/// **Probes.** Every [`probe_interval`](BreakerConfig::probe_interval) one probe, the
+/// storage's [`check`](Storage::check), starts; never two at a time, and no caller
+/// waits for one: the breaker keeps the probe's future, and each call made while it is
+/// open polls it once and fails at once unless it finds the probe passed, in which
+/// case the breaker **closes** and that call goes through, as do all later ones. A
+/// probe that fails, or is still unanswered a probe interval after it started, is
+/// replaced by a new one from then on. No task is spawned, so it works under any async
+/// runtime; with no calls at all, nothing probes (and nobody waits).
+///
+/// Any answer from the storage other than a transport failure resets the count.
 ///
 /// A `tracing` event marks each opening (`WARN`, fields `limiter.storage`,
 /// `limiter.breaker.failures`, `error.type`, `error.message` with any key as its
@@ -130,9 +139,19 @@ pub struct CircuitBreaker {
     base: Instant,
     consecutive: AtomicU32,
     /// 0 while closed; otherwise 1 + the nanoseconds since `base` at which the next
-    /// probe may run.
+    /// probe may start.
     open: AtomicU64,
+    /// Whether a probe is in flight (for [`state`](Self::state) without the lock).
     probing: AtomicBool,
+    /// The probe in flight, if any.
+    probe: Mutex<Option<Probe>>,
+}
+
+/// A probe in flight: the storage's `check`, and when it started.
+struct Probe {
+    check: BoxFuture<'static, Result<(), StorageError>>,
+    /// Nanoseconds since the breaker's `base`.
+    started: u64,
 }
 
 impl fmt::Debug for CircuitBreaker {
@@ -153,7 +172,7 @@ pub enum BreakerState {
     Closed,
     /// Calls fail at once; a probe runs when the probe interval has passed.
     Open,
-    /// Open, and one caller is probing the storage now.
+    /// Open, and a probe of the storage is in flight.
     Probing,
 }
 
@@ -186,6 +205,7 @@ impl CircuitBreaker {
             consecutive: AtomicU32::new(0),
             open: AtomicU64::new(0),
             probing: AtomicBool::new(false),
+            probe: Mutex::new(None),
         }
     }
 
@@ -234,9 +254,17 @@ impl CircuitBreaker {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    fn interval_nanos(&self) -> u64 {
+        u64::try_from(self.config.probe_interval.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The `open` value for a next probe one interval after `from`.
+    fn probe_after(&self, from: u64) -> u64 {
+        from.saturating_add(self.interval_nanos()).saturating_add(1)
+    }
+
     fn next_probe(&self) -> u64 {
-        let interval = u64::try_from(self.config.probe_interval.as_nanos()).unwrap_or(u64::MAX);
-        self.now_nanos().saturating_add(interval).saturating_add(1)
+        self.probe_after(self.now_nanos())
     }
 
     /// Counts one answer of the storage.
@@ -272,6 +300,11 @@ impl CircuitBreaker {
 
     fn close(&self) {
         self.consecutive.store(0, Ordering::Release);
+        // A probe still in flight would speak of an older outage by the next one.
+        if let Ok(mut slot) = self.probe.try_lock() {
+            *slot = None;
+            self.probing.store(false, Ordering::Release);
+        }
         if self.open.swap(0, Ordering::AcqRel) != 0 {
             tracing::info!(limiter.storage = ?self.inner, "storage circuit breaker closed");
         }
@@ -289,71 +322,94 @@ impl CircuitBreaker {
         }
     }
 
-    /// What an open breaker lets through now: `Pass` while closed, `Probe` for the one
-    /// caller whose turn it is to probe, `Refuse` for everyone else.
-    fn gate(&self) -> Gate {
+    /// Whether a call may go through now: always while closed; while open, only when
+    /// the probe, polled here once without waiting, has just passed.
+    fn admits(&self) -> bool {
         let open = self.open.load(Ordering::Acquire);
         if open == 0 {
-            return Gate::Pass;
+            return true;
         }
-        if self.now_nanos().saturating_add(1) < open {
-            return Gate::Refuse;
+        let due = self.now_nanos().saturating_add(1) >= open;
+        if !due && !self.probing.load(Ordering::Acquire) {
+            return false;
         }
-        if self
-            .probing
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            Gate::Probe
-        } else {
-            Gate::Refuse
-        }
+        self.poll_probe()
     }
 
-    /// Runs the probe: the storage's `check`. Closes the breaker when it passes, else
-    /// schedules the next probe.
-    async fn probe(&self) -> bool {
-        let mut guard = ProbeGuard {
-            breaker: self,
-            done: false,
+    /// Polls the probe in flight once, or starts one if it is time and none runs (or
+    /// the one in flight failed, or has gone unanswered for a probe interval) and polls
+    /// that. Whether it passed, closing the breaker. Never waits: a caller that finds
+    /// another polling the probe just goes on.
+    fn poll_probe(&self) -> bool {
+        let Ok(mut slot) = self.probe.try_lock() else {
+            return false;
         };
-        let result = self.inner.check().await;
-        guard.done = true;
-        self.probing.store(false, Ordering::Release);
-        match result {
-            Ok(()) => {
-                self.close();
-                true
+        let mut fresh = false;
+        loop {
+            let now = self.now_nanos();
+            if slot.is_none() {
+                if fresh || now.saturating_add(1) < self.open.load(Ordering::Acquire) {
+                    self.probing.store(false, Ordering::Release);
+                    return false;
+                }
+                let inner = Arc::clone(&self.inner);
+                *slot = Some(Probe {
+                    check: Box::pin(async move { inner.check().await }),
+                    started: now,
+                });
+                self.probing.store(true, Ordering::Release);
+                fresh = true;
             }
-            Err(e) => {
-                self.open.store(self.next_probe(), Ordering::Release);
-                tracing::debug!(
-                    limiter.storage = ?self.inner,
-                    error.type = e.kind().as_str(),
-                    error.message = %e,
-                    "storage circuit breaker probe failed"
-                );
-                false
-            }
-        }
-    }
-
-    /// Lets a call through (probing first when it is time), or refuses it.
-    async fn admit(
-        &self,
-        operation: &'static str,
-        key: Option<&StorageKey>,
-    ) -> Result<(), StorageError> {
-        match self.gate() {
-            Gate::Pass => Ok(()),
-            Gate::Refuse => Err(Self::open_error(operation, key.map(KeyRef::from))),
-            Gate::Probe => {
-                if self.probe().await {
-                    Ok(())
-                } else {
-                    Err(Self::open_error(operation, key.map(KeyRef::from)))
+            let Some(probe) = slot.as_mut() else {
+                return false;
+            };
+            let mut cx = Context::from_waker(Waker::noop());
+            let result = match probe.check.as_mut().poll(&mut cx) {
+                Poll::Ready(result) => result,
+                Poll::Pending => {
+                    let overdue = now >= probe.started.saturating_add(self.interval_nanos());
+                    if fresh || !overdue {
+                        return false;
+                    }
+                    // Unanswered for an interval: a fresh probe takes its place.
+                    *slot = None;
+                    continue;
+                }
+            };
+            let started = probe.started;
+            *slot = None;
+            match result {
+                Ok(()) => {
+                    self.probing.store(false, Ordering::Release);
+                    self.close();
+                    return true;
+                }
+                Err(e) => {
+                    // The next probe one interval after this one started: at once if
+                    // this one took that long. (Unless a call closed the breaker since.)
+                    let next = self.probe_after(started);
+                    let _ = self
+                        .open
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                            (open != 0).then_some(next)
+                        });
+                    tracing::debug!(
+                        limiter.storage = ?self.inner,
+                        error.type = e.kind().as_str(),
+                        error.message = %e,
+                        "storage circuit breaker probe failed"
+                    );
                 }
             }
+        }
+    }
+
+    /// Lets a call through, or refuses it at once.
+    fn admit(&self, operation: &'static str, key: Option<&StorageKey>) -> Result<(), StorageError> {
+        if self.admits() {
+            Ok(())
+        } else {
+            Err(Self::open_error(operation, key.map(KeyRef::from)))
         }
     }
 
@@ -363,72 +419,33 @@ impl CircuitBreaker {
         key: Option<&StorageKey>,
         call: impl std::future::Future<Output = Result<T, StorageError>>,
     ) -> Result<T, StorageError> {
-        self.admit(operation, key).await?;
+        self.admit(operation, key)?;
         let result = call.await;
         self.record(&result);
         result
     }
 
-    /// Wraps a native answer: counts its result, and refuses or probes first while open.
+    /// Wraps a native answer: counts its result, and refuses it at once while open.
     fn wrap<'a, T: Send + 'a>(
         &'a self,
         operation: &'static str,
         key: Option<KeyRef<'a>>,
         answer: impl FnOnce() -> Answer<'a, T>,
     ) -> Answer<'a, T> {
-        let probe = match self.gate() {
-            Gate::Refuse => return Answer::Ready(Err(Self::open_error(operation, key))),
-            Gate::Pass => false,
-            Gate::Probe => true,
-        };
+        if !self.admits() {
+            return Answer::Ready(Err(Self::open_error(operation, key)));
+        }
         match answer() {
-            Answer::Declined => {
-                if probe {
-                    // The generic path's own calls will probe.
-                    self.probing.store(false, Ordering::Release);
-                }
-                Answer::Declined
-            }
+            Answer::Declined => Answer::Declined,
             Answer::Ready(result) => {
                 self.record(&result);
-                if probe {
-                    if self.is_open() {
-                        self.open.store(self.next_probe(), Ordering::Release);
-                    }
-                    self.probing.store(false, Ordering::Release);
-                }
                 Answer::Ready(result)
             }
             Answer::Pending(future) => Answer::pending(async move {
-                if probe && !self.probe().await {
-                    return Err(Self::open_error(operation, key));
-                }
                 let result = future.await;
                 self.record(&result);
                 result
             }),
-        }
-    }
-}
-
-enum Gate {
-    Pass,
-    Probe,
-    Refuse,
-}
-
-/// Ends a probe whose future was dropped: counts it as failed.
-struct ProbeGuard<'a> {
-    breaker: &'a CircuitBreaker,
-    done: bool,
-}
-
-impl Drop for ProbeGuard<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let breaker = self.breaker;
-            breaker.open.store(breaker.next_probe(), Ordering::Release);
-            breaker.probing.store(false, Ordering::Release);
         }
     }
 }
