@@ -94,6 +94,9 @@ struct Inner {
     max_attempts: u32,
     rejections: Option<Rejections>,
     coalescer: Option<Coalescer>,
+    /// The same for `hit_all` calls on one client's keys, on storages with their own
+    /// batches.
+    batch_coalescer: Option<Coalescer<Vec<Verdict>>>,
     /// The timer [`until_ready`](RateLimiter::until_ready) waits on, when set on the
     /// builder (else the storage's [`Sleep`](crate::storage::Sleep) ability).
     timer: Option<Timer>,
@@ -380,8 +383,24 @@ impl RateLimiter {
         };
         let traced = trace::Traced::start_all(inner, limits, Op::Hit { cost });
         let native = inner.storage.abilities().get_native();
-        let answered = match (inner.strategy.builtin(), native) {
-            (Some(builtin), Some(native)) => native.batch(builtin, batch).resolve().await,
+        let answered = match (inner.strategy.builtin(), native, &inner.batch_coalescer) {
+            // Coalesced: the calls of this client queued behind one in flight go
+            // together (boxed, as below).
+            (Some(builtin), Some(native), Some(coalescer)) => {
+                let one = |cost, now| async move {
+                    let batch = Batch::trusted(items, cost, now);
+                    match native.batch(builtin, batch).resolve().await {
+                        Some(verdicts) => verdicts,
+                        None => {
+                            let (storage, strategy) = (&*inner.storage, &*inner.strategy);
+                            apply_batch(storage, strategy, inner.max_attempts, batch).await
+                        }
+                    }
+                };
+                let unit = coalescer.run_batch(native, builtin, items, (cost, now), one);
+                Some(Box::pin(unit).await)
+            }
+            (Some(builtin), Some(native), None) => native.batch(builtin, batch).resolve().await,
             _ => None,
         };
         let verdicts = match answered {

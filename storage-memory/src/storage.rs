@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use limiter_core::storage::{
-    async_trait, Abilities, Answer, Batch, ClearAll, Expiry, KeyOp, KeyRef, NativeStrategies,
-    Storage, StorageKey, Version, Versioned,
+    async_trait, Abilities, Answer, Batch, BatchItem, ClearAll, Expiry, KeyOp, KeyRef,
+    NativeStrategies, Storage, StorageKey, Version, Versioned,
 };
 use limiter_core::strategy::{BuiltIn, Op, StateError, Verdict};
 use limiter_core::{RateLimit, StorageError, StorageErrorKind, Timestamp};
@@ -112,6 +112,20 @@ impl NativeStrategies for MemoryStorage {
 
     fn batch<'a>(&'a self, strategy: BuiltIn, batch: Batch<'a>) -> Answer<'a, Vec<Verdict>> {
         Answer::Ready(self.batch_now(strategy, batch.items(), batch.cost(), batch.now()))
+    }
+
+    /// Each call in turn, as [`batch`](NativeStrategies::batch) runs it.
+    fn batch_many<'a>(
+        &'a self,
+        strategy: BuiltIn,
+        items: &'a [BatchItem<'a>],
+        calls: &'a [(u64, Timestamp)],
+    ) -> Answer<'a, Vec<Vec<Verdict>>> {
+        let all = calls
+            .iter()
+            .map(|&(cost, now)| self.batch_now(strategy, items, cost, now))
+            .collect();
+        Answer::Ready(all)
     }
 
     /// Every operation in turn under one lock of the key's shard.

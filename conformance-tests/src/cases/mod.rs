@@ -63,6 +63,7 @@ macro_rules! __limiter_conformance_cases {
                 model::native_and_generic_paths_agree,
                 model::matches_the_reference_model,
                 model::several_operations_equal_one_at_a_time,
+                model::several_batches_equal_one_at_a_time,
                 time::a_clock_stepping_back_counts_at_the_keys_time,
                 time::clocks_thirty_seconds_apart_stay_within_the_bound,
                 time::a_clock_fifteen_windows_ahead_stays_within_twice_the_bound,

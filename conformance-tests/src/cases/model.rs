@@ -720,3 +720,102 @@ pub async fn several_operations_equal_one_at_a_time(ctx: &Ctx) {
         ctx.note(format_args!("apply_many declined {declined} of 40 runs"));
     }
 }
+
+/// [`batch_many`](limiter_core::storage::NativeStrategies::batch_many), what the
+/// limiter's coalescing sends for one client's queued
+/// [`hit_all`](limiter_core::RateLimiter::hit_all) calls, against the same calls one at
+/// a time through [`batch`](limiter_core::storage::NativeStrategies::batch): seeded
+/// runs of 1 to 10 calls on two limits (`5 per second`, `12 per minute`), costs 1 to
+/// 6, each at its own time (0 to 400 ms apart, sometimes a step back), on one pair of
+/// keys, and the same calls one by one on a second pair: the same verdicts in order,
+/// and the same stored bytes after every run. A storage that declines `batch_many` (or
+/// `batch`) is reported as not running it: the limiter then sends the calls one by one
+/// anyway.
+pub async fn several_batches_equal_one_at_a_time(ctx: &Ctx) {
+    use limiter_core::storage::{apply_batch, Answer, Batch, BatchItem};
+    use limiter_core::DEFAULT_MAX_ATTEMPTS;
+
+    let storage = ctx.storage();
+    let Some(native) = storage.abilities().get_native() else {
+        ctx.not_run("native strategies");
+        return;
+    };
+    let builtin = ctx.strategy();
+    let limits = [ctx.limit("5 per second"), ctx.limit("12 per minute")];
+    let limiter = ctx.builder().build();
+    let keys = |name: &str| {
+        let key = Key::from(name);
+        [
+            limiter.storage_key(&limits[0], &key),
+            limiter.storage_key(&limits[1], &key),
+        ]
+    };
+    let (many, one) = (keys("many"), keys("one-by-one"));
+    let many_items = [0, 1].map(|i| BatchItem {
+        key: (&many[i]).into(),
+        limit: &limits[i],
+    });
+    let one_items = [0, 1].map(|i| BatchItem {
+        key: (&one[i]).into(),
+        limit: &limits[i],
+    });
+    let mut rng = Rng::new(seed(ctx, 11));
+    let mut now = ctx.now().as_millis();
+    let mut declined = 0;
+    for run in 0..30 {
+        let mut calls = Vec::new();
+        for _ in 0..rng.range(1, 10) {
+            now = if rng.chance(10) {
+                now.saturating_sub(rng.range(0, 300))
+            } else {
+                now + rng.range(0, 400)
+            };
+            calls.push((rng.range(1, 6), Timestamp::from_millis(now)));
+        }
+        let together = match native.batch_many(builtin, &many_items, &calls) {
+            Answer::Ready(result) => result,
+            Answer::Pending(future) => future.await,
+            Answer::Declined => {
+                declined += 1;
+                continue;
+            }
+        };
+        let together = ctx.ok(together, format_args!("run {run}: batch_many {calls:?}"));
+        let mut alone = Vec::new();
+        for &(cost, at) in &calls {
+            let batch = ctx.ok(
+                Batch::new(&one_items, cost, at).map_err(|e| e.to_string()),
+                "batch",
+            );
+            let result = match native.batch(builtin, batch) {
+                Answer::Ready(result) => result,
+                Answer::Pending(future) => future.await,
+                Answer::Declined => {
+                    apply_batch(&**storage, builtin.strategy(), DEFAULT_MAX_ATTEMPTS, batch).await
+                }
+            };
+            alone.push(ctx.ok(result, format_args!("run {run}: batch of {cost} at {at}")));
+        }
+        ensure_eq!(
+            ctx,
+            together,
+            alone,
+            "run {run}: the verdicts of {calls:?} together and one at a time"
+        );
+        let last = calls.iter().map(|(_, at)| *at).max().unwrap_or(ctx.now());
+        for i in 0..2 {
+            let stored =
+                |key| async move { ctx.ok(storage.get(key, last).await, "get").map(|v| v.value) };
+            let (a, b) = (stored(&many[i]).await, stored(&one[i]).await);
+            ensure_eq!(
+                ctx,
+                a,
+                b,
+                "run {run}: limit {i}: the bytes stored after {calls:?}"
+            );
+        }
+    }
+    if declined > 0 {
+        ctx.note(format_args!("batch_many declined {declined} of 30 runs"));
+    }
+}

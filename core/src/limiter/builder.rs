@@ -237,6 +237,7 @@ impl RateLimiterBuilder {
             .coalesce
             .resolve(network, DEFAULT_MAX_BATCH)
             .map(Coalescer::new);
+        let batch_coalescer = coalescer.as_ref().map(|c| Coalescer::new(c.max_batch()));
         RateLimiter {
             inner: Arc::new(Inner {
                 storage,
@@ -247,6 +248,7 @@ impl RateLimiterBuilder {
                 max_attempts: self.max_attempts,
                 rejections,
                 coalescer,
+                batch_coalescer,
                 timer: self.timer,
             }),
         }

@@ -28,6 +28,7 @@
 //! answers its followers with an error, since the write may or may not have happened.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
@@ -35,7 +36,7 @@ use std::time::Duration;
 
 use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
-use crate::storage::{Answer, KeyOp, KeyRef, NativeStrategies, Storage};
+use crate::storage::{Answer, BatchItem, KeyOp, KeyRef, NativeStrategies, Storage};
 use crate::strategy::{BuiltIn, Op, Strategy, Verdict};
 
 use super::backoff::Backoff;
@@ -43,39 +44,57 @@ use super::dispatch::apply_with_cas;
 
 const SHARDS: usize = 16;
 
-type Queue = VecDeque<Arc<Waiter>>;
+type Queue<T> = VecDeque<Arc<Waiter<T>>>;
 
 /// The keys in flight in one shard, each with the calls queued behind it.
-type Shard = Mutex<HashMap<Box<str>, Queue>>;
+type Shard<T> = Mutex<HashMap<Box<str>, Queue<T>>>;
 
-/// One call waiting for its key.
-struct Waiter {
+/// One call waiting for its key; `T` is what it is answered with (a verdict, or a
+/// multi-limit hit's verdicts).
+struct Waiter<T> {
     op: Op,
     now: Timestamp,
-    mailbox: Mutex<Mailbox>,
+    mailbox: Mutex<Mailbox<T>>,
 }
 
-#[derive(Default)]
-struct Mailbox {
-    message: Option<Message>,
+struct Mailbox<T> {
+    message: Option<Message<T>>,
     waker: Option<Waker>,
     closed: bool,
 }
 
-enum Message {
-    /// The call's verdict, from the unit that ran it.
-    Done(Result<Verdict, StorageError>),
+impl<T> Default for Mailbox<T> {
+    fn default() -> Self {
+        Mailbox {
+            message: None,
+            waker: None,
+            closed: false,
+        }
+    }
+}
+
+enum Message<T> {
+    /// The call's answer, from the unit that ran it.
+    Done(Result<T, StorageError>),
     /// The call leads the next unit, with these followers.
-    Lead(Vec<Arc<Waiter>>),
+    Lead(Vec<Arc<Waiter<T>>>),
+}
+
+/// How a call that joined a key's queue goes on.
+enum Joined<T> {
+    /// It leads a unit, with these followers.
+    Lead(Vec<Arc<Waiter<T>>>),
+    /// A unit led by another call ran it.
+    Done(Result<T, StorageError>),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Waiter {
+impl<T> Waiter<T> {
     /// Delivers `message`, or hands it back when the call is gone.
-    fn send(&self, message: Message) -> Result<(), Message> {
+    fn send(&self, message: Message<T>) -> Result<(), Message<T>> {
         let waker = {
             let mut mailbox = lock(&self.mailbox);
             if mailbox.closed {
@@ -96,18 +115,20 @@ impl Waiter {
 #[cfg(test)]
 pub(crate) type Unit = Vec<(Op, Timestamp, Verdict)>;
 
-/// The calls on each key in flight in this process, and their queues.
-pub(crate) struct Coalescer {
-    shards: Box<[Shard]>,
+/// The calls on each key in flight in this process, and their queues: single-key
+/// operations (`Coalescer<Verdict>`), or multi-limit hits on one client's keys
+/// (`Coalescer<Vec<Verdict>>`).
+pub(crate) struct Coalescer<T = Verdict> {
+    shards: Box<[Shard<T>]>,
     hasher: RandomState,
     max_batch: usize,
     #[cfg(test)]
     pub(crate) log: Mutex<Vec<Unit>>,
 }
 
-impl Coalescer {
+impl<T> Coalescer<T> {
     /// Units of at most `max_batch` calls (at least 1).
-    pub(crate) fn new(max_batch: usize) -> Coalescer {
+    pub(crate) fn new(max_batch: usize) -> Coalescer<T> {
         Coalescer {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
@@ -122,27 +143,14 @@ impl Coalescer {
         self.max_batch
     }
 
-    fn shard(&self, key: &str) -> &Shard {
+    fn shard(&self, key: &str) -> &Shard<T> {
         let hash = self.hasher.hash_one(key);
         &self.shards[usize::try_from(hash % SHARDS as u64).unwrap_or(0)]
     }
 
-    /// Runs `op` on the generic path, in a unit with the calls on the same key queued
-    /// behind the one in flight.
-    pub(crate) async fn run(
-        &self,
-        path: Path<'_>,
-        storage: &dyn Storage,
-        strategy: &dyn Strategy,
-        max_attempts: u32,
-        op: KeyOp<'_>,
-    ) -> Result<Verdict, StorageError> {
-        let stored = op.key.to_storage_key();
-        let op = KeyOp {
-            key: KeyRef::from(&*stored),
-            ..op
-        };
-        let key = stored.as_str();
+    /// Joins the queue of `key` with `op` at `now`: leads a unit at once when no call
+    /// on `key` is in flight, else waits for a unit to run it or for the lead.
+    async fn join(&self, key: &str, op: Op, now: Timestamp) -> Joined<T> {
         let queued = {
             let mut map = lock(self.shard(key));
             match map.get_mut(key) {
@@ -152,8 +160,8 @@ impl Coalescer {
                 }
                 Some(queue) => {
                     let waiter = Arc::new(Waiter {
-                        op: op.op,
-                        now: op.now,
+                        op,
+                        now,
                         mailbox: Mutex::new(Mailbox::default()),
                     });
                     queue.push_back(Arc::clone(&waiter));
@@ -161,8 +169,8 @@ impl Coalescer {
                 }
             }
         };
-        let followers = match queued {
-            None => Vec::new(),
+        match queued {
+            None => Joined::Lead(Vec::new()),
             Some(waiter) => {
                 let mut ticket = Ticket {
                     coalescer: self,
@@ -170,22 +178,11 @@ impl Coalescer {
                     waiter,
                 };
                 match ticket.wait().await {
-                    Message::Done(result) => return result,
-                    Message::Lead(followers) => followers,
+                    Message::Done(result) => Joined::Done(result),
+                    Message::Lead(followers) => Joined::Lead(followers),
                 }
             }
-        };
-        let mut leader = Leader {
-            coalescer: self,
-            key,
-            followers,
-            write_sent: false,
-            unreachable: None,
-            finished: false,
-        };
-        let result = leader.run(path, storage, strategy, max_attempts, op).await;
-        leader.finish();
-        result
+        }
     }
 
     /// Answers every call queued on `key` with `error` and marks the key as no longer
@@ -200,7 +197,7 @@ impl Coalescer {
     /// Passes the lead to the first of `followers` that is still waiting, with the
     /// rest; with none, to the first queued call, with up to `max_batch − 1` behind it;
     /// with no call queued, marks the key as no longer in flight.
-    fn hand_off(&self, key: &str, mut followers: Vec<Arc<Waiter>>) {
+    fn hand_off(&self, key: &str, mut followers: Vec<Arc<Waiter<T>>>) {
         loop {
             if followers.is_empty() {
                 let mut map = lock(self.shard(key));
@@ -230,15 +227,136 @@ impl Coalescer {
     }
 }
 
-/// A queued call's place: waits for its message, and on drop leaves the queue cleanly.
-struct Ticket<'c> {
-    coalescer: &'c Coalescer,
-    key: &'c str,
-    waiter: Arc<Waiter>,
+impl Coalescer<Verdict> {
+    /// Runs `op` on the generic path, in a unit with the calls on the same key queued
+    /// behind the one in flight.
+    pub(crate) async fn run(
+        &self,
+        path: Path<'_>,
+        storage: &dyn Storage,
+        strategy: &dyn Strategy,
+        max_attempts: u32,
+        op: KeyOp<'_>,
+    ) -> Result<Verdict, StorageError> {
+        let stored = op.key.to_storage_key();
+        let op = KeyOp {
+            key: KeyRef::from(&*stored),
+            ..op
+        };
+        let key = stored.as_str();
+        let followers = match self.join(key, op.op, op.now).await {
+            Joined::Done(result) => return result,
+            Joined::Lead(followers) => followers,
+        };
+        let mut leader = Leader::new(self, key, followers);
+        let result = leader.run(path, storage, strategy, max_attempts, op).await;
+        leader.finish();
+        result
+    }
 }
 
-impl Ticket<'_> {
-    async fn wait(&mut self) -> Message {
+impl Coalescer<Vec<Verdict>> {
+    /// Runs a multi-limit hit of `cost` at `now` on `items` through the storage's own
+    /// batches, in a unit with the `hit_all` calls on the same items queued behind the
+    /// one in flight: one [`batch_many`](NativeStrategies::batch_many) for the unit, or,
+    /// when the storage declines it, each call in turn through `one` (a multi-limit
+    /// hit as the limiter sends it alone).
+    pub(crate) async fn run_batch<F, Fut>(
+        &self,
+        native: &dyn NativeStrategies,
+        builtin: BuiltIn,
+        items: &[BatchItem<'_>],
+        (cost, now): (u64, Timestamp),
+        one: F,
+    ) -> Result<Vec<Verdict>, StorageError>
+    where
+        F: Fn(u64, Timestamp) -> Fut,
+        Fut: Future<Output = Result<Vec<Verdict>, StorageError>>,
+    {
+        // The queue's name: each stored key with its length in front, so that no two
+        // lists of keys share one.
+        let mut key = String::new();
+        for item in items {
+            let stored = item.key.to_storage_key();
+            key.push_str(itoa::Buffer::new().format(stored.as_str().len()));
+            key.push(':');
+            key.push_str(stored.as_str());
+        }
+        let followers = match self.join(&key, Op::Hit { cost }, now).await {
+            Joined::Done(result) => return result,
+            Joined::Lead(followers) => followers,
+        };
+        let mut leader = Leader::new(self, &key, followers);
+        leader.followers.retain(|w| !lock(&w.mailbox).closed);
+        let calls: Vec<(u64, Timestamp)> = std::iter::once((cost, now))
+            .chain(leader.followers.iter().map(|w| (w.op.cost(), w.now)))
+            .collect();
+        let outcome =
+            batch_unit(native, builtin, items, &calls, &one, &mut leader.write_sent).await;
+        let result = leader.deliver(outcome);
+        leader.finish();
+        result
+    }
+}
+
+/// One unit of multi-limit hits: one `batch_many`, or each call in turn.
+async fn batch_unit<F, Fut>(
+    native: &dyn NativeStrategies,
+    builtin: BuiltIn,
+    items: &[BatchItem<'_>],
+    calls: &[(u64, Timestamp)],
+    one: &F,
+    write_sent: &mut bool,
+) -> Result<Vec<Vec<Verdict>>, StorageError>
+where
+    F: Fn(u64, Timestamp) -> Fut,
+    Fut: Future<Output = Result<Vec<Verdict>, StorageError>>,
+{
+    if calls.len() > 1 {
+        let answer = native.batch_many(builtin, items, calls);
+        let answered = match answer {
+            Answer::Ready(results) => Some(results),
+            Answer::Pending(future) => {
+                *write_sent = true;
+                Some(future.await)
+            }
+            Answer::Declined => None,
+        };
+        if let Some(results) = answered {
+            let results = results?;
+            if results.len() != calls.len() || results.iter().any(|r| r.len() != items.len()) {
+                let message = format!(
+                    "{} answers for {} calls of {} limits",
+                    results.len(),
+                    calls.len(),
+                    items.len()
+                );
+                return Err(StorageError::new(
+                    StorageErrorKind::Protocol,
+                    "batch_many",
+                    message,
+                ));
+            }
+            return Ok(results);
+        }
+    }
+    let mut results = Vec::with_capacity(calls.len());
+    for &(cost, now) in calls {
+        *write_sent = true;
+        results.push(one(cost, now).await?);
+    }
+    Ok(results)
+}
+
+/// A queued call's place: waits for its message, and on drop leaves the queue cleanly.
+struct Ticket<'c, T> {
+    coalescer: &'c Coalescer<T>,
+    key: &'c str,
+    waiter: Arc<Waiter<T>>,
+}
+
+impl<T> Ticket<'_, T> {
+    async fn wait(&mut self) -> Message<T> {
         std::future::poll_fn(|cx| {
             let mut mailbox = lock(&self.waiter.mailbox);
             match mailbox.message.take() {
@@ -253,7 +371,7 @@ impl Ticket<'_> {
     }
 }
 
-impl Drop for Ticket<'_> {
+impl<T> Drop for Ticket<'_, T> {
     fn drop(&mut self) {
         let message = {
             let mut mailbox = lock(&self.waiter.mailbox);
@@ -268,10 +386,10 @@ impl Drop for Ticket<'_> {
 }
 
 /// The caller running a unit: its own call first, then its followers'.
-struct Leader<'c> {
-    coalescer: &'c Coalescer,
+struct Leader<'c, T> {
+    coalescer: &'c Coalescer<T>,
     key: &'c str,
-    followers: Vec<Arc<Waiter>>,
+    followers: Vec<Arc<Waiter<T>>>,
     /// Whether a write of the unit may have reached the storage.
     write_sent: bool,
     /// The transport error the unit failed with, for the calls queued behind it.
@@ -279,7 +397,7 @@ struct Leader<'c> {
     finished: bool,
 }
 
-impl Leader<'_> {
+impl Leader<'_, Verdict> {
     async fn run(
         &mut self,
         path: Path<'_>,
@@ -316,19 +434,40 @@ impl Leader<'_> {
                 unit.run(op, &ops, &mut self.write_sent).await
             }
         };
+        #[cfg(test)]
+        if let Ok(verdicts) = &outcome {
+            lock(&self.coalescer.log).push(
+                ops.iter()
+                    .zip(verdicts)
+                    .map(|(&(op, now), &verdict)| (op, now, verdict))
+                    .collect(),
+            );
+        }
+        self.deliver(outcome)
+    }
+}
+
+impl<'c, T> Leader<'c, T> {
+    fn new(coalescer: &'c Coalescer<T>, key: &'c str, followers: Vec<Arc<Waiter<T>>>) -> Self {
+        Leader {
+            coalescer,
+            key,
+            followers,
+            write_sent: false,
+            unreachable: None,
+            finished: false,
+        }
+    }
+
+    /// Answers the followers from the unit's outcome (one answer per call, the
+    /// leader's first) and returns the leader's.
+    fn deliver(&mut self, outcome: Result<Vec<T>, StorageError>) -> Result<T, StorageError> {
         match outcome {
-            Ok(verdicts) => {
-                #[cfg(test)]
-                lock(&self.coalescer.log).push(
-                    ops.iter()
-                        .zip(&verdicts)
-                        .map(|(&(op, now), &verdict)| (op, now, verdict))
-                        .collect(),
-                );
-                let mut verdicts = verdicts.into_iter();
-                let own = verdicts.next();
-                for (waiter, verdict) in self.followers.drain(..).zip(verdicts) {
-                    let _ = waiter.send(Message::Done(Ok(verdict)));
+            Ok(answers) => {
+                let mut answers = answers.into_iter();
+                let own = answers.next();
+                for (waiter, answer) in self.followers.drain(..).zip(answers) {
+                    let _ = waiter.send(Message::Done(Ok(answer)));
                 }
                 own.ok_or_else(|| {
                     StorageError::new(StorageErrorKind::Other, "coalesce", "no verdict")
@@ -363,7 +502,7 @@ impl Leader<'_> {
     }
 }
 
-impl Drop for Leader<'_> {
+impl<T> Drop for Leader<'_, T> {
     fn drop(&mut self) {
         if self.finished {
             return;
@@ -530,6 +669,8 @@ mod tests {
         native: bool,
         /// Native calls: `apply` and `apply_many` alike.
         applies: AtomicU32,
+        /// `batch_many` calls.
+        batches: AtomicU32,
         /// Whether every read times out, as against a hung server.
         hung: bool,
     }
@@ -596,6 +737,29 @@ mod tests {
             ops: &'a [(Op, Timestamp)],
         ) -> Answer<'a, Vec<Verdict>> {
             Answer::Pending(Box::pin(self.run_many(strategy, key, limit, ops)))
+        }
+
+        /// Each call in turn, all or nothing, through the generic routine (a unit
+        /// never races another on the same keys), after a few yields.
+        fn batch_many<'a>(
+            &'a self,
+            strategy: BuiltIn,
+            items: &'a [BatchItem<'a>],
+            calls: &'a [(u64, Timestamp)],
+        ) -> Answer<'a, Vec<Vec<Verdict>>> {
+            Answer::Pending(Box::pin(async move {
+                self.batches.fetch_add(1, Ordering::SeqCst);
+                yields(3).await;
+                let mut all = Vec::new();
+                for &(cost, now) in calls {
+                    let batch = crate::storage::Batch::trusted(items, cost, now);
+                    all.push(
+                        crate::limiter::apply_batch(&self.inner, strategy.strategy(), 4, batch)
+                            .await?,
+                    );
+                }
+                Ok(all)
+            }))
         }
     }
 
@@ -797,6 +961,68 @@ mod tests {
         // Likewise through the storage's own operations: one call per unit.
         let sizes = check_serial_on(&FixedWindow, limit, &calls, 8, true);
         assert_eq!(sizes, [1, 8, 8, 8, 5]);
+    }
+
+    #[test]
+    fn hit_all_calls_behind_one_in_flight_go_together_each_all_or_nothing() {
+        let storage = Slow {
+            native: true,
+            ..Slow::default()
+        };
+        let coalescer: Coalescer<Vec<Verdict>> = Coalescer::new(8);
+        let limits: [RateLimit; 2] = [
+            "5 per minute".parse().expect("limit"),
+            "8 per minute".parse().expect("limit"),
+        ];
+        let keys = [
+            StorageKey::new("c", "5/1/minute"),
+            StorageKey::new("c", "8/1/minute"),
+        ];
+        let items = [0, 1].map(|i| BatchItem {
+            key: (&keys[i]).into(),
+            limit: &limits[i],
+        });
+        let calls: Vec<(u64, Timestamp)> = (0..30)
+            .map(|i| (1 + i % 2, Timestamp::from_millis(1_000 + i)))
+            .collect();
+        let items = &items;
+        let runs = calls.iter().map(|&(cost, now)| {
+            // A lone call: the generic all-or-nothing routine.
+            let one = |cost, now| {
+                let batch = crate::storage::Batch::trusted(items, cost, now);
+                crate::limiter::apply_batch(&storage, &FixedWindow, 4, batch)
+            };
+            coalescer.run_batch(&storage, BuiltIn::FixedWindow, items, (cost, now), one)
+        });
+        let together = futures::executor::block_on(futures::future::join_all(runs));
+        // The same calls one at a time, on a storage of their own.
+        let alone = TinyStorage::default();
+        for (&(cost, now), got) in calls.iter().zip(&together) {
+            let batch = crate::storage::Batch::trusted(items, cost, now);
+            let want = futures::executor::block_on(crate::limiter::apply_batch(
+                &alone,
+                &FixedWindow,
+                4,
+                batch,
+            ));
+            assert_eq!(got.as_ref().ok(), want.as_ref().ok(), "{cost} at {now}");
+        }
+        // One call alone, then units of up to 8: four storage calls for the other 29.
+        assert_eq!(storage.batches.load(Ordering::SeqCst), 4);
+        // All or nothing: the second limit counted exactly what the first admitted.
+        let admitted: u64 = calls
+            .iter()
+            .zip(&together)
+            .filter(|(_, r)| r.as_ref().is_ok_and(|v| v.iter().all(|v| v.allowed)))
+            .map(|((cost, _), _)| cost)
+            .sum();
+        assert!(admitted <= 5, "{admitted}");
+        let left = together
+            .last()
+            .and_then(|r| r.as_ref().ok())
+            .expect("verdicts");
+        assert_eq!(left[1].remaining, 8 - admitted);
+        assert!(coalescer.shards.iter().all(|s| lock(s).is_empty()));
     }
 
     #[test]

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    Abilities, Answer, Batch, BoxFuture, ClearAll, KeyOp, KeyRef, NativeStrategies, Storage,
-    StorageKey, Version, Versioned,
+    Abilities, Answer, Batch, BatchItem, BoxFuture, ClearAll, KeyOp, KeyRef, NativeStrategies,
+    Storage, StorageKey, Version, Versioned,
 };
 use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
@@ -530,6 +530,21 @@ impl NativeStrategies for CircuitBreaker {
         self.wrap(strategy.name(), Some(key), move || {
             match self.inner.abilities().get_native() {
                 Some(native) => native.apply_many(strategy, key, limit, ops),
+                None => Answer::Declined,
+            }
+        })
+    }
+
+    fn batch_many<'a>(
+        &'a self,
+        strategy: BuiltIn,
+        items: &'a [BatchItem<'a>],
+        calls: &'a [(u64, Timestamp)],
+    ) -> Answer<'a, Vec<Vec<Verdict>>> {
+        let key = items.first().map(|item| item.key);
+        self.wrap("batch", key, move || {
+            match self.inner.abilities().get_native() {
+                Some(native) => native.batch_many(strategy, items, calls),
                 None => Answer::Declined,
             }
         })

@@ -446,6 +446,27 @@ pub trait NativeStrategies: Send + Sync {
         let _ = (strategy, key, limit, ops);
         Answer::Declined
     }
+
+    /// Several multi-limit hits on the same `items` under built-in `strategy`, each
+    /// with its own cost and time (`calls`), in order, each all or nothing as
+    /// [`batch`](Self::batch) would decide it right after the one before; or
+    /// [`Answer::Declined`] (the default), and the limiter sends them one by one
+    /// through [`batch`](Self::batch).
+    ///
+    /// One list of verdicts per call, in order, each as [`batch`](Self::batch) answers
+    /// (one verdict per item): the limiter rejects any other count. What the limiter's
+    /// coalescing sends for the [`hit_all`](crate::RateLimiter::hit_all) calls of one
+    /// client queued behind one in flight. `items` are as in a [`Batch`] (at least
+    /// one, no key twice); `calls` is never empty and every cost is at least 1.
+    fn batch_many<'a>(
+        &'a self,
+        strategy: BuiltIn,
+        items: &'a [BatchItem<'a>],
+        calls: &'a [(u64, Timestamp)],
+    ) -> Answer<'a, Vec<Vec<Verdict>>> {
+        let _ = (strategy, items, calls);
+        Answer::Declined
+    }
 }
 
 /// Sleeping in real time, on the runtime a storage runs on: what the generic path's
