@@ -33,8 +33,9 @@
 //! - `hit` on the generic path (the strategy wrapped so that the storage does not
 //!   recognise it: `get`, then the compare-and-set script), without and with
 //!   coalescing;
-//! - `hit_all` of two limits (`… per second; … per minute`, the batch script) next to
-//!   `redis-benchmark` sending the batch script.
+//! - `hit_all` of two limits (`… per second; … per minute`, the batch script), without
+//!   and with coalescing (the calls queued on one client's keys in one script call,
+//!   `batch_many.lua`), next to `redis-benchmark` sending the batch script.
 //!
 //! Then the server's time per decision (script time from `INFO commandstats` over the
 //! decisions made) on one hot key, 64 callers, coalescing off and on: what bounds a
@@ -143,11 +144,13 @@ impl Workload {
                     pipeline,
                 });
             }
-            all.push(Workload::Native {
-                strategy,
-                all: true,
-                coalesce: false,
-            });
+            for coalesce in [false, true] {
+                all.push(Workload::Native {
+                    strategy,
+                    all: true,
+                    coalesce,
+                });
+            }
         }
         all
     }
@@ -180,8 +183,13 @@ impl Workload {
             Workload::Native {
                 strategy,
                 all: true,
-                ..
+                coalesce: false,
             } => format!("{strategy}: hit_all, two limits"),
+            Workload::Native {
+                strategy,
+                all: true,
+                coalesce: true,
+            } => format!("{strategy}: hit_all, two limits, coalesced"),
             Workload::Generic {
                 strategy,
                 coalesce: false,
@@ -519,39 +527,41 @@ async fn server_time(
         "script time as counted by the server (INFO commandstats usec) over the decisions made",
     ]);
     println!("one hot key, 64 callers: the server's time per decision\n");
-    println!("| strategy | coalescing off (µs) | coalescing on (µs) | ratio |");
+    println!("| decision | coalescing off (µs) | coalescing on (µs) | ratio |");
     println!("|---|---:|---:|---:|");
     for strategy in BuiltIn::ALL {
-        let mut cells = Vec::new();
-        for coalesce in [false, true] {
-            let workload = Workload::Native {
-                strategy,
-                all: false,
-                coalesce,
+        for all in [false, true] {
+            let row = if all {
+                format!("{strategy}, hit_all of two limits")
+            } else {
+                format!("{strategy}, hit")
             };
-            let (_, before) = script_stats(port)?;
-            let (rate, _) = bench.limiter(workload, 64, true, time).await;
-            let decisions = rate * time.as_secs_f64();
-            let (_, after) = script_stats(port)?;
-            let per = after.saturating_sub(before) as f64 / decisions.max(1.0);
-            results.line(&[
-                "value",
-                table,
-                &strategy.to_string(),
-                if coalesce {
+            let mut cells = Vec::new();
+            for coalesce in [false, true] {
+                let workload = Workload::Native {
+                    strategy,
+                    all,
+                    coalesce,
+                };
+                let (_, before) = script_stats(port)?;
+                let (rate, _) = bench.limiter(workload, 64, true, time).await;
+                let decisions = rate * time.as_secs_f64();
+                let (_, after) = script_stats(port)?;
+                let per = after.saturating_sub(before) as f64 / decisions.max(1.0);
+                let column = if coalesce {
                     "coalescing on"
                 } else {
                     "coalescing off"
-                },
-                &format!("{per:.2}"),
-            ]);
-            cells.push(per);
+                };
+                results.line(&["value", table, &row, column, &format!("{per:.2}")]);
+                cells.push(per);
+            }
+            let (off, on) = (cells[0], cells[1]);
+            println!(
+                "| {row} | {off:.2} | {on:.2} | {:.1}× |",
+                off / on.max(f64::MIN_POSITIVE)
+            );
         }
-        let (off, on) = (cells[0], cells[1]);
-        println!(
-            "| {strategy} | {off:.2} | {on:.2} | {:.1}× |",
-            off / on.max(f64::MIN_POSITIVE)
-        );
     }
     println!();
     Ok(())

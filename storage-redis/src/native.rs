@@ -12,7 +12,7 @@ use limiter_core::storage::{
     apply_batch, apply_with_cas, Answer, Batch, BatchItem, KeyOp, KeyRef, NativeStrategies,
 };
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
-use limiter_core::{RateLimit, StorageError, Timestamp, DEFAULT_MAX_ATTEMPTS};
+use limiter_core::{RateLimit, StorageError, StorageErrorKind, Timestamp, DEFAULT_MAX_ATTEMPTS};
 
 use crate::error;
 use crate::storage::RedisStorage;
@@ -225,6 +225,87 @@ impl RedisStorage {
         Ok(verdicts)
     }
 
+    /// Whether one script may take all of `items`' keys: always outside a Cluster; in
+    /// one, when they share a hash slot. Items of one `hit_all` share their group,
+    /// hence their hash tag and slot; a caller passing keys of several groups gets the
+    /// generic path, never CROSSSLOT.
+    fn one_slot(&self, items: &[BatchItem<'_>]) -> bool {
+        if !self.is_cluster() {
+            return true;
+        }
+        let slot = |i: &BatchItem<'_>| {
+            fred::util::redis_keyslot(self.redis_key(&i.key.to_storage_key()).as_bytes())
+        };
+        let mut slots = items.iter().map(slot);
+        let first = slots.next();
+        slots.all(|s| Some(s) == first)
+    }
+
+    /// The several-batches script: the verdicts of every call it ran, in order, and
+    /// whether it stopped before the rest (a number it could not compute exactly).
+    async fn run_batch_many_script(
+        &self,
+        strategy: BuiltIn,
+        items: &[BatchItem<'_>],
+        calls: &[(u64, Timestamp)],
+    ) -> Result<(Vec<Vec<Verdict>>, bool), StorageError> {
+        let operation = strategy.name();
+        let keys: Vec<String> = items
+            .iter()
+            .map(|i| self.redis_key(&i.key.to_storage_key()))
+            .collect();
+        let first = keys.first().cloned().unwrap_or_default();
+        let Some(script) = self.scripts().batch_many(strategy) else {
+            return Err(StorageError::unsupported(operation));
+        };
+        let mut args = Vec::with_capacity(1 + 3 * items.len() + 2 * calls.len());
+        args.push(Value::Bytes(self.next_version()));
+        for item in items {
+            args.push(num(item.limit.amount()));
+            args.push(num(item.limit.window_ms()));
+            args.push(num(item.limit.burst()));
+        }
+        for &(cost, now) in calls {
+            args.push(num(now.as_millis()));
+            args.push(num(cost));
+        }
+        let redis_keys = keys.iter().map(|k| Key::from(k.as_str())).collect();
+        let words: Vec<i64> = self
+            .run_script(script, operation, &first, redis_keys, args)
+            .await?;
+        // Four numbers per item per call run, then -1 alone if the rest did not run.
+        let per_call = 4 * items.len();
+        let (ran, stopped) = match words.split_last() {
+            Some((-1, ran)) if words.len() % per_call == 1 => (ran, true),
+            _ => (words.as_slice(), false),
+        };
+        if per_call == 0
+            || ran.len() % per_call != 0
+            || ran.len() / per_call > calls.len()
+            || (!stopped && ran.len() / per_call != calls.len())
+        {
+            return Err(error::protocol(
+                operation,
+                &first,
+                format!(
+                    "{} numbers for {} calls of {} limits",
+                    words.len(),
+                    calls.len(),
+                    items.len()
+                ),
+            ));
+        }
+        let verdicts = ran
+            .chunks_exact(per_call)
+            .map(|call| {
+                call.chunks_exact(4)
+                    .map(|w| verdict(operation, &first, w))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((verdicts, stopped))
+    }
+
     /// The batch script; `None` when it fell back.
     async fn run_batch_script(
         &self,
@@ -298,18 +379,8 @@ impl NativeStrategies for RedisStorage {
         {
             return Answer::Declined;
         }
-        if self.is_cluster() {
-            // Items of one hit_all share their group, hence their hash tag and slot; a
-            // caller passing keys of several groups gets the generic path, never
-            // CROSSSLOT.
-            let slot = |i: &BatchItem<'_>| {
-                fred::util::redis_keyslot(self.redis_key(&i.key.to_storage_key()).as_bytes())
-            };
-            let mut slots = items.iter().map(slot);
-            let first = slots.next();
-            if slots.any(|s| Some(s) != first) {
-                return Answer::Declined;
-            }
+        if !self.one_slot(items) {
+            return Answer::Declined;
         }
         Answer::pending(async move {
             match self
@@ -320,6 +391,40 @@ impl NativeStrategies for RedisStorage {
                 // The rare state the script cannot compute exactly: the generic path.
                 None => apply_batch(self, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, batch).await,
             }
+        })
+    }
+
+    fn batch_many<'a>(
+        &'a self,
+        strategy: BuiltIn,
+        items: &'a [BatchItem<'a>],
+        calls: &'a [(u64, Timestamp)],
+    ) -> Answer<'a, Vec<Vec<Verdict>>> {
+        if self.scripts().batch_many(strategy).is_none()
+            || !calls
+                .iter()
+                .all(|&(cost, _)| items.iter().all(|i| runs_natively(strategy, i.limit, cost)))
+            || !self.one_slot(items)
+        {
+            return Answer::Declined;
+        }
+        Answer::pending(async move {
+            let (mut all, _) = self.run_batch_many_script(strategy, items, calls).await?;
+            // The rest, one by one: the rare state the script cannot compute exactly.
+            for &(cost, now) in calls.get(all.len()..).unwrap_or_default() {
+                let batch = Batch::new(items, cost, now).map_err(|e| {
+                    StorageError::new(StorageErrorKind::Other, "batch_many", e.to_string())
+                })?;
+                let verdicts = match NativeStrategies::batch(self, strategy, batch) {
+                    Answer::Ready(result) => result?,
+                    Answer::Pending(future) => future.await?,
+                    Answer::Declined => {
+                        apply_batch(self, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, batch).await?
+                    }
+                };
+                all.push(verdicts);
+            }
+            Ok(all)
         })
     }
 

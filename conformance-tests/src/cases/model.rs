@@ -728,9 +728,10 @@ pub async fn several_operations_equal_one_at_a_time(ctx: &Ctx) {
 /// runs of 1 to 10 calls on two limits (`5 per second`, `12 per minute`), costs 1 to
 /// 6, each at its own time (0 to 400 ms apart, sometimes a step back), on one pair of
 /// keys, and the same calls one by one on a second pair: the same verdicts in order,
-/// and the same stored bytes after every run. A storage that declines `batch_many` (or
-/// `batch`) is reported as not running it: the limiter then sends the calls one by one
-/// anyway.
+/// and the same stored bytes after every run; the last ten runs a few seconds before
+/// [`Timestamp::MAX`], where a script engine's numbers may run out of precision. A
+/// storage that declines `batch_many` (or `batch`) is reported as not running it: the
+/// limiter then sends the calls one by one anyway.
 pub async fn several_batches_equal_one_at_a_time(ctx: &Ctx) {
     use limiter_core::storage::{apply_batch, Answer, Batch, BatchItem};
     use limiter_core::DEFAULT_MAX_ATTEMPTS;
@@ -763,12 +764,15 @@ pub async fn several_batches_equal_one_at_a_time(ctx: &Ctx) {
     let mut now = ctx.now().as_millis();
     let mut declined = 0;
     for run in 0..30 {
+        if run == 20 {
+            now = Timestamp::MAX.as_millis() - 5_000;
+        }
         let mut calls = Vec::new();
         for _ in 0..rng.range(1, 10) {
             now = if rng.chance(10) {
                 now.saturating_sub(rng.range(0, 300))
             } else {
-                now + rng.range(0, 400)
+                (now + rng.range(0, 400)).min(Timestamp::MAX.as_millis())
             };
             calls.push((rng.range(1, 6), Timestamp::from_millis(now)));
         }

@@ -4,8 +4,10 @@
 //! errors, the stored value's version), the strategy's file (its rules, ported from
 //! `core/src/strategy/*.rs`: `load`, `hit`, `refund` and `commit`), and an entry file:
 //! `single.lua` for one operation on one key, `many.lua` for several operations on
-//! one key in order (the limiter's coalesced calls), or `batch.lua` for a multi-limit
-//! hit, all or nothing. `cas.lua` is the compare-and-set of the required core.
+//! one key in order (the limiter's coalesced calls), `batch.lua` for a multi-limit
+//! hit, all or nothing, or `batch_many.lua` for several of those on the same keys in
+//! order (the limiter's coalesced `hit_all` calls). `cas.lua` is the compare-and-set
+//! of the required core.
 //!
 //! Every script touches only the keys it is given, takes the time from its arguments
 //! (never the server's `TIME`), and runs in one round trip. The storage reloads a
@@ -71,6 +73,27 @@ pub const MANY: [(BuiltIn, &str); 4] = [
     (BuiltIn::Gcra, strategy_script!("gcra.lua", "many.lua")),
 ];
 
+/// The several-batches script of each built-in strategy (`batch_many.lua`), in the
+/// order of [`BuiltIn::ALL`].
+pub const BATCH_MANY: [(BuiltIn, &str); 4] = [
+    (
+        BuiltIn::FixedWindow,
+        strategy_script!("fixed_window.lua", "batch_many.lua"),
+    ),
+    (
+        BuiltIn::MovingWindow,
+        strategy_script!("moving_window.lua", "batch_many.lua"),
+    ),
+    (
+        BuiltIn::SlidingWindow,
+        strategy_script!("sliding_window.lua", "batch_many.lua"),
+    ),
+    (
+        BuiltIn::Gcra,
+        strategy_script!("gcra.lua", "batch_many.lua"),
+    ),
+];
+
 /// Every script, prepared (its SHA-1 computed) once per storage.
 #[derive(Debug, Clone)]
 pub(crate) struct Scripts {
@@ -78,6 +101,7 @@ pub(crate) struct Scripts {
     single: Vec<(BuiltIn, Script)>,
     many: Vec<(BuiltIn, Script)>,
     batch: Vec<(BuiltIn, Script)>,
+    batch_many: Vec<(BuiltIn, Script)>,
 }
 
 impl Scripts {
@@ -95,6 +119,10 @@ impl Scripts {
             batch: STRATEGIES
                 .iter()
                 .map(|(b, _, batch)| (*b, Script::from_lua(*batch)))
+                .collect(),
+            batch_many: BATCH_MANY
+                .iter()
+                .map(|(b, script)| (*b, Script::from_lua(*script)))
                 .collect(),
         }
     }
@@ -118,6 +146,14 @@ impl Scripts {
     /// The batch script of `strategy`, if it has one.
     pub(crate) fn batch(&self, strategy: BuiltIn) -> Option<&Script> {
         self.batch
+            .iter()
+            .find(|(b, _)| *b == strategy)
+            .map(|(_, s)| s)
+    }
+
+    /// The several-batches script of `strategy`, if it has one.
+    pub(crate) fn batch_many(&self, strategy: BuiltIn) -> Option<&Script> {
+        self.batch_many
             .iter()
             .find(|(b, _)| *b == strategy)
             .map(|(_, s)| s)
