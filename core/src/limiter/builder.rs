@@ -186,9 +186,12 @@ impl RateLimiterBuilder {
     /// call's operation in arrival order, each with its own verdict; on a storage that
     /// runs the strategy natively, one
     /// [`apply_many`](crate::storage::NativeStrategies::apply_many) (one script call
-    /// on Redis). The outcome is that of the calls run one at a time in some order. No
-    /// call waits for a timer: a lone call goes at once. Multi-limit
-    /// [`hit_all`](RateLimiter::hit_all) calls are not coalesced.
+    /// on Redis). Multi-limit [`hit_all`](RateLimiter::hit_all) calls of one client
+    /// (the same limits and key) queue likewise on a storage with its own batches,
+    /// and go as one
+    /// [`batch_many`](crate::storage::NativeStrategies::batch_many), each all or
+    /// nothing. The outcome is that of the calls run one at a time in some order. No
+    /// call waits for a timer: a lone call goes at once.
     ///
     /// Default: `Some(DEFAULT_MAX_BATCH)` (64) for network storages, where a hot key
     /// would otherwise cost every caller a round trip per lost compare-and-set race;
