@@ -29,6 +29,7 @@ use rejections::Rejections;
 
 pub use builder::RateLimiterBuilder;
 
+use dispatch::all_or_nothing;
 pub use dispatch::{apply, apply_batch, apply_with_cas};
 
 /// The default number of compare-and-set attempts per decision on the generic path.
@@ -405,10 +406,13 @@ impl RateLimiter {
         };
         let verdicts = match answered {
             Some(verdicts) => verdicts,
-            // Boxed, so that the future of every hit_all stays small (see `decide!`).
+            // Each item's operations as a hit's: through the coalescing (a hot
+            // client's concurrent calls queue per key instead of racing) and the
+            // rejection cache. Boxed, so that the future of every hit_all stays small
+            // (see `decide!`).
             None => {
                 let generic =
-                    apply_batch(&*inner.storage, &*inner.strategy, inner.max_attempts, batch);
+                    all_or_nothing(batch, |item, op| self.apply(item.key, item.limit, op, now));
                 Box::pin(generic).await
             }
         };

@@ -19,7 +19,8 @@
 //!   `mg` then `ms`), on `1000000 per hour`, so every hit is admitted and writes:
 //!   `hit` without and with coalescing
 //!   ([`RateLimiterBuilder::coalesce`](limiter_core::RateLimiterBuilder::coalesce)),
-//!   and a two-limit `hit_all` (`1000000 per hour; 10000000 per day`).
+//!   and a two-limit `hit_all` (`1000000 per hour; 10000000 per day`), without and
+//!   with coalescing (each limit's operations queued per key).
 //!
 //! "distinct" keys: each caller cycles over 1,024 keys of its own. "hot": every caller
 //! hits one key; decisions that fail with `Contention` (the limiter's default of 128
@@ -40,8 +41,8 @@ enum Workload {
     Raw,
     /// `hit`, coalesced or not.
     Hit(BuiltIn, bool),
-    /// A two-limit `hit_all`.
-    HitAll(BuiltIn),
+    /// A two-limit `hit_all`, each limit's operations coalesced or not.
+    HitAll(BuiltIn, bool),
 }
 
 impl Workload {
@@ -51,7 +52,8 @@ impl Workload {
             all.extend([
                 Workload::Hit(s, false),
                 Workload::Hit(s, true),
-                Workload::HitAll(s),
+                Workload::HitAll(s, false),
+                Workload::HitAll(s, true),
             ]);
         }
         all
@@ -62,7 +64,8 @@ impl Workload {
             Workload::Raw => "raw ma".to_owned(),
             Workload::Hit(s, false) => format!("{s}: hit"),
             Workload::Hit(s, true) => format!("{s}: hit, coalesced"),
-            Workload::HitAll(s) => format!("{s}: hit_all, two limits"),
+            Workload::HitAll(s, false) => format!("{s}: hit_all, two limits"),
+            Workload::HitAll(s, true) => format!("{s}: hit_all, two limits, coalesced"),
         }
     }
 }
@@ -115,7 +118,14 @@ async fn run(
             ),
             false,
         ),
-        Workload::HitAll(s) => (Some(builder(s).build()), true),
+        Workload::HitAll(s, coalesce) => (
+            Some(
+                builder(s)
+                    .coalesce(coalesce.then_some(DEFAULT_MAX_BATCH))
+                    .build(),
+            ),
+            true,
+        ),
         Workload::Raw => (None, false),
     };
     let counts = Arc::new(Counts::default());

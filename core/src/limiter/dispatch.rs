@@ -72,8 +72,8 @@ pub async fn apply_batch<'b>(
     max_attempts: u32,
     batch: Batch<'b>,
 ) -> Result<Vec<Verdict>, StorageError> {
-    let (items, cost, now) = (batch.items(), batch.cost(), batch.now());
-    let run = |item: BatchItem<'b>, op: Op| {
+    let now = batch.now();
+    all_or_nothing(batch, |item: BatchItem<'b>, op: Op| {
         let op = KeyOp {
             key: item.key,
             limit: item.limit,
@@ -81,7 +81,22 @@ pub async fn apply_batch<'b>(
             now,
         };
         apply(storage, strategy, max_attempts, op)
-    };
+    })
+    .await
+}
+
+/// [`apply_batch`]'s routine over any way of running one item's operation at the
+/// batch's time: the limiter's own runs each through its coalescing and rejection
+/// cache.
+pub(crate) async fn all_or_nothing<'b, F, Fut>(
+    batch: Batch<'b>,
+    run: F,
+) -> Result<Vec<Verdict>, StorageError>
+where
+    F: Fn(BatchItem<'b>, Op) -> Fut,
+    Fut: std::future::Future<Output = Result<Verdict, StorageError>>,
+{
+    let (items, cost, now) = (batch.items(), batch.cost(), batch.now());
     let mut verdicts = Vec::with_capacity(items.len());
     for item in items {
         verdicts.push(run(*item, Op::Test { cost }).await?);
