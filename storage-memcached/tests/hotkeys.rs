@@ -121,4 +121,39 @@ async fn a_hot_key_costs_few_round_trips_and_stays_exact() {
         let gets = stats(&url).0 - before.0;
         assert!(gets < 100, "{name}: {gets} reads for 200 concurrent hits");
     }
+
+    // 200 concurrent two-limit hit_all of one client (`1000 per minute; 60 per hour`):
+    // exactly 60 admitted, all or nothing, no contention error, and far fewer reads
+    // than the four operations per call the all-or-nothing routine runs alone (each
+    // limit's operations queue per key, as hits do).
+    let limits = limiter_core::parse_many("1000 per minute; 60 per hour").expect("limits");
+    for strategy in &strategies {
+        let name = strategy.name();
+        let limiter = RateLimiter::builder(Arc::new(storage.clone()))
+            .strategy_arc(strategy.clone())
+            .clock(ManualClock::new(1_700_000_000_000))
+            .namespace(namespace(name))
+            .rejection_cache(None)
+            .build();
+        let before = stats(&url);
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let (limiter, limits, key) = (limiter.clone(), limits.clone(), key.clone());
+                tokio::spawn(async move { limiter.hit_all(&limits, &key, 1).await })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            let decision = task.await.expect("task").expect("no storage error");
+            admitted += usize::from(decision.is_allowed());
+        }
+        assert_eq!(admitted, 60, "{name}");
+        let stats_now = limiter.stats(&limits[0], &key).await.expect("stats");
+        assert_eq!(stats_now.remaining, 1000 - 60, "{name}: all or nothing");
+        let gets = stats(&url).0 - before.0;
+        assert!(
+            gets < 400,
+            "{name}: {gets} reads for 200 concurrent hit_all"
+        );
+    }
 }
