@@ -23,7 +23,11 @@
 //!      allocation), [`Pending`](Answer::Pending) with a future when it must wait
 //!      (network storages), or [`Declined`](Answer::Declined) to send the limiter to the
 //!      generic path over the core. A storage may decline case by case, for example a
-//!      limit whose numbers its script language cannot hold exactly.
+//!      limit whose numbers its script language cannot hold exactly. Two more,
+//!      optional, take what the limiter's coalescing queues in one step:
+//!      [`apply_many`](NativeStrategies::apply_many) (several operations on one key)
+//!      and [`batch_many`](NativeStrategies::batch_many) (several multi-limit hits on
+//!      the same keys).
 //!    - [`ClearAll`]: removing every key the storage holds for rate limiting.
 //!    - [`Expiry`]: whether keys expire on the limiter's clock or on a server's.
 //!    - [`Sleep`]: sleeping in real time, which the generic path uses to back off
