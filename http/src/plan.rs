@@ -288,6 +288,7 @@ impl HttpLimiter {
         let Some(client) = set.key.extract(request) else {
             return;
         };
+        let client = client.as_str();
         // Room for the parts and their separators, and a few escapes, in one
         // allocation.
         let prefix_len = self.inner.key_prefix.as_ref().map_or(0, |p| p.len() + 1);
@@ -296,11 +297,11 @@ impl HttpLimiter {
             (Scope::Shared(scope), _) => scope.len(),
             _ => 10,
         };
-        let mut key = Key::with_capacity(prefix_len + client.as_str().len() + scope_len + 16);
+        let mut key = Key::with_capacity(prefix_len + client.len() + scope_len + 16);
         if let Some(prefix) = &self.inner.key_prefix {
             key.push(prefix);
         }
-        key.push(client.as_str());
+        key.push(client);
         match &set.scope {
             Scope::Route => match route {
                 Some(route) if route.starts_with('/') => key.push(route),
