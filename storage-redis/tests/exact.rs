@@ -58,3 +58,50 @@ async fn huge_limits_match_the_strategy_byte_for_byte() {
         limiter.clear(&limit, &key).await.expect("clear");
     }
 }
+
+/// A multi-limit hit the batch script hands to the generic path (one limit's new
+/// state would leave the exact range, a few seconds before the end of time) must have
+/// written nothing: each limit then counts the hit once, as the strategy alone does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_handed_to_the_generic_path_counts_each_limit_once() {
+    let storage = common::connect("LIMITER_REDIS_URL", "limiter-exact:").await;
+    let limits = limiter_core::parse_many("1000 per second; 5 per day").expect("limits");
+    let now = Timestamp::MAX.as_millis() - 5_000;
+    for builtin in [BuiltIn::Gcra, BuiltIn::FixedWindow, BuiltIn::SlidingWindow] {
+        let limiter = RateLimiter::builder(Arc::new(storage.clone()))
+            .strategy_arc(common::strategy(builtin))
+            .namespace(format!("exact-batch-{}", std::process::id()))
+            .clock(ManualClock::new(now))
+            .coalesce(None)
+            .rejection_cache(None)
+            .build();
+        let key = Key::from("end-of-time");
+        for limit in &limits {
+            let _ = limiter.clear(limit, &key).await;
+        }
+        let decision = limiter.hit_all(&limits, &key, 1).await.expect("hit_all");
+        assert!(decision.is_allowed(), "{builtin}");
+        for limit in &limits {
+            let stored = storage
+                .get(
+                    &limiter.storage_key(limit, &key),
+                    Timestamp::from_millis(now),
+                )
+                .await
+                .expect("get")
+                .map(|v| v.value)
+                .unwrap_or_default();
+            let mut want = Vec::new();
+            builtin
+                .strategy()
+                .apply(
+                    limit,
+                    &mut want,
+                    Op::Hit { cost: 1 },
+                    Timestamp::from_millis(now),
+                )
+                .expect("apply");
+            assert_eq!(stored, want, "{builtin}, {limit}: counted once");
+        }
+    }
+}

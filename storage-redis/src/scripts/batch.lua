@@ -16,11 +16,24 @@ return run(function()
     contexts[i], plans[i], verdicts[i] = c, plan, v
     if v[1] == 0 then all = false end
   end
+  if all and S.decode then
+    -- Every key's new state first (apply raises when a number would not be exact),
+    -- so that a batch handed to the generic path has written nothing.
+    local new = {}
+    for i = 1, #KEYS do
+      if plans[i] then new[i] = {S.apply(contexts[i], plans[i], nil)} end
+    end
+    for i = 1, #KEYS do
+      if new[i] then
+        redis.call('SET', KEYS[i], version .. S.encode(new[i][1]), 'PX', int(new[i][2]))
+      end
+    end
+  end
   local out = {}
   for i = 1, #KEYS do
     local v = verdicts[i]
     if all then
-      if plans[i] then S.commit(contexts[i], plans[i], version) end
+      if plans[i] and not S.decode then S.commit(contexts[i], plans[i], version) end
     else
       v = S.hit(contexts[i], cost, true)
     end
