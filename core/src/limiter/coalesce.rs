@@ -7,6 +7,11 @@
 //! runs as one atomic step (one script call on Redis), or, if it declines, each
 //! operation in turn.
 //!
+//! One client's multi-limit hits ([`hit_all`](crate::RateLimiter::hit_all)) queue
+//! the same way, by the list of their stored keys, on a storage with its own batches:
+//! a unit is one [`batch_many`](crate::storage::NativeStrategies::batch_many), each
+//! call all or nothing in arrival order ([`Coalescer::run_batch`]).
+//!
 //! There is no timer: a lone call goes at once, and a queue forms only behind a call
 //! already waiting on the storage. A unit holds at most `max_batch` calls.
 //!
