@@ -392,10 +392,7 @@ impl RateLimiter {
                     let batch = Batch::trusted(items, cost, now);
                     match native.batch(builtin, batch).resolve().await {
                         Some(verdicts) => verdicts,
-                        None => {
-                            let (storage, strategy) = (&*inner.storage, &*inner.strategy);
-                            apply_batch(storage, strategy, inner.max_attempts, batch).await
-                        }
+                        None => self.batch_per_key(batch).await,
                     }
                 };
                 let unit = coalescer.run_batch(native, builtin, items, (cost, now), one);
@@ -410,11 +407,7 @@ impl RateLimiter {
             // client's concurrent calls queue per key instead of racing) and the
             // rejection cache. Boxed, so that the future of every hit_all stays small
             // (see `decide!`).
-            None => {
-                let generic =
-                    all_or_nothing(batch, |item, op| self.apply(item.key, item.limit, op, now));
-                Box::pin(generic).await
-            }
+            None => Box::pin(self.batch_per_key(batch)).await,
         };
         traced.finish(&verdicts);
         let verdicts = verdicts?;
@@ -569,6 +562,14 @@ impl RateLimiter {
         let identifiers = key.stored.group().get(key.prefix_len..).unwrap_or_default();
         let stored = KeyRef::parts(&self.inner.prefix, identifiers, &key.limit);
         decide!(self, stored, &key.limit, op)
+    }
+
+    /// A multi-limit hit over single-key operations, all or nothing as
+    /// [`apply_batch`], each operation run as a hit's ([`apply`](Self::apply): through
+    /// the coalescing and the rejection cache).
+    async fn batch_per_key(&self, batch: Batch<'_>) -> Result<Vec<Verdict>, StorageError> {
+        let now = batch.now();
+        all_or_nothing(batch, |item, op| self.apply(item.key, item.limit, op, now)).await
     }
 
     /// Applies `op` to one stored key: natively when the storage can, else through the
