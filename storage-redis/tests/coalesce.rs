@@ -10,27 +10,6 @@ use std::sync::Arc;
 use limiter_core::strategy::BuiltIn;
 use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, DEFAULT_MAX_BATCH};
 
-/// Script calls (`EVALSHA` and `EVAL`) the server has answered, from `redis-cli`.
-fn script_calls(url: &str) -> u64 {
-    let port = url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
-        .expect("a port in LIMITER_REDIS_URL");
-    let output = std::process::Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "INFO", "commandstats"])
-        .output()
-        .expect("run redis-cli");
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            let calls = l.split("calls=").nth(1)?;
-            calls.split(',').next()?.parse::<u64>().ok()
-        })
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_hit_all_of_one_client_admit_exactly_the_tightest_limit_in_fewer_calls() {
     let url = common::env("LIMITER_REDIS_URL");
@@ -52,7 +31,7 @@ async fn concurrent_hit_all_of_one_client_admit_exactly_the_tightest_limit_in_fe
                 .rejection_cache(None)
                 .coalesce(coalesce.then_some(DEFAULT_MAX_BATCH))
                 .build();
-            let before = script_calls(&url);
+            let before = common::script_calls(&url);
             let tasks: Vec<_> = (0..400)
                 .map(|_| {
                     let (limiter, limits, key) = (limiter.clone(), limits.clone(), key.clone());
@@ -64,7 +43,7 @@ async fn concurrent_hit_all_of_one_client_admit_exactly_the_tightest_limit_in_fe
                 let decision = task.await.expect("task").expect("hit_all");
                 admitted += usize::from(decision.is_allowed());
             }
-            calls_per_mode.push(script_calls(&url) - before);
+            calls_per_mode.push(common::script_calls(&url) - before);
             assert_eq!(admitted, 150, "{strategy}, coalescing {coalesce}");
             // All or nothing: the looser limit counted exactly the admitted hits.
             let stats = limiter.stats(&limits[0], &key).await.expect("stats");

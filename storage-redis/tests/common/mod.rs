@@ -46,6 +46,27 @@ pub(crate) async fn connect(var: &str, prefix: &str) -> RedisStorage {
     }
 }
 
+/// Script calls (`EVALSHA` and `EVAL`) the server has answered, from `redis-cli`.
+pub(crate) fn script_calls(url: &str) -> u64 {
+    let port = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .expect("a port in LIMITER_REDIS_URL");
+    let output = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "INFO", "commandstats"])
+        .output()
+        .expect("run redis-cli");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            let calls = l.split("calls=").nth(1)?;
+            calls.split(',').next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
 /// A storage on the server in `var` whose pool the test uses to look at keys and run
 /// commands directly.
 pub(crate) async fn raw(var: &str) -> RedisStorage {
