@@ -70,10 +70,12 @@ pub struct Admission {
     limiter: RateLimiter,
     decision: Option<Decision>,
     groups: Groups,
-    shadow_rejected: Option<Decision>,
+    /// Boxed: rare, and the admission rides in every admitted request's future.
+    shadow_rejected: Option<Box<Decision>>,
     /// The route pattern, for metrics labels (kept only when metrics are set).
     route: Option<Arc<str>>,
-    _inflight: SmallVec<[InflightGuard; 1]>,
+    /// Empty (no allocation) unless some limits are conditional.
+    _inflight: Vec<InflightGuard>,
 }
 
 impl fmt::Debug for Admission {
@@ -101,7 +103,7 @@ impl Admission {
         limiter: RateLimiter,
         decision: Option<Decision>,
         groups: Groups,
-        inflight: SmallVec<[InflightGuard; 1]>,
+        inflight: Vec<InflightGuard>,
     ) -> Admission {
         Admission {
             engine: engine.clone(),
@@ -117,7 +119,7 @@ impl Admission {
     /// Records the decision that would have rejected the request, had its limits not
     /// been in shadow mode.
     pub(crate) fn with_shadow_rejected(mut self, decision: Option<Decision>) -> Admission {
-        self.shadow_rejected = decision;
+        self.shadow_rejected = decision.map(Box::new);
         self
     }
 
@@ -130,7 +132,7 @@ impl Admission {
     /// An admission that counted nothing and sends no headers.
     pub(crate) fn empty(engine: &HttpLimiter) -> Admission {
         let limiter = engine.inner.limiter.clone();
-        Admission::new(engine, limiter, None, Groups::new(), SmallVec::new())
+        Admission::new(engine, limiter, None, Groups::new(), Vec::new())
     }
 
     /// The decision the headers come from; `None` when no limit applied or the
@@ -144,7 +146,7 @@ impl Admission {
     /// [`HttpLimiterBuilder::shadow`](crate::HttpLimiterBuilder::shadow)) let it
     /// through; `None` otherwise (also when the storage failed in shadow mode).
     pub fn shadow_rejected(&self) -> Option<&Decision> {
-        self.shadow_rejected.as_ref()
+        self.shadow_rejected.as_deref()
     }
 
     /// Whether some limits are deducted only after the response
@@ -335,8 +337,8 @@ impl HttpLimiter {
 
     /// Counts the request of `groups` as in flight for each of its conditional keys,
     /// until the returned guards are dropped.
-    pub(crate) fn register_inflight(&self, groups: &Groups) -> SmallVec<[InflightGuard; 1]> {
-        let mut guards = SmallVec::new();
+    pub(crate) fn register_inflight(&self, groups: &Groups) -> Vec<InflightGuard> {
+        let mut guards = Vec::new();
         if groups.iter().all(|g| g.deduct_when.is_none()) {
             return guards;
         }

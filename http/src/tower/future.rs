@@ -31,13 +31,9 @@ pin_project! {
     {
         // No limit applies: the inner future, untouched.
         Passthrough { #[pin] future: S::Future },
-        // Waiting for the limiter.
-        Deciding {
-            decision: BoxFuture<Result<Admission, Rejected>>,
-            limiter: HttpLimiter,
-            inner: Option<S>,
-            request: Option<Request<ReqBody>>,
-        },
+        // Waiting for the limiter (a storage across the network): boxed, so that the
+        // common states, which every layer above moves, stay small.
+        Deciding { deciding: Box<Deciding<S, ReqBody>> },
         // Allowed: the inner service answers.
         Calling { #[pin] future: S::Future, admission: Option<Admission> },
         // Answered by the limiter itself, without waiting.
@@ -45,6 +41,14 @@ pin_project! {
         // Deducting conditional limits after the response.
         Settling { settle: BoxFuture<Admission>, response: Option<S::Response> },
     }
+}
+
+/// What a decision that has to wait holds until the limiter answers.
+struct Deciding<S, ReqBody> {
+    decision: BoxFuture<Result<Admission, Rejected>>,
+    limiter: HttpLimiter,
+    inner: Option<S>,
+    request: Option<Request<ReqBody>>,
 }
 
 impl<S, ReqBody> fmt::Debug for ResponseFuture<S, ReqBody>
@@ -91,10 +95,12 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Deciding {
-                decision,
-                limiter,
-                inner: Some(inner),
-                request: Some(request),
+                deciding: Box::new(Deciding {
+                    decision,
+                    limiter,
+                    inner: Some(inner),
+                    request: Some(request),
+                }),
             },
         }
     }
@@ -112,12 +118,13 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Passthrough { future } => return future.poll(cx),
-                StateProj::Deciding {
-                    decision,
-                    limiter,
-                    inner,
-                    request,
-                } => {
+                StateProj::Deciding { deciding } => {
+                    let Deciding {
+                        decision,
+                        limiter,
+                        inner,
+                        request,
+                    } = &mut **deciding;
                     let decided = ready!(decision.as_mut().poll(cx));
                     let (Some(mut service), Some(mut req)) = (inner.take(), request.take()) else {
                         // Polled again after completion; the state machine never does.
