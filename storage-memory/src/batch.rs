@@ -122,8 +122,9 @@ impl MemoryStorage {
         let mut bufs = [const { None }; BATCH_INLINE];
         let mut keys = [(StoredKey::from(&b""[..]), 0u64); BATCH_INLINE];
         let mut shard = None;
+        let mut seen = None;
         for ((slot, buf), item) in keys.iter_mut().zip(&mut bufs).zip(items) {
-            let place = self.place_plain_key(item.key, buf.insert(KeyBuf::new()))?;
+            let place = self.place_plain_key(item.key, buf.insert(KeyBuf::new()), &mut seen)?;
             if *shard.get_or_insert(place.shard) != place.shard {
                 return None;
             }

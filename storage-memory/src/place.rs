@@ -157,6 +157,22 @@ fn push_limit(out: &mut [u8; LIMIT_BYTES], limit: &RateLimit) -> usize {
     at.min(LIMIT_BYTES)
 }
 
+/// A group already hashed, for [`MemoryStorage::place_plain_key`].
+#[derive(Clone, Copy)]
+pub(crate) struct SeenGroup<'k> {
+    parts: (&'k str, &'k str),
+    hash: u64,
+}
+
+impl SeenGroup<'_> {
+    /// Whether `parts` are the very strings hashed (not merely equal ones: comparing
+    /// the bytes would cost about what hashing them does).
+    #[inline]
+    fn is(&self, (prefix, rest): (&str, &str)) -> bool {
+        std::ptr::eq(self.parts.0, prefix) && std::ptr::eq(self.parts.1, rest)
+    }
+}
+
 /// Where a key lives: its shard, its full hash, and the bytes it is stored under.
 pub(crate) struct Place<'k> {
     pub(crate) shard: usize,
@@ -193,18 +209,34 @@ impl MemoryStorage {
 
     /// [`place`](Self::place) when the key is stored as its group and binary limit
     /// with the group as it is (the hot path); `None` for any other key.
+    ///
+    /// `seen` carries the group and hash of the key placed before: the keys of one
+    /// multi-limit hit share their group (the very same strings), which is then hashed
+    /// once.
     #[inline]
     pub(crate) fn place_plain_key<'k>(
         &self,
         key: KeyRef<'k>,
         buf: &'k mut KeyBuf,
+        seen: &mut Option<SeenGroup<'k>>,
     ) -> Option<Place<'k>> {
         let (prefix, rest) = key.group_parts();
         if prefix.len() + rest.len() > DIGEST_ABOVE {
             return None;
         }
         let limit = key.limit()?;
-        Some(self.place_plain((prefix, rest), &limit, buf))
+        let hash = match seen {
+            Some(seen) if seen.is((prefix, rest)) => seen.hash,
+            _ => {
+                let hash = self.hash_group((prefix, rest));
+                *seen = Some(SeenGroup {
+                    parts: (prefix, rest),
+                    hash,
+                });
+                hash
+            }
+        };
+        Some(self.place_hashed((prefix, rest), hash, &limit, buf))
     }
 
     /// [`place`](Self::place) for a key of the limiter's layout whose group is at
@@ -213,11 +245,22 @@ impl MemoryStorage {
     #[inline]
     fn place_plain<'k>(
         &self,
-        (prefix, rest): (&'k str, &'k str),
+        group: (&'k str, &'k str),
         limit: &RateLimit,
         buf: &'k mut KeyBuf,
     ) -> Place<'k> {
-        let hash = self.hash_group((prefix, rest));
+        self.place_hashed(group, self.hash_group(group), limit, buf)
+    }
+
+    /// [`place_plain`](Self::place_plain) with the group's hash already known.
+    #[inline]
+    fn place_hashed<'k>(
+        &self,
+        (prefix, rest): (&'k str, &'k str),
+        hash: u64,
+        limit: &RateLimit,
+        buf: &'k mut KeyBuf,
+    ) -> Place<'k> {
         let len = push_limit(&mut buf.limit, limit);
         let limit_bytes = buf.limit.get(..len).unwrap_or_default();
         Place {
