@@ -34,16 +34,15 @@ count() {
     --toggle-collect='hot_path::timed' "$bin" "$1" "$2" "$3" 2>&1 |
     sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
 }
-# Instructions per request of the request_path example: a run of N requests less a
-# run of none (setup and one-time costs cancel out).
+# Instructions per request of the request_path example: only its timed requests are
+# counted (setup, the first request of each client and clock calibration excluded).
 requests=50000
 count_http() {
   local total
-  total() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$request_bin" "$1" "$2" "$3" 2>&1 |
-      sed -n 's/.*refs: *//p' | tr -d ,
-  }
-  echo "($(total "$1" "$2" "$requests") - $(total "$1" "$2" 0)) / $requests" | bc -l
+  total=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
+    --toggle-collect='request_path::timed' "$request_bin" "$1" "$2" "$requests" 2>&1 |
+    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
+  echo "$total / $requests" | bc -l
 }
 request_bin=""
 printf '%-16s %8s %14s\n' case keys instr/hit
