@@ -10,9 +10,10 @@
 -- LIMITER_CORRUPT error.
 --
 -- One-value states (fixed window, sliding window, GCRA) are decoded once and written
--- once per key, after the last call that changed them; a moving-window log is written
--- as it goes. Every write carries the same version: only the last one can be seen by
--- anyone else.
+-- once per key, after the last call that changed them; a moving-window log is read
+-- once (its chunks kept for the call) and its records written as they go, its header
+-- and time-to-live once at the end. Every write carries the same version: only the
+-- last one can be seen by anyone else.
 local version = ARGV[1]
 local n = #KEYS
 local A, W, B = {}, {}, {}
@@ -22,6 +23,8 @@ end
 local out, len = {}, 0
 local f, ttl = {}, {} -- one-value states: each key's fields, and its last write's TTL
 
+-- A moving-window log's header and time-to-live are written once, at the end.
+S.defer = S.flush ~= nil
 local ok, err = pcall(function()
   if S.decode then
     for i = 1, n do f[i] = S.decode(read_state(KEYS[i], S.NAME), A[i], W[i], B[i]) end
@@ -67,6 +70,7 @@ end)
 for i = 1, n do
   if ttl[i] then redis.call('SET', KEYS[i], version .. S.encode(f[i]), 'PX', int(ttl[i])) end
 end
+if S.flush then S.flush() end
 if ok then return out end
 if type(err) == 'table' then
   if err.fallback then

@@ -11,9 +11,10 @@
 -- the storage runs the rest one by one. Or a LIMITER_CORRUPT error.
 --
 -- A one-value state (fixed window, sliding window, GCRA) is decoded once and written
--- once, after the last operation that changed it; a moving-window log is written as
--- it goes. Every write of the call carries the same version: only the last one can
--- be seen by anyone else.
+-- once, after the last operation that changed it; a moving-window log is read once
+-- (its chunks kept for the call) and its records written as they go, its header and
+-- time-to-live once at the end. Every write of the call carries the same version:
+-- only the last one can be seen by anyone else.
 local key = KEYS[1]
 local A, W, B, version = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local out, n = {}, 0
@@ -29,6 +30,8 @@ local function record(v)
   n = n + 4
 end
 
+-- A moving-window log's header and time-to-live are written once, at the end.
+S.defer = S.flush ~= nil
 local ok, err = pcall(function()
   if S.decode then
     f = S.decode(read_state(key, S.NAME), A, W, B)
@@ -51,6 +54,7 @@ local ok, err = pcall(function()
   end
 end)
 if ttl then redis.call('SET', key, version .. S.encode(f), 'PX', int(ttl)) end
+if S.flush then S.flush() end
 if ok then return out end
 if type(err) == 'table' then
   if err.fallback then
