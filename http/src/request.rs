@@ -151,3 +151,43 @@ impl<'a> ResponseInfo<'a> {
         self.headers
     }
 }
+
+/// Which request headers deciding can read: what an adapter whose framework has a
+/// header type of its own (actix-web) copies into the [`HeaderMap`] a [`RequestInfo`]
+/// borrows, so that a request is not copied header by header for nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum HeadersRead {
+    /// None: keys from the peer address, no function of the application's.
+    #[default]
+    Nothing,
+    /// These headers (client addresses from proxies, keys from a header).
+    Named(Vec<http::HeaderName>),
+    /// Any: a function of the application sees the request.
+    All,
+}
+
+impl HeadersRead {
+    /// Also what `other` reads.
+    pub(crate) fn add(&mut self, other: HeadersRead) {
+        match (&mut *self, other) {
+            (HeadersRead::All, _) | (_, HeadersRead::Nothing) => {}
+            (_, HeadersRead::All) => *self = HeadersRead::All,
+            (HeadersRead::Nothing, named) => *self = named,
+            (HeadersRead::Named(names), HeadersRead::Named(more)) => {
+                for name in more {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`All`](Self::All) when `function` is set, else nothing.
+    pub(crate) fn when<T>(function: Option<&T>) -> HeadersRead {
+        match function {
+            Some(_) => HeadersRead::All,
+            None => HeadersRead::Nothing,
+        }
+    }
+}

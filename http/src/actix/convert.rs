@@ -6,20 +6,52 @@
 use actix_web::http::header as actix_header;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::request::HeadersRead;
+
 /// The headers of an actix request or response as an `http` 1 map, every value
 /// kept in order.
 pub(super) fn headers_from_actix(headers: &actix_header::HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) else {
-            continue;
-        };
-        out.append(name, value);
+        append(&mut out, name.as_str(), value);
     }
     out
+}
+
+/// The headers of an actix request that `reads` (deciding with the limiter, and
+/// with the middleware's own route rule) can look at, as an `http` 1 map: none, a
+/// few by name, or all of them.
+pub(super) fn request_headers_from_actix(
+    headers: &actix_header::HeaderMap,
+    reads: [&HeadersRead; 2],
+) -> HeaderMap {
+    if reads.iter().any(|r| **r == HeadersRead::All) {
+        return headers_from_actix(headers);
+    }
+    let mut out = HeaderMap::new();
+    for read in reads {
+        let HeadersRead::Named(names) = read else {
+            continue;
+        };
+        for name in names {
+            if out.contains_key(name) {
+                continue;
+            }
+            for value in headers.get_all(name.as_str()) {
+                append(&mut out, name.as_str(), value);
+            }
+        }
+    }
+    out
+}
+
+fn append(out: &mut HeaderMap, name: &str, value: &actix_header::HeaderValue) {
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_bytes(value.as_bytes()),
+    ) {
+        out.append(name, value);
+    }
 }
 
 /// Writes `headers` into an actix map: each name's values replace what it had.

@@ -9,8 +9,10 @@ use actix_web::HttpMessage;
 use http::HeaderMap;
 
 use super::convert::{
-    headers_from_actix, headers_into_actix, response_into_actix, status_from_actix,
+    headers_from_actix, headers_into_actix, request_headers_from_actix, response_into_actix,
+    status_from_actix,
 };
+use crate::request::HeadersRead;
 use crate::{BuildError, HttpLimiter, RequestInfo, ResponseInfo, Route, RouteRule};
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -167,7 +169,11 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let headers = headers_from_actix(req.headers());
+        // Only what deciding can read: most configurations read no header at all.
+        let nothing = HeadersRead::Nothing;
+        let route_reads = self.route.as_ref().map_or(&nothing, |r| &r.0.headers_read);
+        let reads = [&self.limiter.inner.headers_read, route_reads];
+        let headers = request_headers_from_actix(req.headers(), reads);
         let pattern = req.match_pattern();
         let plan = {
             let info = request_info(&req, &headers, pattern.as_deref());

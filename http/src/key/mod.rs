@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use http::HeaderName;
 
-use crate::request::RequestInfo;
+use crate::request::{HeadersRead, RequestInfo};
 
 mod forwarded;
 mod ip;
@@ -182,6 +182,19 @@ impl KeySource {
             return Err(format!("invalid header name {name:?}"));
         }
         Ok(())
+    }
+
+    /// Which request headers [`extract`](Self::extract) reads.
+    pub(crate) fn headers_read(&self) -> HeadersRead {
+        match &self.kind {
+            Kind::Peer | Kind::Global | Kind::InvalidHeader(_) => HeadersRead::Nothing,
+            Kind::Forwarded { header, .. } => HeadersRead::Named(vec![match header {
+                ProxyHeader::XForwardedFor => HeaderName::from_static("x-forwarded-for"),
+                ProxyHeader::Forwarded => http::header::FORWARDED,
+            }]),
+            Kind::Header(name) => HeadersRead::Named(vec![name.clone()]),
+            Kind::Custom(_) => HeadersRead::All,
+        }
     }
 
     /// The client identity of `request`, or `None` to skip.
