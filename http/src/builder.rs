@@ -15,7 +15,7 @@ use crate::metrics::{Metrics, NoMetrics};
 use crate::plan::{CompiledRoute, Scope, Set, SetLimits};
 use crate::policy::{Cost, Limits, RequestPredicate, Route, Source};
 use crate::rejection::RejectionBody;
-use crate::request::{HeadersRead, RequestInfo};
+use crate::request::RequestInfo;
 
 pub(crate) type OnBreach = dyn Fn(&Decision, &RequestInfo<'_>) + Send + Sync;
 
@@ -414,16 +414,6 @@ impl HttpLimiterBuilder {
         }
         let failure =
             Failure::new(failure, &limiter).map_err(|m| invalid("storage failure policy", m))?;
-        let mut headers_read =
-            crate::plan::headers_read(defaults.iter().chain(&application).chain(&meta));
-        for route in table.values() {
-            headers_read.add(route.headers_read.clone());
-        }
-        headers_read.add(HeadersRead::when(filters.first()));
-        headers_read.add(HeadersRead::when(on_breach.as_ref()));
-        if let RejectionBody::Custom(_) = rejection {
-            headers_read = HeadersRead::All;
-        }
         Ok(HttpLimiter::from_inner(Inner {
             limiter,
             defaults,
@@ -448,7 +438,6 @@ impl HttpLimiterBuilder {
             charge_options,
             charge_method_not_allowed,
             shadow,
-            headers_read,
         }))
     }
 }
@@ -465,10 +454,8 @@ pub(crate) fn compile_route(
     default_key: &KeySource,
     context: &str,
 ) -> Result<CompiledRoute, BuildError> {
-    let sets = compile_all(route.limits, default_key, Scope::Route, context)?;
     Ok(CompiledRoute {
-        headers_read: crate::plan::headers_read(&sets),
-        sets,
+        sets: compile_all(route.limits, default_key, Scope::Route, context)?,
         keep_defaults: route.keep_defaults,
         exempt: route.exempt,
     })
@@ -535,84 +522,4 @@ fn compile(
         deduct_when: limits.deduct_when,
         shadow: limits.shadow,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use http::HeaderName;
-    use limiter_core::RateLimiter;
-    use limiter_memory::MemoryStorage;
-
-    use super::HttpLimiterBuilder;
-    use crate::request::HeadersRead;
-    use crate::{KeySource, Limits, ProxyHeader, RejectionBody, Route, TrustedProxies};
-
-    fn builder() -> HttpLimiterBuilder {
-        HttpLimiterBuilder::new(RateLimiter::new(Arc::new(MemoryStorage::new())))
-    }
-
-    fn read(builder: HttpLimiterBuilder) -> HeadersRead {
-        builder.build().expect("build").inner.headers_read.clone()
-    }
-
-    fn named(names: &[&'static str]) -> HeadersRead {
-        HeadersRead::Named(names.iter().map(|n| HeaderName::from_static(n)).collect())
-    }
-
-    #[test]
-    fn what_deciding_reads_of_the_headers_follows_the_configuration() {
-        assert_eq!(
-            read(builder().default_limits("1/second")),
-            HeadersRead::Nothing
-        );
-        let api_key = builder()
-            .default_limits("1/second")
-            .key(KeySource::header("x-api-key"));
-        assert_eq!(read(api_key), named(&["x-api-key"]));
-        let proxied = builder().application_limits(Limits::new("1/second").key(
-            KeySource::forwarded(ProxyHeader::XForwardedFor, TrustedProxies::Hops(1)),
-        ));
-        assert_eq!(read(proxied), named(&["x-forwarded-for"]));
-        // A route's own key, beside a default one: both.
-        let both = builder()
-            .default_limits("1/second")
-            .key(KeySource::header("x-api-key"))
-            .route(
-                "/login",
-                Route::limits(Limits::new("1/second").key(KeySource::forwarded(
-                    ProxyHeader::Forwarded,
-                    TrustedProxies::Hops(1),
-                ))),
-            );
-        assert_eq!(read(both), named(&["x-api-key", "forwarded"]));
-        // Any function of the application's sees the whole request.
-        let functions: [HttpLimiterBuilder; 4] = [
-            builder().default_limits(Limits::new("1/second").exempt_when(|_| false)),
-            builder().default_limits(Limits::dynamic(|_| None)),
-            builder().request_filter(|_| false),
-            builder().rejection_body(RejectionBody::custom(|_, _| http::Response::default())),
-        ];
-        for builder in functions {
-            assert_eq!(read(builder), HeadersRead::All);
-        }
-        let custom_key = builder()
-            .default_limits("1/second")
-            .key(KeySource::custom(|_| None));
-        assert_eq!(read(custom_key), HeadersRead::All);
-    }
-
-    #[test]
-    fn reading_all_absorbs_the_rest_and_names_are_kept_once() {
-        let mut read = named(&["x-a"]);
-        read.add(named(&["x-b", "x-a"]));
-        assert_eq!(read, named(&["x-a", "x-b"]));
-        read.add(HeadersRead::Nothing);
-        assert_eq!(read, named(&["x-a", "x-b"]));
-        read.add(HeadersRead::All);
-        assert_eq!(read, HeadersRead::All);
-        read.add(named(&["x-c"]));
-        assert_eq!(read, HeadersRead::All);
-    }
 }

@@ -20,7 +20,6 @@ use crate::metrics::Metrics;
 use crate::plan::{CompiledRoute, Set};
 use crate::policy::RequestPredicate;
 use crate::rejection::RejectionBody;
-use crate::request::HeadersRead;
 use crate::request::RequestInfo;
 
 /// The `storage` label of decisions of the in-memory fallback.
@@ -91,8 +90,6 @@ pub(crate) struct Inner {
     pub(crate) charge_options: bool,
     pub(crate) charge_method_not_allowed: bool,
     pub(crate) shadow: bool,
-    /// What deciding can read of a request's headers, whatever its route.
-    pub(crate) headers_read: HeadersRead,
 }
 
 impl fmt::Debug for HttpLimiter {

@@ -12,7 +12,7 @@ use crate::builder::{compile_route, BuildError};
 use crate::key::KeySource;
 use crate::limiter::HttpLimiter;
 use crate::policy::{Cost, DynamicLimitsFn, Exempt, RequestPredicate, ResponsePredicate, Route};
-use crate::request::{HeadersRead, RequestInfo};
+use crate::request::RequestInfo;
 
 /// One compiled limit set.
 pub(crate) struct Set {
@@ -25,30 +25,6 @@ pub(crate) struct Set {
     pub(crate) exempt_when: Option<Arc<RequestPredicate>>,
     pub(crate) deduct_when: Option<Arc<ResponsePredicate>>,
     pub(crate) shadow: bool,
-}
-
-impl Set {
-    /// Which request headers deciding this set can read.
-    pub(crate) fn headers_read(&self) -> HeadersRead {
-        let mut read = self.key.headers_read();
-        if let SetLimits::Dynamic(_) = self.limits {
-            read = HeadersRead::All;
-        }
-        if let Cost::Dynamic(_) = self.cost {
-            read = HeadersRead::All;
-        }
-        read.add(HeadersRead::when(self.exempt_when.as_ref()));
-        read
-    }
-}
-
-/// Which request headers deciding any of `sets` can read.
-pub(crate) fn headers_read<'s>(sets: impl IntoIterator<Item = &'s Set>) -> HeadersRead {
-    let mut read = HeadersRead::Nothing;
-    for set in sets {
-        read.add(set.headers_read());
-    }
-    read
 }
 
 pub(crate) enum SetLimits {
@@ -100,8 +76,6 @@ pub(crate) struct CompiledRoute {
     pub(crate) sets: Vec<Set>,
     pub(crate) keep_defaults: bool,
     pub(crate) exempt: Exempt,
-    /// What deciding its sets can read of a request's headers.
-    pub(crate) headers_read: HeadersRead,
 }
 
 /// The limits of one request that share a key and a cost: decided by one

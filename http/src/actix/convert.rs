@@ -6,7 +6,7 @@
 use actix_web::http::header as actix_header;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use crate::request::HeadersRead;
+use super::HeadersRead;
 
 /// The headers of an actix request or response as an `http` 1 map, every value
 /// kept in order.
@@ -18,31 +18,25 @@ pub(super) fn headers_from_actix(headers: &actix_header::HeaderMap) -> HeaderMap
     out
 }
 
-/// The headers of an actix request that `reads` (deciding with the limiter, and
-/// with the middleware's own route rule) can look at, as an `http` 1 map: none, a
-/// few by name, or all of them.
+/// The headers of an actix request that deciding can look at (`read`), as an
+/// `http` 1 map: none, a few by name, or all of them.
 pub(super) fn request_headers_from_actix(
     headers: &actix_header::HeaderMap,
-    reads: [&HeadersRead; 2],
+    read: &HeadersRead,
 ) -> HeaderMap {
-    if reads.iter().any(|r| **r == HeadersRead::All) {
-        return headers_from_actix(headers);
-    }
-    let mut out = HeaderMap::new();
-    for read in reads {
-        let HeadersRead::Named(names) = read else {
-            continue;
-        };
-        for name in names {
-            if out.contains_key(name) {
-                continue;
+    match read {
+        HeadersRead::Nothing => HeaderMap::new(),
+        HeadersRead::All => headers_from_actix(headers),
+        HeadersRead::Named(names) => {
+            let mut out = HeaderMap::new();
+            for name in names {
+                for value in headers.get_all(name.as_str()) {
+                    append(&mut out, name.as_str(), value);
+                }
             }
-            for value in headers.get_all(name.as_str()) {
-                append(&mut out, name.as_str(), value);
-            }
+            out
         }
     }
-    out
 }
 
 fn append(out: &mut HeaderMap, name: &str, value: &actix_header::HeaderValue) {

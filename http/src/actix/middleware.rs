@@ -12,7 +12,8 @@ use super::convert::{
     headers_from_actix, headers_into_actix, request_headers_from_actix, response_into_actix,
     status_from_actix,
 };
-use crate::request::HeadersRead;
+use super::reads::{limiter_reads, route_reads};
+use super::HeadersRead;
 use crate::{BuildError, HttpLimiter, RequestInfo, ResponseInfo, Route, RouteRule};
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -114,10 +115,15 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
+        let mut reads = limiter_reads(&self.limiter);
+        if let Some(rule) = &self.route {
+            reads.add(route_reads(&rule.0));
+        }
         ready(Ok(LimiterMiddleware {
             service: Rc::new(service),
             limiter: self.limiter.clone(),
             route: self.route.clone(),
+            reads,
         }))
     }
 }
@@ -129,6 +135,8 @@ pub struct LimiterMiddleware<S> {
     service: Rc<S>,
     limiter: HttpLimiter,
     route: Option<RouteRule>,
+    /// What deciding can read of a request's headers: all the middleware copies.
+    reads: HeadersRead,
 }
 
 impl<S> fmt::Debug for LimiterMiddleware<S> {
@@ -170,10 +178,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         // Only what deciding can read: most configurations read no header at all.
-        let nothing = HeadersRead::Nothing;
-        let route_reads = self.route.as_ref().map_or(&nothing, |r| &r.0.headers_read);
-        let reads = [&self.limiter.inner.headers_read, route_reads];
-        let headers = request_headers_from_actix(req.headers(), reads);
+        let headers = request_headers_from_actix(req.headers(), &self.reads);
         let pattern = req.match_pattern();
         let plan = {
             let info = request_info(&req, &headers, pattern.as_deref());

@@ -57,8 +57,10 @@
 
 mod convert;
 mod middleware;
+mod reads;
 
 pub use self::middleware::{Limiter, LimiterMiddleware};
+pub(crate) use self::reads::HeadersRead;
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};

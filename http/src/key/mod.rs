@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use http::HeaderName;
 
-use crate::request::{HeadersRead, RequestInfo};
+use crate::request::RequestInfo;
 
 mod forwarded;
 mod ip;
@@ -185,7 +185,9 @@ impl KeySource {
     }
 
     /// Which request headers [`extract`](Self::extract) reads.
-    pub(crate) fn headers_read(&self) -> HeadersRead {
+    #[cfg(feature = "actix-web")]
+    pub(crate) fn headers_read(&self) -> crate::actix::HeadersRead {
+        use crate::actix::HeadersRead;
         match &self.kind {
             Kind::Peer | Kind::Global | Kind::InvalidHeader(_) => HeadersRead::Nothing,
             Kind::Forwarded { header, .. } => HeadersRead::Named(vec![match header {
