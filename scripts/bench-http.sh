@@ -8,6 +8,8 @@
 #   (bare limiter governor actix-bare actix-limiter actix-governor)
 #   LIMITER_BENCH_RESULTS=FILE also appends the medians to FILE for
 #   scripts/bench-report.py (scripts/bench-report.sh sets it).
+#   LIMITER_BENCH_HEADERS=browser sends twelve headers a browser sends (user agent,
+#   accept, cookies...) with every request, instead of wrk's Host line alone.
 #
 # Each server runs on one thread pinned to CPU 0, and wrk on one thread with 32
 # connections pinned to CPU 1 (where taskset exists). The variants alternate within
@@ -33,6 +35,23 @@ else
   on_server=()
   on_client=()
 fi
+
+headers=()
+case ${LIMITER_BENCH_HEADERS:-} in
+  "") ;;
+  browser)
+    headers=(
+      -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+      -H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+      -H "Accept-Language: en-US,en;q=0.5" -H "Accept-Encoding: gzip, deflate, br"
+      -H "Connection: keep-alive" -H "Upgrade-Insecure-Requests: 1"
+      -H "Sec-Fetch-Dest: document" -H "Sec-Fetch-Mode: navigate" -H "Sec-Fetch-Site: none"
+      -H "Sec-Fetch-User: ?1" -H "Cache-Control: max-age=0"
+      -H "Cookie: session=0123456789abcdef0123456789abcdef; theme=dark; lang=en"
+    )
+    ;;
+  *) echo "error: LIMITER_BENCH_HEADERS is 'browser' or unset" >&2; exit 2 ;;
+esac
 
 step "build the bench servers (release)"
 cargo build --quiet --release --locked -p limiter-bench-http
@@ -60,8 +79,8 @@ for v in "${variants[@]}"; do wait_port "${port[$v]}"; done
 
 step "warm up"
 for v in "${variants[@]}"; do
-  "${on_client[@]}" wrk -t1 -c32 -d1s "http://127.0.0.1:${port[$v]}/" >/dev/null
-  non2xx=$(wrk -t1 -c4 -d1s "http://127.0.0.1:${port[$v]}/" | awk '/Non-2xx/ {print $NF}')
+  "${on_client[@]}" wrk -t1 -c32 -d1s "${headers[@]}" "http://127.0.0.1:${port[$v]}/" >/dev/null
+  non2xx=$(wrk -t1 -c4 -d1s "${headers[@]}" "http://127.0.0.1:${port[$v]}/" | awk '/Non-2xx/ {print $NF}')
   if [ -n "$non2xx" ]; then
     echo "error: $v answered non-2xx responses; the bench must measure the allowed path" >&2
     exit 1
@@ -74,7 +93,7 @@ for round in $(seq 1 "$rounds"); do
   for i in $(seq 0 $((n - 1))); do
     v=${variants[$(((round + i) % n))]}
     before=$(cpu_ticks "${pid[$v]}")
-    out=$("${on_client[@]}" wrk -t1 -c32 -d"${seconds}s" "http://127.0.0.1:${port[$v]}/")
+    out=$("${on_client[@]}" wrk -t1 -c32 -d"${seconds}s" "${headers[@]}" "http://127.0.0.1:${port[$v]}/")
     after=$(cpu_ticks "${pid[$v]}")
     if grep -q 'Non-2xx' <<<"$out"; then
       echo "error: $v answered non-2xx responses; the bench must measure the allowed path" >&2
