@@ -213,10 +213,12 @@ impl RedisStorage {
                 op,
                 now,
             };
-            let verdict = match NativeStrategies::apply(self, strategy, key_op) {
-                Answer::Ready(result) => result?,
-                Answer::Pending(future) => future.await?,
-                Answer::Declined => {
+            let verdict = match NativeStrategies::apply(self, strategy, key_op)
+                .resolve()
+                .await
+            {
+                Some(result) => result?,
+                None => {
                     apply_with_cas(self, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, key_op).await?
                 }
             };
@@ -415,10 +417,12 @@ impl NativeStrategies for RedisStorage {
                 let batch = Batch::new(items, cost, now).map_err(|e| {
                     StorageError::new(StorageErrorKind::Other, "batch_many", e.to_string())
                 })?;
-                let verdicts = match NativeStrategies::batch(self, strategy, batch) {
-                    Answer::Ready(result) => result?,
-                    Answer::Pending(future) => future.await?,
-                    Answer::Declined => {
+                let verdicts = match NativeStrategies::batch(self, strategy, batch)
+                    .resolve()
+                    .await
+                {
+                    Some(result) => result?,
+                    None => {
                         apply_batch(self, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, batch).await?
                     }
                 };

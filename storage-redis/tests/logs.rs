@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
-use limiter_core::storage::{Answer, KeyRef, Storage};
+use limiter_core::storage::{KeyRef, Storage};
 use limiter_core::strategy::{BuiltIn, Op};
 use limiter_core::{Key, RateLimit, RateLimiter, Timestamp};
 use limiter_redis::fred::prelude::KeysInterface;
@@ -67,13 +67,12 @@ async fn many_operations_on_long_logs_match_the_strategy_byte_for_byte() {
             };
             ops.push((op, Timestamp::from_millis(now)));
         }
-        let answer = native.apply_many(BuiltIn::MovingWindow, KeyRef::from(&key), &limit, &ops);
-        let verdicts = match answer {
-            Answer::Ready(result) => result,
-            Answer::Pending(future) => future.await,
-            Answer::Declined => panic!("call {call}: the storage declined apply_many"),
-        }
-        .expect("apply_many");
+        let verdicts = native
+            .apply_many(BuiltIn::MovingWindow, KeyRef::from(&key), &limit, &ops)
+            .resolve()
+            .await
+            .unwrap_or_else(|| panic!("call {call}: the storage declined apply_many"))
+            .expect("apply_many");
         // The time-to-live the last write of the call sets.
         let mut ttl = None;
         for (i, &(op, at)) in ops.iter().enumerate() {
