@@ -22,7 +22,7 @@ fi
 cases=("$@")
 if [ ${#cases[@]} -eq 0 ]; then
   for keys in 1 100000; do
-    for s in governor fixed_window moving_window sliding_window gcra; do
+    for s in governor gcra_keyed fixed_window moving_window sliding_window gcra; do
       cases+=("$s:$keys")
     done
   done

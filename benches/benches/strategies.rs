@@ -15,10 +15,12 @@
 //!   that practically every hit is allowed. Our limiter uses its default
 //!   `SystemClock`; our futures are driven with `FutureExt::now_or_never`
 //!   (`MemoryStorage` never pends). `gcra_prepared` is GCRA through keys made
-//!   beforehand with `RateLimiter::prepare`.
+//!   beforehand with `RateLimiter::prepare`; `gcra_keyed` is the in-memory storage's
+//!   typed GCRA limiter (`KeyedLimiter<str>`, one atomic word per key), keyed on the
+//!   same `String`s as governor.
 //! - `hit_2t/same_key`, `hit_2t/disjoint_100k`: the same, on two threads at once: both
 //!   hitting one key, or each its own half of 100,000 keys. The time is the wall time
-//!   of both threads' runs divided by the hits of one thread.
+//!   of both threads' runs divided by the hits of one thread (`gcra_keyed` too).
 //! - `allowed/1_key`, `rejected/1_key`: one key on a manual clock (governor's
 //!   `FakeRelativeClock`, our `ManualClock`) that moves two seconds every ten calls.
 //!   Under `1 per second`, one call in ten is allowed and nine are rejected; under
@@ -43,7 +45,7 @@ use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{
     Clock, Key, ManualClock, PreparedKey, RateLimit, RateLimiter, Strategy, SystemClock,
 };
-use limiter_memory::MemoryStorage;
+use limiter_memory::{KeyedLimiter, MemoryStorage};
 
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
@@ -101,6 +103,17 @@ fn hit(limiter: &RateLimiter, limit: &RateLimit, key: &Key) -> bool {
     matches!(decision, Some(Ok(ref d)) if d.is_allowed())
 }
 
+/// The in-memory storage's typed GCRA limiter, keyed on the same `String`s as
+/// governor, on its default clock and bound.
+fn keyed() -> KeyedLimiter<str> {
+    KeyedLimiter::new(limit()).unwrap_or_else(|e| panic!("one word holds the limit: {e}"))
+}
+
+/// One hit of the typed limiter; whether it was allowed.
+fn keyed_hit(keyed: &KeyedLimiter<str>, id: &str) -> bool {
+    matches!(keyed.hit(id, 1), Ok(ref d) if d.is_allowed())
+}
+
 fn hit_group(group: &mut Group<'_>, n: u32) {
     let ids = identifiers(n);
     let keys: Vec<Key> = ids.iter().map(|id| Key::from(id.as_str())).collect();
@@ -114,6 +127,15 @@ fn hit_group(group: &mut Group<'_>, n: u32) {
     let mut i = 0;
     group.bench_function("governor", |b| {
         b.iter(|| black_box(governor.check_key(&ids[next(&mut i, ids.len())]).is_ok()));
+    });
+
+    let keyed = keyed();
+    for id in &ids {
+        let _ = keyed.hit(id, 1);
+    }
+    let mut i = 0;
+    group.bench_function("gcra_keyed", |b| {
+        b.iter(|| black_box(keyed_hit(&keyed, &ids[next(&mut i, ids.len())])));
     });
 
     for (name, strategy) in strategies() {
@@ -191,6 +213,17 @@ fn two_thread_group(group: &mut Group<'_>, n: u32) {
         b.iter_custom(|iters| {
             on_two_threads(iters, &|t, i| {
                 black_box(governor.check_key(&ids[pick(t, i)]).is_ok());
+            })
+        });
+    });
+    let keyed = keyed();
+    for id in &ids {
+        let _ = keyed.hit(id, 1);
+    }
+    group.bench_function("gcra_keyed", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, &|t, i| {
+                black_box(keyed_hit(&keyed, &ids[pick(t, i)]));
             })
         });
     });

@@ -6,8 +6,8 @@
 //!     target/release/examples/hot_path gcra 1 1000000
 //! ```
 //!
-//! Arguments: the strategy (`fixed_window`, `moving_window`, `sliding_window`, `gcra`
-//! or `governor`; a suffix `+prepared` hits through `RateLimiter::prepare`, `+two` a
+//! Arguments: the strategy (`fixed_window`, `moving_window`, `sliding_window`, `gcra`,
+//! `gcra_keyed` (the typed `KeyedLimiter`) or `governor`; a suffix `+prepared` hits through `RateLimiter::prepare`, `+two` a
 //! two-limit `hit_all`, `+allowed` and `+rejected` the manual-clock runs of the
 //! `allowed/` and `rejected/` bench groups), the number of keys (taken round-robin) and the number of timed
 //! hits. Every key is hit once before the timed hits, which run inside `timed` alone:
@@ -24,7 +24,7 @@ use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{
     Decision, Error, Key, ManualClock, PreparedKey, RateLimit, RateLimiter, Strategy,
 };
-use limiter_memory::MemoryStorage;
+use limiter_memory::{KeyedLimiter, MemoryStorage};
 
 const PER_SECOND: u32 = 1_000_000_000;
 
@@ -47,6 +47,19 @@ fn main() {
             let _ = governor.check_key(id);
         }
         timed(hits, &|i| governor.check_key(&ids[i % ids.len()]).is_ok());
+        return;
+    }
+    if strategy == "gcra_keyed" {
+        let Ok(keyed) = KeyedLimiter::<str>::new(RateLimit::per_second(per_second.into())) else {
+            panic!("one word holds the limit");
+        };
+        for id in &ids {
+            let _ = keyed.hit(id, 1);
+        }
+        timed(
+            hits,
+            &|i| matches!(keyed.hit(&ids[i % ids.len()], 1), Ok(d) if d.is_allowed()),
+        );
         return;
     }
 

@@ -23,7 +23,10 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub(crate) fn new(limit: RateLimit, cost: u64, verdict: Verdict, now: Timestamp) -> Decision {
+    /// The decision a [`Verdict`] of `limit` makes for a hit or test of `cost` at
+    /// `now`: what the [`RateLimiter`](crate::RateLimiter) answers, for limiters built
+    /// beside it (such as the in-memory storage's typed one).
+    pub fn new(limit: RateLimit, cost: u64, verdict: Verdict, now: Timestamp) -> Decision {
         Decision {
             allowed: verdict.allowed,
             limit,

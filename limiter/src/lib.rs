@@ -27,7 +27,7 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `memory` | yes | [`MemoryStorage`], `memory://` |
+//! | `memory` | yes | [`MemoryStorage`], `memory://`, and [`KeyedLimiter`] (one GCRA limit in process, synchronous) |
 //! | `tokio` | yes | [`TokioTimer`], for [`RateLimiter::until_ready`] on the in-memory storage |
 //! | `memcached` | no | `MemcachedStorage`, `memcached://` |
 //! | `redis` | no | `RedisStorage` (Redis or Valkey: standalone, Cluster, Sentinel, Unix socket), the `redis…://` and `valkey…://` URIs |
@@ -72,7 +72,7 @@ pub use limiter_core::{
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 #[doc(inline)]
-pub use limiter_memory::{MemoryOptions, MemoryOptionsError, MemoryStorage};
+pub use limiter_memory::{KeyedLimiter, MemoryOptions, MemoryOptionsError, MemoryStorage};
 
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]

@@ -79,11 +79,13 @@
 
 mod batch;
 mod bound;
+mod keyed;
 mod options;
 mod place;
 mod shard;
 mod storage;
 
+pub use keyed::KeyedLimiter;
 pub use options::{MemoryOptions, MemoryOptionsError, SCHEMES};
 
 use std::fmt;
