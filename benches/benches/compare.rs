@@ -21,6 +21,9 @@
 //! - a two-limit `hit_all` (`1000000000 per second; 1000000000 per minute`) next to a
 //!   single-limit `hit` on one key, per strategy (governor has no multi-limit call).
 //!
+//! `gcra_keyed` is the in-memory storage's typed GCRA limiter (`KeyedLimiter<str>`),
+//! keyed on the same `String`s as governor.
+//!
 //! governor is keyed on the same `String`s (`"10.a.b.c"`) our [`Key`]s are built from,
 //! through its default store and clock; our limiter uses its default `SystemClock`,
 //! its futures driven with `now_or_never` (`MemoryStorage` never pends). Every key
@@ -40,7 +43,7 @@ use futures::FutureExt;
 use governor::{Quota, RateLimiter as Governor};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{Key, RateLimit, RateLimiter, Strategy};
-use limiter_memory::MemoryStorage;
+use limiter_memory::{KeyedLimiter, MemoryStorage};
 
 const PER_SECOND: u32 = 1_000_000_000;
 const MANY_KEYS: usize = 100_000;
@@ -227,10 +230,21 @@ fn main() {
         for id in &ids {
             let _ = governor.check_key(id);
         }
-        let mut variants: Vec<(String, Work<'_>)> = vec![(
-            "governor".to_owned(),
-            Box::new(|i: usize| governor.check_key(&ids[i]).is_ok()),
-        )];
+        let keyed = KeyedLimiter::<str>::new(limit)
+            .unwrap_or_else(|e| panic!("one word holds the limit: {e}"));
+        for id in &ids {
+            let _ = keyed.hit(id, 1);
+        }
+        let mut variants: Vec<(String, Work<'_>)> = vec![
+            (
+                "governor".to_owned(),
+                Box::new(|i: usize| governor.check_key(&ids[i]).is_ok()),
+            ),
+            (
+                "gcra_keyed".to_owned(),
+                Box::new(|i: usize| matches!(keyed.hit(&ids[i], 1), Ok(d) if d.is_allowed())),
+            ),
+        ];
         for (name, strategy) in strategies() {
             let limiter = limiter(strategy);
             for key in &keys {

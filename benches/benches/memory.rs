@@ -1,6 +1,7 @@
 //! Bytes per tracked key: the growth of the resident set while 1,000,000 keys are
 //! stored (one hit each, on a clock that never moves, so nothing expires), per
-//! strategy, and for governor's keyed limiter with the same keys.
+//! strategy, for the storage's typed GCRA limiter (`gcra_keyed`, which keeps a key's
+//! hash, not its bytes) and for governor's keyed limiter with the same keys.
 //!
 //! Run with `cargo bench -p limiter-benches --bench memory`; `LIMITER_BENCH_FAST=1`
 //! stores 100,000 keys instead. Each case runs in a child process of its own, so that
@@ -18,15 +19,21 @@ use futures::FutureExt;
 use governor::{Quota, RateLimiter as Governor};
 use limiter_core::strategy::{FixedWindow, Gcra, MovingWindow, SlidingWindow};
 use limiter_core::{Key, ManualClock, RateLimit, RateLimiter, Strategy};
-use limiter_memory::{MemoryOptions, MemoryStorage};
+use limiter_memory::{KeyedLimiter, MemoryOptions, MemoryStorage};
 
-const CASES: [&str; 5] = [
+const CASES: [&str; 6] = [
+    "gcra_keyed",
     "fixed_window",
     "moving_window",
     "sliding_window",
     "gcra",
     "governor",
 ];
+
+/// The limit of every case: 100 per minute.
+fn limit() -> RateLimit {
+    RateLimit::per_minute(std::num::NonZeroU64::new(100).unwrap_or(std::num::NonZeroU64::MIN))
+}
 
 /// The resident set size in bytes, from `/proc/self/statm` (pages of 4 KiB).
 fn rss_bytes() -> Option<u64> {
@@ -60,6 +67,19 @@ fn measure(case: &str, n: u32) {
         let after = rss_bytes().unwrap_or(before);
         report(case, n, len, before, after);
         return;
+    } else if case == "gcra_keyed" {
+        // Unbounded, as the storage below.
+        let options = MemoryOptions::new().unbounded();
+        let Ok(keyed) = KeyedLimiter::<str>::with_options(limit(), &options) else {
+            println!("{case}: one word cannot hold the limit, skipped");
+            return;
+        };
+        for id in &ids {
+            let _ = keyed.hit(id, 1);
+        }
+        let after = rss_bytes().unwrap_or(before);
+        report(case, n, keyed.len(), before, after);
+        return;
     } else {
         let strategy: Arc<dyn Strategy> = match case {
             "fixed_window" => Arc::new(FixedWindow),
@@ -76,9 +96,7 @@ fn measure(case: &str, n: u32) {
             .strategy_arc(strategy)
             .clock(ManualClock::new(1_000_000))
             .build();
-        let limit: RateLimit = "100 per minute"
-            .parse()
-            .unwrap_or(RateLimit::per_minute(std::num::NonZeroU64::MIN));
+        let limit = limit();
         for key in &keys {
             let _ = limiter.hit(&limit, key, 1).now_or_never();
         }
