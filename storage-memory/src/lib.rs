@@ -74,6 +74,13 @@
 //! as absent at once and are reclaimed a few at a time as keys are written, with no
 //! background thread; [`purge_expired`](MemoryStorage::purge_expired) removes them all.
 //!
+//! # One limit, synchronously
+//!
+//! [`KeyedLimiter`] is this crate's other door: one GCRA limit over keys of any
+//! hashable type, decided at once on one atomic word per key, with no storage trait
+//! and no `async` in between (governor's shape, with this library's verdicts and
+//! bounds). It holds its own keys, apart from any `MemoryStorage`.
+//!
 //! How it works inside: `ARCHITECTURE.md`, next to this crate's `Cargo.toml`.
 #![forbid(unsafe_code)]
 
