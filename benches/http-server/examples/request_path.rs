@@ -61,7 +61,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let peers: Vec<SocketAddr> = (0..clients.max(1))
         .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + i)), 40_000))
         .collect();
-    let mut app = app(variant)?;
+    // As `axum::serve` does (`into_make_service`): the routes' handlers are made into
+    // services once, here, rather than on every request (and the layers with them).
+    let mut app = app(variant)?.with_state(());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
