@@ -1,5 +1,6 @@
 //! The native operations: one Lua script, one round trip, per decision, or per unit
-//! of coalesced calls on one key (`apply_many`).
+//! of coalesced calls on one key (`apply_many`; a wide unit on a one-value state goes
+//! as a read and a compare-and-set instead, see [`CAS_UNIT_MIN`]).
 //!
 //! A limit whose numbers the scripts' double-precision arithmetic cannot hold exactly
 //! is declined up front (the limiter then takes its generic path). A state whose
@@ -8,14 +9,30 @@
 //! then runs on the generic compare-and-set path right here.
 
 use fred::types::{Key, Value};
+use limiter_core::observe::key_digest;
 use limiter_core::storage::{
-    apply_batch, apply_with_cas, Answer, Batch, BatchItem, KeyOp, KeyRef, NativeStrategies,
+    apply_batch, apply_many_with_cas, apply_with_cas, Answer, Batch, BatchItem, KeyOp, KeyRef,
+    NativeStrategies,
 };
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{RateLimit, StorageError, StorageErrorKind, Timestamp, DEFAULT_MAX_ATTEMPTS};
 
 use crate::error;
 use crate::storage::RedisStorage;
+
+/// The fewest coalesced operations on one key whose unit goes as a `GET` and one
+/// compare-and-set, the strategy applied here, rather than as `many.lua`, when the
+/// state is one value (fixed window, sliding window, GCRA): the server then stores one
+/// state instead of running every operation in Lua, and the wider unit that two round
+/// trips collect costs the client less per decision. Smaller units, and moving-window
+/// logs (whose records the script appends in place), go by script in one round trip.
+pub const CAS_UNIT_MIN: usize = 8;
+
+/// After a unit's compare-and-set lost a race (another process wrote the key between
+/// its read and its write: nothing was written, and the unit went by script), how
+/// many units go by script before a compare-and-set is tried again: under contention
+/// across processes, the atomic script decides without a wasted round trip.
+pub const SCRIPT_UNITS_AFTER_RACE: u32 = 64;
 
 /// The largest amount, window or cost (in units or milliseconds) run in a script.
 pub const MAX_EXACT: u64 = 1 << 52;
@@ -446,6 +463,35 @@ impl NativeStrategies for RedisStorage {
         {
             return Answer::Declined;
         }
-        Answer::pending(self.run_many_script(strategy, key, limit, ops))
+        Answer::pending(async move {
+            if self.cas_unit_due(strategy, ops.len()) {
+                let state_strategy = strategy.strategy();
+                match apply_many_with_cas(self, state_strategy, key, limit, ops).await? {
+                    Some(verdicts) => return Ok(verdicts),
+                    None => {
+                        tracing::debug!(
+                            limiter.key.digest = %key_digest(&key.to_string()),
+                            limiter.operations = ops.len(),
+                            "a unit's compare-and-set lost a race; units go by script for a while"
+                        );
+                        self.script_next_units(SCRIPT_UNITS_AFTER_RACE);
+                    }
+                }
+            }
+            self.run_many_script(strategy, key, limit, ops).await
+        })
+    }
+}
+
+impl RedisStorage {
+    /// Whether a unit of `len` coalesced operations goes as a read and a
+    /// compare-and-set (see [`CAS_UNIT_MIN`]).
+    fn cas_unit_due(&self, strategy: BuiltIn, len: usize) -> bool {
+        len >= CAS_UNIT_MIN
+            && matches!(
+                strategy,
+                BuiltIn::FixedWindow | BuiltIn::SlidingWindow | BuiltIn::Gcra
+            )
+            && self.cas_unit_allowed()
     }
 }

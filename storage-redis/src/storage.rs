@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +64,9 @@ struct Inner {
     options: RedisOptions,
     scripts: Scripts,
     versions: Versions,
+    /// Units of coalesced operations still to run by script after a read and
+    /// compare-and-set lost a race (see `native::CAS_UNIT_MIN`).
+    script_units: AtomicU32,
     /// The `tracing` listeners of the pool's connection events.
     _listeners: Listeners,
 }
@@ -188,6 +191,7 @@ impl RedisStorage {
                 options,
                 scripts: Scripts::new(),
                 versions: Versions::new(),
+                script_units: AtomicU32::new(0),
                 _listeners: listeners,
             }),
         })
@@ -301,6 +305,20 @@ impl RedisStorage {
     /// A fresh version, as the 8 bytes stored in front of the state.
     pub(crate) fn next_version(&self) -> Bytes {
         Bytes::copy_from_slice(&self.inner.versions.next().to_le_bytes())
+    }
+
+    /// Whether a unit of coalesced operations may try a read and a compare-and-set
+    /// now: not while units still go by script after a lost race (this counts one of
+    /// them down).
+    pub(crate) fn cas_unit_allowed(&self) -> bool {
+        let left = &self.inner.script_units;
+        left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_err()
+    }
+
+    /// A unit's compare-and-set lost a race: the next `units` go by script.
+    pub(crate) fn script_next_units(&self, units: u32) {
+        self.inner.script_units.store(units, Ordering::Relaxed);
     }
 
     /// The prepared scripts.

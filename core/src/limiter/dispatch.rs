@@ -1,11 +1,14 @@
 //! The one place that chooses between a storage's own operation and the generic
 //! compare-and-set path, and the generic paths themselves.
 
+use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
-use crate::storage::{Answer, Batch, BatchItem, KeyOp, Storage};
+use crate::limit::RateLimit;
+use crate::storage::{Answer, Batch, BatchItem, KeyOp, KeyRef, Storage};
 use crate::strategy::{Op, Strategy, Verdict};
 
 use super::backoff;
+use super::coalesce::apply_in_turn;
 
 /// `key_op` on the storage, as an expression of the calling `async fn`: the storage's
 /// own operation when it runs the strategy natively, else the compare-and-set core.
@@ -123,6 +126,47 @@ where
     Ok(verdicts)
 }
 
+/// Several operations on one key in one read and one compare-and-set, each with its
+/// own time, in order, as if each ran alone right after the one before: what a
+/// storage's [`apply_many`](crate::storage::NativeStrategies::apply_many) must answer,
+/// computed by `strategy` on the client.
+///
+/// One attempt: `Ok(None)` when another writer changed the key between the read and
+/// the write, in which case nothing was written (the caller runs the operations
+/// another way, or again). When no operation changes the state, nothing is written
+/// and the verdicts are those of the state read. A native storage may call it for a
+/// unit of many operations, where one write of the final state costs its server less
+/// than running every operation there, and fall back to its own step on a lost race.
+///
+/// # Errors
+///
+/// The storage's errors; [`StorageErrorKind::Corrupt`] when the stored state does not
+/// decode.
+pub async fn apply_many_with_cas(
+    storage: &dyn Storage,
+    strategy: &dyn Strategy,
+    key: KeyRef<'_>,
+    limit: &RateLimit,
+    ops: &[(Op, Timestamp)],
+) -> Result<Option<Vec<Verdict>>, StorageError> {
+    let Some(&(_, first)) = ops.first() else {
+        return Ok(Some(Vec::new()));
+    };
+    let stored = key.to_storage_key();
+    let (mut state, version) = match storage.get(&stored, first).await? {
+        Some(current) => (current.value, Some(current.version)),
+        None => (Vec::new(), None),
+    };
+    let (verdicts, write) = apply_in_turn(strategy, limit, &mut state, ops, &stored)?;
+    let Some((ttl, now)) = write else {
+        return Ok(Some(verdicts));
+    };
+    let wrote = storage
+        .compare_and_set(&stored, version, &state, ttl, now)
+        .await?;
+    Ok(wrote.then_some(verdicts))
+}
+
 /// Runs `strategy` on `storage`'s compare-and-set core: read, decide, write if the
 /// state changed, and start over when another writer got there first.
 ///
@@ -191,4 +235,117 @@ pub async fn apply_with_cas(
         format!("gave up after {max_attempts} attempts"),
     )
     .with_key(key.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::doc_support::TinyStorage;
+    use crate::storage::{async_trait, StorageKey, Version, Versioned};
+    use crate::strategy::FixedWindow;
+
+    /// [`TinyStorage`] that, once armed, writes the key itself between a read and the
+    /// next compare-and-set, as another client would.
+    #[derive(Debug, Default)]
+    struct Raced {
+        inner: TinyStorage,
+        armed: AtomicBool,
+    }
+
+    #[async_trait]
+    impl Storage for Raced {
+        async fn get(
+            &self,
+            key: &StorageKey,
+            now: Timestamp,
+        ) -> Result<Option<Versioned>, StorageError> {
+            self.inner.get(key, now).await
+        }
+
+        async fn compare_and_set(
+            &self,
+            key: &StorageKey,
+            expected: Option<Version>,
+            value: &[u8],
+            ttl: Duration,
+            now: Timestamp,
+        ) -> Result<bool, StorageError> {
+            if self.armed.swap(false, Ordering::SeqCst) {
+                let current = self.inner.get(key, now).await?;
+                let (bytes, version) = current.map(|c| (c.value, c.version)).unzip();
+                let bytes = bytes.unwrap_or_default();
+                assert!(
+                    self.inner
+                        .compare_and_set(key, version, &bytes, ttl, now)
+                        .await?
+                );
+            }
+            self.inner
+                .compare_and_set(key, expected, value, ttl, now)
+                .await
+        }
+
+        async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+            self.inner.delete(key).await
+        }
+
+        async fn check(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn apply_many_with_cas_applies_in_turn_and_writes_nothing_on_a_lost_race() {
+        futures::executor::block_on(async {
+            let storage = Raced::default();
+            let limit: RateLimit = "3 per minute".parse().unwrap();
+            let key = StorageKey::new("tests", "k");
+            let at = Timestamp::from_millis;
+            let ops: Vec<(Op, Timestamp)> = (0..4)
+                .map(|i| (Op::Hit { cost: 1 }, at(1_000 + i)))
+                .collect();
+            let verdicts = apply_many_with_cas(&storage, &FixedWindow, (&key).into(), &limit, &ops)
+                .await
+                .unwrap()
+                .expect("no race");
+            let allowed: Vec<bool> = verdicts.iter().map(|v| v.allowed).collect();
+            assert_eq!(allowed, [true, true, true, false]);
+            let stored = storage.get(&key, at(1_004)).await.unwrap().unwrap();
+
+            // Another writer between the read and the write: nothing is written.
+            storage.armed.store(true, Ordering::SeqCst);
+            let refund = [(
+                Op::Refund {
+                    cost: 1,
+                    at: at(1_000),
+                },
+                at(1_005),
+            )];
+            let raced = apply_many_with_cas(&storage, &FixedWindow, (&key).into(), &limit, &refund)
+                .await
+                .unwrap();
+            assert!(raced.is_none());
+            let after = storage.get(&key, at(1_005)).await.unwrap().unwrap();
+            assert_eq!(after.value, stored.value, "the refund was not written");
+            assert_ne!(after.version, stored.version, "the other writer's version");
+
+            // Nothing to write: the verdicts of the state read, and no write at all.
+            storage.armed.store(true, Ordering::SeqCst);
+            let test = [(Op::Test { cost: 1 }, at(1_006))];
+            let tested = apply_many_with_cas(&storage, &FixedWindow, (&key).into(), &limit, &test)
+                .await
+                .unwrap()
+                .expect("a test writes nothing, so it cannot lose a race");
+            assert!(!tested[0].allowed);
+            assert!(
+                storage.armed.load(Ordering::SeqCst),
+                "no compare-and-set was sent"
+            );
+        });
+    }
 }

@@ -48,6 +48,19 @@ pub(crate) async fn connect(var: &str, prefix: &str) -> RedisStorage {
 
 /// Script calls (`EVALSHA` and `EVAL`) the server has answered, from `redis-cli`.
 pub(crate) fn script_calls(url: &str) -> u64 {
+    command_calls(url, &["evalsha", "eval"])
+}
+
+/// Calls of `commands` (lower case, as `INFO commandstats` names them) the server has
+/// answered, from `redis-cli`.
+pub(crate) fn command_calls(url: &str, commands: &[&str]) -> u64 {
+    let stats = command_stats(url);
+    commands.iter().filter_map(|c| stats.get(*c)).sum()
+}
+
+/// Every command's calls the server has answered, by name (lower case), from one
+/// `INFO commandstats` (one instant, whatever other clients do meanwhile).
+pub(crate) fn command_stats(url: &str) -> std::collections::HashMap<String, u64> {
     let port = url
         .rsplit(':')
         .next()
@@ -59,12 +72,12 @@ pub(crate) fn script_calls(url: &str) -> u64 {
         .expect("run redis-cli");
     let text = String::from_utf8_lossy(&output.stdout);
     text.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
         .filter_map(|l| {
-            let calls = l.split("calls=").nth(1)?;
-            calls.split(',').next()?.parse::<u64>().ok()
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split("calls=").nth(1)?.split(',').next()?;
+            Some((name.to_owned(), calls.parse::<u64>().ok()?))
         })
-        .sum()
+        .collect()
 }
 
 /// A storage on the server in `var` whose pool the test uses to look at keys and run
