@@ -185,8 +185,9 @@ impl RateLimiterBuilder {
     /// unit: on the generic path, one `get` and one `compare_and_set` that apply each
     /// call's operation in arrival order, each with its own verdict; on a storage that
     /// runs the strategy natively, one
-    /// [`apply_many`](crate::storage::NativeStrategies::apply_many) (one script call
-    /// on Redis). Multi-limit [`hit_all`](RateLimiter::hit_all) calls of one client
+    /// [`apply_many`](crate::storage::NativeStrategies::apply_many) (on Redis one
+    /// script call, or, for a wide unit on a one-value state, one read and one
+    /// compare-and-set). Multi-limit [`hit_all`](RateLimiter::hit_all) calls of one client
     /// (the same limits and key) queue likewise on a storage with its own batches,
     /// and go as one
     /// [`batch_many`](crate::storage::NativeStrategies::batch_many), each all or

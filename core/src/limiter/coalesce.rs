@@ -4,7 +4,8 @@
 //! and one `compare_and_set` that apply every queued operation in arrival order; on a
 //! storage that runs the strategy natively, one
 //! [`apply_many`](crate::storage::NativeStrategies::apply_many), which the storage
-//! runs as one atomic step (one script call on Redis), or, if it declines, each
+//! runs as one atomic step (one script call on Redis, or one read and one
+//! compare-and-set for a wide unit), or, if it declines, each
 //! operation in turn.
 //!
 //! One client's multi-limit hits ([`hit_all`](crate::RateLimiter::hit_all)) queue
