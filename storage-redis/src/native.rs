@@ -1,6 +1,7 @@
 //! The native operations: one Lua script, one round trip, per decision, or per unit
-//! of coalesced calls on one key (`apply_many`; a wide unit on a one-value state goes
-//! as a read and a compare-and-set instead, see [`CAS_UNIT_MIN`]).
+//! of coalesced calls on one key (`apply_many`) or on one client's keys
+//! (`batch_many`); a wide unit on one-value states goes as a read and a
+//! compare-and-set instead, see [`CAS_UNIT_MIN`].
 //!
 //! A limit whose numbers the scripts' double-precision arithmetic cannot hold exactly
 //! is declined up front (the limiter then takes its generic path). A state whose
@@ -8,24 +9,27 @@
 //! something else) makes the script answer "fall back" without writing; the operation
 //! then runs on the generic compare-and-set path right here.
 
+use fred::bytes::Bytes;
 use fred::types::{Key, Value};
 use limiter_core::observe::key_digest;
 use limiter_core::storage::{
-    apply_batch, apply_many_with_cas, apply_with_cas, Answer, Batch, BatchItem, KeyOp, KeyRef,
-    NativeStrategies,
+    apply_batch, apply_batches_in_turn, apply_many_with_cas, apply_with_cas, Answer, Batch,
+    BatchItem, KeyOp, KeyRef, NativeStrategies,
 };
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{RateLimit, StorageError, StorageErrorKind, Timestamp, DEFAULT_MAX_ATTEMPTS};
 
 use crate::error;
-use crate::storage::RedisStorage;
+use crate::storage::{ttl_ms, RedisStorage};
 
 /// The fewest coalesced operations on one key whose unit goes as a `GET` and one
 /// compare-and-set, the strategy applied here, rather than as `many.lua`, when the
 /// state is one value (fixed window, sliding window, GCRA): the server then stores one
 /// state instead of running every operation in Lua, and the wider unit that two round
-/// trips collect costs the client less per decision. Smaller units, and moving-window
-/// logs (whose records the script appends in place), go by script in one round trip.
+/// trips collect costs the client less per decision. Likewise the fewest coalesced
+/// multi-limit hits whose unit goes as one `MGET` and one `cas_many.lua` rather than
+/// as `batch_many.lua`. Smaller units, and moving-window logs (whose records the
+/// scripts append in place), go by script in one round trip.
 pub const CAS_UNIT_MIN: usize = 8;
 
 /// After a unit's compare-and-set lost a race (another process wrote the key between
@@ -428,6 +432,12 @@ impl NativeStrategies for RedisStorage {
             return Answer::Declined;
         }
         Answer::pending(async move {
+            if self.cas_unit_due(strategy, calls.len()) {
+                match self.batch_unit_with_cas(strategy, items, calls).await? {
+                    Some(verdicts) => return Ok(verdicts),
+                    None => self.lost_cas_race(items.first().map(|i| i.key), calls.len()),
+                }
+            }
             let (mut all, _) = self.run_batch_many_script(strategy, items, calls).await?;
             // The rest, one by one: the rare state the script cannot compute exactly.
             for &(cost, now) in calls.get(all.len()..).unwrap_or_default() {
@@ -468,14 +478,7 @@ impl NativeStrategies for RedisStorage {
                 let state_strategy = strategy.strategy();
                 match apply_many_with_cas(self, state_strategy, key, limit, ops).await? {
                     Some(verdicts) => return Ok(verdicts),
-                    None => {
-                        tracing::debug!(
-                            limiter.key.digest = %key_digest(&key.to_string()),
-                            limiter.operations = ops.len(),
-                            "a unit's compare-and-set lost a race; units go by script for a while"
-                        );
-                        self.script_next_units(SCRIPT_UNITS_AFTER_RACE);
-                    }
+                    None => self.lost_cas_race(Some(key), ops.len()),
                 }
             }
             self.run_many_script(strategy, key, limit, ops).await
@@ -484,6 +487,73 @@ impl NativeStrategies for RedisStorage {
 }
 
 impl RedisStorage {
+    /// A unit's compare-and-set on `key` lost a race: it goes by script, and so do the
+    /// next [`SCRIPT_UNITS_AFTER_RACE`] units.
+    fn lost_cas_race(&self, key: Option<KeyRef<'_>>, len: usize) {
+        tracing::debug!(
+            limiter.key.digest = key.map(|k| tracing::field::display(key_digest(&k.to_string()))),
+            limiter.operations = len,
+            "a unit's compare-and-set lost a race; units go by script for a while"
+        );
+        self.script_next_units(SCRIPT_UNITS_AFTER_RACE);
+    }
+
+    /// A unit of coalesced multi-limit hits (`calls` on `items`, all of one hash slot)
+    /// as one `MGET` and one `cas_many.lua`, each call all or nothing, decided here;
+    /// `None` when a key changed between the two (nothing written).
+    async fn batch_unit_with_cas(
+        &self,
+        strategy: BuiltIn,
+        items: &[BatchItem<'_>],
+        calls: &[(u64, Timestamp)],
+    ) -> Result<Option<Vec<Vec<Verdict>>>, StorageError> {
+        let keys: Vec<String> = items
+            .iter()
+            .map(|i| self.redis_key(&i.key.to_storage_key()))
+            .collect();
+        let read = self.get_many(&keys).await?;
+        let versions: Vec<Option<u64>> = read
+            .iter()
+            .map(|v| v.as_ref().map(|v| v.version.0))
+            .collect();
+        let mut states: Vec<Vec<u8>> = read
+            .into_iter()
+            .map(|v| v.map(|v| v.value).unwrap_or_default())
+            .collect();
+        let (verdicts, ttls) =
+            apply_batches_in_turn(strategy.strategy(), items, &mut states, calls)?;
+        if ttls.iter().all(Option::is_none) {
+            return Ok(Some(verdicts));
+        }
+        let mut args = Vec::with_capacity(1 + 3 * keys.len());
+        args.push(Value::Bytes(self.next_version()));
+        for ((version, state), ttl) in versions.iter().zip(&states).zip(&ttls) {
+            args.push(Value::Bytes(match version {
+                Some(v) => Bytes::copy_from_slice(&v.to_le_bytes()),
+                None => Bytes::new(),
+            }));
+            match ttl {
+                Some(ttl) => {
+                    args.push(Value::Bytes(Bytes::copy_from_slice(state)));
+                    args.push(Value::from(ttl_ms(*ttl).to_string()));
+                }
+                None => args.extend([Value::from(""), Value::from("")]),
+            }
+        }
+        let first = keys.first().cloned().unwrap_or_default();
+        let redis_keys = keys.iter().map(|k| Key::from(k.as_str())).collect();
+        let wrote: i64 = self
+            .run_script(
+                &self.scripts().cas_many,
+                "compare_and_set",
+                &first,
+                redis_keys,
+                args,
+            )
+            .await?;
+        Ok((wrote == 1).then_some(verdicts))
+    }
+
     /// Whether a unit of `len` coalesced operations goes as a read and a
     /// compare-and-set (see [`CAS_UNIT_MIN`]).
     fn cas_unit_due(&self, strategy: BuiltIn, len: usize) -> bool {

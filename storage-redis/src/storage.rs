@@ -321,6 +321,33 @@ impl RedisStorage {
         self.inner.script_units.store(units, Ordering::Relaxed);
     }
 
+    /// The values of `keys` (all of one hash slot), with `MGET`, each as its version
+    /// and state (`None`: absent).
+    pub(crate) async fn get_many(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Versioned>>, StorageError> {
+        let first = keys.first().map(String::as_str);
+        let client = self.inner.pool.next_connected();
+        let values: Vec<Option<Bytes>> = self
+            .bounded("get", first, client.mget(keys.to_vec()))
+            .await?;
+        if values.len() != keys.len() {
+            let message = format!("{} values for {} keys", values.len(), keys.len());
+            return Err(error::protocol("get", first.unwrap_or_default(), message));
+        }
+        values
+            .iter()
+            .zip(keys)
+            .map(|(value, key)| {
+                value
+                    .as_deref()
+                    .map(|v| split_version(v, "get", key))
+                    .transpose()
+            })
+            .collect()
+    }
+
     /// The prepared scripts.
     pub(crate) fn scripts(&self) -> &Scripts {
         &self.inner.scripts
@@ -330,6 +357,31 @@ impl RedisStorage {
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.inner.options.get_topology(), Topology::Cluster { .. })
     }
+}
+
+/// A stored value as its version and state bytes.
+pub(crate) fn split_version(
+    value: &[u8],
+    operation: &'static str,
+    redis_key: &str,
+) -> Result<Versioned, StorageError> {
+    let (version, state) = value.split_at_checked(VERSION_LEN).ok_or_else(|| {
+        StorageError::new(
+            StorageErrorKind::Corrupt,
+            operation,
+            format!(
+                "stored value of {} bytes is shorter than its {VERSION_LEN}-byte version",
+                value.len()
+            ),
+        )
+        .with_key(redis_key)
+    })?;
+    let mut word = [0u8; VERSION_LEN];
+    word.copy_from_slice(version);
+    Ok(Versioned {
+        value: state.to_vec(),
+        version: Version(u64::from_le_bytes(word)),
+    })
 }
 
 /// `<prefix>{<group>}/<limit part>`.
@@ -466,23 +518,7 @@ impl Storage for RedisStorage {
         let Some(value) = value else {
             return Ok(None);
         };
-        let (version, state) = value.split_at_checked(VERSION_LEN).ok_or_else(|| {
-            StorageError::new(
-                StorageErrorKind::Corrupt,
-                "get",
-                format!(
-                    "stored value of {} bytes is shorter than its {VERSION_LEN}-byte version",
-                    value.len()
-                ),
-            )
-            .with_key(redis_key.as_str())
-        })?;
-        let mut word = [0u8; VERSION_LEN];
-        word.copy_from_slice(version);
-        Ok(Some(Versioned {
-            value: state.to_vec(),
-            version: Version(u64::from_le_bytes(word)),
-        }))
+        split_version(&value, "get", &redis_key).map(Some)
     }
 
     async fn compare_and_set(

@@ -1,6 +1,7 @@
 //! Wide units of coalesced operations on a one-value state go as a `GET` and one
 //! compare-and-set (the strategy applied in the client), narrow ones and moving-window
-//! logs as `many.lua`; a unit whose compare-and-set loses a race goes by script.
+//! logs as `many.lua`; wide units of multi-limit hits as an `MGET` and one
+//! `cas_many.lua`; a unit whose compare-and-set loses a race goes by script.
 //! Counted with the server's `INFO commandstats`.
 //!
 //! One test in this file, so that nothing else moves the server's counters meanwhile.
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::storage::{Answer, NativeStrategies, Storage, StorageKey};
+use limiter_core::storage::{Answer, Batch, BatchItem, NativeStrategies, Storage, StorageKey};
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{Key, RateLimit, RateLimiter, Timestamp};
 use limiter_redis::native::CAS_UNIT_MIN;
@@ -31,6 +32,17 @@ async fn apply_many(
         Answer::Ready(result) => result.expect("apply_many"),
         Answer::Declined => panic!("{strategy}: apply_many declined"),
     }
+}
+
+/// The items of a multi-limit hit: `keys[i]` under `limits[i]`.
+fn items_of<'a>(keys: &'a [StorageKey], limits: &'a [RateLimit]) -> Vec<BatchItem<'a>> {
+    keys.iter()
+        .zip(limits)
+        .map(|(key, limit)| BatchItem {
+            key: key.into(),
+            limit,
+        })
+        .collect()
 }
 
 /// `n` hits of cost 1, a millisecond apart from `at`.
@@ -139,6 +151,76 @@ async fn wide_units_go_as_a_read_and_a_compare_and_set_and_lost_races_by_script(
         0,
         "the moving window's log was written whole (SET), not appended to"
     );
+
+    // Multi-limit hits: a wide unit as one MGET and one cas_many.lua (one GETRANGE per
+    // key), a narrow one by script; the same bytes as the calls one at a time.
+    let limits = limiter_core::parse_many("100 per minute; 300 per hour").expect("limits");
+    for strategy in [BuiltIn::FixedWindow, BuiltIn::SlidingWindow, BuiltIn::Gcra] {
+        let limiter = RateLimiter::builder(Arc::new(storage.clone()))
+            .strategy_arc(common::strategy(strategy))
+            .namespace(format!("units-batch-{run}"))
+            .build();
+        let keys = |name: &str| -> Vec<StorageKey> {
+            let key = Key::from(name);
+            limits
+                .iter()
+                .map(|l| limiter.storage_key(l, &key))
+                .collect()
+        };
+        let (wide, narrow, alone) = (keys("wide"), keys("narrow"), keys("alone"));
+        // The scripts loaded on the server first, as above.
+        let warm = keys("warm-up");
+        for n in [CAS_UNIT_MIN, 2] {
+            let warm_items = items_of(&warm, &limits);
+            let queued: Vec<(u64, Timestamp)> =
+                (0..n).map(|_| (1, Timestamp::from_millis(T0))).collect();
+            let answer = storage.batch_many(strategy, &warm_items, &queued);
+            if let Answer::Pending(future) = answer {
+                future.await.expect("batch_many");
+            }
+        }
+        let warm_items = items_of(&warm, &limits);
+        let batch = Batch::new(&warm_items, 1, Timestamp::from_millis(T0)).expect("batch");
+        let answer = storage.batch(strategy, batch);
+        if let Answer::Pending(future) = answer {
+            future.await.expect("batch");
+        }
+        for (keys, n, expected) in [(&wide, CAS_UNIT_MIN + 4, (2, 1)), (&narrow, 2, (0, 1))] {
+            let queued: Vec<(u64, Timestamp)> = (0..n as u64)
+                .map(|i| (1 + i % 3, Timestamp::from_millis(T0 + i)))
+                .collect();
+            let items = items_of(keys, &limits);
+            let (gets, scripts) = calls();
+            let together = match storage.batch_many(strategy, &items, &queued) {
+                Answer::Pending(future) => future.await.expect("batch_many"),
+                _ => panic!("{strategy}: batch_many did not pend"),
+            };
+            let (g, s) = calls();
+            assert_eq!((g - gets, s - scripts), expected, "{strategy}: {n} calls");
+            // The same calls one at a time, by script, on their own keys.
+            let alone_items = items_of(&alone, &limits);
+            for (&(cost, now), verdicts) in queued.iter().zip(&together) {
+                let batch = Batch::new(&alone_items, cost, now).expect("batch");
+                let one = match storage.batch(strategy, batch) {
+                    Answer::Pending(future) => future.await.expect("batch"),
+                    _ => panic!("{strategy}: batch did not pend"),
+                };
+                assert_eq!(&one, verdicts, "{strategy}: cost {cost} at {now}");
+            }
+            for (key, other) in keys.iter().zip(&alone) {
+                let at = Timestamp::from_millis(T0);
+                let (a, b) = (storage.get(key, at).await, storage.get(other, at).await);
+                assert_eq!(
+                    a.expect("get").map(|v| v.value),
+                    b.expect("get").map(|v| v.value),
+                    "{strategy}: the bytes of {key}"
+                );
+            }
+            for key in keys.iter().chain(&alone) {
+                storage.delete(key).await.expect("delete");
+            }
+        }
+    }
 
     // Lost races: another client keeps rewriting the key (the same bytes under a new
     // version, by compare-and-set, so it never undoes a write), and the units still

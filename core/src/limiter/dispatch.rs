@@ -167,6 +167,78 @@ pub async fn apply_many_with_cas(
     Ok(wrote.then_some(verdicts))
 }
 
+/// The time-to-live of the last write to a state (`None`: unchanged).
+type LastTtl = Option<std::time::Duration>;
+
+/// Several multi-limit hits on one set of keys, in order, on the keys' states held by
+/// the caller (`states[i]` is `items[i]`'s), each all or nothing as [`apply_batch`]
+/// decides it, right after the one before: what a storage's
+/// [`batch_many`](crate::storage::NativeStrategies::batch_many) must answer. For a
+/// storage that reads the keys at once and writes them back at once, if none changed
+/// meanwhile.
+///
+/// Returns each call's verdicts (one per item, in order) and, per item, the
+/// time-to-live of the last write to its state (`None`: its state is unchanged).
+///
+/// # Errors
+///
+/// [`StorageErrorKind::Corrupt`] when a state does not decode.
+pub fn apply_batches_in_turn(
+    strategy: &dyn Strategy,
+    items: &[BatchItem<'_>],
+    states: &mut [Vec<u8>],
+    calls: &[(u64, crate::clock::Timestamp)],
+) -> Result<(Vec<Vec<Verdict>>, Vec<LastTtl>), StorageError> {
+    let mut ttls = vec![None; items.len()];
+    let mut run = |i: usize, op: Op, now| -> Result<Verdict, StorageError> {
+        let (item, state) = match (items.get(i), states.get_mut(i)) {
+            (Some(item), Some(state)) => (item, state),
+            _ => {
+                let message = format!("{} items, {} states", items.len(), i);
+                return Err(StorageError::new(StorageErrorKind::Other, "batch", message));
+            }
+        };
+        let transition = strategy.apply(item.limit, state, op, now).map_err(|e| {
+            StorageError::new(StorageErrorKind::Corrupt, "apply", e.to_string())
+                .with_key(item.key.to_string())
+        })?;
+        if let (Some(ttl), Some(slot)) = (transition.write, ttls.get_mut(i)) {
+            *slot = Some(ttl);
+        }
+        Ok(transition.verdict)
+    };
+    let mut all = Vec::with_capacity(calls.len());
+    for &(cost, now) in calls {
+        // As `all_or_nothing`: test every item, then hit them; a hit refused after
+        // all gives back the hits before it and answers with tests.
+        let mut verdicts = (0..items.len())
+            .map(|i| run(i, Op::Test { cost }, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        if verdicts.iter().all(|v| v.allowed) {
+            for i in 0..items.len() {
+                let verdict = run(i, Op::Hit { cost }, now)?;
+                if !verdict.allowed {
+                    for taken in 0..i {
+                        run(taken, Op::Refund { cost, at: now }, now)?;
+                    }
+                    for (taken, slot) in verdicts.iter_mut().enumerate().take(i) {
+                        *slot = run(taken, Op::Test { cost }, now)?;
+                    }
+                    if let Some(slot) = verdicts.get_mut(i) {
+                        *slot = verdict;
+                    }
+                    break;
+                }
+                if let Some(slot) = verdicts.get_mut(i) {
+                    *slot = verdict;
+                }
+            }
+        }
+        all.push(verdicts);
+    }
+    Ok((all, ttls))
+}
+
 /// Runs `strategy` on `storage`'s compare-and-set core: read, decide, write if the
 /// state changed, and start over when another writer got there first.
 ///

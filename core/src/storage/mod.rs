@@ -169,7 +169,9 @@ use crate::clock::Timestamp;
 use crate::error::StorageError;
 pub use crate::key::{KeyRef, StorageKey};
 use crate::limit::RateLimit;
-pub use crate::limiter::{apply, apply_batch, apply_many_with_cas, apply_with_cas};
+pub use crate::limiter::{
+    apply, apply_batch, apply_batches_in_turn, apply_many_with_cas, apply_with_cas,
+};
 use crate::strategy::{BuiltIn, Op, Verdict};
 
 /// An opaque token naming one stored value of one key. A storage returns it from

@@ -7,7 +7,8 @@
 //! one key in order (the limiter's coalesced calls), `batch.lua` for a multi-limit
 //! hit, all or nothing, or `batch_many.lua` for several of those on the same keys in
 //! order (the limiter's coalesced `hit_all` calls). `cas.lua` is the compare-and-set
-//! of the required core.
+//! of the required core, and `cas_many.lua` the same over several keys of one hash
+//! slot at once (a wide unit of coalesced `hit_all` calls, decided in the client).
 //!
 //! Every script touches only the keys it is given, takes the time from its arguments
 //! (never the server's `TIME`), and runs in one round trip. The storage reloads a
@@ -29,6 +30,10 @@ macro_rules! strategy_script {
 
 /// Compare-and-set of one key (the required core).
 pub const CAS: &str = include_str!("cas.lua");
+
+/// Compare-and-set of several keys of one hash slot, all or nothing (a wide unit of
+/// coalesced multi-limit hits, decided in the client).
+pub const CAS_MANY: &str = include_str!("cas_many.lua");
 
 /// The single-operation and batch scripts of each built-in strategy, in the order of
 /// [`BuiltIn::ALL`].
@@ -98,6 +103,7 @@ pub const BATCH_MANY: [(BuiltIn, &str); 4] = [
 #[derive(Debug, Clone)]
 pub(crate) struct Scripts {
     pub(crate) cas: Script,
+    pub(crate) cas_many: Script,
     single: Vec<(BuiltIn, Script)>,
     many: Vec<(BuiltIn, Script)>,
     batch: Vec<(BuiltIn, Script)>,
@@ -108,6 +114,7 @@ impl Scripts {
     pub(crate) fn new() -> Scripts {
         Scripts {
             cas: Script::from_lua(CAS),
+            cas_many: Script::from_lua(CAS_MANY),
             single: STRATEGIES
                 .iter()
                 .map(|(b, single, _)| (*b, Script::from_lua(*single)))
