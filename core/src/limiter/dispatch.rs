@@ -1,6 +1,8 @@
 //! The one place that chooses between a storage's own operation and the generic
 //! compare-and-set path, and the generic paths themselves.
 
+use std::future::Future;
+
 use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
 use crate::limit::RateLimit;
@@ -189,53 +191,53 @@ pub fn apply_batches_in_turn(
     states: &mut [Vec<u8>],
     calls: &[(u64, crate::clock::Timestamp)],
 ) -> Result<(Vec<Vec<Verdict>>, Vec<LastTtl>), StorageError> {
-    let mut ttls = vec![None; items.len()];
-    let mut run = |i: usize, op: Op, now| -> Result<Verdict, StorageError> {
-        let (item, state) = match (items.get(i), states.get_mut(i)) {
-            (Some(item), Some(state)) => (item, state),
-            _ => {
-                let message = format!("{} items, {} states", items.len(), i);
-                return Err(StorageError::new(StorageErrorKind::Other, "batch", message));
-            }
+    let held = std::cell::RefCell::new((states, vec![None; items.len()]));
+    // One operation on the held state of `item` (the batch's keys are distinct).
+    let run = |item: BatchItem<'_>, op: Op, now| {
+        let mut held = held.borrow_mut();
+        let (states, ttls) = &mut *held;
+        let i = items.iter().position(|other| other.key == item.key);
+        let result = match i.and_then(|i| Some((states.get_mut(i)?, ttls.get_mut(i)?))) {
+            Some((state, ttl)) => strategy
+                .apply(item.limit, state, op, now)
+                .map(|transition| {
+                    if transition.write.is_some() {
+                        *ttl = transition.write;
+                    }
+                    transition.verdict
+                })
+                .map_err(|e| {
+                    StorageError::new(StorageErrorKind::Corrupt, "apply", e.to_string())
+                        .with_key(item.key.to_string())
+                }),
+            None => Err(StorageError::new(
+                StorageErrorKind::Other,
+                "batch",
+                format!("{} items for {} states", items.len(), states.len()),
+            )),
         };
-        let transition = strategy.apply(item.limit, state, op, now).map_err(|e| {
-            StorageError::new(StorageErrorKind::Corrupt, "apply", e.to_string())
-                .with_key(item.key.to_string())
-        })?;
-        if let (Some(ttl), Some(slot)) = (transition.write, ttls.get_mut(i)) {
-            *slot = Some(ttl);
-        }
-        Ok(transition.verdict)
+        std::future::ready(result)
     };
     let mut all = Vec::with_capacity(calls.len());
     for &(cost, now) in calls {
-        // As `all_or_nothing`: test every item, then hit them; a hit refused after
-        // all gives back the hits before it and answers with tests.
-        let mut verdicts = (0..items.len())
-            .map(|i| run(i, Op::Test { cost }, now))
-            .collect::<Result<Vec<_>, _>>()?;
-        if verdicts.iter().all(|v| v.allowed) {
-            for i in 0..items.len() {
-                let verdict = run(i, Op::Hit { cost }, now)?;
-                if !verdict.allowed {
-                    for taken in 0..i {
-                        run(taken, Op::Refund { cost, at: now }, now)?;
-                    }
-                    for (taken, slot) in verdicts.iter_mut().enumerate().take(i) {
-                        *slot = run(taken, Op::Test { cost }, now)?;
-                    }
-                    if let Some(slot) = verdicts.get_mut(i) {
-                        *slot = verdict;
-                    }
-                    break;
-                }
-                if let Some(slot) = verdicts.get_mut(i) {
-                    *slot = verdict;
-                }
+        let batch = Batch::new(items, cost, now)
+            .map_err(|e| StorageError::new(StorageErrorKind::Other, "batch", e.to_string()))?;
+        // The limiter's own all-or-nothing routine, on operations that never wait:
+        // it completes on its first poll.
+        let mut decided = std::pin::pin!(all_or_nothing(batch, |item, op| run(item, op, now)));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match decided.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(verdicts) => all.push(verdicts?),
+            std::task::Poll::Pending => {
+                return Err(StorageError::new(
+                    StorageErrorKind::Other,
+                    "batch",
+                    "an in-memory batch waited",
+                ))
             }
         }
-        all.push(verdicts);
     }
+    let (_, ttls) = held.into_inner();
     Ok((all, ttls))
 }
 
