@@ -181,10 +181,6 @@ impl<K: Hash + ?Sized, C: Clock> KeyedLimiter<K, C> {
 
     /// The same limiter on `clock`, with no key counted (its epoch is `clock`'s time
     /// now).
-    ///
-    /// # Panics
-    ///
-    /// Never: a limit that one word counts from one epoch counts from any other.
     pub fn with_clock<C2: Clock>(self, clock: C2) -> KeyedLimiter<K, C2> {
         let epoch = clock.now();
         KeyedLimiter {
@@ -238,11 +234,13 @@ impl<K: Hash + ?Sized, C: Clock> KeyedLimiter<K, C> {
     /// Forgets what `key` counted.
     pub fn clear(&self, key: &K) {
         let hash = self.hasher.hash_one(key);
-        self.shard(hash)
+        if let Ok(found) = self
+            .shard(hash)
             .write()
             .find_entry(hash, |slot| slot.hash == hash)
-            .map(|found| found.remove())
-            .ok();
+        {
+            found.remove();
+        }
     }
 
     /// The number of keys held, including keys whose bucket is full again that no
