@@ -254,8 +254,12 @@ impl<K: Hash + ?Sized, C: Clock> KeyedLimiter<K, C> {
         self.shards.iter().all(|shard| shard.read().is_empty())
     }
 
-    /// The most keys it holds: the bound of its options, or `usize::MAX`.
+    /// The most keys it holds: its shards' shares of the bound of its options (at
+    /// most that bound), or `usize::MAX` when unbounded.
     pub fn max_keys(&self) -> usize {
+        if self.shard_keys == usize::MAX / self.shards.len() {
+            return usize::MAX;
+        }
         self.shard_keys.saturating_mul(self.shards.len())
     }
 

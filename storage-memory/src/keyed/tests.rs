@@ -164,6 +164,9 @@ fn a_flood_of_distinct_long_keys_is_bounded() {
     let options = MemoryOptions::new().max_bytes(1 << 20).shards(1);
     let limiter = KeyedLimiter::<u64>::with_options(limit("10 per minute"), &options).unwrap();
     assert_eq!(limiter.max_keys(), (1 << 20) / KEYED_BYTES_PER_KEY);
+    let unbounded = MemoryOptions::new().unbounded();
+    let limiter = KeyedLimiter::<u64>::with_options(limit("10 per minute"), &unbounded).unwrap();
+    assert_eq!(limiter.max_keys(), usize::MAX);
 }
 
 /// At the bound, keys whose bucket is full again go first, and no key still counting
