@@ -31,7 +31,7 @@ pub use builder::RateLimiterBuilder;
 
 use dispatch::all_or_nothing;
 pub use dispatch::{
-    apply, apply_batch, apply_batches_in_turn, apply_many_with_cas, apply_with_cas,
+    apply, apply_batch, apply_batches_in_turn, apply_in_turn, apply_many_with_cas, apply_with_cas,
 };
 
 /// The default number of compare-and-set attempts per decision on the generic path.

@@ -12,7 +12,8 @@
 //! block, and either skips the tables after the blocks.
 //!
 //! `LIMITER_BENCH_SECS` is the time each figure gets in all (default 1.5 s), split
-//! over `LIMITER_BENCH_ROUNDS` rounds (default 3); a figure is the median of its
+//! over `LIMITER_BENCH_ROUNDS` rounds (default 3); `LIMITER_BENCH_CALLERS=64` (or
+//! `16,64`) measures only those columns. A figure is the median of its
 //! rounds. Within a round every workload of a block runs once, in an order that
 //! starts one further each round, so a burst of load from elsewhere on the machine
 //! lands on one round of every workload. `LIMITER_BENCH_RESULTS=FILE` also appends
@@ -29,8 +30,9 @@
 //! - `hit` through a `RateLimiter` (the script), without coalescing (one round trip
 //!   per decision) and with it
 //!   ([`RateLimiterBuilder::coalesce`](limiter_core::RateLimiterBuilder::coalesce):
-//!   the calls queued on a key in one script call, `many.lua`, or, eight or more on
-//!   a one-value state, in one `GET` and one compare-and-set);
+//!   the calls queued on a key in one script call, `many.lua`, or, eight or more, in
+//!   one `GET` and one compare-and-set, and the next unit on the key in the
+//!   compare-and-set alone, on the state it wrote);
 //! - `hit` on the generic path (the strategy wrapped so that the storage does not
 //!   recognise it: `get`, then the compare-and-set script), without and with
 //!   coalescing;
@@ -421,6 +423,22 @@ impl Ceiling {
     }
 }
 
+/// The caller counts to measure: `LIMITER_BENCH_CALLERS` (`64`, or `16,64`), or all
+/// of [`CALLERS`]; the others' cells stay empty.
+fn callers_to_run() -> Vec<usize> {
+    let chosen: Vec<usize> = std::env::var("LIMITER_BENCH_CALLERS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .filter(|n| CALLERS.contains(n))
+        .collect();
+    if chosen.is_empty() {
+        CALLERS.to_vec()
+    } else {
+        chosen
+    }
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
@@ -692,7 +710,7 @@ async fn main() -> Fallible<()> {
         println!("| workload | 1 caller | 16 callers | 64 callers |");
         println!("|---|---:|---:|---:|");
         let mut cells: Vec<Vec<String>> = vec![Vec::new(); workloads.len()];
-        for callers in CALLERS {
+        for callers in callers_to_run() {
             let column = if callers == 1 {
                 "1 caller".to_owned()
             } else {

@@ -4,6 +4,7 @@
 
 mod error;
 mod events;
+mod memo;
 pub mod native;
 mod options;
 pub mod scripts;

@@ -1,7 +1,7 @@
 //! The native operations: one Lua script, one round trip, per decision, or per unit
 //! of coalesced calls on one key (`apply_many`) or on one client's keys
-//! (`batch_many`); a wide unit on one-value states goes as a read and a
-//! compare-and-set instead, see [`CAS_UNIT_MIN`].
+//! (`batch_many`); a wide unit goes as a read and a compare-and-set instead, and the
+//! next unit on that key as the compare-and-set alone, see [`CAS_UNIT_MIN`].
 //!
 //! A limit whose numbers the scripts' double-precision arithmetic cannot hold exactly
 //! is declined up front (the limiter then takes its generic path). A state whose
@@ -13,23 +13,28 @@ use fred::bytes::Bytes;
 use fred::types::{Key, Value};
 use limiter_core::observe::key_digest;
 use limiter_core::storage::{
-    apply_batch, apply_batches_in_turn, apply_many_with_cas, apply_with_cas, Answer, Batch,
-    BatchItem, KeyOp, KeyRef, NativeStrategies,
+    apply_batch, apply_batches_in_turn, apply_in_turn, apply_with_cas, Answer, Batch, BatchItem,
+    KeyOp, KeyRef, NativeStrategies,
 };
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{RateLimit, StorageError, StorageErrorKind, Timestamp, DEFAULT_MAX_ATTEMPTS};
 
 use crate::error;
+use crate::memo::{Held, MAX_STATE_BYTES};
 use crate::storage::{ttl_ms, RedisStorage};
 
 /// The fewest coalesced operations on one key whose unit goes as a `GET` and one
-/// compare-and-set, the strategy applied here, rather than as `many.lua`, when the
-/// state is one value (fixed window, sliding window, GCRA): the server then stores one
-/// state instead of running every operation in Lua, and the wider unit that two round
-/// trips collect costs the client less per decision. Likewise the fewest coalesced
-/// multi-limit hits whose unit goes as one `MGET` and one `cas_many.lua` rather than
-/// as `batch_many.lua`. Smaller units, and moving-window logs (whose records the
-/// scripts append in place), go by script in one round trip.
+/// compare-and-set, the strategy applied here, rather than as `many.lua`: the server
+/// then stores one state instead of running every operation in Lua, and the wider
+/// unit that two round trips collect costs the client less per decision. What such a
+/// unit writes is held in this process (for a few hot keys, states up to 16 KiB), so
+/// that the next unit on the key, of any width, goes as the compare-and-set alone,
+/// at the version written: one round trip, exact, since versions never repeat (a key
+/// that someone else wrote meanwhile, or that expired, fails it, and the unit goes by
+/// script). A moving-window log longer than that goes by script for a while, which
+/// appends its records in place. Likewise the fewest coalesced multi-limit hits whose
+/// unit goes as one `MGET` and one `cas_many.lua` rather than as `batch_many.lua`.
+/// Smaller units go by script in one round trip.
 pub const CAS_UNIT_MIN: usize = 8;
 
 /// After a unit's compare-and-set lost a race (another process wrote the key between
@@ -73,6 +78,16 @@ pub enum ScriptAnswer {
     /// The state's numbers are out of the script's exact range: nothing was written,
     /// and the generic path must decide.
     Fallback,
+}
+
+/// How a unit by compare-and-set ended.
+enum CasUnit {
+    /// Decided: written, or nothing to write on the state just read.
+    Done(Vec<Verdict>),
+    /// Not decided this way (nothing written): nothing to write on a held state.
+    Declined,
+    /// Another writer changed the key first: nothing written.
+    Lost,
 }
 
 fn parts(op: Op) -> (&'static str, u64, u64) {
@@ -129,8 +144,18 @@ impl RedisStorage {
         strategy: BuiltIn,
         op: KeyOp<'_>,
     ) -> Result<ScriptAnswer, StorageError> {
-        let operation = strategy.name();
         let redis_key = self.redis_key(&op.key.to_storage_key());
+        self.run_single_script(strategy, &redis_key, op).await
+    }
+
+    /// `strategy`'s single-operation script for `op` on `redis_key`.
+    async fn run_single_script(
+        &self,
+        strategy: BuiltIn,
+        redis_key: &str,
+        op: KeyOp<'_>,
+    ) -> Result<ScriptAnswer, StorageError> {
+        let operation = strategy.name();
         let Some(script) = self.scripts().single(strategy) else {
             return Err(StorageError::unsupported(operation));
         };
@@ -145,25 +170,25 @@ impl RedisStorage {
             Value::Bytes(self.next_version()),
             num(op.limit.burst()),
         ];
-        let keys = vec![Key::from(redis_key.as_str())];
+        let keys = vec![Key::from(redis_key)];
         let words: Vec<i64> = self
-            .run_script(script, operation, &redis_key, keys, args)
+            .run_script(script, operation, redis_key, keys, args)
             .await?;
         match words.as_slice() {
             [-1] => Ok(ScriptAnswer::Fallback),
             [head @ .., ttl] if head.len() == 4 => {
-                let verdict = verdict(operation, &redis_key, head)?;
+                let verdict = verdict(operation, redis_key, head)?;
                 let ttl = match *ttl {
                     -1 => None,
                     n => Some(u64::try_from(n).map_err(|_| {
-                        error::protocol(operation, &redis_key, format!("negative ttl {n}"))
+                        error::protocol(operation, redis_key, format!("negative ttl {n}"))
                     })?),
                 };
                 Ok(ScriptAnswer::Decided(verdict, ttl))
             }
             _ => Err(error::protocol(
                 operation,
-                &redis_key,
+                redis_key,
                 format!("unexpected script answer {words:?}"),
             )),
         }
@@ -176,11 +201,11 @@ impl RedisStorage {
         &self,
         strategy: BuiltIn,
         key: KeyRef<'_>,
+        redis_key: &str,
         limit: &RateLimit,
         ops: &[(Op, Timestamp)],
     ) -> Result<Vec<Verdict>, StorageError> {
         let operation = strategy.name();
-        let redis_key = self.redis_key(&key.to_storage_key());
         let Some(script) = self.scripts().many(strategy) else {
             return Err(StorageError::unsupported(operation));
         };
@@ -200,9 +225,9 @@ impl RedisStorage {
             };
             args.extend([num(now.as_millis()), num(cost), what]);
         }
-        let keys = vec![Key::from(redis_key.as_str())];
+        let keys = vec![Key::from(redis_key)];
         let words: Vec<i64> = self
-            .run_script(script, operation, &redis_key, keys, args)
+            .run_script(script, operation, redis_key, keys, args)
             .await?;
         // Four numbers per operation run, then -1 alone if the rest did not run.
         let (ran, fell_back) = match words.split_last() {
@@ -212,7 +237,7 @@ impl RedisStorage {
         let bad = || {
             error::protocol(
                 operation,
-                &redis_key,
+                redis_key,
                 format!("{} numbers for {} operations", words.len(), ops.len()),
             )
         };
@@ -224,7 +249,7 @@ impl RedisStorage {
         }
         let mut verdicts = ran
             .chunks_exact(4)
-            .map(|w| verdict(operation, &redis_key, w))
+            .map(|w| verdict(operation, redis_key, w))
             .collect::<Result<Vec<_>, _>>()?;
         // The rest, one by one: the rare state the script cannot compute exactly.
         for &(op, now) in ops.get(verdicts.len()..).unwrap_or_default() {
@@ -386,7 +411,19 @@ impl NativeStrategies for RedisStorage {
             return Answer::Declined;
         }
         Answer::pending(async move {
-            match self.run_strategy_script(strategy, op).await? {
+            let redis_key = self.redis_key(&op.key.to_storage_key());
+            let ops = [(op.op, op.now)];
+            if let Some(verdicts) = self
+                .cas_route(strategy, op.key, &redis_key, op.limit, &ops)
+                .await?
+            {
+                let [verdict] = verdicts[..] else {
+                    let message = format!("{} verdicts for one operation", verdicts.len());
+                    return Err(error::protocol(strategy.name(), &redis_key, message));
+                };
+                return Ok(verdict);
+            }
+            match self.run_single_script(strategy, &redis_key, op).await? {
                 ScriptAnswer::Decided(verdict, _) => Ok(verdict),
                 ScriptAnswer::Fallback => {
                     apply_with_cas(self, strategy.strategy(), DEFAULT_MAX_ATTEMPTS, op).await
@@ -474,14 +511,17 @@ impl NativeStrategies for RedisStorage {
             return Answer::Declined;
         }
         Answer::pending(async move {
-            if self.cas_unit_due(strategy, ops.len()) {
-                let state_strategy = strategy.strategy();
-                match apply_many_with_cas(self, state_strategy, key, limit, ops).await? {
-                    Some(verdicts) => return Ok(verdicts),
-                    None => self.lost_cas_race(Some(key), ops.len()),
+            let redis_key = self.redis_key(&key.to_storage_key());
+            match self
+                .cas_route(strategy, key, &redis_key, limit, ops)
+                .await?
+            {
+                Some(verdicts) => Ok(verdicts),
+                None => {
+                    self.run_many_script(strategy, key, &redis_key, limit, ops)
+                        .await
                 }
             }
-            self.run_many_script(strategy, key, limit, ops).await
         })
     }
 }
@@ -496,6 +536,84 @@ impl RedisStorage {
             "a unit's compare-and-set lost a race; units go by script for a while"
         );
         self.script_next_units(SCRIPT_UNITS_AFTER_RACE);
+    }
+
+    /// `ops` on `key` by compare-and-set, when that is the cheaper way: on the state
+    /// this process last wrote there, if it holds it (see [`crate::memo`]); else, for
+    /// a wide unit (see [`CAS_UNIT_MIN`]), on the state read with `GET`. The verdicts,
+    /// or `None` when the unit goes by script (nothing written).
+    async fn cas_route(
+        &self,
+        strategy: BuiltIn,
+        key: KeyRef<'_>,
+        redis_key: &str,
+        limit: &RateLimit,
+        ops: &[(Op, Timestamp)],
+    ) -> Result<Option<Vec<Verdict>>, StorageError> {
+        let mut outcome = CasUnit::Declined;
+        if let Some(held) = self.memo().take(redis_key) {
+            outcome = self
+                .unit_with_cas(strategy, redis_key, limit, ops, Some(held))
+                .await?;
+        }
+        if matches!(outcome, CasUnit::Declined) && self.cas_unit_due(strategy, ops.len()) {
+            outcome = self
+                .unit_with_cas(strategy, redis_key, limit, ops, None)
+                .await?;
+        }
+        match outcome {
+            CasUnit::Done(verdicts) => Ok(Some(verdicts)),
+            CasUnit::Lost => {
+                self.lost_cas_race(Some(key), ops.len());
+                Ok(None)
+            }
+            CasUnit::Declined => Ok(None),
+        }
+    }
+
+    /// `ops` in turn on `held` (`None`: on the state read now), written back with one
+    /// compare-and-set at its version; what is written (or read, when nothing
+    /// changes) is held for the next unit.
+    async fn unit_with_cas(
+        &self,
+        strategy: BuiltIn,
+        redis_key: &str,
+        limit: &RateLimit,
+        ops: &[(Op, Timestamp)],
+        held: Option<Held>,
+    ) -> Result<CasUnit, StorageError> {
+        let confirmed = held.is_none();
+        let (mut state, version) = match held {
+            Some(held) => (held.state, Some(held.version)),
+            None => match self.get_value(redis_key).await? {
+                Some(read) => (read.value, Some(read.version.0)),
+                None => (Vec::new(), None),
+            },
+        };
+        if state.len() > MAX_STATE_BYTES {
+            // A long log: rewriting it costs more than the script's append.
+            self.script_next_units(SCRIPT_UNITS_AFTER_RACE);
+        }
+        let (verdicts, write) = apply_in_turn(strategy.strategy(), limit, &mut state, ops)
+            .map_err(|e| e.with_key(redis_key))?;
+        let Some((ttl, _)) = write else {
+            // Nothing to write: the verdicts stand on a state just read, not on one
+            // held, which no write confirms.
+            if !confirmed {
+                return Ok(CasUnit::Declined);
+            }
+            if let Some(version) = version {
+                self.memo().keep(Held::new(redis_key, state, version));
+            }
+            return Ok(CasUnit::Done(verdicts));
+        };
+        match self.cas_script(redis_key, version, &state, ttl).await? {
+            Some(written) => {
+                self.memo().keep(Held::new(redis_key, state, written));
+                Ok(CasUnit::Done(verdicts))
+            }
+            None => Ok(CasUnit::Lost),
+        }
     }
 
     /// A unit of coalesced multi-limit hits (`calls` on `items`, all of one hash slot)
@@ -520,6 +638,10 @@ impl RedisStorage {
             .into_iter()
             .map(|v| v.map(|v| v.value).unwrap_or_default())
             .collect();
+        if states.iter().any(|s| s.len() > MAX_STATE_BYTES) {
+            // A long log: rewriting it costs more than the script's append.
+            self.script_next_units(SCRIPT_UNITS_AFTER_RACE);
+        }
         let (verdicts, ttls) =
             apply_batches_in_turn(strategy.strategy(), items, &mut states, calls)?;
         if ttls.iter().all(Option::is_none) {
@@ -560,7 +682,10 @@ impl RedisStorage {
         len >= CAS_UNIT_MIN
             && matches!(
                 strategy,
-                BuiltIn::FixedWindow | BuiltIn::SlidingWindow | BuiltIn::Gcra
+                BuiltIn::FixedWindow
+                    | BuiltIn::SlidingWindow
+                    | BuiltIn::Gcra
+                    | BuiltIn::MovingWindow
             )
             && self.cas_unit_allowed()
     }

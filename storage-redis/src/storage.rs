@@ -22,6 +22,7 @@ use limiter_core::{StorageError, StorageErrorKind, Timestamp};
 
 use crate::error::{self, RedisError};
 use crate::events::{self, Listeners};
+use crate::memo::Memo;
 use crate::options::{RedisOptions, Topology};
 use crate::scripts::Scripts;
 
@@ -67,6 +68,8 @@ struct Inner {
     /// Units of coalesced operations still to run by script after a read and
     /// compare-and-set lost a race (see `native::CAS_UNIT_MIN`).
     script_units: AtomicU32,
+    /// The states this process last wrote to its hot keys, with their versions.
+    memo: Memo,
     /// The `tracing` listeners of the pool's connection events.
     _listeners: Listeners,
 }
@@ -192,6 +195,7 @@ impl RedisStorage {
                 scripts: Scripts::new(),
                 versions: Versions::new(),
                 script_units: AtomicU32::new(0),
+                memo: Memo::new(),
                 _listeners: listeners,
             }),
         })
@@ -307,6 +311,52 @@ impl RedisStorage {
         Bytes::copy_from_slice(&self.inner.versions.next().to_le_bytes())
     }
 
+    /// The states this process last wrote to its hot keys.
+    pub(crate) fn memo(&self) -> &Memo {
+        &self.inner.memo
+    }
+
+    /// `value` into `redis_key` at a fresh version, if the key is at `expected`
+    /// (`None`: absent), by `cas.lua`: the version written, or `None` when the key
+    /// was not at `expected` (nothing written).
+    pub(crate) async fn cas_script(
+        &self,
+        redis_key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<u64>, StorageError> {
+        let expected = match expected {
+            Some(v) => Bytes::copy_from_slice(&v.to_le_bytes()),
+            None => Bytes::new(),
+        };
+        let version = self.inner.versions.next();
+        let args = vec![
+            Value::Bytes(expected),
+            Value::Bytes(Bytes::copy_from_slice(&version.to_le_bytes())),
+            Value::Bytes(Bytes::copy_from_slice(value)),
+            Value::from(ttl_ms(ttl).to_string()),
+        ];
+        let wrote: i64 = self
+            .run_script(
+                &self.inner.scripts.cas,
+                "compare_and_set",
+                redis_key,
+                vec![Key::from(redis_key)],
+                args,
+            )
+            .await?;
+        match wrote {
+            0 => Ok(None),
+            1 => Ok(Some(version)),
+            other => Err(error::protocol(
+                "compare_and_set",
+                redis_key,
+                format!("script answered {other}, expected 0 or 1"),
+            )),
+        }
+    }
+
     /// Whether a unit of coalesced operations may try a read and a compare-and-set
     /// now: not while units still go by script after a lost race (this counts one of
     /// them down).
@@ -346,6 +396,21 @@ impl RedisStorage {
                     .transpose()
             })
             .collect()
+    }
+
+    /// The value of `redis_key`, as its version and state (`None`: absent).
+    pub(crate) async fn get_value(
+        &self,
+        redis_key: &str,
+    ) -> Result<Option<Versioned>, StorageError> {
+        let client = self.inner.pool.next_connected();
+        let value: Option<Bytes> = self
+            .bounded("get", Some(redis_key), client.get(redis_key))
+            .await?;
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        split_version(&value, "get", redis_key).map(Some)
     }
 
     /// The prepared scripts.
@@ -510,15 +575,7 @@ impl Storage for RedisStorage {
         key: &StorageKey,
         _now: Timestamp,
     ) -> Result<Option<Versioned>, StorageError> {
-        let redis_key = self.redis_key(key);
-        let client = self.inner.pool.next_connected();
-        let value: Option<Bytes> = self
-            .bounded("get", Some(&redis_key), client.get(redis_key.as_str()))
-            .await?;
-        let Some(value) = value else {
-            return Ok(None);
-        };
-        split_version(&value, "get", &redis_key).map(Some)
+        self.get_value(&self.redis_key(key)).await
     }
 
     async fn compare_and_set(
@@ -530,38 +587,14 @@ impl Storage for RedisStorage {
         _now: Timestamp,
     ) -> Result<bool, StorageError> {
         let redis_key = self.redis_key(key);
-        let expected = match expected {
-            Some(v) => Bytes::copy_from_slice(&v.0.to_le_bytes()),
-            None => Bytes::new(),
-        };
-        let args = vec![
-            Value::Bytes(expected),
-            Value::Bytes(self.next_version()),
-            Value::Bytes(Bytes::copy_from_slice(value)),
-            Value::from(ttl_ms(ttl).to_string()),
-        ];
-        let wrote: i64 = self
-            .run_script(
-                &self.inner.scripts.cas,
-                "compare_and_set",
-                &redis_key,
-                vec![Key::from(redis_key.as_str())],
-                args,
-            )
-            .await?;
-        match wrote {
-            0 => Ok(false),
-            1 => Ok(true),
-            other => Err(error::protocol(
-                "compare_and_set",
-                &redis_key,
-                format!("script answered {other}, expected 0 or 1"),
-            )),
-        }
+        let expected = expected.map(|v| v.0);
+        let wrote = self.cas_script(&redis_key, expected, value, ttl).await?;
+        Ok(wrote.is_some())
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
         let redis_key = self.redis_key(key);
+        self.memo().forget(&redis_key);
         let client = self.inner.pool.next_connected();
         let _: i64 = self
             .bounded("delete", Some(&redis_key), client.del(redis_key.as_str()))

@@ -1,7 +1,9 @@
-//! Wide units of coalesced operations on a one-value state go as a `GET` and one
-//! compare-and-set (the strategy applied in the client), narrow ones and moving-window
-//! logs as `many.lua`; wide units of multi-limit hits as an `MGET` and one
-//! `cas_many.lua`; a unit whose compare-and-set loses a race goes by script.
+//! Wide units of coalesced operations go as a `GET` and one compare-and-set (the
+//! strategy applied in the client), narrow ones as `many.lua`; the next unit on a key
+//! as the compare-and-set alone, on the state written last, unless another writer
+//! or an expiry got there first; long moving-window logs by script; wide units of
+//! multi-limit hits as an `MGET` and one `cas_many.lua`; a unit whose
+//! compare-and-set loses a race goes by script.
 //! Counted with the server's `INFO commandstats`.
 //!
 //! One test in this file, so that nothing else moves the server's counters meanwhile.
@@ -12,13 +14,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::storage::{Answer, Batch, BatchItem, NativeStrategies, Storage, StorageKey};
+use limiter_core::storage::{
+    Answer, Batch, BatchItem, KeyOp, NativeStrategies, Storage, StorageKey,
+};
 use limiter_core::strategy::{BuiltIn, Op, Verdict};
 use limiter_core::{Key, RateLimit, RateLimiter, Timestamp};
 use limiter_redis::native::CAS_UNIT_MIN;
 use limiter_redis::RedisStorage;
 
 const T0: u64 = 1_700_000_000_000;
+
+async fn apply_one(storage: &RedisStorage, strategy: BuiltIn, op: KeyOp<'_>) -> Verdict {
+    match NativeStrategies::apply(storage, strategy, op) {
+        Answer::Pending(future) => future.await.expect("apply"),
+        Answer::Ready(result) => result.expect("apply"),
+        Answer::Declined => panic!("{strategy}: apply declined"),
+    }
+}
 
 async fn apply_many(
     storage: &RedisStorage,
@@ -52,105 +64,349 @@ fn hits(n: usize, at: u64) -> Vec<(Op, Timestamp)> {
         .collect()
 }
 
+/// `ops` applied one at a time to `state` by the strategy itself: the verdicts.
+fn model(
+    strategy: BuiltIn,
+    limit: &RateLimit,
+    state: &mut Vec<u8>,
+    ops: &[(Op, Timestamp)],
+) -> Vec<Verdict> {
+    ops.iter()
+        .map(|&(op, now)| {
+            let applied = strategy.strategy().apply(limit, state, op, now);
+            applied.expect("apply").verdict
+        })
+        .collect()
+}
+
+/// The bytes stored under `key`.
+async fn stored(storage: &RedisStorage, key: &StorageKey) -> Option<Vec<u8>> {
+    let read = storage.get(key, Timestamp::from_millis(T0)).await;
+    read.expect("get").map(|v| v.value)
+}
+
+/// The server's count of each of `commands` (scripts as `evalsha` and `eval`
+/// together, `script`), so that a difference of two says what a unit sent.
+struct Counts {
+    url: String,
+}
+
+impl Counts {
+    fn now(&self, commands: &[&str]) -> Vec<u64> {
+        let stats = common::command_stats(&self.url);
+        let count = |name: &str| stats.get(name).copied().unwrap_or(0);
+        commands
+            .iter()
+            .map(|c| match *c {
+                "script" => count("evalsha") + count("eval"),
+                other => count(other),
+            })
+            .collect()
+    }
+
+    /// What `unit` sent, as counts of `commands`, and its answer.
+    async fn during<T>(
+        &self,
+        commands: &[&str],
+        unit: impl std::future::Future<Output = T>,
+    ) -> (Vec<u64>, T) {
+        let before = self.now(commands);
+        let answer = unit.await;
+        let after = self.now(commands);
+        (
+            after.iter().zip(before).map(|(a, b)| a - b).collect(),
+            answer,
+        )
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wide_units_go_as_a_read_and_a_compare_and_set_and_lost_races_by_script() {
     let url = common::env("LIMITER_REDIS_URL");
+    let counts = Counts { url: url.clone() };
     let storage = common::connect("LIMITER_REDIS_URL", "limiter-units:").await;
     let limit: RateLimit = "100 per minute".parse().expect("limit");
     let run = std::process::id();
-    // The compare-and-set script reads the version with GETRANGE, and many.lua reads a
-    // one-value state with GET, inside the script: so on a one-value state a unit that
-    // went as a read and a compare-and-set makes one GETRANGE, one by script none.
     let calls = || {
-        let stats = common::command_stats(&url);
-        let count = |name: &str| stats.get(name).copied().unwrap_or(0);
-        (count("getrange"), count("evalsha") + count("eval"))
+        let now = counts.now(&["getrange", "script"]);
+        (now[0], now[1])
     };
+    // On a one-value state: the compare-and-set script reads the version with
+    // GETRANGE, and many.lua reads the state with GET, inside the script. So a unit
+    // that goes as a read and a compare-and-set makes one GET (the read), one
+    // GETRANGE and one script call; one on the state held from its last write, one
+    // GETRANGE and one script call, no GET; one by script, one GET and no GETRANGE.
+    let (read_and_cas, held_cas, by_script) = (vec![1, 1, 1], vec![0, 1, 1], vec![1, 0, 1]);
+    let sent = ["get", "getrange", "script"];
 
     for strategy in [BuiltIn::FixedWindow, BuiltIn::SlidingWindow, BuiltIn::Gcra] {
         let limiter = RateLimiter::builder(Arc::new(storage.clone()))
             .strategy_arc(common::strategy(strategy))
             .namespace(format!("units-{run}"))
             .build();
-        let (wide, narrow) = (
-            limiter.storage_key(&limit, &Key::from("wide")),
-            limiter.storage_key(&limit, &Key::from("narrow")),
-        );
+        let key = |name: &str| limiter.storage_key(&limit, &Key::from(name));
+        let (wide, narrow) = (key("wide"), key("narrow"));
         // Every script this test sends, loaded on the server first (a script's first
         // call may take two: one answered NOSCRIPT, then the load).
-        let warm = limiter.storage_key(&limit, &Key::from("warm-up"));
-        apply_many(&storage, strategy, &warm, &limit, &hits(CAS_UNIT_MIN, T0)).await;
-        apply_many(&storage, strategy, &warm, &limit, &hits(2, T0)).await;
+        apply_many(
+            &storage,
+            strategy,
+            &key("warm-narrow"),
+            &limit,
+            &hits(2, T0),
+        )
+        .await;
+        apply_many(
+            &storage,
+            strategy,
+            &key("warm-wide"),
+            &limit,
+            &hits(CAS_UNIT_MIN, T0),
+        )
+        .await;
+        let warm_single = key("warm-single");
+        let single = KeyOp {
+            key: (&warm_single).into(),
+            limit: &limit,
+            op: Op::Hit { cost: 1 },
+            now: Timestamp::from_millis(T0),
+        };
+        apply_one(&storage, strategy, single).await;
 
         // A wide unit: the verdicts and bytes of the strategy, applied one at a time.
-        let ops = hits(CAS_UNIT_MIN + 12, T0);
-        let (gets, scripts) = calls();
-        let verdicts = apply_many(&storage, strategy, &wide, &limit, &ops).await;
-        let (gets, scripts) = {
-            let (g, s) = calls();
-            (g - gets, s - scripts)
-        };
         let mut state = Vec::new();
-        for (&(op, now), verdict) in ops.iter().zip(&verdicts) {
-            let expected = strategy
-                .strategy()
-                .apply(&limit, &mut state, op, now)
-                .expect("apply")
-                .verdict;
-            assert_eq!(*verdict, expected, "{strategy}: {op:?} at {now}");
-        }
-        let stored = storage
-            .get(&wide, Timestamp::from_millis(T0))
-            .await
-            .expect("get")
-            .map(|v| v.value);
-        assert_eq!(stored, Some(state), "{strategy}: the bytes stored");
+        let ops = hits(CAS_UNIT_MIN + 12, T0);
+        let (made, verdicts) = counts
+            .during(&sent, apply_many(&storage, strategy, &wide, &limit, &ops))
+            .await;
         assert_eq!(
-            (gets, scripts),
-            (1, 1),
-            "{strategy}: GETRANGE and script calls of a unit of {} operations",
-            ops.len()
+            verdicts,
+            model(strategy, &limit, &mut state, &ops),
+            "{strategy}"
         );
-
-        // A narrow unit goes by script, in one round trip.
-        let ops = hits(CAS_UNIT_MIN - 1, T0);
-        let (gets, scripts) = calls();
-        let verdicts = apply_many(&storage, strategy, &narrow, &limit, &ops).await;
-        assert!(verdicts.iter().all(|v| v.allowed), "{strategy}");
-        let (g, s) = calls();
         assert_eq!(
-            (g - gets, s - scripts),
-            (0, 1),
+            stored(&storage, &wide).await.as_ref(),
+            Some(&state),
+            "{strategy}"
+        );
+        assert_eq!(
+            made,
+            read_and_cas,
             "{strategy}: a unit of {} operations",
             ops.len()
         );
+
+        // A narrow unit on another key goes by script, in one round trip.
+        let ops = hits(CAS_UNIT_MIN - 1, T0);
+        let (made, verdicts) = counts
+            .during(&sent, apply_many(&storage, strategy, &narrow, &limit, &ops))
+            .await;
+        assert!(verdicts.iter().all(|v| v.allowed), "{strategy}");
+        assert_eq!(
+            made,
+            by_script,
+            "{strategy}: a unit of {} operations",
+            ops.len()
+        );
+
+        // The next units on the wide key, of any width, and a lone operation, go as
+        // the compare-and-set alone, on the state written last: same verdicts, same
+        // bytes.
+        for n in [3, CAS_UNIT_MIN + 5] {
+            let ops = hits(n, T0 + 100);
+            let (made, verdicts) = counts
+                .during(&sent, apply_many(&storage, strategy, &wide, &limit, &ops))
+                .await;
+            assert_eq!(
+                verdicts,
+                model(strategy, &limit, &mut state, &ops),
+                "{strategy}"
+            );
+            assert_eq!(
+                stored(&storage, &wide).await.as_ref(),
+                Some(&state),
+                "{strategy}"
+            );
+            assert_eq!(made, held_cas, "{strategy}: a held unit of {n} operations");
+        }
+        let one = KeyOp {
+            key: (&wide).into(),
+            limit: &limit,
+            op: Op::Hit { cost: 2 },
+            now: Timestamp::from_millis(T0 + 200),
+        };
+        let (made, verdict) = counts
+            .during(&sent, apply_one(&storage, strategy, one))
+            .await;
+        let ops = [(one.op, one.now)];
+        assert_eq!(
+            vec![verdict],
+            model(strategy, &limit, &mut state, &ops),
+            "{strategy}"
+        );
+        assert_eq!(
+            stored(&storage, &wide).await.as_ref(),
+            Some(&state),
+            "{strategy}"
+        );
+        assert_eq!(made, held_cas, "{strategy}: a held lone operation");
+
+        // A unit that would write nothing (tests only) does not trust the held state:
+        // nothing confirms it. It goes by script.
+        let tests: Vec<(Op, Timestamp)> = (0..3)
+            .map(|i| (Op::Test { cost: 1 + i }, Timestamp::from_millis(T0 + 300)))
+            .collect();
+        let (made, verdicts) = counts
+            .during(&sent, apply_many(&storage, strategy, &wide, &limit, &tests))
+            .await;
+        assert_eq!(
+            verdicts,
+            model(strategy, &limit, &mut state, &tests),
+            "{strategy}"
+        );
+        assert_eq!(made, by_script, "{strategy}: tests on a held state");
     }
 
-    // Moving-window logs go by script whatever the unit's width: the records are
-    // appended in place, not the whole log rewritten.
-    let limiter = RateLimiter::builder(Arc::new(storage.clone()))
-        .strategy_arc(common::strategy(BuiltIn::MovingWindow))
+    // What a held state cannot see: another client's write, or the key expiring. The
+    // compare-and-set at the held version then writes nothing, and the unit goes by
+    // script on the key as it is. (Its own connection: a lost race sends the next
+    // units of that storage by script.)
+    for strategy in [BuiltIn::FixedWindow, BuiltIn::SlidingWindow, BuiltIn::Gcra] {
+        let storage = common::connect("LIMITER_REDIS_URL", "limiter-units:").await;
+        let other = common::connect("LIMITER_REDIS_URL", "limiter-units:").await;
+        let limiter = RateLimiter::builder(Arc::new(storage.clone()))
+            .strategy_arc(common::strategy(strategy))
+            .namespace(format!("units-stale-{run}"))
+            .build();
+        let (rewritten, gone) = (
+            limiter.storage_key(&limit, &Key::from("rewritten")),
+            limiter.storage_key(&limit, &Key::from("gone")),
+        );
+        let (mut state, mut state_gone) = (Vec::new(), Vec::new());
+        let ops = hits(CAS_UNIT_MIN, T0);
+        apply_many(&storage, strategy, &rewritten, &limit, &ops).await;
+        model(strategy, &limit, &mut state, &ops);
+        apply_many(&storage, strategy, &gone, &limit, &ops).await;
+        // The other client: one more hit on one key, the other key deleted.
+        let now = Timestamp::from_millis(T0 + 50);
+        let current = other
+            .get(&rewritten, now)
+            .await
+            .expect("get")
+            .expect("stored");
+        let extra = [(Op::Hit { cost: 5 }, now)];
+        model(strategy, &limit, &mut state, &extra);
+        let ttl = Duration::from_secs(120);
+        let set = other.compare_and_set(&rewritten, Some(current.version), &state, ttl, now);
+        assert!(set.await.expect("compare_and_set"), "{strategy}");
+        other.delete(&gone).await.expect("delete");
+
+        let ops = hits(3, T0 + 60);
+        let (made, verdicts) = counts
+            .during(
+                &sent,
+                apply_many(&storage, strategy, &rewritten, &limit, &ops),
+            )
+            .await;
+        assert_eq!(
+            verdicts,
+            model(strategy, &limit, &mut state, &ops),
+            "{strategy}"
+        );
+        assert_eq!(
+            stored(&storage, &rewritten).await.as_ref(),
+            Some(&state),
+            "{strategy}"
+        );
+        // The compare-and-set that wrote nothing, then the script.
+        assert_eq!(
+            made,
+            vec![1, 1, 2],
+            "{strategy}: a held unit after another write"
+        );
+
+        let (made, verdicts) = counts
+            .during(&sent, apply_many(&storage, strategy, &gone, &limit, &ops))
+            .await;
+        assert_eq!(
+            verdicts,
+            model(strategy, &limit, &mut state_gone, &ops),
+            "{strategy}"
+        );
+        assert_eq!(
+            stored(&storage, &gone).await.as_ref(),
+            Some(&state_gone),
+            "{strategy}"
+        );
+        assert_eq!(
+            made,
+            vec![1, 1, 2],
+            "{strategy}: a held unit after the key went"
+        );
+    }
+
+    // Moving-window logs: a wide unit on a short log goes as a read and a
+    // compare-and-set, the next unit on the state held; a log longer than the held
+    // states' bound is rewritten once, then units go by script, which appends records
+    // in place (no SET).
+    let log_storage = common::connect("LIMITER_REDIS_URL", "limiter-units:").await;
+    let moving = BuiltIn::MovingWindow;
+    let limiter = RateLimiter::builder(Arc::new(log_storage.clone()))
+        .strategy_arc(common::strategy(moving))
         .namespace(format!("units-{run}"))
         .build();
+    let log_sent = ["get", "set", "script"];
+    let warm = limiter.storage_key(&limit, &Key::from("warm-up"));
+    apply_many(&log_storage, moving, &warm, &limit, &hits(2, T0)).await;
+    apply_many(
+        &log_storage,
+        moving,
+        &warm,
+        &limit,
+        &hits(CAS_UNIT_MIN, T0 + 2),
+    )
+    .await;
     let log = limiter.storage_key(&limit, &Key::from("log"));
-    let (first, ops) = (hits(2, T0), hits(CAS_UNIT_MIN + 12, T0 + 2));
-    apply_many(&storage, BuiltIn::MovingWindow, &log, &limit, &first).await;
-    let sets = common::command_calls(&url, &["set"]);
-    let verdicts = apply_many(&storage, BuiltIn::MovingWindow, &log, &limit, &ops).await;
-    assert!(verdicts.iter().all(|v| v.allowed));
     let mut state = Vec::new();
-    for &(op, now) in first.iter().chain(&ops) {
-        let _ = BuiltIn::MovingWindow
-            .strategy()
-            .apply(&limit, &mut state, op, now);
+    for (n, at, expected) in [
+        // By script, which writes a new log whole.
+        (2, T0, vec![0, 1, 1]),
+        (CAS_UNIT_MIN + 12, T0 + 2, vec![1, 1, 1]),
+        (3, T0 + 100, vec![0, 1, 1]),
+    ] {
+        let ops = hits(n, at);
+        let (made, verdicts) = counts
+            .during(
+                &log_sent,
+                apply_many(&log_storage, moving, &log, &limit, &ops),
+            )
+            .await;
+        assert_eq!(verdicts, model(moving, &limit, &mut state, &ops));
+        assert_eq!(stored(&log_storage, &log).await.as_ref(), Some(&state));
+        assert_eq!(made, expected, "a unit of {n} on a short log");
     }
-    let stored = storage.get(&log, Timestamp::from_millis(T0)).await;
-    assert_eq!(stored.expect("get").map(|v| v.value), Some(state));
-    assert_eq!(
-        common::command_calls(&url, &["set"]) - sets,
-        0,
-        "the moving window's log was written whole (SET), not appended to"
-    );
+    let long_limit: RateLimit = "100000 per minute".parse().expect("limit");
+    let long = limiter.storage_key(&long_limit, &Key::from("long"));
+    let mut state = Vec::new();
+    // 1,100 records of 16 bytes: past the 16 KiB bound on held states.
+    for (n, at, expected) in [
+        (1_100, T0, vec![1, 1, 1]),
+        (CAS_UNIT_MIN + 2, T0 + 2_000, vec![1, 1, 1]),
+        (CAS_UNIT_MIN + 2, T0 + 3_000, vec![0, 0, 1]),
+        (3, T0 + 4_000, vec![0, 0, 1]),
+    ] {
+        let ops = hits(n, at);
+        let (made, verdicts) = counts
+            .during(
+                &log_sent,
+                apply_many(&log_storage, moving, &long, &long_limit, &ops),
+            )
+            .await;
+        assert_eq!(verdicts, model(moving, &long_limit, &mut state, &ops));
+        assert_eq!(stored(&log_storage, &long).await.as_ref(), Some(&state));
+        assert_eq!(made, expected, "a unit of {n} on a long log");
+    }
+    assert!(state.len() > 16 * 1024);
 
     // Multi-limit hits: a wide unit as one MGET and one cas_many.lua (one GETRANGE per
     // key), a narrow one by script; the same bytes as the calls one at a time.

@@ -38,16 +38,14 @@ use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
-use std::time::Duration;
 
 use crate::clock::Timestamp;
 use crate::error::{StorageError, StorageErrorKind};
-use crate::limit::RateLimit;
-use crate::storage::{Answer, BatchItem, KeyOp, KeyRef, NativeStrategies, Storage, StorageKey};
+use crate::storage::{Answer, BatchItem, KeyOp, KeyRef, NativeStrategies, Storage};
 use crate::strategy::{BuiltIn, Op, Strategy, Verdict};
 
 use super::backoff::Backoff;
-use super::dispatch::apply_with_cas;
+use super::dispatch::{apply_in_turn, apply_with_cas};
 
 const SHARDS: usize = 16;
 
@@ -600,34 +598,6 @@ impl NativeUnit<'_> {
     }
 }
 
-/// The time-to-live and time of the last operation that changed a state.
-type LastWrite = Option<(Duration, Timestamp)>;
-
-/// Applies `ops` in order to `state` with `strategy`: each operation's verdict, and
-/// the time-to-live and time of the last one that changed the state (`None`: none
-/// did, nothing to write).
-pub(crate) fn apply_in_turn(
-    strategy: &dyn Strategy,
-    limit: &RateLimit,
-    state: &mut Vec<u8>,
-    ops: &[(Op, Timestamp)],
-    key: &StorageKey,
-) -> Result<(Vec<Verdict>, LastWrite), StorageError> {
-    let mut verdicts = Vec::with_capacity(ops.len());
-    let mut write = None;
-    for &(op, now) in ops {
-        let transition = strategy.apply(limit, state, op, now).map_err(|e| {
-            StorageError::new(StorageErrorKind::Corrupt, "apply", e.to_string())
-                .with_key(key.as_str())
-        })?;
-        if let Some(ttl) = transition.write {
-            write = Some((ttl, now));
-        }
-        verdicts.push(transition.verdict);
-    }
-    Ok((verdicts, write))
-}
-
 /// One unit on the compare-and-set core: read once, apply every operation in order,
 /// write once; start over when another writer got there first.
 async fn run_unit(
@@ -646,7 +616,8 @@ async fn run_unit(
             Some(current) => (current.value, Some(current.version)),
             None => (Vec::new(), None),
         };
-        let (verdicts, write) = apply_in_turn(strategy, limit, &mut state, ops, key)?;
+        let (verdicts, write) = apply_in_turn(strategy, limit, &mut state, ops)
+            .map_err(|e| e.with_key(key.as_str()))?;
         let Some((ttl, now)) = write else {
             return Ok(verdicts);
         };
@@ -681,6 +652,7 @@ mod tests {
     use proptest::prelude::{prop_assert, proptest, ProptestConfig};
     use std::future::Future;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
 
     /// [`TinyStorage`] whose reads and writes yield a few times, as a round trip
     /// would, so that calls queue up behind the one in flight; counts its calls.

@@ -10,7 +10,6 @@ use crate::storage::{Answer, Batch, BatchItem, KeyOp, KeyRef, Storage};
 use crate::strategy::{Op, Strategy, Verdict};
 
 use super::backoff;
-use super::coalesce::apply_in_turn;
 
 /// `key_op` on the storage, as an expression of the calling `async fn`: the storage's
 /// own operation when it runs the strategy natively, else the compare-and-set core.
@@ -128,6 +127,40 @@ where
     Ok(verdicts)
 }
 
+/// The time-to-live and time of the last operation that changed a state.
+type LastWrite = Option<(std::time::Duration, Timestamp)>;
+
+/// Several operations on one key, in order, on the key's state held by the caller,
+/// each with its own time, as if each ran alone right after the one before: each
+/// operation's verdict, and the time-to-live and time of the last one that changed
+/// the state (`None`: none did, nothing to write). The routine under
+/// [`apply_many_with_cas`], for a storage that holds the state another way (a state
+/// it wrote itself, whose version it knows), then writes it back with one
+/// compare-and-set.
+///
+/// # Errors
+///
+/// [`StorageErrorKind::Corrupt`] when the state does not decode.
+pub fn apply_in_turn(
+    strategy: &dyn Strategy,
+    limit: &RateLimit,
+    state: &mut Vec<u8>,
+    ops: &[(Op, Timestamp)],
+) -> Result<(Vec<Verdict>, LastWrite), StorageError> {
+    let mut verdicts = Vec::with_capacity(ops.len());
+    let mut write = None;
+    for &(op, now) in ops {
+        let transition = strategy
+            .apply(limit, state, op, now)
+            .map_err(|e| StorageError::new(StorageErrorKind::Corrupt, "apply", e.to_string()))?;
+        if let Some(ttl) = transition.write {
+            write = Some((ttl, now));
+        }
+        verdicts.push(transition.verdict);
+    }
+    Ok((verdicts, write))
+}
+
 /// Several operations on one key in one read and one compare-and-set, each with its
 /// own time, in order, as if each ran alone right after the one before: what a
 /// storage's [`apply_many`](crate::storage::NativeStrategies::apply_many) must answer,
@@ -159,7 +192,8 @@ pub async fn apply_many_with_cas(
         Some(current) => (current.value, Some(current.version)),
         None => (Vec::new(), None),
     };
-    let (verdicts, write) = apply_in_turn(strategy, limit, &mut state, ops, &stored)?;
+    let (verdicts, write) =
+        apply_in_turn(strategy, limit, &mut state, ops).map_err(|e| e.with_key(stored.as_str()))?;
     let Some((ttl, now)) = write else {
         return Ok(Some(verdicts));
     };

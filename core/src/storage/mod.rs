@@ -170,7 +170,7 @@ use crate::error::StorageError;
 pub use crate::key::{KeyRef, StorageKey};
 use crate::limit::RateLimit;
 pub use crate::limiter::{
-    apply, apply_batch, apply_batches_in_turn, apply_many_with_cas, apply_with_cas,
+    apply, apply_batch, apply_batches_in_turn, apply_in_turn, apply_many_with_cas, apply_with_cas,
 };
 use crate::strategy::{BuiltIn, Op, Verdict};
 
