@@ -403,3 +403,80 @@ async fn hit_all_asks_the_storage_and_fills_the_cache() {
     assert_eq!(storage.calls(), calls, "the rejecting limit is cached");
     assert_eq!(limiter.stats(&limits[1], &key).await.unwrap().remaining, 9);
 }
+
+/// What the rejection cache costs in correctness, in numbers: after another process
+/// clears a key, this process keeps rejecting it from its cache until the retry time
+/// the storage gave it, never longer; what it answers then is the storage's answer.
+/// (`cargo test -p limiter-core --test hotkeys -- --nocapture` prints the figures.)
+#[tokio::test]
+async fn a_clear_elsewhere_costs_at_most_the_cached_retry_time() {
+    let bounds = [
+        ("fixed-window", 60_000),
+        ("moving-window", 60_000),
+        ("sliding-window-counter", 60_001),
+        ("gcra", 6_000),
+    ];
+    for strategy in strategies() {
+        let name = strategy.name();
+        let t0 = 7_000_000 + 15_000;
+        let clock = ManualClock::new(t0);
+        let storage = Arc::new(Switchable::default());
+        let here = RateLimiter::builder(storage.clone())
+            .strategy_arc(strategy.clone())
+            .clock(clock.clone())
+            .build();
+        // Another process on the same store: no cache of its own.
+        let elsewhere = RateLimiter::builder(storage.clone())
+            .strategy_arc(strategy.clone())
+            .clock(clock.clone())
+            .rejection_cache(None)
+            .build();
+        let (l, key) = (limit("10 per minute"), Key::from("client"));
+        for _ in 0..10 {
+            assert!(here.hit(&l, &key, 1).await.unwrap().is_allowed(), "{name}");
+        }
+        let rejected = here.hit(&l, &key, 1).await.unwrap();
+        let wait = rejected.retry_after().expect("a retry time");
+        let retry_at = t0 + u64::try_from(wait.as_millis()).expect("a short wait");
+        elsewhere.clear(&l, &key).await.unwrap();
+        // Every 100 ms from the clear: how long this process still rejects what the
+        // store would admit.
+        let mut early_until = None;
+        for step in 1..=700u64 {
+            let now = t0 + step * 100;
+            clock.set(now);
+            let (cached, store) = (
+                here.test(&l, &key, 1).await.unwrap(),
+                elsewhere.test(&l, &key, 1).await.unwrap(),
+            );
+            assert!(
+                store.is_allowed(),
+                "{name}: the store admits after the clear"
+            );
+            if cached.is_allowed() {
+                assert_eq!(
+                    cached, store,
+                    "{name}: past the retry time, the store's answer"
+                );
+                assert!(now >= retry_at, "{name}: admitted before its retry time");
+            } else {
+                assert!(now < retry_at, "{name}: rejected past its retry time");
+                early_until = Some(now);
+            }
+        }
+        let early = early_until.map_or(0, |t| t - t0);
+        let bound = bounds.iter().find(|(n, _)| *n == name).map(|b| b.1);
+        println!(
+            "{name}: rejected from the cache for {early} ms after a clear elsewhere \
+             (retry time {} ms after the rejection)",
+            retry_at - t0
+        );
+        assert!(
+            early < retry_at - t0 && Some(retry_at - t0) <= bound,
+            "{name}"
+        );
+        // Hits past the retry time reach the store again.
+        clock.set(retry_at);
+        assert!(here.hit(&l, &key, 1).await.unwrap().is_allowed(), "{name}");
+    }
+}
