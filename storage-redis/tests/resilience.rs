@@ -259,6 +259,12 @@ async fn an_open_breaker_answers_in_a_millisecond_and_closes_soon_after_the_serv
     }
     let back = resumed.elapsed();
     assert!(back <= 2 * probe_interval, "{back:?}");
+    // The figures, for `-- --nocapture`.
+    println!(
+        "breaker open: {} calls, p99 {p99:?}, slowest {slowest:?}; \
+         decisions again {back:?} after the server resumed (probe interval {probe_interval:?})",
+        latencies.len()
+    );
     for _ in 0..20 {
         let decision = limiter
             .hit(&limit, &Key::from("after"), 1)
