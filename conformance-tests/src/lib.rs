@@ -64,6 +64,19 @@
 //! and its message names the mode, strategy, case, the clock's offset from [`T0_MS`],
 //! the step and the expected and actual values.
 //!
+//! # Across processes
+//!
+//! A storage that shares a server can also check exactness across operating-system
+//! processes: two processes of 64 callers each on one key of `1000 per minute`, every
+//! strategy, coalescing and the rejection cache on, admit exactly 1,000 hits on a
+//! frozen clock and never more than the strategy allows on the system clock. One
+//! macro call, at the top level of a test file of its own
+//! (`tests/processes.rs`), writes the two tests it needs; see [`processes`]:
+//!
+//! ```ignore
+//! limiter_conformance::processes!(MyStorage::connect(&url()).await.expect("connect"));
+//! ```
+//!
 //! # Capabilities
 //!
 //! What a storage can do, it declares itself in
@@ -127,6 +140,7 @@ pub mod cases;
 mod ctx;
 pub mod events;
 mod macros;
+pub mod processes;
 mod reference;
 mod rng;
 
