@@ -71,7 +71,7 @@
 //! strategy, coalescing and the rejection cache on, admit exactly 1,000 hits on a
 //! frozen clock and never more than the strategy allows on the system clock. One
 //! macro call, at the top level of a test file of its own
-//! (`tests/processes.rs`), writes the two tests it needs; see [`processes`]:
+//! (`tests/processes.rs`), writes the two tests it needs; see [`processes`](mod@processes):
 //!
 //! ```ignore
 //! limiter_conformance::processes!(MyStorage::connect(&url()).await.expect("connect"));
