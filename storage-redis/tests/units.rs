@@ -269,80 +269,49 @@ async fn wide_units_go_as_a_read_and_a_compare_and_set_and_lost_races_by_script(
 
     // What a held state cannot see: another client's write, or the key expiring. The
     // compare-and-set at the held version then writes nothing, and the unit goes by
-    // script on the key as it is. (Its own connection: a lost race sends the next
-    // units of that storage by script.)
+    // script on the key as it is. (One case at a time, each on its own connection: a
+    // lost race sends the next units of that storage by script, and two keys may
+    // share the memo's slot.)
     for strategy in [BuiltIn::FixedWindow, BuiltIn::SlidingWindow, BuiltIn::Gcra] {
-        let storage = common::connect("LIMITER_REDIS_URL", "limiter-units:").await;
-        let other = common::connect("LIMITER_REDIS_URL", "limiter-units:").await;
-        let limiter = RateLimiter::builder(Arc::new(storage.clone()))
-            .strategy_arc(common::strategy(strategy))
-            .namespace(format!("units-stale-{run}"))
-            .build();
-        let (rewritten, gone) = (
-            limiter.storage_key(&limit, &Key::from("rewritten")),
-            limiter.storage_key(&limit, &Key::from("gone")),
-        );
-        let (mut state, mut state_gone) = (Vec::new(), Vec::new());
-        let ops = hits(CAS_UNIT_MIN, T0);
-        apply_many(&storage, strategy, &rewritten, &limit, &ops).await;
-        model(strategy, &limit, &mut state, &ops);
-        apply_many(&storage, strategy, &gone, &limit, &ops).await;
-        // The other client: one more hit on one key, the other key deleted.
-        let now = Timestamp::from_millis(T0 + 50);
-        let current = other
-            .get(&rewritten, now)
-            .await
-            .expect("get")
-            .expect("stored");
-        let extra = [(Op::Hit { cost: 5 }, now)];
-        model(strategy, &limit, &mut state, &extra);
-        let ttl = Duration::from_secs(120);
-        let set = other.compare_and_set(&rewritten, Some(current.version), &state, ttl, now);
-        assert!(set.await.expect("compare_and_set"), "{strategy}");
-        other.delete(&gone).await.expect("delete");
-
-        let ops = hits(3, T0 + 60);
-        let (made, verdicts) = counts
-            .during(
-                &sent,
-                apply_many(&storage, strategy, &rewritten, &limit, &ops),
-            )
-            .await;
-        assert_eq!(
-            verdicts,
-            model(strategy, &limit, &mut state, &ops),
-            "{strategy}"
-        );
-        assert_eq!(
-            stored(&storage, &rewritten).await.as_ref(),
-            Some(&state),
-            "{strategy}"
-        );
-        // The compare-and-set that wrote nothing, then the script.
-        assert_eq!(
-            made,
-            vec![1, 1, 2],
-            "{strategy}: a held unit after another write"
-        );
-
-        let (made, verdicts) = counts
-            .during(&sent, apply_many(&storage, strategy, &gone, &limit, &ops))
-            .await;
-        assert_eq!(
-            verdicts,
-            model(strategy, &limit, &mut state_gone, &ops),
-            "{strategy}"
-        );
-        assert_eq!(
-            stored(&storage, &gone).await.as_ref(),
-            Some(&state_gone),
-            "{strategy}"
-        );
-        assert_eq!(
-            made,
-            vec![1, 1, 2],
-            "{strategy}: a held unit after the key went"
-        );
+        for case in ["rewritten", "gone"] {
+            let storage = common::connect("LIMITER_REDIS_URL", "limiter-units:").await;
+            let other = common::connect("LIMITER_REDIS_URL", "limiter-units:").await;
+            let limiter = RateLimiter::builder(Arc::new(storage.clone()))
+                .strategy_arc(common::strategy(strategy))
+                .namespace(format!("units-stale-{run}"))
+                .build();
+            let key = limiter.storage_key(&limit, &Key::from(case));
+            let mut state = Vec::new();
+            let ops = hits(CAS_UNIT_MIN, T0);
+            let (made, _) = counts
+                .during(&sent, apply_many(&storage, strategy, &key, &limit, &ops))
+                .await;
+            assert_eq!(made, read_and_cas, "{strategy}, {case}: the first unit");
+            model(strategy, &limit, &mut state, &ops);
+            // The other client: one more hit on the key, or the key deleted.
+            let now = Timestamp::from_millis(T0 + 50);
+            if case == "rewritten" {
+                let current = other.get(&key, now).await.expect("get").expect("stored");
+                let extra = [(Op::Hit { cost: 5 }, now)];
+                model(strategy, &limit, &mut state, &extra);
+                let ttl = Duration::from_secs(120);
+                let set = other.compare_and_set(&key, Some(current.version), &state, ttl, now);
+                assert!(set.await.expect("compare_and_set"), "{strategy}");
+            } else {
+                other.delete(&key).await.expect("delete");
+                state.clear();
+            }
+            let ops = hits(3, T0 + 60);
+            let (made, verdicts) = counts
+                .during(&sent, apply_many(&storage, strategy, &key, &limit, &ops))
+                .await;
+            let expected = model(strategy, &limit, &mut state, &ops);
+            assert_eq!(verdicts, expected, "{strategy}, {case}");
+            let stored_now = stored(&storage, &key).await;
+            assert_eq!(stored_now.as_ref(), Some(&state), "{strategy}, {case}");
+            // The compare-and-set that wrote nothing, then the script.
+            assert_eq!(made, vec![1, 1, 2], "{strategy}, {case}: the held unit");
+        }
     }
 
     // Moving-window logs: a wide unit on a short log goes as a read and a
