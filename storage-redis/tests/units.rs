@@ -335,47 +335,43 @@ async fn wide_units_go_as_a_read_and_a_compare_and_set_and_lost_races_by_script(
         &hits(CAS_UNIT_MIN, T0 + 2),
     )
     .await;
-    let log = limiter.storage_key(&limit, &Key::from("log"));
-    let mut state = Vec::new();
-    for (n, at, expected) in [
-        // By script, which writes a new log whole.
-        (2, T0, vec![0, 1, 1]),
-        (CAS_UNIT_MIN + 12, T0 + 2, vec![1, 1, 1]),
-        (3, T0 + 100, vec![0, 1, 1]),
-    ] {
-        let ops = hits(n, at);
-        let (made, verdicts) = counts
-            .during(
-                &log_sent,
-                apply_many(&log_storage, moving, &log, &limit, &ops),
-            )
-            .await;
-        assert_eq!(verdicts, model(moving, &limit, &mut state, &ops));
-        assert_eq!(stored(&log_storage, &log).await.as_ref(), Some(&state));
-        assert_eq!(made, expected, "a unit of {n} on a short log");
-    }
     let long_limit: RateLimit = "100000 per minute".parse().expect("limit");
-    let long = limiter.storage_key(&long_limit, &Key::from("long"));
-    let mut state = Vec::new();
-    // 1,100 records of 16 bytes: past the 16 KiB bound on held states.
-    for (n, at, expected) in [
-        (1_100, T0, vec![1, 1, 1]),
-        (CAS_UNIT_MIN + 2, T0 + 2_000, vec![1, 1, 1]),
-        (CAS_UNIT_MIN + 2, T0 + 3_000, vec![0, 0, 1]),
-        (3, T0 + 4_000, vec![0, 0, 1]),
-    ] {
-        let ops = hits(n, at);
-        let (made, verdicts) = counts
-            .during(
-                &log_sent,
-                apply_many(&log_storage, moving, &long, &long_limit, &ops),
-            )
-            .await;
-        assert_eq!(verdicts, model(moving, &long_limit, &mut state, &ops));
-        assert_eq!(stored(&log_storage, &long).await.as_ref(), Some(&state));
-        assert_eq!(made, expected, "a unit of {n} on a long log");
+    let cases = [
+        (
+            "a short log",
+            &limit,
+            vec![
+                // By script, which writes a new log whole.
+                (2, T0, vec![0, 1, 1]),
+                (CAS_UNIT_MIN + 12, T0 + 2, vec![1, 1, 1]),
+                (3, T0 + 100, vec![0, 1, 1]),
+            ],
+        ),
+        (
+            // 1,100 records of 16 bytes: past the 16 KiB bound on held states.
+            "a long log",
+            &long_limit,
+            vec![
+                (1_100, T0, vec![1, 1, 1]),
+                (CAS_UNIT_MIN + 2, T0 + 2_000, vec![1, 1, 1]),
+                (CAS_UNIT_MIN + 2, T0 + 3_000, vec![0, 0, 1]),
+                (3, T0 + 4_000, vec![0, 0, 1]),
+            ],
+        ),
+    ];
+    for (name, limit, units) in cases {
+        let log = limiter.storage_key(limit, &Key::from(name));
+        let mut state = Vec::new();
+        for (n, at, expected) in units {
+            let ops = hits(n, at);
+            let unit = apply_many(&log_storage, moving, &log, limit, &ops);
+            let (made, verdicts) = counts.during(&log_sent, unit).await;
+            assert_eq!(verdicts, model(moving, limit, &mut state, &ops), "{name}");
+            assert_eq!(stored(&log_storage, &log).await.as_ref(), Some(&state));
+            assert_eq!(made, expected, "a unit of {n} on {name}");
+        }
+        assert_eq!(state.len() > 16 * 1024, name == "a long log");
     }
-    assert!(state.len() > 16 * 1024);
 
     // Multi-limit hits: a wide unit as one MGET and one cas_many.lua (one GETRANGE per
     // key), a narrow one by script; the same bytes as the calls one at a time.
